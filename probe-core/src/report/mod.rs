@@ -1,0 +1,1 @@
+//! Result types (serde) shared by the CLI, the agent and library users: the JSON schema.

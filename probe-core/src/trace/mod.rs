@@ -1,0 +1,1 @@
+//! Path tests: traceroute with Paris flow ids, MDA multipath discovery, PMTU.

@@ -1,0 +1,1 @@
+//! Wire formats as typed views over byte buffers. Parse and emit are symmetric.

@@ -1,0 +1,1 @@
+//! probe-lab: the development testbed (network namespaces, topologies, impairment hop).
