@@ -220,9 +220,9 @@ mod tests {
         for i in 0..100 {
             let v = i * 37 % 101 * 1000;
             if i % 2 == 0 {
-                a.record(v)
+                a.record(v);
             } else {
-                b.record(v)
+                b.record(v);
             }
             all.record(v);
         }
