@@ -1,7 +1,13 @@
 //! Command-line definitions (clap).
 
-use clap::{Parser, Subcommand};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
+
+/// Default STAMP port (RFC 8762 test traffic, A2A UDP tests).
+pub const STAMP_PORT: u16 = 49153;
 
 /// Network measurement probe: agent-to-agent, path and network tests.
 #[derive(Debug, Parser)]
@@ -19,9 +25,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the responder: STAMP reflector on 49153/udp (RFC 8762).
+    /// Run the responder: STAMP reflector on 49153/udp (RFC 8762), IPv4 and IPv6.
     Serve(ServeArgs),
-    /// Agent-to-agent test against a peer's responder (embedded responder when no --peer).
+    /// Agent-to-agent UDP test (STAMP) against a peer's responder; embedded responder when no --peer.
     A2a(A2aArgs),
     /// Path test: traceroute with Paris flow ids, MDA, MPLS and PMTU.
     Trace(PendingArgs),
@@ -38,18 +44,134 @@ pub enum Command {
     },
 }
 
-/// Arguments of a subcommand that has not landed yet (accepted and ignored).
-#[derive(Debug, clap::Args)]
+/// Arguments of a subcommand that has not landed yet (accepted, then refused with a message).
+#[derive(Debug, Args)]
 pub struct PendingArgs {
     /// Anything; the subcommand is not available yet.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
 }
 
+/// Address family restriction shared by the test commands.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct FamilyArgs {
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+}
+
 /// `probe serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (repeatable). Default: `::` dual-stack, or 0.0.0.0 where IPv6 is off.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<IpAddr>,
+    /// UDP port of the STAMP reflector.
+    #[arg(long, default_value_t = STAMP_PORT)]
+    pub port: u16,
+    /// Most concurrent sender sessions kept; the oldest is evicted beyond it.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_sessions: usize,
+    /// A session idle this long is forgotten.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most packets per second answered per source address (0 = unlimited).
+    #[arg(long, default_value_t = 200_000)]
+    pub rate_limit: u32,
+    /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Send rate for `probe a2a --rate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// As fast as the path and the peer allow.
+    Max,
+    /// This many packets per second.
+    Pps(f64),
+}
 
 /// `probe a2a`.
-#[derive(Debug, clap::Args)]
-pub struct A2aArgs {}
+#[derive(Debug, Args)]
+pub struct A2aArgs {
+    /// The peer's responder, `HOST[:PORT]` (port 49153 by default; `[v6addr]:port` for IPv6).
+    /// Without it, probe starts an embedded responder on loopback and tests against that.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub peer: Option<String>,
+    /// Number of test packets to send.
+    #[arg(long, short = 'c', conflicts_with = "duration")]
+    pub count: Option<u64>,
+    /// How long to send, e.g. `3s`, `500ms`, `1m`.
+    #[arg(long, short = 'd', value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Interval between packets on an isochronous schedule, e.g. `10ms`, `1ms`, `200us`.
+    #[arg(long, short = 'i', default_value = "10ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Send rate instead of --interval: packets per second, or `max` to flood.
+    #[arg(long, value_parser = parse_rate, conflicts_with = "interval")]
+    pub rate: Option<Rate>,
+    /// UDP payload size in bytes (STAMP minimum 44).
+    #[arg(long, short = 's', default_value_t = 44)]
+    pub size: usize,
+    /// DSCP codepoint (0-63) for the test packets.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub dscp: Option<u8>,
+    /// Source address to send from (choose an uplink on a multi-homed host).
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+    /// Network interface to send through (SO_BINDTODEVICE).
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// How long to wait for late replies after the last packet.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub wait: Duration,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Address family.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// Parses durations such as `3s`, `500ms`, `200us`, `1m30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}: write a duration with a unit, e.g. 3s, 500ms, 200us"))
+}
+
+/// Parses `--rate`: `max` or a positive number of packets per second.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(Rate::Max);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Rate::Pps(v)),
+        _ => Err(format!("`{s}` is not a rate: give packets per second (e.g. 1000) or `max`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_rates() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3").is_err());
+        assert_eq!(parse_rate("max"), Ok(Rate::Max));
+        assert_eq!(parse_rate("2500"), Ok(Rate::Pps(2500.0)));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
