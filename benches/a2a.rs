@@ -1,0 +1,3 @@
+//! Benchmarks of the agent-to-agent (STAMP) sans-IO core.
+
+fn main() {}
