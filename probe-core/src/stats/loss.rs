@@ -192,7 +192,9 @@ mod tests {
         let a = run(&mut t, &[1, 2, 3, 5, 4, 6, 6, 2]);
         assert_eq!(
             a,
-            vec![InOrder, InOrder, InOrder, InOrder, Reordered, InOrder, Duplicate, Duplicate]
+            vec![
+                InOrder, InOrder, InOrder, InOrder, Reordered, InOrder, Duplicate, Duplicate
+            ]
         );
         assert_eq!((t.unique(), t.reordered(), t.duplicates()), (6, 1, 2));
         assert_eq!(t.lost(6), 0);
@@ -201,7 +203,10 @@ mod tests {
     #[test]
     fn first_arrival_late_start() {
         let mut t = SeqTracker::new(0);
-        assert_eq!(run(&mut t, &[3, 0, 1, 2]), vec![InOrder, Reordered, Reordered, Reordered]);
+        assert_eq!(
+            run(&mut t, &[3, 0, 1, 2]),
+            vec![InOrder, Reordered, Reordered, Reordered]
+        );
         assert_eq!(t.lost(4), 0);
     }
 
@@ -213,7 +218,9 @@ mod tests {
         let a = run(&mut t, &seqs);
         assert_eq!(
             a,
-            vec![InOrder, InOrder, InOrder, InOrder, InOrder, Reordered, Duplicate]
+            vec![
+                InOrder, InOrder, InOrder, InOrder, InOrder, Reordered, Duplicate
+            ]
         );
         assert_eq!(t.highest(), Some(5));
         assert_eq!(t.unique(), 6);

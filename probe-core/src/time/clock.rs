@@ -154,8 +154,9 @@ mod tests {
 
     #[test]
     fn mode_serializes_lower_case() {
-        let json = serde_json::to_string(&[ClockMode::Shared, ClockMode::Synced, ClockMode::Estimated])
-            .expect("json");
+        let json =
+            serde_json::to_string(&[ClockMode::Shared, ClockMode::Synced, ClockMode::Estimated])
+                .expect("json");
         assert_eq!(json, r#"["shared","synced","estimated"]"#);
         let back: ClockMode = serde_json::from_str("\"synced\"").expect("parse");
         assert_eq!(back, ClockMode::Synced);
@@ -174,7 +175,10 @@ mod tests {
             max_error: None,
             ..local
         });
-        assert_eq!(decide_mode(&local, &same), (ClockMode::Shared, Some(Duration::ZERO)));
+        assert_eq!(
+            decide_mode(&local, &same),
+            (ClockMode::Shared, Some(Duration::ZERO))
+        );
         let other = ClockInfo {
             boot_id: BootId([1; 16]),
             synchronized: true,
@@ -200,7 +204,10 @@ mod tests {
             decide_mode(&local, &by_estimates),
             (ClockMode::Synced, Some(Duration::from_millis(3)))
         );
-        assert_eq!(decide_mode(&local, &PeerClock::Unknown), (ClockMode::Estimated, None));
+        assert_eq!(
+            decide_mode(&local, &PeerClock::Unknown),
+            (ClockMode::Estimated, None)
+        );
         // Two unknown boot ids are not proof of one kernel.
         let anon = ClockInfo::default();
         assert_eq!(

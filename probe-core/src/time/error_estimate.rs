@@ -9,7 +9,7 @@
 //! ```
 //!
 //! S is set when the clock is synchronized to UTC by an external source; Z tells the timestamp
-//! format (0 NTP, 1 truncated PTPv2). The error is `Multiplier * 2^(Scale - 32)` seconds.
+//! format (0 NTP, 1 truncated PTP version 2). The error is `Multiplier * 2^(Scale - 32)` seconds.
 
 use std::time::Duration;
 
@@ -71,7 +71,7 @@ impl ErrorEstimate {
         self.0 & S_BIT != 0
     }
 
-    /// Z bit: timestamps next to this estimate are truncated PTPv2 rather than NTP.
+    /// Z bit: timestamps next to this estimate are truncated PTP version 2 rather than NTP.
     pub const fn ptp(self) -> bool {
         self.0 & Z_BIT != 0
     }

@@ -1,4 +1,4 @@
-//! The 64-bit NTP timestamp format (RFC 5905 section 6) used by STAMP, and the truncated PTPv2
+//! The 64-bit NTP timestamp format (RFC 5905 section 6) used by STAMP, and the truncated PTP version 2
 //! format a STAMP peer may announce with the Z bit of its Error Estimate (RFC 8762 section 4.2.1).
 //!
 //! NTP counts seconds since 1900-01-01 in 32 bits, so it wraps every 2^32 s (eras). [`Nanos`] is
@@ -21,7 +21,7 @@ const ERA_SECS: u64 = 1 << 32;
 
 /// A 64-bit timestamp as carried on the wire: 32 bits of seconds, 32 bits of fraction.
 ///
-/// Whether it is NTP (the default) or truncated PTPv2 is told by the Z bit of the Error Estimate
+/// Whether it is NTP (the default) or truncated PTP version 2 is told by the Z bit of the Error Estimate
 /// next to it; [`NtpTimestamp::decode`] takes that bit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NtpTimestamp(pub u64);
@@ -62,13 +62,13 @@ impl NtpTimestamp {
         Nanos(unix_secs * NANOS_PER_SEC + ns)
     }
 
-    /// The truncated PTPv2 timestamp (TAI seconds, nanoseconds) of a UNIX-epoch UTC instant.
+    /// The truncated PTP version 2 timestamp (TAI seconds, nanoseconds) of a UNIX-epoch UTC instant.
     pub const fn from_nanos_ptp(t: Nanos) -> Self {
         let secs = (t.secs() + TAI_UTC_OFFSET_SECS) % ERA_SECS;
         NtpTimestamp::from_parts(secs as u32, t.subsec_nanos())
     }
 
-    /// Reads this value as truncated PTPv2 (TAI seconds, nanoseconds) and returns UTC.
+    /// Reads this value as truncated PTP version 2 (TAI seconds, nanoseconds) and returns UTC.
     ///
     /// Nanosecond words of 10^9 or more are invalid and saturate to the last nanosecond.
     pub const fn to_nanos_ptp(self) -> Nanos {

@@ -201,7 +201,13 @@ mod tests {
         // Symmetric 5 ms minimum; the others carry forward queueing of up to 20 ms.
         for i in 0..10u64 {
             let queue = if i == 3 { 0 } else { (i + 1) * 2 * MS };
-            let [t1, t2, t3, t4] = exchange(START + i * 10 * MS, 5 * MS + queue, 5 * MS, 42 * MS as i64, 0.0);
+            let [t1, t2, t3, t4] = exchange(
+                START + i * 10 * MS,
+                5 * MS + queue,
+                5 * MS,
+                42 * MS as i64,
+                0.0,
+            );
             assert!(est.add(t1, t2, t3, t4));
         }
         let e = est.estimate().expect("estimate");
@@ -210,7 +216,7 @@ mod tests {
         assert!((e.offset_ns - 42e6).abs() < 1.0, "offset {}", e.offset_ns);
         assert_eq!(e.min_rtt_ns, 10 * MS as i64);
         assert!((e.error_ns - 5e6).abs() < 1.0, "error {}", e.error_ns);
-        assert_eq!(e.drift_ppm, 0.0);
+        assert!(e.drift_ppm.abs() < f64::EPSILON);
     }
 
     #[test]
