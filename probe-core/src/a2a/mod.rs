@@ -1,1 +1,14 @@
 //! Agent-to-agent tests: STAMP (RFC 8762) sender and reflector.
+//!
+//! The sessions here are sans-IO: the reflector and sender are fed datagrams and timestamps as
+//! values and produce bytes and reports; the socket and runtime glue drives them.
+
+mod rate_limit;
+mod reflect_tlv;
+mod reflector;
+
+pub use rate_limit::RateLimiter;
+pub use reflector::{Datagram, DropReason, Reflector, ReflectorConfig, ReflectorCounters};
+
+/// The UDP port probe agents answer STAMP on.
+pub const DEFAULT_PORT: u16 = 49_153;
