@@ -28,7 +28,8 @@ fn answer_flags(received: u8, unrecognized: bool, malformed: bool) -> u8 {
 pub(crate) fn reflect_tlv_area(req: &[u8], out: &mut [u8], clock: &ClockInfo) {
     debug_assert_eq!(req.len(), out.len());
     out.copy_from_slice(req);
-    if req.iter().all(|&b| b == 0) {
+    // A TLV area starts with flags, normally U set; only then scan it all (vectorized OR).
+    if req.first() == Some(&0) && req.iter().fold(0, |acc, &b| acc | b) == 0 {
         return;
     }
     for item in TlvIter::new(req) {
