@@ -71,7 +71,8 @@ pub struct Datagram<'a> {
     pub src: SocketAddr,
     /// Receive time (kernel timestamp when available), UNIX epoch.
     pub rx: Nanos,
-    /// TTL (IPv4) or hop limit (IPv6) it arrived with, when the socket reports it.
+    /// TTL (IPv4) or hop limit (IPv6) it arrived with, when the socket reports it (the reply's
+    /// Ses-Sender TTL field is 0 when `None`).
     pub ttl: Option<u8>,
 }
 

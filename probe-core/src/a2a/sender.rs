@@ -145,6 +145,9 @@ pub enum IgnoreReason {
     UnknownSeq,
     /// The echoed sender timestamp is not the one sent (a reply to an older test).
     StaleTimestamp,
+    /// More distinct replies than [`Sender`] keeps (twice the packets sent, plus 64): a
+    /// reflector duplicating without bound.
+    TooManyReplies,
 }
 
 /// What a reply was.
@@ -456,6 +459,9 @@ impl Sender {
         if rx.since(slot.t1) > self.timeout_ns {
             self.late += 1;
             return ReplyOutcome::Late { seq };
+        }
+        if self.records.len() >= self.slots.len().saturating_mul(2).saturating_add(64) {
+            return ReplyOutcome::Ignored(IgnoreReason::TooManyReplies);
         }
         if self.reverse.on_packet(refl_seq) == Arrival::Duplicate {
             return ReplyOutcome::ReverseDuplicate { seq };

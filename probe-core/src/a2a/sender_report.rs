@@ -99,6 +99,7 @@ impl Sender {
         let (mode, error) = decide_mode(&self.config.clock, &peer);
         match self.config.clock_mode {
             Some(forced) if forced != mode => {
+                // Forced against what the peer said: only the local facts are known.
                 let error = match forced {
                     ClockMode::Shared => Some(Duration::ZERO),
                     ClockMode::Synced => self.config.clock.max_error,

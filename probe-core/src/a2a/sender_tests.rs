@@ -392,3 +392,42 @@ fn config_checks_and_packet_layout() {
     assert_eq!(s.done_at(), Some(Nanos(T0 + 7_000 + 3_000 * MS)));
     assert_eq!(s.finish().schedule_error_us.mean, Some(7.0));
 }
+
+#[test]
+fn endless_forward_duplicates_are_bounded() {
+    let mut sim = Sim::new(config(1), clock(2, false, 0), 0);
+    let (_, pkt, t1) = sim.send();
+    let mut outcomes = Vec::new();
+    // The same packet reflected 100 times: each reply has a new reflector number.
+    for k in 0..100 {
+        let (reply, t3) = sim.reflect(&pkt, t1 + MS + k);
+        outcomes.push(sim.sender.on_reply(&reply, Nanos(t3 + MS)));
+    }
+    let kept = outcomes
+        .iter()
+        .filter(|o| matches!(o, ReplyOutcome::Test { .. }))
+        .count();
+    assert_eq!(kept, 66, "2 * sent + 64 replies kept");
+    assert_eq!(
+        outcomes.last(),
+        Some(&ReplyOutcome::Ignored(IgnoreReason::TooManyReplies))
+    );
+    let r = sim.sender.finish();
+    assert_eq!((r.received, r.forward.duplicates, r.ignored), (1, 65, 34));
+}
+
+#[test]
+fn forced_clock_mode() {
+    let mut c = config(3);
+    c.clock_mode = Some(ClockMode::Shared);
+    let mut sim = Sim::new(c, clock(2, false, 0), 0);
+    for _ in 0..3 {
+        sim.exchange(Some(4 * MS), Some(MS));
+    }
+    let r = sim.sender.finish();
+    assert_eq!(
+        (r.clock.mode, r.clock.basis.as_str()),
+        (ClockMode::Shared, "configured")
+    );
+    assert!(close(r.forward.delay_ms.expect("fwd").mean, 4.0, 1e-6));
+}
