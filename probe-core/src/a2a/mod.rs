@@ -1,1 +1,22 @@
 //! Agent-to-agent tests: STAMP (RFC 8762) sender and reflector.
+//!
+//! The sessions here are sans-IO: the reflector and sender are fed datagrams and timestamps as
+//! values and produce bytes and reports; the socket and runtime glue drives them.
+
+mod rate_limit;
+mod reflect_tlv;
+mod reflector;
+mod schedule;
+mod sender;
+mod sender_report;
+
+pub use rate_limit::RateLimiter;
+pub use reflector::{Datagram, DropReason, Reflector, ReflectorConfig, ReflectorCounters};
+pub use schedule::Schedule;
+pub use sender::{
+    HELLO_SSID_FLIP, IgnoreReason, Limit, MAX_SIZE, ReplyOutcome, Sender, SenderConfig,
+    SenderError, Sent,
+};
+
+/// The UDP port probe agents answer STAMP on.
+pub const DEFAULT_PORT: u16 = 49_153;

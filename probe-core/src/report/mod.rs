@@ -1,1 +1,5 @@
 //! Result types (serde) shared by the CLI, the agent and library users: the JSON schema.
+
+mod a2a;
+
+pub use a2a::{A2aReport, ClockReport, DirectionReport, ScheduleErrorReport, TimestampSource};

@@ -1,0 +1,303 @@
+//! The STAMP Session-Reflector (RFC 8762 section 4.3, stateful), sans-IO.
+//!
+//! The caller hands each received datagram with its source, receive time and TTL, plus the time
+//! it expects to send the answer; the reflector writes the reply into the caller's buffer or
+//! says why it drops the datagram. Sessions are keyed by (source address, source port, SSID) and
+//! each has its own reflector sequence counter from 0, so a sender can tell forward loss
+//! (gaps in the reflector numbers) from reverse loss. Any RFC 8762 sender is answered, known or
+//! not. The reply is exactly as long as the request, never longer (no amplification).
+//!
+//! Bounds: the session table holds at most `max_sessions` (the least recently active is evicted
+//! when a new one needs room) and sessions idle for `idle_timeout` are dropped; each source IP
+//! is held to a token bucket. Sessions are only a counter and a time: a forged session costs the
+//! attacker as much as it costs the reflector.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use lru::LruCache;
+use serde::{Deserialize, Serialize};
+
+use super::DEFAULT_PORT;
+use super::rate_limit::RateLimiter;
+use super::reflect_tlv::reflect_tlv_area;
+use crate::time::{ClockInfo, ErrorEstimate, Nanos, NtpTimestamp};
+use crate::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket};
+
+/// Idle sessions dropped per datagram at most, so that expiry work stays bounded per packet.
+const EXPIRE_PER_PACKET: usize = 2;
+
+/// Reflector settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReflectorConfig {
+    /// Most sessions kept at once (at least 1).
+    pub max_sessions: usize,
+    /// A session silent this long is forgotten (its counter restarts at 0 if it comes back).
+    pub idle_timeout: Duration,
+    /// Sustained packets per second answered per source IP; 0 disables rate limiting.
+    pub rate_limit_pps: u32,
+    /// Burst allowance per source IP, packets.
+    pub rate_limit_burst: u32,
+    /// Most source IPs whose rate is tracked at once (at least 1).
+    pub max_sources: usize,
+    /// The reflector's own port: datagrams *from* this port are dropped, so two reflectors tricked
+    /// into answering each other do not loop. `None` disables the guard.
+    pub loop_guard_port: Option<u16>,
+    /// What the reflector says about its clock (Error Estimate and clock TLV answers).
+    pub clock: ClockInfo,
+}
+
+impl Default for ReflectorConfig {
+    fn default() -> Self {
+        ReflectorConfig {
+            max_sessions: 4_096,
+            idle_timeout: Duration::from_secs(60),
+            rate_limit_pps: 10_000,
+            rate_limit_burst: 1_000,
+            max_sources: 4_096,
+            loop_guard_port: Some(DEFAULT_PORT),
+            clock: ClockInfo::default(),
+        }
+    }
+}
+
+/// A datagram as received.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram<'a> {
+    /// The UDP payload.
+    pub bytes: &'a [u8],
+    /// Source address and port.
+    pub src: SocketAddr,
+    /// Receive time (kernel timestamp when available), UNIX epoch.
+    pub rx: Nanos,
+    /// TTL (IPv4) or hop limit (IPv6) it arrived with, when the socket reports it (the reply's
+    /// Ses-Sender TTL field is 0 when `None`).
+    pub ttl: Option<u8>,
+}
+
+/// Why a datagram got no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    /// Shorter than a STAMP base packet.
+    #[error("junk: {len} octets, shorter than a STAMP packet")]
+    Junk {
+        /// Datagram length.
+        len: usize,
+    },
+    /// The source port is the reflector's own (possible reflector loop).
+    #[error("source port {port} is the reflector's own port")]
+    LoopGuard {
+        /// The source port.
+        port: u16,
+    },
+    /// The source IP exceeded its rate.
+    #[error("source over its rate limit")]
+    RateLimited,
+    /// The caller's reply buffer is shorter than the request.
+    #[error("reply buffer of {available} octets, {needed} needed")]
+    BufferTooSmall {
+        /// Octets needed.
+        needed: usize,
+        /// Octets available.
+        available: usize,
+    },
+}
+
+/// Reflector counters (a JSON object in agent status reports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReflectorCounters {
+    /// Datagrams handed to the reflector.
+    pub received: u64,
+    /// Replies produced.
+    pub reflected: u64,
+    /// Datagrams too short to be STAMP.
+    pub junk: u64,
+    /// Datagrams dropped by the per-source rate limit.
+    pub rate_limited: u64,
+    /// Datagrams dropped by the loop guard or for a short reply buffer.
+    pub refused: u64,
+    /// Sessions created.
+    pub sessions_created: u64,
+    /// Sessions evicted to make room (table full).
+    pub evicted: u64,
+    /// Sessions dropped after `idle_timeout`.
+    pub expired: u64,
+    /// Sessions currently held.
+    pub active_sessions: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SessionKey {
+    src: SocketAddr,
+    ssid: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Session {
+    next_seq: u32,
+    last_seen: Nanos,
+}
+
+/// The sans-IO STAMP reflector (see the module documentation).
+#[derive(Debug)]
+pub struct Reflector {
+    sessions: LruCache<SessionKey, Session>,
+    limiter: Option<RateLimiter>,
+    idle_ns: u64,
+    loop_guard_port: Option<u16>,
+    clock: ClockInfo,
+    error_estimate: ErrorEstimate,
+    counters: ReflectorCounters,
+}
+
+fn non_zero(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl Reflector {
+    /// A reflector with the given settings.
+    pub fn new(config: ReflectorConfig) -> Self {
+        let limiter = (config.rate_limit_pps > 0).then(|| {
+            RateLimiter::new(
+                config.rate_limit_pps,
+                config.rate_limit_burst,
+                non_zero(config.max_sources),
+            )
+        });
+        Reflector {
+            sessions: LruCache::new(non_zero(config.max_sessions)),
+            limiter,
+            idle_ns: u64::try_from(config.idle_timeout.as_nanos()).unwrap_or(u64::MAX),
+            loop_guard_port: config.loop_guard_port,
+            clock: config.clock,
+            error_estimate: config.clock.error_estimate(),
+            counters: ReflectorCounters::default(),
+        }
+    }
+
+    /// Updates what the reflector says about its clock (synchronization changes over time).
+    pub fn set_clock(&mut self, clock: ClockInfo) {
+        self.clock = clock;
+        self.error_estimate = clock.error_estimate();
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> ReflectorCounters {
+        ReflectorCounters {
+            active_sessions: self.sessions.len() as u64,
+            ..self.counters
+        }
+    }
+
+    /// Drops sessions idle since before `now - idle_timeout`, at most `limit`; returns how many.
+    fn expire_some(&mut self, now: Nanos, limit: usize) -> usize {
+        let mut n = 0;
+        while n < limit {
+            match self.sessions.peek_lru() {
+                Some((_, s)) if now.0.saturating_sub(s.last_seen.0) > self.idle_ns => {
+                    self.sessions.pop_lru();
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        self.counters.expired += n as u64;
+        n
+    }
+
+    /// Drops every session idle for longer than `idle_timeout` at `now`; returns how many.
+    /// Replies also expire a few per datagram, so calling this is only needed to free memory
+    /// while traffic is quiet.
+    pub fn expire(&mut self, now: Nanos) -> usize {
+        self.expire_some(now, usize::MAX)
+    }
+
+    /// Answers one datagram: writes the reply into `out` and returns its length (always the
+    /// datagram's length), or the reason for not answering. `tx` is the caller's best estimate
+    /// of when the reply will leave (the reflector's t3).
+    pub fn reflect(
+        &mut self,
+        dgram: &Datagram<'_>,
+        tx: Nanos,
+        out: &mut [u8],
+    ) -> Result<usize, DropReason> {
+        self.counters.received += 1;
+        let len = dgram.bytes.len();
+        let Ok(req) = SenderPacket::new_checked(dgram.bytes) else {
+            self.counters.junk += 1;
+            return Err(DropReason::Junk { len });
+        };
+        if self.loop_guard_port == Some(dgram.src.port()) {
+            self.counters.refused += 1;
+            return Err(DropReason::LoopGuard {
+                port: dgram.src.port(),
+            });
+        }
+        if out.len() < len {
+            self.counters.refused += 1;
+            return Err(DropReason::BufferTooSmall {
+                needed: len,
+                available: out.len(),
+            });
+        }
+        if let Some(limiter) = &mut self.limiter
+            && !limiter.allow(dgram.src.ip(), dgram.rx)
+        {
+            self.counters.rate_limited += 1;
+            return Err(DropReason::RateLimited);
+        }
+        self.expire_some(dgram.rx, EXPIRE_PER_PACKET);
+        let seq = self.next_seq(
+            SessionKey {
+                src: dgram.src,
+                ssid: req.ssid(),
+            },
+            dgram.rx,
+        );
+
+        let mut reply = ReflectorPacket::new_unchecked(&mut out[..len]);
+        ReflectorRepr {
+            seq,
+            timestamp: NtpTimestamp::from_nanos(tx),
+            error_estimate: self.error_estimate,
+            ssid: req.ssid(),
+            receive_timestamp: NtpTimestamp::from_nanos(dgram.rx),
+            sender_seq: req.sequence_number(),
+            sender_timestamp: req.timestamp(),
+            sender_error_estimate: req.error_estimate(),
+            sender_ttl: dgram.ttl.unwrap_or(0),
+        }
+        .emit(&mut reply);
+        if len > BASE_LEN {
+            reflect_tlv_area(req.tlv_area(), reply.tlv_area_mut(), &self.clock);
+        }
+        self.counters.reflected += 1;
+        Ok(len)
+    }
+
+    /// The session's next reflector sequence number (creating the session if new).
+    fn next_seq(&mut self, key: SessionKey, now: Nanos) -> u32 {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            let seq = s.next_seq;
+            s.next_seq = seq.wrapping_add(1);
+            s.last_seen = now;
+            return seq;
+        }
+        let fresh = Session {
+            next_seq: 1,
+            last_seen: now,
+        };
+        if let Some((old, _)) = self.sessions.push(key, fresh)
+            && old != key
+        {
+            self.counters.evicted += 1;
+        }
+        self.counters.sessions_created += 1;
+        0
+    }
+}
+
+#[cfg(test)]
+#[path = "reflector_tests.rs"]
+mod tests;

@@ -1,0 +1,252 @@
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use super::*;
+use crate::time::BootId;
+use crate::wire::stamp::SenderRepr;
+use crate::wire::stamp_clock_tlv::{CLOCK_TLV_LEN, ClockValue, emit_clock_tlv};
+use crate::wire::stamp_tlv::{TLV_HEADER_LEN, Tlv, TlvFlags};
+
+const T0: u64 = 1_700_000_000_000_000_000;
+
+fn src(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+fn request(seq: u32, ssid: u16, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    SenderRepr {
+        seq,
+        timestamp: NtpTimestamp::from_nanos(Nanos(T0 + u64::from(seq))),
+        error_estimate: ErrorEstimate::new(false, false, 10, 3),
+        ssid,
+    }
+    .emit(&mut SenderPacket::new_unchecked(&mut buf[..]));
+    buf
+}
+
+fn synced_clock() -> ClockInfo {
+    ClockInfo {
+        boot_id: BootId([0x42; 16]),
+        synchronized: true,
+        max_error: Some(Duration::from_micros(100)),
+    }
+}
+
+fn reflect(
+    r: &mut Reflector,
+    bytes: &[u8],
+    from: SocketAddr,
+    rx: u64,
+) -> Result<Vec<u8>, DropReason> {
+    let mut out = [0u8; 2048];
+    let d = Datagram {
+        bytes,
+        src: from,
+        rx: Nanos(rx),
+        ttl: Some(61),
+    };
+    let n = r.reflect(&d, Nanos(rx + 20_000), &mut out)?;
+    Ok(out[..n].to_vec())
+}
+
+#[test]
+fn answers_a_plain_rfc8762_sender() {
+    let mut r = Reflector::new(ReflectorConfig {
+        clock: synced_clock(),
+        ..ReflectorConfig::default()
+    });
+    let req = request(17, 0, BASE_LEN);
+    let reply = reflect(&mut r, &req, src(40_000), T0 + 5_000_000).expect("reply");
+    assert_eq!(reply.len(), BASE_LEN);
+    let p = ReflectorPacket::new_checked(&reply[..]).expect("reflector packet");
+    let rep = ReflectorRepr::parse(&p);
+    assert_eq!(rep.seq, 0);
+    assert_eq!(rep.ssid, 0);
+    assert_eq!(rep.sender_seq, 17);
+    assert_eq!(
+        rep.sender_timestamp,
+        NtpTimestamp::from_nanos(Nanos(T0 + 17))
+    );
+    assert_eq!(
+        rep.sender_error_estimate,
+        ErrorEstimate::new(false, false, 10, 3)
+    );
+    assert_eq!(rep.sender_ttl, 61);
+    assert_eq!(rep.receive_timestamp.to_nanos(), Nanos(T0 + 5_000_000));
+    assert_eq!(rep.timestamp.to_nanos(), Nanos(T0 + 5_020_000));
+    assert!(rep.error_estimate.synchronized());
+    assert_eq!(reply[38..40], [0, 0]);
+    assert_eq!(reply[41..44], [0, 0, 0]);
+    let c = r.counters();
+    assert_eq!(
+        (
+            c.received,
+            c.reflected,
+            c.sessions_created,
+            c.active_sessions
+        ),
+        (1, 1, 1, 1)
+    );
+}
+
+#[test]
+fn unsynchronized_clock_clears_s_bit() {
+    let mut r = Reflector::new(ReflectorConfig::default());
+    let reply = reflect(&mut r, &request(0, 1, BASE_LEN), src(40_000), T0).expect("reply");
+    let p = ReflectorPacket::new_checked(&reply[..]).expect("packet");
+    assert!(!p.error_estimate().synchronized());
+    r.set_clock(synced_clock());
+    let reply = reflect(&mut r, &request(1, 1, BASE_LEN), src(40_000), T0 + 1).expect("reply");
+    assert!(
+        ReflectorPacket::new_checked(&reply[..])
+            .expect("packet")
+            .error_estimate()
+            .synchronized()
+    );
+}
+
+#[test]
+fn one_counter_per_address_port_and_ssid() {
+    let mut r = Reflector::new(ReflectorConfig::default());
+    let seq_of = |r: &mut Reflector, ssid, port, t| {
+        let reply = reflect(r, &request(99, ssid, BASE_LEN), src(port), t).expect("reply");
+        ReflectorPacket::new_checked(&reply[..])
+            .expect("packet")
+            .sequence_number()
+    };
+    assert_eq!(seq_of(&mut r, 1, 40_000, T0), 0);
+    assert_eq!(seq_of(&mut r, 1, 40_000, T0 + 1), 1);
+    assert_eq!(seq_of(&mut r, 2, 40_000, T0 + 2), 0);
+    assert_eq!(seq_of(&mut r, 1, 40_001, T0 + 3), 0);
+    assert_eq!(seq_of(&mut r, 1, 40_000, T0 + 4), 2);
+    assert_eq!(r.counters().active_sessions, 3);
+}
+
+#[test]
+fn junk_loops_and_small_buffers_get_no_reply() {
+    let mut r = Reflector::new(ReflectorConfig::default());
+    assert_eq!(
+        reflect(&mut r, &[0u8; 43], src(40_000), T0),
+        Err(DropReason::Junk { len: 43 })
+    );
+    assert_eq!(
+        reflect(&mut r, &[], src(40_000), T0),
+        Err(DropReason::Junk { len: 0 })
+    );
+    assert_eq!(
+        reflect(&mut r, &request(0, 0, BASE_LEN), src(DEFAULT_PORT), T0),
+        Err(DropReason::LoopGuard { port: DEFAULT_PORT })
+    );
+    let req = request(0, 0, 100);
+    let d = Datagram {
+        bytes: &req,
+        src: src(40_000),
+        rx: Nanos(T0),
+        ttl: None,
+    };
+    let mut small = [0u8; 99];
+    assert_eq!(
+        r.reflect(&d, Nanos(T0), &mut small),
+        Err(DropReason::BufferTooSmall {
+            needed: 100,
+            available: 99
+        })
+    );
+    let c = r.counters();
+    assert_eq!((c.received, c.reflected, c.junk, c.refused), (4, 0, 2, 2));
+    assert_eq!(c.active_sessions, 0, "no session for dropped datagrams");
+}
+
+#[test]
+fn rate_limit_per_source() {
+    let mut r = Reflector::new(ReflectorConfig {
+        rate_limit_pps: 10,
+        rate_limit_burst: 3,
+        ..ReflectorConfig::default()
+    });
+    let req = request(0, 0, BASE_LEN);
+    let ok = (0..10)
+        .filter(|_| reflect(&mut r, &req, src(40_000), T0).is_ok())
+        .count();
+    assert_eq!(ok, 3);
+    assert_eq!(r.counters().rate_limited, 7);
+    // 100 ms later one more token.
+    assert!(reflect(&mut r, &req, src(40_000), T0 + 100_000_000).is_ok());
+    assert!(reflect(&mut r, &req, src(40_000), T0 + 100_000_000).is_err());
+}
+
+#[test]
+fn bounded_table_evicts_least_recent() {
+    let mut r = Reflector::new(ReflectorConfig {
+        max_sessions: 2,
+        ..ReflectorConfig::default()
+    });
+    let seq = |r: &mut Reflector, port, t| {
+        let reply = reflect(r, &request(0, 0, BASE_LEN), src(port), t).expect("reply");
+        ReflectorPacket::new_checked(&reply[..])
+            .expect("packet")
+            .sequence_number()
+    };
+    assert_eq!(seq(&mut r, 1_001, T0), 0);
+    assert_eq!(seq(&mut r, 1_002, T0 + 1), 0);
+    assert_eq!(seq(&mut r, 1_001, T0 + 2), 1); // 1002 is now least recent
+    assert_eq!(seq(&mut r, 1_003, T0 + 3), 0); // evicts 1002
+    assert_eq!(seq(&mut r, 1_001, T0 + 4), 2);
+    assert_eq!(seq(&mut r, 1_002, T0 + 5), 0, "evicted session starts over");
+    let c = r.counters();
+    assert_eq!(
+        (c.evicted, c.active_sessions, c.sessions_created),
+        (2, 2, 4)
+    );
+}
+
+#[test]
+fn idle_sessions_expire() {
+    let mut r = Reflector::new(ReflectorConfig {
+        idle_timeout: Duration::from_secs(10),
+        ..ReflectorConfig::default()
+    });
+    let req = request(0, 0, BASE_LEN);
+    reflect(&mut r, &req, src(1_001), T0).expect("reply");
+    reflect(&mut r, &req, src(1_002), T0 + 5_000_000_000).expect("reply");
+    assert_eq!(
+        r.expire(Nanos(T0 + 10_000_000_000)),
+        0,
+        "not yet idle past the timeout"
+    );
+    assert_eq!(r.expire(Nanos(T0 + 10_000_000_001)), 1);
+    assert_eq!(r.counters().active_sessions, 1);
+    // A datagram also expires idle sessions on its way.
+    reflect(&mut r, &req, src(1_003), T0 + 16_000_000_000).expect("reply");
+    let c = r.counters();
+    assert_eq!((c.expired, c.active_sessions), (2, 1));
+}
+
+#[test]
+fn clock_tlv_answered_with_reflector_facts() {
+    let mut r = Reflector::new(ReflectorConfig {
+        clock: synced_clock(),
+        ..ReflectorConfig::default()
+    });
+    let mut req = request(0, 5, BASE_LEN + CLOCK_TLV_LEN);
+    let sender = ClockInfo {
+        boot_id: BootId([1; 16]),
+        ..ClockInfo::default()
+    };
+    emit_clock_tlv(
+        &mut req[BASE_LEN..],
+        TlvFlags(TlvFlags::UNRECOGNIZED),
+        &sender,
+    )
+    .expect("room");
+    let reply = reflect(&mut r, &req, src(40_000), T0).expect("reply");
+    assert_eq!(reply.len(), req.len());
+    let tlv = Tlv::new_checked(&reply[BASE_LEN..]).expect("tlv");
+    assert!(!tlv.flags().unrecognized());
+    let info = ClockValue::new_checked(tlv.value())
+        .expect("value")
+        .to_info();
+    assert_eq!(info, synced_clock());
+    assert_eq!(tlv.total_len(), TLV_HEADER_LEN + 24);
+}

@@ -1,0 +1,275 @@
+//! The result of an agent-to-agent (STAMP) test. Its JSON is a public contract: field names
+//! are pinned by a test, missing values (nothing received) are `null`, never NaN.
+//!
+//! Directions: `forward` is toward the peer (sender to reflector), `reverse` is back. Delays
+//! are in milliseconds, `schedule_error_us` in microseconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Summary;
+use crate::time::ClockMode;
+
+/// Where the packet timestamps came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestampSource {
+    /// Kernel timestamps (`SO_TIMESTAMPING`).
+    Kernel,
+    /// Userspace clock readings around the socket calls.
+    User,
+}
+
+/// One direction of the test.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DirectionReport {
+    /// Packets that entered this direction (forward: sent; reverse: reflected).
+    pub sent: u64,
+    /// Distinct packets that came through (forward: reached the reflector; reverse: replies
+    /// received in time).
+    pub received: u64,
+    /// `sent - received`; `null` when the reflector's numbering does not allow the
+    /// forward/reverse split (see `loss_pct`).
+    pub lost: Option<u64>,
+    /// Loss in percent of `sent`; `null` when nothing was sent or the split is unknown.
+    pub loss_pct: Option<f64>,
+    /// One-way delay; `null` without samples or without a clock offset.
+    pub delay_ms: Option<Summary>,
+    /// RFC 3550 interarrival jitter.
+    pub jitter_ms: Option<f64>,
+    /// Mean of |IPDV| over consecutively numbered packets (RFC 5481).
+    pub ipdv_ms: Option<f64>,
+    /// Distribution of |IPDV|.
+    pub ipdv_abs_ms: Option<Summary>,
+    /// Duplicate arrivals.
+    pub duplicates: u64,
+    /// Reordered arrivals (RFC 4737).
+    pub reordered: u64,
+}
+
+/// How the two ends' clocks were related.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClockReport {
+    /// `shared`, `synced` or `estimated`.
+    pub mode: ClockMode,
+    /// What decided the mode: `configured`, `tlv` (the peer answered probe's clock TLV),
+    /// `error_estimate` (the peer's STAMP Error Estimate S bits) or `none`.
+    pub basis: String,
+    /// Peer clock minus local clock applied to one-way delays, ms (0 for shared and synced).
+    pub offset_ms: Option<f64>,
+    /// Bound on the one-way delay error from the clocks, ms.
+    pub error_ms: Option<f64>,
+    /// Estimated rate difference of the clocks, parts per million (estimated mode only).
+    pub drift_ppm: Option<f64>,
+    /// What the one-way figures assume.
+    pub note: Option<String>,
+}
+
+/// Schedule error: actual send time minus planned send time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleErrorReport {
+    /// Mean, µs.
+    pub mean: Option<f64>,
+    /// Largest, µs.
+    pub max: Option<f64>,
+}
+
+/// The report of one agent-to-agent test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct A2aReport {
+    /// The peer as the user named it.
+    pub peer: String,
+    /// STAMP Session-Sender Identifier of the test.
+    pub ssid: u16,
+    /// UDP payload size of test packets, octets.
+    pub size: usize,
+    /// Planned interval between packets, ms.
+    pub interval_ms: f64,
+    /// Time from the first to the last packet sent, s.
+    pub duration_s: f64,
+    /// Test packets sent.
+    pub sent: u64,
+    /// Distinct test packets answered in time.
+    pub received: u64,
+    /// Round-trip loss: `sent - received`.
+    pub lost: u64,
+    /// Round-trip loss in percent; `null` when nothing was sent.
+    pub loss_pct: Option<f64>,
+    /// Replies that came after the timeout (counted as lost).
+    pub late: u64,
+    /// Datagrams ignored: malformed, other sessions, unknown sequence numbers.
+    pub ignored: u64,
+    /// Achieved send rate, packets per second (`null` under two packets).
+    pub pps: Option<f64>,
+    /// Round-trip time without the reflector's turnaround: `(t4 - t1) - (t3 - t2)`.
+    pub rtt_ms: Option<Summary>,
+    /// Toward the peer.
+    pub forward: DirectionReport,
+    /// Back from the peer.
+    pub reverse: DirectionReport,
+    /// Clock relation behind the one-way figures.
+    pub clock: ClockReport,
+    /// `kernel` or `user`.
+    pub timestamps: TimestampSource,
+    /// Send schedule error.
+    pub schedule_error_us: ScheduleErrorReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        if let Some(map) = v.as_object() {
+            for (k, child) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push(path.clone());
+                keys(child, &path, out);
+            }
+        }
+    }
+
+    fn summary() -> Summary {
+        Summary {
+            min: 1.0,
+            mean: 2.0,
+            p50: 2.0,
+            p90: 3.0,
+            p99: 3.5,
+            max: 4.0,
+            stddev: 0.5,
+        }
+    }
+
+    fn direction() -> DirectionReport {
+        DirectionReport {
+            sent: 10,
+            received: 9,
+            lost: Some(1),
+            loss_pct: Some(10.0),
+            delay_ms: Some(summary()),
+            jitter_ms: Some(0.1),
+            ipdv_ms: Some(0.2),
+            ipdv_abs_ms: Some(summary()),
+            duplicates: 0,
+            reordered: 0,
+        }
+    }
+
+    fn report() -> A2aReport {
+        A2aReport {
+            peer: "127.0.0.1:49153".into(),
+            ssid: 7,
+            size: 44,
+            interval_ms: 10.0,
+            duration_s: 0.09,
+            sent: 10,
+            received: 9,
+            lost: 1,
+            loss_pct: Some(10.0),
+            late: 0,
+            ignored: 0,
+            pps: Some(100.0),
+            rtt_ms: Some(summary()),
+            forward: direction(),
+            reverse: direction(),
+            clock: ClockReport {
+                mode: ClockMode::Estimated,
+                basis: "none".into(),
+                offset_ms: Some(0.5),
+                error_ms: Some(0.1),
+                drift_ppm: Some(0.0),
+                note: Some("assumes symmetric minimum delay".into()),
+            },
+            timestamps: TimestampSource::Kernel,
+            schedule_error_us: ScheduleErrorReport {
+                mean: Some(3.0),
+                max: Some(9.0),
+            },
+        }
+    }
+
+    #[test]
+    fn json_field_names_are_pinned() {
+        let v = serde_json::to_value(report()).expect("json");
+        let mut got = Vec::new();
+        keys(&v, "", &mut got);
+        got.sort();
+        let summary_keys = ["max", "mean", "min", "p50", "p90", "p99", "stddev"];
+        let mut want: Vec<String> = [
+            "peer",
+            "ssid",
+            "size",
+            "interval_ms",
+            "duration_s",
+            "sent",
+            "received",
+            "lost",
+            "loss_pct",
+            "late",
+            "ignored",
+            "pps",
+            "rtt_ms",
+            "forward",
+            "reverse",
+            "clock",
+            "timestamps",
+            "schedule_error_us",
+            "clock.mode",
+            "clock.basis",
+            "clock.offset_ms",
+            "clock.error_ms",
+            "clock.drift_ppm",
+            "clock.note",
+            "schedule_error_us.mean",
+            "schedule_error_us.max",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+        want.extend(summary_keys.iter().map(|k| format!("rtt_ms.{k}")));
+        for dir in ["forward", "reverse"] {
+            for k in [
+                "sent",
+                "received",
+                "lost",
+                "loss_pct",
+                "delay_ms",
+                "jitter_ms",
+                "ipdv_ms",
+                "ipdv_abs_ms",
+                "duplicates",
+                "reordered",
+            ] {
+                want.push(format!("{dir}.{k}"));
+            }
+            for s in ["delay_ms", "ipdv_abs_ms"] {
+                want.extend(summary_keys.iter().map(|k| format!("{dir}.{s}.{k}")));
+            }
+        }
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(v["clock"]["mode"], "estimated");
+        assert_eq!(v["timestamps"], "kernel");
+    }
+
+    #[test]
+    fn missing_values_are_null_and_round_trip() {
+        let mut r = report();
+        r.rtt_ms = None;
+        r.forward = DirectionReport::default();
+        r.pps = None;
+        let v = serde_json::to_value(&r).expect("json");
+        assert!(v["rtt_ms"].is_null());
+        assert!(v["pps"].is_null());
+        assert!(v["forward"]["delay_ms"].is_null());
+        assert!(v["forward"]["loss_pct"].is_null());
+        let text = serde_json::to_string(&r).expect("json");
+        assert!(!text.contains("NaN"));
+        let back: A2aReport = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, r);
+    }
+}
