@@ -127,6 +127,21 @@ pub struct ReflectorCounters {
     pub active_sessions: u64,
 }
 
+impl ReflectorCounters {
+    /// Adds another reflector's counters (a responder with several sockets).
+    pub fn merge(&mut self, o: &ReflectorCounters) {
+        self.received += o.received;
+        self.reflected += o.reflected;
+        self.junk += o.junk;
+        self.rate_limited += o.rate_limited;
+        self.refused += o.refused;
+        self.sessions_created += o.sessions_created;
+        self.evicted += o.evicted;
+        self.expired += o.expired;
+        self.active_sessions += o.active_sessions;
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct SessionKey {
     src: SocketAddr,

@@ -113,6 +113,9 @@ pub enum SenderError {
     /// Every planned packet was sent.
     #[error("all {0} packets were sent")]
     Complete(u32),
+    /// The schedule cannot move once a test packet was sent.
+    #[error("the schedule cannot move after the first test packet")]
+    Started,
     /// The caller's buffer is shorter than the packet.
     #[error("packet buffer of {available} octets, {needed} needed")]
     BufferTooSmall {
@@ -288,6 +291,16 @@ impl Sender {
     /// The SSID hello packets use.
     pub fn hello_ssid(&self) -> u16 {
         self.config.ssid ^ HELLO_SSID_FLIP
+    }
+
+    /// Moves the first test packet to `start` (e.g. once the hellos are answered); only before
+    /// any test packet was sent.
+    pub fn reschedule(&mut self, start: Nanos) -> Result<(), SenderError> {
+        if self.schedule.sent() > 0 {
+            return Err(SenderError::Started);
+        }
+        self.schedule = super::Schedule::new(start, self.config.interval, self.schedule.count());
+        Ok(())
     }
 
     /// Planned time of the next test packet; `None` when all were sent.

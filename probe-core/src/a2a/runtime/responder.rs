@@ -1,0 +1,172 @@
+//! The STAMP responder: one task per listening socket, each with its own sans-IO
+//! [`Reflector`], batched receive and send, kernel receive timestamps.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::A2aError;
+use crate::a2a::{Datagram, Reflector, ReflectorConfig, ReflectorCounters};
+use crate::io::{RecvBatch, SendBatch, SocketOptions, TimestampedSocket};
+use crate::time::Nanos;
+
+/// Datagrams taken per `recvmmsg` and sent per `sendmmsg`.
+const BATCH: usize = 64;
+/// Largest datagram the responder takes whole (a UDP payload over IPv6 jumbograms aside).
+const SLOT: usize = 65_536;
+/// How often idle sessions are swept.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// Settings of a [`Responder`].
+#[derive(Clone, Debug)]
+pub struct ResponderConfig {
+    /// Socket addresses to listen on. An IPv6 wildcard (`[::]:P`) listens dual-stack.
+    pub listen: Vec<SocketAddr>,
+    /// Settings of each socket's reflector.
+    pub reflector: ReflectorConfig,
+}
+
+/// A bound STAMP responder; [`Responder::run`] serves until shut down.
+pub struct Responder {
+    sockets: Vec<Arc<TimestampedSocket>>,
+    config: ReflectorConfig,
+}
+
+impl Responder {
+    /// Binds every listen address. Must be called within a tokio runtime.
+    pub fn bind(cfg: &ResponderConfig) -> Result<Self, A2aError> {
+        if cfg.listen.is_empty() {
+            return Err(A2aError::Config("no listen address".into()));
+        }
+        let mut sockets = Vec::with_capacity(cfg.listen.len());
+        for &addr in &cfg.listen {
+            let mut opts = SocketOptions {
+                reuse_addr: true,
+                recv_ttl: true,
+                pktinfo: true,
+                recv_buffer: Some(8 << 20),
+                send_buffer: Some(8 << 20),
+                drop_counter: true,
+                ..SocketOptions::default()
+            };
+            if addr.is_ipv6() && addr.ip().is_unspecified() {
+                opts.v6_only = Some(false);
+            }
+            sockets.push(Arc::new(TimestampedSocket::bind_udp(addr, &opts, false)?));
+        }
+        Ok(Responder {
+            sockets,
+            config: cfg.reflector,
+        })
+    }
+
+    /// The bound addresses (ports resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().filter_map(|s| s.local_addr()).collect()
+    }
+
+    /// Whether receive timestamps come from the kernel on every socket.
+    pub fn kernel_timestamps(&self) -> bool {
+        self.sockets.iter().all(|s| {
+            s.timestamp_mode().rx_source() == crate::report::TimestampSource::Kernel
+        })
+    }
+
+    /// Serves until `shutdown` completes, then returns the summed counters.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<ReflectorCounters, A2aError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::with_capacity(self.sockets.len());
+        for sock in self.sockets {
+            let reflector = Reflector::new(self.config);
+            tasks.push(tokio::spawn(serve_socket(sock, reflector, stop_rx.clone())));
+        }
+        shutdown.await;
+        // Receivers may be gone already if every task failed; that is reported below.
+        let _ = stop_tx.send(true);
+        let mut total = ReflectorCounters::default();
+        let mut first_err = None;
+        for t in tasks {
+            match t.await {
+                Ok(Ok(c)) => total.merge(&c),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(A2aError::Task(e.to_string()));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+}
+
+async fn serve_socket(
+    sock: Arc<TimestampedSocket>,
+    mut reflector: Reflector,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ReflectorCounters, A2aError> {
+    let local = sock
+        .local_addr()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut rx = RecvBatch::new(BATCH, SLOT);
+    let mut tx = SendBatch::new(BATCH, SLOT);
+    let mut last_sweep = Nanos::now_realtime();
+    let mut truncated = 0u64;
+    loop {
+        let n = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            r = sock.recv_batch(&mut rx) => r,
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                // A daemon never dies of one bad receive: log and go on.
+                tracing::warn!("receive on {local} failed: {e}");
+                continue;
+            }
+        };
+        let now = Nanos::now_realtime();
+        for (bytes, meta) in rx.iter().take(n) {
+            let Some(src) = meta.source else { continue };
+            if meta.truncated {
+                truncated += 1;
+                continue;
+            }
+            let d = Datagram {
+                bytes,
+                src,
+                rx: meta.time,
+                ttl: meta.ttl,
+            };
+            tx.push_with(src, meta.reply_options(), |out| {
+                reflector.reflect(&d, now, out).ok()
+            });
+        }
+        if !tx.is_empty() {
+            match sock.send_batch(&mut tx).await {
+                Ok(report) => {
+                    if let Some(e) = report.first_error {
+                        tracing::debug!("{} replies not sent from {local}: {e}", report.failed);
+                    }
+                }
+                Err(e) => tracing::warn!("send on {local} failed: {e}"),
+            }
+            tx.clear();
+        }
+        if now.since(last_sweep) > SWEEP.as_nanos() as i64 {
+            reflector.expire(now);
+            last_sweep = now;
+        }
+    }
+    let mut c = reflector.counters();
+    c.received += truncated;
+    c.junk += truncated;
+    Ok(c)
+}
