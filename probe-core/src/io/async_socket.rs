@@ -25,7 +25,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::io::batch::{RecvBatch, SendBatch, SendReport};
-use crate::io::cmsg::{self, PacketSource, RECV_CONTROL_LEN, SEND_CONTROL_LEN};
+use crate::io::cmsg::{self, RECV_CONTROL_LEN, SEND_CONTROL_LEN, SendOptions};
 use crate::io::error::IoError;
 use crate::io::errqueue::{ErrQueueMessage, recv_errqueue_fd};
 use crate::io::meta::RecvMeta;
@@ -64,7 +64,14 @@ impl TimestampedSocket {
         socket
             .set_nonblocking(true)
             .map_err(|source| IoError::Register { source })?;
-        let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+        let local = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| {
+                // An IPv6 socket bound to an IPv4-mapped address serves IPv4.
+                SocketAddr::new(a.ip().to_canonical(), a.port())
+            });
         let v6 = socket
             .domain()
             .map_err(|source| IoError::Register { source })?
@@ -98,7 +105,7 @@ impl TimestampedSocket {
         self.fd.get_ref()
     }
 
-    /// The bound local address (after `bind`; port 0 resolved).
+    /// The bound local address (after `bind`; port 0 resolved; IPv4-mapped shown as IPv4).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local
     }
@@ -137,21 +144,21 @@ impl TimestampedSocket {
     /// Sends `buf` to `dst`; returns the datagram's [`TxId`] for matching its transmit
     /// timestamp.
     pub async fn send_to(&self, buf: &[u8], dst: SocketAddr) -> io::Result<TxId> {
-        self.send_from(buf, dst, None).await
+        self.send_with(buf, dst, &SendOptions::default()).await
     }
 
-    /// Sends `buf` to `dst` from the source address `src` (`IP_PKTINFO`/`IPV6_PKTINFO`) if
-    /// given; returns the datagram's [`TxId`].
-    pub async fn send_from(
+    /// Sends `buf` to `dst` with per-datagram `opts` (source address, TTL, TOS); returns
+    /// the datagram's [`TxId`].
+    pub async fn send_with(
         &self,
         buf: &[u8],
         dst: SocketAddr,
-        src: Option<PacketSource>,
+        opts: &SendOptions,
     ) -> io::Result<TxId> {
         let mut name = [0u8; SOCKADDR_LEN];
         let name_len = sockaddr::encode(dst, self.v6, &mut name);
         let mut control = [0u8; SEND_CONTROL_LEN];
-        let control_len = src.map_or(0, |s| cmsg::encode_source(&s, &mut control));
+        let control_len = cmsg::encode_send_options(opts, dst.is_ipv4(), &mut control);
         let msg = OutMsg {
             data: buf,
             name: &name[..name_len],

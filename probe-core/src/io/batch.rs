@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 
-use crate::io::cmsg::{self, PacketSource, RECV_CONTROL_LEN, SEND_CONTROL_LEN};
+use crate::io::cmsg::{self, RECV_CONTROL_LEN, SEND_CONTROL_LEN, SendOptions};
 use crate::io::meta::RecvMeta;
 use crate::io::sockaddr::{self, SOCKADDR_LEN, SockaddrBuf};
 use crate::io::sys::{InMsg, MmsgHeaders, OutMsg, retry_async_errors};
@@ -136,7 +136,7 @@ pub struct SendBatch {
     data: Box<[u8]>,
     lens: Box<[usize]>,
     dsts: Box<[SocketAddr]>,
-    srcs: Box<[Option<PacketSource>]>,
+    opts: Box<[SendOptions]>,
     names: Box<[SockaddrBuf]>,
     name_lens: Box<[usize]>,
     control: Box<[[u8; SEND_CONTROL_LEN]]>,
@@ -158,7 +158,7 @@ impl SendBatch {
             data: vec![0; capacity * slot_len].into_boxed_slice(),
             lens: vec![0; capacity].into_boxed_slice(),
             dsts: vec![unspecified; capacity].into_boxed_slice(),
-            srcs: vec![None; capacity].into_boxed_slice(),
+            opts: vec![SendOptions::default(); capacity].into_boxed_slice(),
             names: vec![[0; SOCKADDR_LEN]; capacity].into_boxed_slice(),
             name_lens: vec![0; capacity].into_boxed_slice(),
             control: vec![[0; SEND_CONTROL_LEN]; capacity].into_boxed_slice(),
@@ -206,10 +206,11 @@ impl SendBatch {
         self.sent = 0;
     }
 
-    /// Queues a copy of `payload` for `dst`, sent from `src` if given. Returns `false` (and
-    /// queues nothing) when the batch is full or the payload is longer than a slot.
-    pub fn push(&mut self, payload: &[u8], dst: SocketAddr, src: Option<PacketSource>) -> bool {
-        self.push_with(dst, src, |slot| {
+    /// Queues a copy of `payload` for `dst` with per-datagram `opts` (source address, TTL,
+    /// TOS). Returns `false` (and queues nothing) when the batch is full or the payload is
+    /// longer than a slot.
+    pub fn push(&mut self, payload: &[u8], dst: SocketAddr, opts: SendOptions) -> bool {
+        self.push_with(dst, opts, |slot| {
             if payload.len() > slot.len() {
                 return None;
             }
@@ -223,7 +224,7 @@ impl SendBatch {
     pub fn push_with(
         &mut self,
         dst: SocketAddr,
-        src: Option<PacketSource>,
+        opts: SendOptions,
         fill: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> bool {
         if self.is_full() {
@@ -236,7 +237,7 @@ impl SendBatch {
         };
         self.lens[i] = len;
         self.dsts[i] = dst;
-        self.srcs[i] = src;
+        self.opts[i] = opts;
         self.tx_ids[i] = None;
         self.len += 1;
         true
@@ -277,10 +278,9 @@ impl SendBatch {
     ) -> io::Result<()> {
         for i in self.sent..self.len {
             self.name_lens[i] = sockaddr::encode(self.dsts[i], v6_socket, &mut self.names[i]);
-            self.control_lens[i] = match &self.srcs[i] {
-                Some(src) => cmsg::encode_source(src, &mut self.control[i]),
-                None => 0,
-            };
+            let v4_dst = self.dsts[i].is_ipv4();
+            self.control_lens[i] =
+                cmsg::encode_send_options(&self.opts[i], v4_dst, &mut self.control[i]);
         }
         while self.sent < self.len {
             let from = self.sent;
@@ -327,14 +327,14 @@ mod tests {
     fn push_respects_capacity_and_slot_size() {
         let dst: SocketAddr = "127.0.0.1:9".parse().expect("literal");
         let mut b = SendBatch::new(2, 4);
-        assert!(!b.push(&[1, 2, 3, 4, 5], dst, None));
-        assert!(b.push(&[1, 2, 3], dst, None));
-        assert!(b.push_with(dst, None, |slot| {
+        assert!(!b.push(&[1, 2, 3, 4, 5], dst, SendOptions::default()));
+        assert!(b.push(&[1, 2, 3], dst, SendOptions::default()));
+        assert!(b.push_with(dst, SendOptions::default(), |slot| {
             slot[..2].copy_from_slice(&[7, 8]);
             Some(2)
         }));
         assert!(b.is_full());
-        assert!(!b.push(&[1], dst, None));
+        assert!(!b.push(&[1], dst, SendOptions::default()));
         assert_eq!(b.payload(0), Some(&[1, 2, 3][..]));
         assert_eq!(b.payload(1), Some(&[7, 8][..]));
         assert_eq!(b.payload(2), None);
@@ -355,8 +355,12 @@ mod tests {
         let mut out_a = SendBatch::new(32, 256);
         let mut out_b = SendBatch::new(32, 256);
         for i in 0..32u8 {
-            assert!(out_a.push(&vec![i; 10 + usize::from(i)], dst, None));
-            assert!(out_b.push(&vec![100 + i; 100 + usize::from(i)], dst, None));
+            assert!(out_a.push(&vec![i; 10 + usize::from(i)], dst, SendOptions::default()));
+            assert!(out_b.push(
+                &vec![100 + i; 100 + usize::from(i)],
+                dst,
+                SendOptions::default()
+            ));
         }
         for (sock, batch) in [(&tx_a, &mut out_a), (&tx_b, &mut out_b)] {
             let mut report = SendReport::default();

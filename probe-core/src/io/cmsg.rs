@@ -8,8 +8,8 @@
 //!
 //! with every header and the following header aligned to `size_of::<usize>()` (`CMSG_ALIGN`).
 //! [`parse`] walks such a buffer and collects what probe uses into [`Ancillary`];
-//! [`encode_source`] writes the one control message probe sends (`IP_PKTINFO` /
-//! `IPV6_PKTINFO`, to choose the source address of a reply).
+//! [`encode_send_options`] writes the control messages probe sends (source address, TTL,
+//! TOS of one datagram).
 
 use std::net::IpAddr;
 
@@ -19,8 +19,10 @@ use crate::time::Nanos;
 /// Control buffer bytes reserved per received message: room for a timestamp (3 timespecs),
 /// TTL, TOS, packet info and an extended error with its offender address, with slack.
 pub(crate) const RECV_CONTROL_LEN: usize = 256;
-/// Control buffer bytes reserved per sent message: one `IPV6_PKTINFO` (the larger pktinfo).
-pub(crate) const SEND_CONTROL_LEN: usize = space(size_of::<libc::in6_pktinfo>());
+/// Control buffer bytes reserved per sent message: one `IPV6_PKTINFO` (the larger pktinfo)
+/// and two `int` messages (TTL and TOS).
+pub(crate) const SEND_CONTROL_LEN: usize =
+    space(size_of::<libc::in6_pktinfo>()) + 2 * space(size_of::<libc::c_int>());
 
 const ALIGN: usize = size_of::<usize>();
 const HDR_LEN: usize = align(size_of::<libc::cmsghdr>());
@@ -198,8 +200,9 @@ pub(crate) fn write_cmsg(out: &mut [u8], level: i32, kind: i32, data: &[u8]) -> 
 /// `IP_PKTINFO` / `IPV6_PKTINFO`.
 ///
 /// A server bound to a wildcard address replies from the address a request reached it on by
-/// passing the request's [`RecvMeta::local`](crate::io::RecvMeta::local) here. Leave
-/// `ifindex` at 0 to let routing choose the interface; set it for IPv6 link-local sources.
+/// passing the request's [`RecvMeta::reply_source`](crate::io::RecvMeta::reply_source) here.
+/// Leave `ifindex` at 0 to let routing choose the interface; set it for IPv6 link-local
+/// sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PacketSource {
     /// Source address to put in the IP header; must be local to this host.
@@ -215,23 +218,81 @@ impl PacketSource {
     }
 }
 
-/// Writes the pktinfo control message for `src` into `out`; returns its length.
-/// IPv4 sources use `IP_PKTINFO`, which IPv6 sockets accept for IPv4-mapped destinations.
-pub(crate) fn encode_source(src: &PacketSource, out: &mut [u8; SEND_CONTROL_LEN]) -> usize {
-    match src.addr.to_canonical() {
-        IpAddr::V4(v4) => {
-            let mut data = [0u8; 12];
-            data[0..4].copy_from_slice(&src.ifindex.to_ne_bytes());
-            data[4..8].copy_from_slice(&v4.octets()); // ipi_spec_dst: the source to use
-            write_cmsg(out, libc::IPPROTO_IP, libc::IP_PKTINFO, &data)
-        }
-        IpAddr::V6(v6) => {
-            let mut data = [0u8; 20];
-            data[0..16].copy_from_slice(&v6.octets());
-            data[16..20].copy_from_slice(&src.ifindex.to_ne_bytes());
-            write_cmsg(out, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &data)
+/// Options for one outgoing datagram, sent as control messages, overriding the socket's
+/// settings for that datagram only. `Default` sends with the socket's settings.
+///
+/// Per-datagram TTL is what lets one socket send traceroute probes for many hops at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SendOptions {
+    /// Source address / interface (`IP_PKTINFO` / `IPV6_PKTINFO`).
+    pub source: Option<PacketSource>,
+    /// TTL / hop limit, 1..=255 (`IP_TTL` / `IPV6_HOPLIMIT`).
+    pub ttl: Option<u8>,
+    /// TOS / traffic class byte (`IP_TOS` / `IPV6_TCLASS`).
+    pub tos: Option<u8>,
+}
+
+impl SendOptions {
+    /// Options that only set the source.
+    pub const fn from_source(source: Option<PacketSource>) -> Self {
+        SendOptions {
+            source,
+            ttl: None,
+            tos: None,
         }
     }
+
+    /// Options that only set the TTL / hop limit.
+    pub const fn with_ttl(ttl: u8) -> Self {
+        SendOptions {
+            source: None,
+            ttl: Some(ttl),
+            tos: None,
+        }
+    }
+}
+
+/// Writes the control messages for `opts` into `out`; returns the bytes used. The level
+/// follows the destination's family (`v4_dst`): the kernel reads `SOL_IP` messages for
+/// IPv4 destinations, also on IPv6 sockets sending to IPv4-mapped addresses.
+pub(crate) fn encode_send_options(
+    opts: &SendOptions,
+    v4_dst: bool,
+    out: &mut [u8; SEND_CONTROL_LEN],
+) -> usize {
+    let mut used = 0;
+    if let Some(src) = opts.source {
+        used += match src.addr.to_canonical() {
+            IpAddr::V4(v4) => {
+                let mut data = [0u8; 12];
+                data[0..4].copy_from_slice(&src.ifindex.to_ne_bytes());
+                data[4..8].copy_from_slice(&v4.octets()); // ipi_spec_dst: the source to use
+                write_cmsg(&mut out[used..], libc::IPPROTO_IP, libc::IP_PKTINFO, &data)
+            }
+            IpAddr::V6(v6) => {
+                let mut data = [0u8; 20];
+                data[0..16].copy_from_slice(&v6.octets());
+                data[16..20].copy_from_slice(&src.ifindex.to_ne_bytes());
+                write_cmsg(
+                    &mut out[used..],
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_PKTINFO,
+                    &data,
+                )
+            }
+        };
+    }
+    let (level, ttl_type, tos_type) = if v4_dst {
+        (libc::IPPROTO_IP, libc::IP_TTL, libc::IP_TOS)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, libc::IPV6_TCLASS)
+    };
+    for (kind, value) in [(ttl_type, opts.ttl), (tos_type, opts.tos)] {
+        if let Some(v) = value {
+            used += write_cmsg(&mut out[used..], level, kind, &i32::from(v).to_ne_bytes());
+        }
+    }
+    used
 }
 
 /// Builders of control buffers for tests, following the kernel layouts.
@@ -430,12 +491,10 @@ mod tests {
     }
 
     #[test]
-    fn source_encoding_matches_pktinfo_layouts() {
+    fn send_options_match_the_cmsg_layouts() {
         let mut out = [0u8; SEND_CONTROL_LEN];
-        let n = encode_source(
-            &PacketSource::addr(Ipv4Addr::new(127, 0, 0, 2).into()),
-            &mut out,
-        );
+        let src = PacketSource::addr(Ipv4Addr::new(127, 0, 0, 2).into());
+        let n = encode_send_options(&SendOptions::from_source(Some(src)), true, &mut out);
         assert_eq!(n, space(12));
         assert_eq!(
             usize::from_ne_bytes(out[..ALIGN].try_into().expect("len")),
@@ -445,14 +504,30 @@ mod tests {
         assert_eq!(ne_i32(&out, ALIGN + 4), Some(libc::IP_PKTINFO));
         assert_eq!(&out[HDR_LEN + 4..HDR_LEN + 8], &[127, 0, 0, 2]);
 
+        // Everything at once for an IPv6 destination: reads back through the parser.
         let src = PacketSource {
             addr: Ipv6Addr::LOCALHOST.into(),
             ifindex: 1,
         };
-        let n = encode_source(&src, &mut out);
+        let opts = SendOptions {
+            source: Some(src),
+            ttl: Some(5),
+            tos: Some(0xb8),
+        };
+        let n = encode_send_options(&opts, false, &mut out);
         assert_eq!(n, SEND_CONTROL_LEN);
         let a = parse(&out[..n]);
-        assert_eq!(a.local, Some(src.addr));
-        assert_eq!(a.ifindex, Some(1));
+        assert_eq!((a.local, a.ifindex), (Some(src.addr), Some(1)));
+        assert_eq!((a.ttl, a.tos), (Some(5), Some(0xb8)));
+
+        // TTL alone for an IPv4 destination is one IP_TTL int.
+        let n = encode_send_options(&SendOptions::with_ttl(3), true, &mut out);
+        assert_eq!(n, space(4));
+        assert_eq!(ne_i32(&out, ALIGN + 4), Some(libc::IP_TTL));
+        assert_eq!(ne_i32(&out, HDR_LEN), Some(3));
+        assert_eq!(
+            encode_send_options(&SendOptions::default(), true, &mut out),
+            0
+        );
     }
 }

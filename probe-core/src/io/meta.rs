@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::io::cmsg::{self, PacketSource};
+use crate::io::cmsg::{self, PacketSource, SendOptions};
 use crate::io::sockaddr;
 use crate::io::sys::Received;
 use crate::io::timestamp::{TimestampSource, resolve};
@@ -62,16 +62,23 @@ impl RecvMeta {
     /// reached (for servers bound to a wildcard address). IPv6 link-local addresses keep the
     /// interface, other addresses leave the interface to routing. `None` without `pktinfo`.
     pub fn reply_source(&self) -> Option<PacketSource> {
-        let addr = self.local?;
-        let link_local = matches!(addr, IpAddr::V6(v6) if v6.is_unicast_link_local());
-        Some(PacketSource {
-            addr,
-            ifindex: if link_local {
-                self.ifindex.unwrap_or(0)
-            } else {
-                0
-            },
+        self.local.map(|addr| {
+            let link_local = matches!(addr, IpAddr::V6(v6) if v6.is_unicast_link_local());
+            PacketSource {
+                addr,
+                ifindex: if link_local {
+                    self.ifindex.unwrap_or(0)
+                } else {
+                    0
+                },
+            }
         })
+    }
+
+    /// [`SendOptions`] for a reply: the source from [`RecvMeta::reply_source`], the
+    /// socket's TTL and TOS.
+    pub fn reply_options(&self) -> SendOptions {
+        SendOptions::from_source(self.reply_source())
     }
 }
 

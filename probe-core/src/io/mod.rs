@@ -32,7 +32,7 @@ mod timestamp;
 
 pub use async_socket::TimestampedSocket;
 pub use batch::{RecvBatch, SendBatch, SendReport};
-pub use cmsg::PacketSource;
+pub use cmsg::{PacketSource, SendOptions};
 pub use error::{IoError, is_async_icmp_error};
 pub use errqueue::{
     ErrQueueMessage, IcmpError, LocalError, TxStampKind, TxTimestamp, recv_errqueue_fd,
@@ -48,5 +48,7 @@ pub use timestamp::{TimestampMode, TimestampSource, TxId, enable_timestamps};
 
 #[cfg(test)]
 mod tests_icmp;
+#[cfg(test)]
+mod tests_pmtu;
 #[cfg(test)]
 mod tests_udp;

@@ -20,7 +20,8 @@ use crate::io::error::IoError;
 use crate::io::sys::setsockopt_int;
 
 /// Don't-fragment and path-MTU discovery behaviour (`IP_MTU_DISCOVER` /
-/// `IPV6_MTU_DISCOVER`).
+/// `IPV6_MTU_DISCOVER`, plus `IPV6_DONTFRAG` on IPv6 sockets so that a datagram over the MTU
+/// fails its send with `EMSGSIZE` instead of being fragmented or silently dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PmtuMode {
     /// DF clear: the kernel fragments datagrams larger than the path MTU
@@ -245,6 +246,13 @@ pub fn apply_options(socket: &Socket, v6: bool, opts: &SocketOptions) -> Result<
         )?;
     }
     if let Some(mode) = opts.pmtu {
+        if v6 {
+            // Without IPV6_DONTFRAG an oversized datagram is fragmented at the source (DONT)
+            // or dropped after the send call succeeded (DO/PROBE); with it the send fails
+            // with EMSGSIZE right away.
+            setsockopt(&fd, sockopt::Ipv6DontFrag, &(mode != PmtuMode::Dont))
+                .map_err(|e| IoError::sockopt("IPV6_DONTFRAG")(nix_err(e)))?;
+        }
         let value = mode.value();
         fam.set(
             ("IPV6_MTU_DISCOVER", || {
@@ -395,6 +403,7 @@ mod tests {
             int_opt(&s, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
             libc::IP_PMTUDISC_DO
         );
+        assert_eq!(int_opt(&s, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG), 1);
     }
 
     #[test]

@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::time::timeout;
 
 use crate::io::{
-    ErrQueueMessage, IcmpError, PacketSource, RecvBatch, RecvMeta, SendBatch, SocketOptions,
-    TimestampMode, TimestampSource, TimestampedSocket, TxId, TxStampKind, TxTimestamp,
+    ErrQueueMessage, IcmpError, PacketSource, RecvBatch, RecvMeta, SendBatch, SendOptions,
+    SocketOptions, TimestampMode, TimestampSource, TimestampedSocket, TxId, TxStampKind,
+    TxTimestamp,
 };
 use crate::time::Nanos;
 
@@ -277,7 +278,7 @@ async fn batches_through_a_reflector() {
         assert!(out.push(
             &[&i.to_be_bytes()[..], &[7u8; 30]].concat(),
             addr_of(&reflector),
-            None
+            SendOptions::default()
         ));
     }
     let report = client.send_batch(&mut out).await.expect("sendmmsg");
@@ -294,7 +295,7 @@ async fn batches_through_a_reflector() {
             assert_eq!(meta.time_source, TimestampSource::Kernel);
             let reply = [data, &meta.ttl.unwrap_or(0).to_be_bytes()[..]].concat();
             let dst = meta.source.expect("source");
-            assert!(replies.push(&reply, dst, meta.reply_source()));
+            assert!(replies.push(&reply, dst, meta.reply_options()));
         }
     }
     let report = reflector.send_batch(&mut replies).await.expect("reflect");
@@ -340,9 +341,9 @@ async fn wildcard_server_replies_from_the_reached_address() {
         assert_eq!(meta.source, Some(addr_of(&client)), "{bind}");
         let peer = meta.source.expect("source");
         // Without a source the kernel picks 127.0.0.1; with pktinfo the reached address.
-        server.send_from(b"plain", peer, None).await.expect("reply");
+        server.send_to(b"plain", peer).await.expect("reply");
         server
-            .send_from(b"pinned", peer, meta.reply_source())
+            .send_with(b"pinned", peer, &meta.reply_options())
             .await
             .expect("reply");
         let plain = recv_within(&client, &mut buf).await;
@@ -361,18 +362,22 @@ async fn wildcard_server_replies_from_the_reached_address() {
 #[tokio::test]
 async fn port_unreachable_arrives_on_the_error_queue() {
     kernel_rx_timestamps_on();
+    // (client bind address, target address, ICMPv6?, (type, code)): port unreachable is
+    // ICMP 3/3 and ICMPv6 1/4; an IPv6 socket bound to an IPv4-mapped address gets ICMP.
     let cases = [
-        ("127.0.0.1", false, (3u8, 3u8)), // ICMP destination unreachable, port unreachable
-        ("::1", true, (1, 4)),            // ICMPv6 destination unreachable, port unreachable
+        ("127.0.0.1", "127.0.0.1", false, (3u8, 3u8)),
+        ("::1", "::1", true, (1, 4)),
+        ("::ffff:127.0.0.1", "127.0.0.1", false, (3, 3)),
     ];
-    for (ip, icmpv6, (icmp_type, icmp_code)) in cases {
+    for (client_ip, ip, icmpv6, (icmp_type, icmp_code)) in cases {
         let bind = SocketAddr::new(ip.parse().expect("literal"), 0);
+        let client_bind = SocketAddr::new(client_ip.parse().expect("literal"), 0);
         let opts = SocketOptions {
             recv_err: true,
             recv_ttl: true,
             ..SocketOptions::default()
         };
-        let client = TimestampedSocket::bind_udp(bind, &opts, false).expect("client");
+        let client = TimestampedSocket::bind_udp(client_bind, &opts, false).expect("client");
         let live =
             TimestampedSocket::bind_udp(bind, &SocketOptions::default(), false).expect("live peer");
         let closed = closed_port(ip);
@@ -412,16 +417,51 @@ async fn port_unreachable_arrives_on_the_error_queue() {
     }
 }
 
+/// Per-datagram source, TTL and TOS override the socket's settings for that datagram only,
+/// for IPv4, IPv6, and IPv4 peers of an IPv6 socket.
 #[tokio::test]
-async fn source_pinned_send_from_a_specific_loopback_address() {
-    let server = udp("127.0.0.1:0", &SocketOptions::default(), false);
-    let client = udp("0.0.0.0:0", &SocketOptions::default(), false);
-    let src = PacketSource::addr(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)));
-    client
-        .send_from(b"x", addr_of(&server), Some(src))
-        .await
-        .expect("send");
-    let mut buf = [0u8; 4];
-    let meta = recv_within(&server, &mut buf).await;
-    assert_eq!(meta.source.map(|s| s.ip()), Some(src.addr));
+async fn per_datagram_source_ttl_and_tos() {
+    let cases = [
+        ("127.0.0.1:0", "127.0.0.1:0", Some("127.0.0.9")),
+        ("[::1]:0", "[::1]:0", None),
+        ("127.0.0.1:0", "[::ffff:127.0.0.1]:0", None),
+    ];
+    for (server_bind, client_bind, source) in cases {
+        let server = udp(
+            server_bind,
+            &SocketOptions::default().with_receive_metadata(),
+            false,
+        );
+        let socket_opts = SocketOptions {
+            ttl: Some(60),
+            ..SocketOptions::default().with_dscp(2)
+        };
+        let client = udp(client_bind, &socket_opts, false);
+        let source: Option<IpAddr> = source.map(|s| s.parse().expect("literal"));
+        let opts = SendOptions {
+            source: source.map(PacketSource::addr),
+            ttl: Some(5),
+            tos: Some(0xb8),
+        };
+        let mut buf = [0u8; 4];
+        client
+            .send_with(b"x", addr_of(&server), &opts)
+            .await
+            .expect("send");
+        let meta = recv_within(&server, &mut buf).await;
+        assert_eq!((meta.ttl, meta.tos), (Some(5), Some(0xb8)), "{client_bind}");
+        let expected_source = source.unwrap_or(addr_of(&client).ip());
+        assert_eq!(
+            meta.source.map(|s| s.ip()),
+            Some(expected_source),
+            "{client_bind}"
+        );
+        client.send_to(b"y", addr_of(&server)).await.expect("send");
+        let meta = recv_within(&server, &mut buf).await;
+        assert_eq!(
+            (meta.ttl, meta.tos),
+            (Some(60), Some(2 << 2)),
+            "{client_bind}"
+        );
+    }
 }
