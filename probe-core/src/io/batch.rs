@@ -422,4 +422,47 @@ mod tests {
         assert!(meta.truncated);
         assert_eq!(meta.len, 8);
     }
+
+    /// A receiver with a tiny buffer drops most of a burst of 64; the drop counter on the
+    /// next datagram accounts for every one that did not arrive.
+    #[test]
+    fn drop_counter_accounts_for_a_full_buffer() {
+        let opts = crate::io::SocketOptions {
+            recv_buffer: Some(4096),
+            drop_counter: true,
+            ..crate::io::SocketOptions::default()
+        };
+        let rx = crate::io::udp_socket("127.0.0.1:0".parse().expect("literal"), &opts)
+            .expect("receiver");
+        let dst = rx.local_addr().expect("address").as_socket().expect("inet");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+        let mut burst = SendBatch::new(64, 1000);
+        for _ in 0..64 {
+            assert!(burst.push(&[3u8; 1000], dst, SendOptions::default()));
+        }
+        let mut report = SendReport::default();
+        burst
+            .send_on_fd(tx.as_fd(), false, &mut TxId(0), &mut report)
+            .expect("sendmmsg");
+        assert_eq!(report.sent, 64);
+        // Loopback delivers within the send call; whatever fits is queued now.
+        let mut batch = RecvBatch::new(64, 2048);
+        let mut arrived = 0;
+        while let Ok(n) = batch.recv_from_fd(rx.as_fd()) {
+            arrived += n;
+        }
+        assert!(
+            arrived > 0 && arrived < 64,
+            "{arrived} of 64 fit a 4 KiB buffer"
+        );
+        tx.send_to(b"after", dst).expect("send");
+        let rx = UdpSocket::from(rx);
+        rx.set_nonblocking(false).expect("blocking");
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        rx.peek(&mut [0u8; 1]).expect("datagram after the burst");
+        assert_eq!(batch.recv_from_fd(rx.as_fd()).expect("recv"), 1);
+        let (_, meta) = batch.get(0).expect("one datagram");
+        assert_eq!(meta.drops, Some(64 - arrived as u32));
+    }
 }

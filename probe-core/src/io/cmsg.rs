@@ -72,6 +72,8 @@ pub(crate) struct Ancillary {
     pub ifindex: Option<u32>,
     /// `IP_RECVERR` / `IPV6_RECVERR` entry of an error-queue message.
     pub ext_err: Option<ExtendedError>,
+    /// `SO_RXQ_OVFL`: datagrams the socket dropped so far for want of buffer space.
+    pub drops: Option<u32>,
 }
 
 fn ne_u32(data: &[u8], at: usize) -> Option<u32> {
@@ -154,6 +156,7 @@ fn apply(level: i32, kind: i32, data: &[u8], out: &mut Ancillary) {
                 out.ifindex = Some(ifindex);
             }
         }
+        (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => out.drops = ne_u32(data, 0),
         (libc::IPPROTO_IP, libc::IP_RECVERR) | (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) => {
             out.ext_err = extended_error(data);
         }
@@ -480,14 +483,16 @@ mod tests {
         assert_eq!(parse(&bad).ttl, None);
         // Unknown control messages are skipped, later ones still read.
         let mixed = control(&[
+            (libc::SOL_SOCKET, libc::SO_PEERCRED, vec![7; 12]),
+            (libc::IPPROTO_IP, libc::IP_TTL, 64i32.to_ne_bytes().to_vec()),
             (
                 libc::SOL_SOCKET,
                 libc::SO_RXQ_OVFL,
-                7u32.to_ne_bytes().to_vec(),
+                9u32.to_ne_bytes().to_vec(),
             ),
-            (libc::IPPROTO_IP, libc::IP_TTL, 64i32.to_ne_bytes().to_vec()),
         ]);
-        assert_eq!(parse(&mixed).ttl, Some(64));
+        let a = parse(&mixed);
+        assert_eq!((a.ttl, a.drops), (Some(64), Some(9)));
     }
 
     #[test]

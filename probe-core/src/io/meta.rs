@@ -31,6 +31,9 @@ pub struct RecvMeta {
     pub local: Option<IpAddr>,
     /// Index of the interface the packet arrived on (needs `pktinfo`).
     pub ifindex: Option<u32>,
+    /// Datagrams this socket has dropped so far because its receive buffer was full, a
+    /// running total (needs `drop_counter`; the kernel adds it once a drop happened).
+    pub drops: Option<u32>,
 }
 
 impl RecvMeta {
@@ -55,6 +58,7 @@ impl RecvMeta {
             tos: anc.tos,
             local: anc.local,
             ifindex: anc.ifindex,
+            drops: anc.drops,
         }
     }
 

@@ -81,6 +81,10 @@ pub struct SocketOptions {
     pub recv_err: bool,
     /// Don't-fragment / path-MTU discovery mode.
     pub pmtu: Option<PmtuMode>,
+    /// Report the socket's running count of datagrams dropped for want of receive buffer
+    /// space with each datagram (`SO_RXQ_OVFL`), see
+    /// [`RecvMeta::drops`](crate::io::RecvMeta::drops).
+    pub drop_counter: bool,
 }
 
 impl SocketOptions {
@@ -92,12 +96,13 @@ impl SocketOptions {
     }
 
     /// Turns on everything a measurement endpoint reads from received packets: TTL, TOS,
-    /// packet info.
+    /// packet info, drop counter.
     #[must_use]
     pub fn with_receive_metadata(mut self) -> Self {
         self.recv_ttl = true;
         self.recv_tos = true;
         self.pktinfo = true;
+        self.drop_counter = true;
         self
     }
 }
@@ -193,6 +198,10 @@ pub fn apply_options(socket: &Socket, v6: bool, opts: &SocketOptions) -> Result<
             || setsockopt(&fd, sockopt::SndBufForce, &size),
             || socket.set_send_buffer_size(size),
         )?;
+    }
+    if opts.drop_counter {
+        setsockopt(&fd, sockopt::RxqOvfl, &1)
+            .map_err(|e| IoError::sockopt("SO_RXQ_OVFL")(nix_err(e)))?;
     }
     if let Some(tos) = opts.tos {
         let tos = u32::from(tos);
@@ -371,6 +380,7 @@ mod tests {
             libc::IP_PMTUDISC_PROBE
         );
         assert_eq!(int_opt(&s, libc::SOL_SOCKET, libc::SO_REUSEADDR), 1);
+        assert_eq!(int_opt(&s, libc::SOL_SOCKET, libc::SO_RXQ_OVFL), 1);
         // The kernel doubles the requested size; as root SO_RCVBUFFORCE passes rmem_max.
         assert!(s.recv_buffer_size().expect("rcvbuf") >= 1 << 20);
         assert!(s.nonblocking().expect("flags"));

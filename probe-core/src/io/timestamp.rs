@@ -7,6 +7,8 @@
 //!    the kernel then queues, for each datagram sent, an error-queue message carrying the time
 //!    the packet left the stack (taken in the driver's transmit path) and a per-socket counter
 //!    (see [`TxId`]);
+//!    (`OPT_CMSG` is not asked for: it would only add the egress `IP_PKTINFO` to IPv4
+//!    transmit timestamps, which probe does not use);
 //! 2. `SO_TIMESTAMPNS` (receive timestamps only);
 //! 3. nothing from the kernel: receive times are then read from `CLOCK_REALTIME` right after
 //!    the receive call returns.
