@@ -63,7 +63,7 @@ impl TimestampedSocket {
     pub fn from_socket(socket: Socket, tx_timestamps: bool) -> Result<Self, IoError> {
         socket
             .set_nonblocking(true)
-            .map_err(|source| IoError::Register { source })?;
+            .map_err(IoError::sockopt("O_NONBLOCK"))?;
         let local = socket
             .local_addr()
             .ok()
@@ -72,10 +72,7 @@ impl TimestampedSocket {
                 // An IPv6 socket bound to an IPv4-mapped address serves IPv4.
                 SocketAddr::new(a.ip().to_canonical(), a.port())
             });
-        let v6 = socket
-            .domain()
-            .map_err(|source| IoError::Register { source })?
-            == socket2::Domain::IPV6;
+        let v6 = socket.domain().map_err(IoError::sockopt("SO_DOMAIN"))? == socket2::Domain::IPV6;
         let mode = enable_timestamps(&socket, tx_timestamps);
         if let Err(e) = tokio::runtime::Handle::try_current() {
             return Err(IoError::Register {

@@ -77,7 +77,9 @@ pub struct SocketOptions {
     /// `IPV6_RECVPKTINFO`), so a wildcard-bound server can reply from the right address.
     pub pktinfo: bool,
     /// Queue ICMP errors about sent datagrams on the error queue (`IP_RECVERR` /
-    /// `IPV6_RECVERR`): unprivileged traceroute and PMTU discovery.
+    /// `IPV6_RECVERR`): unprivileged traceroute and PMTU discovery. The error queue
+    /// counts against the receive buffer, so its owner must drain it
+    /// ([`TimestampedSocket::recv_error`](crate::io::TimestampedSocket::recv_error)).
     pub recv_err: bool,
     /// Don't-fragment / path-MTU discovery mode.
     pub pmtu: Option<PmtuMode>,

@@ -185,7 +185,12 @@ async fn udp6_receive_metadata_and_kernel_timestamp() {
 #[tokio::test]
 async fn tx_timestamps_carry_the_ids_of_a_burst() {
     kernel_rx_timestamps_on();
-    for (bind, label) in [("127.0.0.1:0", "IPv4"), ("[::1]:0", "IPv6")] {
+    let cases = [
+        ("127.0.0.1:0", "IPv4"),
+        ("[::1]:0", "IPv6"),
+        ("[::ffff:127.0.0.1]:0", "IPv4 on IPv6 sockets"),
+    ];
+    for (bind, label) in cases {
         let server = udp(bind, &SocketOptions::default(), false);
         let client = udp(bind, &SocketOptions::default(), true);
         assert!(client.timestamp_mode().tx_enabled());
