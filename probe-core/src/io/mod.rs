@@ -1,5 +1,54 @@
 //! The thin IO layer: socket builders, kernel timestamps, batching and privileges.
 //!
 //! This is the only module of probe-core allowed to use `unsafe`; each use carries a
-//! `// SAFETY:` comment.
+//! `// SAFETY:` comment. The unsafe code is confined to the system calls themselves
+//! (`sys`, `sysclock`); control messages and socket addresses are decoded from bytes in
+//! safe code (`cmsg`, `sockaddr`).
+//!
+//! - [`udp_socket`], [`icmp_socket`], [`raw_ipv4_sender`], [`raw_ip_socket`],
+//!   [`tcp_socket`], [`tcp_listener`] build sockets from [`SocketOptions`].
+//! - [`TimestampedSocket`] runs a datagram socket on tokio with kernel receive and transmit
+//!   timestamps, batches ([`RecvBatch`], [`SendBatch`]) and the error queue
+//!   ([`ErrQueueMessage`]).
+//! - [`Privileges`] / [`detect_icmp_mode`] tell whether raw or ICMP datagram sockets work.
+//! - [`boot_id`] and [`clock_sync`] describe the system clock.
+//!
+//! Linux only: the crate targets Linux hosts and containers.
 #![allow(unsafe_code)]
+
+mod async_socket;
+mod batch;
+mod cmsg;
+mod error;
+mod errqueue;
+mod meta;
+mod privilege;
+mod raw;
+mod sockaddr;
+mod socket;
+mod sys;
+mod sysclock;
+mod timestamp;
+
+pub use async_socket::TimestampedSocket;
+pub use batch::{RecvBatch, SendBatch, SendReport};
+pub use cmsg::{PacketSource, SendOptions};
+pub use error::{IoError, is_async_icmp_error};
+pub use errqueue::{
+    ErrQueueMessage, IcmpError, LocalError, TxStampKind, TxTimestamp, recv_errqueue_fd,
+};
+pub use meta::RecvMeta;
+pub use privilege::{PrivilegeMode, Privileges, detect_icmp_mode};
+pub use raw::{icmp_socket, raw_ip_socket, raw_ipv4_sender};
+pub use socket::{
+    PmtuMode, SocketOptions, apply_options, bind, tcp_listener, tcp_socket, udp_socket,
+};
+pub use sysclock::{ClockSync, boot_id, clock_sync};
+pub use timestamp::{TimestampMode, TimestampSource, TxId, enable_timestamps};
+
+#[cfg(test)]
+mod tests_icmp;
+#[cfg(test)]
+mod tests_pmtu;
+#[cfg(test)]
+mod tests_udp;
