@@ -123,7 +123,7 @@ pub struct A2aArgs {
     /// Source address to send from (choose an uplink on a multi-homed host).
     #[arg(long, value_name = "ADDR")]
     pub source: Option<IpAddr>,
-    /// Network interface to send through (SO_BINDTODEVICE).
+    /// Network interface to send through (`SO_BINDTODEVICE`).
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
     /// How long to wait for late replies after the last packet.
@@ -150,7 +150,9 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
     }
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(Rate::Pps(v)),
-        _ => Err(format!("`{s}` is not a rate: give packets per second (e.g. 1000) or `max`")),
+        _ => Err(format!(
+            "`{s}` is not a rate: give packets per second (e.g. 1000) or `max`"
+        )),
     }
 }
 

@@ -1,8 +1,12 @@
 //! Subcommand implementations.
 
+mod a2a;
+mod a2a_table;
+mod serve;
+
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
@@ -11,17 +15,27 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Completions { shell } => {
-            let shell = *shell;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "probe", &mut std::io::stdout());
+            clap_complete::generate(*shell, &mut cmd, "probe", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(_) | Command::A2a(_) => pending("serve/a2a", 3),
+        Command::Serve(args) => runtime()?.block_on(serve::run(args)),
+        Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
         Command::Trace(_) => pending("trace", 4),
         Command::Ping(_) => pending("ping", 0),
         Command::Dns(_) => pending("dns", 0),
         Command::Agent(_) => pending("agent", 0),
     }
+}
+
+/// The tokio runtime for the network commands: two workers (receive and error-queue tasks),
+/// plus blocking threads for precise pacing.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn pending(name: &str, issue: u32) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@
 mod rate_limit;
 mod reflect_tlv;
 mod reflector;
+pub mod runtime;
 mod schedule;
 mod sender;
 mod sender_report;

@@ -22,6 +22,7 @@ mod cmsg;
 mod error;
 mod errqueue;
 mod meta;
+mod pacer;
 mod privilege;
 mod raw;
 mod sockaddr;
@@ -38,6 +39,7 @@ pub use errqueue::{
     ErrQueueMessage, IcmpError, LocalError, TxStampKind, TxTimestamp, recv_errqueue_fd,
 };
 pub use meta::RecvMeta;
+pub use pacer::Pacer;
 pub use privilege::{PrivilegeMode, Privileges, detect_icmp_mode};
 pub use raw::{icmp_socket, raw_ip_socket, raw_ipv4_sender};
 pub use socket::{

@@ -26,16 +26,7 @@ use nix::sys::socket::{TimestampingFlag, setsockopt, sockopt};
 
 use crate::time::Nanos;
 
-/// Where one timestamp came from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum TimestampSource {
-    /// Taken by the kernel when the packet passed through the stack (software timestamp).
-    Kernel,
-    /// Read from `CLOCK_REALTIME` in user space right after the system call returned; it
-    /// includes scheduling and wake-up delay.
-    #[default]
-    User,
-}
+pub use crate::time::TimestampSource;
 
 /// Which timestamping a socket got when it was set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -9,15 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::Summary;
 use crate::time::ClockMode;
 
-/// Where the packet timestamps came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TimestampSource {
-    /// Kernel timestamps (`SO_TIMESTAMPING`).
-    Kernel,
-    /// Userspace clock readings around the socket calls.
-    User,
-}
+pub use crate::time::TimestampSource;
 
 /// One direction of the test.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

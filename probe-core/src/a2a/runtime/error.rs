@@ -8,7 +8,9 @@ use crate::io::IoError;
 #[derive(Debug, thiserror::Error)]
 pub enum A2aError {
     /// `HOST[:PORT]` is malformed.
-    #[error("`{spec}` is not HOST[:PORT]: {why} (examples: 192.0.2.7, peer.example:49153, [2001:db8::7]:49153)")]
+    #[error(
+        "`{spec}` is not HOST[:PORT]: {why} (examples: 192.0.2.7, peer.example:49153, [2001:db8::7]:49153)"
+    )]
     BadPeer {
         /// What the user wrote.
         spec: String,
@@ -16,7 +18,9 @@ pub enum A2aError {
         why: String,
     },
     /// The name does not resolve (to an address of the wanted family).
-    #[error("cannot resolve `{host}`: {why}; check the name, the resolver configuration (/etc/resolv.conf), or give an address")]
+    #[error(
+        "cannot resolve `{host}`: {why}; check the name, the resolver configuration (/etc/resolv.conf), or give an address"
+    )]
     Resolve {
         /// The host name.
         host: String,

@@ -155,12 +155,24 @@ mod tests {
         ok("2001:db8::7", "2001:db8::7", 49153);
         ok("[2001:db8::7]", "2001:db8::7", 49153);
         ok("[2001:db8::7]:9", "2001:db8::7", 9);
-        assert_eq!(p("[2001:db8::7]:9").expect("v6").to_string(), "[2001:db8::7]:9");
+        assert_eq!(
+            p("[2001:db8::7]:9").expect("v6").to_string(),
+            "[2001:db8::7]:9"
+        );
     }
 
     #[test]
     fn rejects() {
-        for s in ["", "host:0", "host:70000", "host:x", "[::1", "[::1]x", "[name]:1", "a:b:c:"] {
+        for s in [
+            "",
+            "host:0",
+            "host:70000",
+            "host:x",
+            "[::1",
+            "[::1]x",
+            "[name]:1",
+            "a:b:c:",
+        ] {
             let e = p(s).expect_err(s).to_string();
             assert!(e.contains("HOST[:PORT]"), "{s}: {e}");
         }

@@ -70,13 +70,16 @@ impl Responder {
 
     /// Whether receive timestamps come from the kernel on every socket.
     pub fn kernel_timestamps(&self) -> bool {
-        self.sockets.iter().all(|s| {
-            s.timestamp_mode().rx_source() == crate::report::TimestampSource::Kernel
-        })
+        self.sockets
+            .iter()
+            .all(|s| s.timestamp_mode().rx_source() == crate::report::TimestampSource::Kernel)
     }
 
     /// Serves until `shutdown` completes, then returns the summed counters.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<ReflectorCounters, A2aError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<ReflectorCounters, A2aError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::with_capacity(self.sockets.len());
         for sock in self.sockets {

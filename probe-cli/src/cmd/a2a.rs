@@ -1,0 +1,167 @@
+//! `probe a2a`: one agent-to-agent STAMP test, against a peer or an embedded responder.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use probe_core::a2a::runtime::{
+    A2aOptions, Family, Pace, PeerSpec, Responder, ResponderConfig, TestOutcome, run_test,
+};
+use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig};
+use probe_core::wire::stamp::BASE_LEN;
+use tokio::sync::oneshot;
+
+use super::a2a_table;
+use crate::cli::{A2aArgs, Rate, STAMP_PORT};
+
+/// Packets allowed unanswered in a `--rate max` flood.
+const FLOOD_WINDOW: u32 = 256;
+/// Packets sent when neither --count nor --duration is given.
+const DEFAULT_COUNT: u32 = 100;
+
+pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
+    let opts_base = options_from(args)?;
+    let family = match (args.family.ipv4, args.family.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    let (peer, label, embedded) = match &args.peer {
+        Some(spec) => {
+            let spec = PeerSpec::parse(spec, STAMP_PORT)?;
+            let addr = spec.resolve(family).await?;
+            (addr, spec.to_string(), None)
+        }
+        None => {
+            let (addr, stop, task) = start_embedded(family)?;
+            (addr, addr.to_string(), Some((stop, task)))
+        }
+    };
+    let opts = A2aOptions {
+        peer,
+        peer_label: label.clone(),
+        ..opts_base
+    };
+    let outcome = run_test(opts).await;
+    if let Some((stop, task)) = embedded {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(c)) => tracing::info!("embedded responder: {c:?}"),
+            Ok(Err(e)) => tracing::warn!("embedded responder: {e}"),
+            Err(e) => tracing::warn!("embedded responder task: {e}"),
+        }
+    }
+    let outcome = outcome.with_context(|| format!("the A2A test against {label} failed"))?;
+    print(args, &outcome, embedded_note(args))?;
+    if !outcome.answered {
+        eprintln!("{}", no_answer_message(&label, peer, &outcome));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The test settings the flags describe (peer filled in later).
+fn options_from(args: &A2aArgs) -> anyhow::Result<A2aOptions> {
+    if !(BASE_LEN..=MAX_SIZE).contains(&args.size) {
+        bail!(
+            "--size {} is outside {BASE_LEN}..={MAX_SIZE}: a STAMP test packet needs at least {BASE_LEN} bytes of UDP payload",
+            args.size
+        );
+    }
+    let limit = match (args.count, args.duration) {
+        (Some(0), _) => bail!("--count must be at least 1"),
+        (Some(c), _) => Limit::Count(
+            u32::try_from(c)
+                .ok()
+                .filter(|&c| c < u32::MAX)
+                .with_context(|| format!("--count {c} is too large (at most {})", u32::MAX - 1))?,
+        ),
+        (None, Some(d)) if d.is_zero() => bail!("--duration must be positive"),
+        (None, Some(d)) => Limit::Duration(d),
+        (None, None) => Limit::Count(DEFAULT_COUNT),
+    };
+    let pace = match args.rate {
+        Some(Rate::Max) => Pace::Max {
+            window: FLOOD_WINDOW,
+        },
+        Some(Rate::Pps(pps)) => {
+            Pace::Interval(Duration::from_secs_f64(1.0 / pps).max(Duration::from_nanos(1)))
+        }
+        None if args.interval.is_zero() => bail!("--interval must be positive (or use --rate max)"),
+        None => Pace::Interval(args.interval),
+    };
+    let mut o = A2aOptions::new(SocketAddr::from(([127, 0, 0, 1], STAMP_PORT)));
+    o.limit = limit;
+    o.pace = pace;
+    o.size = args.size;
+    o.dscp = args.dscp;
+    o.source = args.source;
+    o.interface.clone_from(&args.interface);
+    o.wait = args.wait;
+    Ok(o)
+}
+
+type Embedded = (
+    SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<
+        Result<probe_core::a2a::ReflectorCounters, probe_core::a2a::runtime::A2aError>,
+    >,
+);
+
+/// Starts a responder on loopback (ephemeral port) for a self-contained run.
+fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
+    let ip = match family {
+        Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let responder = Responder::bind(&ResponderConfig {
+        listen: vec![SocketAddr::new(ip, 0)],
+        reflector: ReflectorConfig {
+            clock: probe_core::a2a::runtime::local_clock_info(),
+            rate_limit_pps: 0,
+            ..ReflectorConfig::default()
+        },
+    })
+    .context("cannot start the embedded responder")?;
+    let addr = *responder
+        .local_addrs()
+        .first()
+        .context("the embedded responder has no address")?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(responder.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop, task))
+}
+
+fn embedded_note(args: &A2aArgs) -> &'static str {
+    if args.peer.is_none() {
+        " (embedded responder)"
+    } else {
+        ""
+    }
+}
+
+fn print(args: &A2aArgs, outcome: &TestOutcome, note: &str) -> anyhow::Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+    } else {
+        print!("{}", a2a_table::render(outcome, note));
+    }
+    Ok(())
+}
+
+fn no_answer_message(label: &str, addr: SocketAddr, outcome: &TestOutcome) -> String {
+    let mut m = format!(
+        "probe: nothing answered at {label} ({addr}/udp): {} packets sent, 100% lost.\nLikely causes:\n  - no `probe serve` (or other STAMP responder) runs there, or it listens on another port;\n  - a firewall drops UDP to port {port};\n  - the peer is behind NAT without a published port (docker run --publish {port}:{port}/udp).",
+        outcome.report.sent,
+        port = addr.port()
+    );
+    if let Some(icmp) = &outcome.icmp_error {
+        let _ = write!(m, "\nThe network said: {icmp}.");
+    }
+    m
+}
