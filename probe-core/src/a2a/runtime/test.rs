@@ -104,6 +104,8 @@ struct Shared {
     test_replies: AtomicU64,
     hello_answered: Notify,
     stop_sending: AtomicBool,
+    /// The network refused our packets (ICMP unreachable / prohibited).
+    refused: AtomicBool,
 }
 
 struct State {
@@ -149,6 +151,7 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         test_replies: AtomicU64::new(0),
         hello_answered: Notify::new(),
         stop_sending: AtomicBool::new(false),
+        refused: AtomicBool::new(false),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let receiver = tokio::spawn(receive(sock.clone(), shared.clone(), stop_rx.clone()));
@@ -259,6 +262,9 @@ async fn hellos(
 ) -> Result<(), A2aError> {
     let mut buf = vec![0u8; opts.size.max(128)];
     for _ in 0..opts.hellos {
+        if shared.refused.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let len = {
             shared
                 .lock()
@@ -337,7 +343,8 @@ fn pace(
         if flood_end.is_some_and(|end| now >= end) {
             break;
         }
-        if now >= no_answer_after && shared.answered.load(Ordering::Relaxed) == 0 {
+        let silent = shared.answered.load(Ordering::Relaxed) == 0;
+        if silent && (now >= no_answer_after || shared.refused.load(Ordering::Relaxed)) {
             shared.stop_sending.store(true, Ordering::Relaxed);
             break;
         }
@@ -465,6 +472,9 @@ fn on_err_msg(shared: &Shared, m: ErrQueueMessage) {
             }
         }
         ErrQueueMessage::Icmp(e) if st.icmp_error.is_none() => {
+            if !matches!((e.icmpv6, e.icmp_type), (false, 11) | (true, 3)) {
+                shared.refused.store(true, Ordering::Relaxed);
+            }
             let from = e.offender.map_or_else(|| "?".to_owned(), |a| a.to_string());
             st.icmp_error = Some(format!(
                 "{} from {from}",
