@@ -1,0 +1,189 @@
+//! `probe a2a` / `probe serve` in the testbed: numbers against the configured truth.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{json_ok, num, output, probe, serve, text};
+use probe_lab::impair::ImpairConfig;
+use probe_lab::topology;
+
+const PORT: u16 = 49153;
+
+#[test]
+fn impaired_path_split_per_direction() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let fwd = ImpairConfig {
+        delay: Duration::from_millis(10),
+        every_nth: 10,
+        ..ImpairConfig::default()
+    };
+    let rev = ImpairConfig {
+        delay: Duration::from_millis(2),
+        ..ImpairConfig::default()
+    };
+    let lab = topology::impaired(fwd, rev).expect("impaired topology");
+    let _srv = serve(&lab.b, PORT, &[]);
+    let peer = lab.b.ipv4().to_string();
+    // One hello, then 200 test packets: the impairer drops forward packets 10, 20, ... 200,
+    // which are test packets 9, 19, ... 199: exactly 20 of 200.
+    let v = json_ok(&mut probe(
+        &lab.a,
+        &["a2a", "--peer", &peer, "-c", "200", "-i", "5ms", "--json"],
+    ));
+    assert_eq!(num(&v, "sent"), 200.0);
+    assert_eq!(num(&v, "forward.loss_pct"), 10.0, "{v}");
+    assert_eq!(num(&v, "reverse.loss_pct"), 0.0, "{v}");
+    assert_eq!(text(&v, "clock.mode"), "shared");
+    assert_eq!(text(&v, "timestamps"), "kernel");
+    for (dir, want) in [("forward", 10.0), ("reverse", 2.0)] {
+        for stat in ["p50", "mean", "min"] {
+            let got = num(&v, &format!("{dir}.delay_ms.{stat}"));
+            assert!((got - want).abs() < 0.3, "{dir} delay {stat} {got} ms, configured {want} ms");
+        }
+    }
+    let rtt = num(&v, "rtt_ms.p50");
+    assert!((rtt - 12.0).abs() < 0.5, "rtt p50 {rtt}");
+}
+
+/// Runs `probe a2a` from `from` to `peer` and checks a clean result.
+fn clean_run(from: &probe_lab::Host, peer: &str, label: &str) {
+    let v = json_ok(&mut probe(
+        from,
+        &["a2a", "--peer", peer, "-c", "100", "-i", "2ms", "--json"],
+    ));
+    assert_eq!(num(&v, "sent"), 100.0, "{label}");
+    assert_eq!(num(&v, "received"), 100.0, "{label}: {v}");
+    assert_eq!(num(&v, "forward.loss_pct"), 0.0, "{label}");
+    assert_eq!(num(&v, "reverse.loss_pct"), 0.0, "{label}");
+    assert_eq!(text(&v, "clock.mode"), "shared", "{label}");
+    let rtt = num(&v, "rtt_ms.p50");
+    assert!(rtt > 0.0 && rtt < 5.0, "{label}: rtt p50 {rtt} ms");
+}
+
+#[test]
+fn nat_outward_and_inward_through_published_port() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::nat().expect("nat topology");
+    // Outward: the containerised agent tests the peer through masquerade.
+    {
+        let _srv = serve(&lab.peer, PORT, &[]);
+        clean_run(&lab.agent, &lab.peer.ipv4().to_string(), "agent -> peer (masquerade)");
+    }
+    // Inward: the peer tests the agent through the published 49153/udp on the host.
+    let _srv = serve(&lab.agent, PORT, &[]);
+    clean_run(&lab.peer, &lab.host.ipv4().to_string(), "peer -> agent (published port)");
+}
+
+#[test]
+fn macvlan_both_ways() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::macvlan().expect("macvlan topology");
+    {
+        let _srv = serve(&lab.peer, PORT, &[]);
+        clean_run(&lab.agent, &lab.peer.ipv4().to_string(), "agent -> peer (macvlan)");
+    }
+    let _srv = serve(&lab.agent, PORT, &[]);
+    clean_run(&lab.peer, &lab.agent.ipv4().to_string(), "peer -> agent (macvlan)");
+}
+
+#[test]
+fn ipv6_direct() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let _srv = serve(&lab.b, PORT, &[]);
+    clean_run(&lab.a, &format!("[{}]:{PORT}", lab.b.ipv6()), "IPv6");
+}
+
+#[test]
+fn flood_reports_rate() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let _srv = serve(&lab.b, PORT, &["--rate-limit", "0"]);
+    let v = json_ok(&mut probe(
+        &lab.a,
+        &["a2a", "--peer", &lab.b.ipv4().to_string(), "--rate", "max", "-c", "20000", "--size", "64", "--json"],
+    ));
+    assert_eq!(num(&v, "sent"), 20000.0);
+    let pps = num(&v, "pps");
+    // Loose floor: a debug build on a shared 2-core machine; the benchmark measures for real.
+    assert!(pps > 2000.0, "flood reached only {pps} pps");
+    assert!(num(&v, "received") >= 19_000.0, "{v}");
+    assert!(v["schedule_error_us"]["mean"].is_null(), "a flood has no schedule");
+}
+
+#[test]
+fn silent_peer_is_reported_with_full_loss() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    // Drop the test traffic silently at the peer (no ICMP), as a firewall would.
+    lab.b
+        .nft("table inet t { chain c { type filter hook input priority 0; udp dport 49153 drop; } }")
+        .expect("nft");
+    let started = std::time::Instant::now();
+    let out = output(&mut probe(
+        &lab.a,
+        &["a2a", "--peer", &lab.b.ipv4().to_string(), "-c", "1000", "-i", "10ms", "--json"],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(num(&v, "loss_pct"), 100.0);
+    assert_eq!(num(&v, "received"), 0.0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("nothing answered at {}:49153", lab.b.ipv4())), "{err}");
+    assert!(err.contains("published port"), "{err}");
+}
+
+#[test]
+fn unresolvable_name_is_a_clear_error() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    // An isolated namespace: the resolver's queries cannot leave it.
+    let lab = topology::direct().expect("direct topology");
+    let out = output(&mut probe(&lab.a, &["a2a", "--peer", "no-such-host.invalid", "-c", "1"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot resolve `no-such-host.invalid`"), "{err}");
+}
+
+#[test]
+fn reflector_counts_junk_and_keeps_serving() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let mut srv = {
+        let mut cmd = probe(&lab.b, &["serve", "--port", "49153", "--json"]);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        lab.b.spawn(&mut cmd).expect("serve")
+    };
+    common::wait_udp_listening(&lab.b, PORT);
+    let target = std::net::SocketAddr::new(lab.b.ipv4().into(), PORT);
+    lab.a.run_in(move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        for len in [0usize, 1, 10, 43] {
+            s.send_to(&vec![0xa5; len], target).expect("send junk");
+        }
+    });
+    clean_run(&lab.a, &lab.b.ipv4().to_string(), "after junk");
+    let _ = srv.pid();
+    let out = srv.terminate(Duration::from_secs(3)).expect("stop serve");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(num(&v, "junk"), 4.0, "{v}");
+    assert!(num(&v, "reflected") >= 100.0, "{v}");
+}

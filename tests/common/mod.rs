@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests: running `probe` inside testbed hosts.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use probe_lab::{Background, Host};
+use serde_json::Value;
+
+/// `probe ARGS` inside `host`'s namespace.
+pub fn probe(host: &Host, args: &[&str]) -> Command {
+    let mut cmd = host.command(probe_suite::probe_bin());
+    cmd.args(args);
+    cmd
+}
+
+/// Starts `probe serve ARGS` in `host` and waits until its UDP port listens.
+pub fn serve(host: &Host, port: u16, extra: &[&str]) -> Background {
+    let port_s = port.to_string();
+    let mut args = vec!["serve", "--port", &port_s];
+    args.extend_from_slice(extra);
+    let mut cmd = probe(host, &args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let bg = host.spawn(&mut cmd).expect("start probe serve");
+    wait_udp_listening(host, port);
+    bg
+}
+
+/// Waits (at most 5 s) until something listens on UDP `port` in `host`.
+pub fn wait_udp_listening(host: &Host, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = host
+            .command("ss")
+            .args(["-Hlun", &format!("sport = :{port}")])
+            .output()
+            .expect("run ss");
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on {port}/udp in {}", host.name());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the command; returns its output, failing the test if it cannot start.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("run probe")
+}
+
+/// Runs a `--json` command that must succeed and returns the parsed JSON.
+pub fn json_ok(cmd: &mut Command) -> Value {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "probe failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+/// A number at a JSON path like `forward.delay_ms.p50`.
+pub fn num(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    cur.as_f64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
+}
+
+/// A string at a JSON path.
+pub fn text<'a>(v: &'a Value, path: &str) -> &'a str {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    cur.as_str().unwrap_or_else(|| panic!("{path} is not a string in {v}"))
+}
