@@ -1,1 +1,10 @@
 //! Wire formats as typed views over byte buffers. Parse and emit are symmetric.
+
+pub mod answer;
+pub mod checksum;
+pub mod icmp;
+pub mod icmp_ext;
+pub mod mpls;
+pub mod packet_error;
+pub mod probe;
+pub mod quote;
