@@ -1,1 +1,3 @@
 //! Result types (serde) shared by the CLI, the agent and library users: the JSON schema.
+
+pub mod trace;
