@@ -7,6 +7,9 @@
 pub mod engine;
 pub mod flow;
 pub mod hop;
+pub mod mda;
+pub mod mda_rule;
+pub mod pmtu;
 pub mod prober;
 
 #[cfg(test)]
@@ -17,6 +20,8 @@ use crate::wire::answer::Answer;
 
 pub use engine::{Trace, TraceConfig};
 pub use flow::{FlowId, FlowMode, ProbeId, Protocol};
+pub use mda::{Mda, MdaConfig};
+pub use pmtu::{Pmtu, PmtuConfig, PmtuOutcome};
 pub use prober::{ConfigError, EmitLayer, ProbeConfig, Transmit};
 
 /// The driving interface shared by the path-test state machines (trace, MDA, PMTU).

@@ -156,6 +156,9 @@ impl SimNet {
                 return reply(msg);
             }
             if size > usize::from(node.link_mtu) && (v6 || tx.probe.dont_fragment) {
+                if node.silent {
+                    return None; // a PMTU black hole
+                }
                 let mtu = if node.report_mtu { node.link_mtu } else { 0 };
                 let mut msg = Vec::new();
                 let (t, code, word) = if v6 {
