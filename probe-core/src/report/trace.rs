@@ -43,6 +43,8 @@ pub struct TraceReport {
     pub queries: u32,
     /// Rounds.
     pub count: u32,
+    /// MDA stopping-rule confidence in percent (absent for plain traces).
+    pub confidence_pct: Option<f64>,
     /// Probes sent in total (including those beyond the target that were cancelled).
     pub probes_sent: u64,
     /// Wall time of the test.

@@ -54,6 +54,7 @@ fn sample() -> TraceReport {
         max_ttl: 30,
         queries: 3,
         count: 1,
+        confidence_pct: None,
         probes_sent: 9,
         duration_ms: 1.5,
         hops: vec![
@@ -117,6 +118,7 @@ fn json_field_names_are_pinned() {
             "max_ttl",
             "queries",
             "count",
+            "confidence_pct",
             "probes_sent",
             "duration_ms",
             "hops",

@@ -326,6 +326,7 @@ impl Trace {
             max_ttl: c.max_ttl,
             queries: u32::from(c.queries),
             count: c.count,
+            confidence_pct: None,
             probes_sent: self.prober.sent_total(),
             duration_ms: (self.last_event - self.started) as f64 / 1e6,
             hops: self.hops().iter().map(HopStats::to_report).collect(),

@@ -8,12 +8,14 @@
 //!   If hop `h - 1` has a single (confirmed) node, every flow goes through it and new flows need
 //!   no check there.
 //! - **Node control** (as MDA-Lite): when hop `h - 1` has several nodes, hop `h` is probed with
-//!   flows known to traverse each of them, spread evenly (each predecessor gets at least two
-//!   when it can, for meshing detection). A predecessor short of known flows gets new flows
-//!   probed at `h - 1` until enough land on it.
-//! - **Meshing / nested balancers.** A predecessor seen with two or more successors is itself a
-//!   load balancer: it then gets the full per-node rule, `n_(s+1)` flows through it for `s`
-//!   successors seen.
+//!   flows known to traverse each of them, spread evenly; a predecessor with fewer known flows
+//!   than its share leaves the rest to the others (the hop total is what the rule needs under
+//!   uniform balancing). When the known flows run out, new flows are probed at `h - 1` until
+//!   enough land on the predecessors that need them.
+//! - **Meshing / nested balancers.** When hop `h - 1` and hop `h` both have several nodes,
+//!   every predecessor gets at least `n_2` flows through it (the per-node rule for one
+//!   successor), with node control if needed. A predecessor seen with two or more successors is
+//!   itself a load balancer: it gets the full per-node rule, `n_(s+1)` flows for `s` successors.
 //! - **Terminal nodes.** The target (and routers answering unreachable) end their flows: a
 //!   predecessor whose successors are all terminal needs a single flow, and the trace ends at a
 //!   hop whose responders are all terminal.
@@ -244,6 +246,10 @@ impl Mda {
         probed: &BTreeSet<FlowId>,
     ) -> Vec<(u8, FlowId)> {
         let share = needed.div_ceil(preds.len());
+        // Both hops have several nodes: a meshing check gives every predecessor the per-node
+        // rule for one successor (n_2 flows through it), so a predecessor that balances shows it.
+        let mesh_check = self.nodes(h).len() >= 2;
+        let per_node = self.rule.probes_needed(1) as usize;
         let mut state: Vec<Pred> = preds
             .iter()
             .map(|&v| {
@@ -265,8 +271,10 @@ impl Mda {
                 } else if succ.len() >= 2 {
                     let strict = share.max(self.rule.probes_needed(succ.len()) as usize);
                     (strict, strict)
+                } else if mesh_check {
+                    (share.max(per_node), per_node)
                 } else {
-                    (share, share.min(2))
+                    (share, 1)
                 };
                 Pred {
                     have,
@@ -440,6 +448,7 @@ impl Mda {
             max_ttl: c.max_ttl,
             queries: 0,
             count: 1,
+            confidence_pct: Some(c.confidence * 100.0),
             probes_sent: self.prober.sent_total(),
             duration_ms: (self.last_event - self.started) as f64 / 1e6,
             hops: self.hops[..n].iter().map(HopStats::to_report).collect(),

@@ -286,14 +286,19 @@ fn flow_key(ip: &[u8], hl: usize) -> Vec<u8> {
     key
 }
 
-/// FNV-1a over `key`, salted.
+/// FNV-1a over `key`, salted, then the splitmix64 finalizer (FNV alone leaves the low bits a
+/// plain XOR of the input bytes' low bits, a poor balancer when two hashed fields move together).
 fn fnv(key: &[u8], salt: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     for b in key {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    h ^ (h >> 29)
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 /// Rewrites source address and port like a NAT, keeping the UDP/TCP checksum valid.
