@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use super::ProbeMachine;
-use super::flow::FlowId;
+use super::flow::{FlowId, ProbeId};
 use super::hop::HopStats;
 use super::mda_rule::StoppingRule;
 use super::prober::{ConfigError, ProbeConfig, Prober, Transmit};
@@ -529,6 +529,10 @@ impl ProbeMachine for Mda {
 
     fn is_done(&self) -> bool {
         self.done && self.prober.in_flight_count() == 0
+    }
+
+    fn set_sent_time(&mut self, id: ProbeId, tx: Nanos) {
+        self.prober.set_sent_time(id, tx);
     }
 }
 

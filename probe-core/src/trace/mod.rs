@@ -36,6 +36,8 @@ pub trait ProbeMachine {
     fn handle_answer(&mut self, answer: &Answer, rx: Nanos) -> bool;
     /// Whether the test is over.
     fn is_done(&self) -> bool;
+    /// Replaces a probe's send time with the kernel transmit timestamp.
+    fn set_sent_time(&mut self, id: ProbeId, tx: Nanos);
 }
 
 impl ProbeMachine for Trace {
@@ -53,5 +55,8 @@ impl ProbeMachine for Trace {
     }
     fn is_done(&self) -> bool {
         Trace::is_done(self)
+    }
+    fn set_sent_time(&mut self, id: ProbeId, tx: Nanos) {
+        Trace::set_sent_time(self, id, tx);
     }
 }

@@ -226,6 +226,10 @@ impl ProbeMachine for Pmtu {
     fn is_done(&self) -> bool {
         self.done
     }
+
+    fn set_sent_time(&mut self, id: ProbeId, tx: Nanos) {
+        self.prober.set_sent_time(id, tx);
+    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,9 @@ pub struct ProbeConfig {
     pub src_port: u16,
     /// Destination port: 33434 for UDP, 80 for TCP by default.
     pub dst_port: u16,
-    /// ICMP echo identifier (ping sockets impose theirs).
+    /// ICMP echo identifier. Linux ping sockets (`SOCK_DGRAM`, `IPPROTO_ICMP`) overwrite it
+    /// with the socket's id (the port `getsockname` reports): pass that value here so the
+    /// steered checksum and the matching agree with what goes on the wire.
     pub icmp_ident: u16,
     /// High half of TCP sequence numbers.
     pub tcp_nonce: u16,
