@@ -3,3 +3,4 @@
 mod a2a;
 
 pub use a2a::{A2aReport, ClockReport, DirectionReport, ScheduleErrorReport, TimestampSource};
+pub mod trace;

@@ -3,3 +3,11 @@
 pub mod stamp;
 pub mod stamp_clock_tlv;
 pub mod stamp_tlv;
+pub mod answer;
+pub mod checksum;
+pub mod icmp;
+pub mod icmp_ext;
+pub mod mpls;
+pub mod packet_error;
+pub mod probe;
+pub mod quote;

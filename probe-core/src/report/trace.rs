@@ -1,0 +1,268 @@
+//! Path test results (`probe trace`): the public JSON contract and an mtr-like text table.
+//!
+//! Field semantics:
+//! - `hops[].sent` counts probes sent with that TTL; `received` the answers; `loss_pct` is
+//!   `100 * (1 - received / sent)` over probes whose fate is known.
+//! - A hop may have several `responders` (load balancing in classic mode, route changes, MDA).
+//!   A responder's `sent` is the hop's `sent` (a probe is not addressed to a responder), its
+//!   `received` its own answers, and its `loss_pct` the hop's loss.
+//! - `jitter_ms` is mtr's Javg: the mean of `|rtt_n - rtt_(n-1)|` over consecutive answers from
+//!   that responder; `jitter_max_ms` is mtr's Jmax.
+//! - `mpls` lists the distinct label stacks (RFC 4950) the responder reported, top label first.
+//! - `links` (MDA) are the edges between responders of consecutive hops that one flow traversed.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The result of a path test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceReport {
+    /// The target address.
+    pub target: IpAddr,
+    /// The name the target was given as, if any.
+    pub target_name: Option<String>,
+    /// Our source address.
+    pub source: IpAddr,
+    /// `icmp`, `udp` or `tcp`.
+    pub protocol: String,
+    /// `paris`, `classic` or `mda`.
+    pub mode: String,
+    /// How the probes were sent (`raw`, `unprivileged`, ...), filled in by the runtime.
+    pub privilege: Option<String>,
+    /// Whether the target answered.
+    pub reached: bool,
+    /// Path MTU in bytes, when measured.
+    pub pmtu: Option<u32>,
+    /// First TTL probed.
+    pub first_ttl: u8,
+    /// Highest TTL allowed.
+    pub max_ttl: u8,
+    /// Probes per hop per round.
+    pub queries: u32,
+    /// Rounds.
+    pub count: u32,
+    /// MDA stopping-rule confidence in percent (absent for plain traces).
+    pub confidence_pct: Option<f64>,
+    /// Probes sent in total (including those beyond the target that were cancelled).
+    pub probes_sent: u64,
+    /// Wall time of the test.
+    pub duration_ms: f64,
+    /// Hops in TTL order, up to the target or the last hop probed.
+    pub hops: Vec<HopReport>,
+    /// Links between responders of consecutive hops (MDA); empty otherwise.
+    pub links: Vec<LinkReport>,
+}
+
+/// One TTL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HopReport {
+    /// The TTL.
+    pub ttl: u8,
+    /// Probes sent with this TTL.
+    pub sent: u64,
+    /// Answers received.
+    pub received: u64,
+    /// Loss in percent.
+    pub loss_pct: f64,
+    /// Who answered, in order of first answer. Empty for a silent hop (`*`).
+    pub responders: Vec<ResponderReport>,
+}
+
+/// One address answering at a hop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponderReport {
+    /// The address.
+    pub addr: IpAddr,
+    /// Reverse DNS name, filled in later by the runtime.
+    pub hostname: Option<String>,
+    /// Probes sent with this hop's TTL.
+    pub sent: u64,
+    /// Answers from this responder.
+    pub received: u64,
+    /// The hop's loss in percent.
+    pub loss_pct: f64,
+    /// RTT summary.
+    pub rtt_ms: Option<RttMs>,
+    /// RTT of the latest answer.
+    pub last_ms: Option<f64>,
+    /// Mean absolute RTT difference between consecutive answers (mtr Javg).
+    pub jitter_ms: Option<f64>,
+    /// Largest absolute RTT difference between consecutive answers (mtr Jmax).
+    pub jitter_max_ms: Option<f64>,
+    /// Distinct MPLS label stacks seen.
+    pub mpls: Vec<Vec<MplsLabel>>,
+    /// What the latest answer was ("time exceeded", "port unreachable", ...).
+    pub kind: String,
+    /// ICMP type of the latest answer (absent for TCP answers).
+    pub icmp_type: Option<u8>,
+    /// ICMP code of the latest answer.
+    pub icmp_code: Option<u8>,
+    /// A quote showed our source address or port rewritten.
+    pub nat: bool,
+    /// TTL of our probe as it arrived at the responder (from the quote).
+    pub quoted_ttl: Option<u8>,
+    /// TTL the answer arrived with.
+    pub reply_ttl: Option<u8>,
+}
+
+/// RTT summary in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RttMs {
+    /// Minimum.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Population standard deviation.
+    pub stddev: f64,
+}
+
+/// One MPLS label stack entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MplsLabel {
+    /// Label (20 bits).
+    pub label: u32,
+    /// Traffic class (3 bits).
+    pub tc: u8,
+    /// Bottom of stack.
+    pub s: bool,
+    /// TTL.
+    pub ttl: u8,
+}
+
+/// An edge between responders at consecutive hops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// TTL of `from`.
+    pub ttl: u8,
+    /// Responder at `ttl`.
+    pub from: IpAddr,
+    /// Responder at `ttl + 1`.
+    pub to: IpAddr,
+}
+
+/// Traceroute-style annotation of an answer kind (`!H`, `!N`, `!X`, `!P`, `!F`), empty for
+/// ordinary answers.
+fn annotation(kind: &str) -> &'static str {
+    match kind {
+        "host unreachable" => " !H",
+        "net unreachable" => " !N",
+        "admin prohibited" => " !X",
+        "protocol unreachable" => " !P",
+        "fragmentation needed" | "packet too big" => " !F",
+        "source route failed" => " !S",
+        "beyond scope" | "unreachable" => " !U",
+        _ => "",
+    }
+}
+
+/// Renders the report as an mtr-like table (`Host`, `Loss%`, `Snt`, `Last`, `Avg`, `Best`, `Wrst`, `StDev`)
+/// with a line per MPLS label under its responder.
+pub fn render_table(r: &TraceReport) -> String {
+    let mut out = String::new();
+    let target = match &r.target_name {
+        Some(n) => format!("{n} ({})", r.target),
+        None => r.target.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "probe trace to {target} from {}: {} {}, {} hops, {}{}",
+        r.source,
+        r.protocol,
+        r.mode,
+        r.hops.len(),
+        if r.reached { "reached" } else { "not reached" },
+        r.pmtu.map(|m| format!(", pmtu {m}")).unwrap_or_default(),
+    );
+    let hosts: Vec<Vec<String>> = r
+        .hops
+        .iter()
+        .map(|h| {
+            h.responders
+                .iter()
+                .map(|x| {
+                    let name = match &x.hostname {
+                        Some(n) => format!("{n} ({})", x.addr),
+                        None => x.addr.to_string(),
+                    };
+                    format!(
+                        "{name}{}{}",
+                        annotation(&x.kind),
+                        if x.nat { " [nat]" } else { "" }
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let w = hosts
+        .iter()
+        .flatten()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<w$}  {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "Hop", "Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev"
+    );
+    for (h, names) in r.hops.iter().zip(&hosts) {
+        if h.responders.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:>4}  {:<w$}  {:>5.1}% {:>5}",
+                h.ttl, "*", h.loss_pct, h.sent
+            );
+            continue;
+        }
+        for (i, (x, name)) in h.responders.iter().zip(names).enumerate() {
+            let hop = if i == 0 {
+                h.ttl.to_string()
+            } else {
+                String::new()
+            };
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
+            let s = x.rtt_ms;
+            let _ = writeln!(
+                out,
+                "{hop:>4}  {name:<w$}  {:>5.1}% {:>5} {:>7} {:>7} {:>7} {:>7} {:>7}",
+                x.loss_pct,
+                x.sent,
+                ms(x.last_ms),
+                ms(s.map(|s| s.mean)),
+                ms(s.map(|s| s.min)),
+                ms(s.map(|s| s.max)),
+                ms(s.map(|s| s.stddev)),
+            );
+            for stack in &x.mpls {
+                for l in stack {
+                    let _ = writeln!(
+                        out,
+                        "{:>4}  [MPLS label {} tc {} s {} ttl {}]",
+                        "",
+                        l.label,
+                        l.tc,
+                        u8::from(l.s),
+                        l.ttl
+                    );
+                }
+            }
+        }
+    }
+    if !r.links.is_empty() {
+        let _ = writeln!(out, "links:");
+        for l in &r.links {
+            let _ = writeln!(out, "{:>4}  {} -> {}", l.ttl, l.from, l.to);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "trace_tests.rs"]
+mod tests;
