@@ -30,7 +30,7 @@ pub enum Command {
     /// Agent-to-agent UDP test (STAMP) against a peer's responder; embedded responder when no --peer.
     A2a(A2aArgs),
     /// Path test: traceroute with Paris flow ids, MDA, MPLS and PMTU.
-    Trace(PendingArgs),
+    Trace(TraceArgs),
     /// Many-target ping over ICMP, UDP or TCP.
     Ping(PendingArgs),
     /// DNS resolution test against system or custom servers.
@@ -135,6 +135,107 @@ pub struct A2aArgs {
     /// Address family.
     #[command(flatten)]
     pub family: FamilyArgs,
+}
+
+/// Probe protocol of `probe trace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceProto {
+    /// ICMP echo requests (ping sockets when unprivileged).
+    Icmp,
+    /// UDP datagrams to a closed port (UDP sockets with `IP_RECVERR` when unprivileged).
+    Udp,
+    /// TCP SYN (raw sockets only).
+    Tcp,
+}
+
+/// `probe trace`.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct TraceArgs {
+    /// The target: a host name or an IPv4/IPv6 address.
+    pub target: String,
+    /// Probe protocol.
+    #[arg(long, short = 'P', value_enum, default_value = "icmp")]
+    pub proto: TraceProto,
+    /// Classic traceroute flows: every probe a new flow (ports vary), so load balancers scatter it.
+    #[arg(long, conflicts_with_all = ["paris", "mda"])]
+    pub classic: bool,
+    /// Paris traceroute (the default): one flow identity for every probe, one path through load balancers.
+    #[arg(long)]
+    pub paris: bool,
+    /// Multipath discovery (MDA): every responder per hop behind per-flow load balancers, and the links.
+    #[arg(long)]
+    pub mda: bool,
+    /// MDA confidence in percent that no responder was missed at a hop.
+    #[arg(long, default_value_t = 95.0, requires = "mda", value_parser = parse_confidence)]
+    pub confidence: f64,
+    /// MDA probe budget.
+    #[arg(long, default_value_t = 3000, requires = "mda")]
+    pub max_probes: u64,
+    /// Rounds of probes; per-hop statistics accumulate like `mtr --report -c N`.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between the starts of rounds.
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Probes per hop per round.
+    #[arg(long, short = 'q', default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..))]
+    pub queries: u8,
+    /// First TTL probed.
+    #[arg(long, short = 'f', default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
+    pub first_ttl: u8,
+    /// Highest TTL probed.
+    #[arg(long, short = 'm', default_value_t = 30, value_parser = clap::value_parser!(u8).range(1..))]
+    pub max_ttl: u8,
+    /// How long to wait for each answer before counting the probe as lost (`*`).
+    #[arg(long, short = 'w', default_value = "1s", value_parser = parse_duration)]
+    pub wait: Duration,
+    /// Most probes per second (default: unpaced, all TTLs at once).
+    #[arg(long, value_name = "PPS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+    /// Destination port for UDP (default 33434) and TCP (default 80).
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// Base source port for UDP and TCP probes.
+    #[arg(long)]
+    pub source_port: Option<u16>,
+    /// Source address to send from.
+    #[arg(long, short = 's', value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+    /// Network interface to send through (`SO_BINDTODEVICE`).
+    #[arg(long, short = 'I', value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Whole IP packet size of the probes in bytes.
+    #[arg(long, default_value_t = 60)]
+    pub size: u16,
+    /// DSCP codepoint (0-63) of the probes.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub dscp: Option<u8>,
+    /// Also discover the path MTU (DF probes from the interface MTU down) once the target answered.
+    #[arg(long)]
+    pub pmtu: bool,
+    /// Use ping sockets and UDP sockets even with `CAP_NET_RAW` (no TCP, no MPLS labels).
+    #[arg(long)]
+    pub unprivileged: bool,
+    /// Do not look up host names of the hops.
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Address family.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// Parses `--confidence`: a percentage strictly between 0 and 100.
+pub fn parse_confidence(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 100.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a confidence: give a percentage between 0 and 100, e.g. 95 or 99"
+        )),
+    }
 }
 
 /// Parses durations such as `3s`, `500ms`, `200us`, `1m30s`.

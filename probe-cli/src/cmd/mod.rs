@@ -3,6 +3,7 @@
 mod a2a;
 mod a2a_table;
 mod serve;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -21,7 +22,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
-        Command::Trace(_) => pending("trace", 4),
+        Command::Trace(args) => runtime()?.block_on(trace::run(args)),
         Command::Ping(_) => pending("ping", 0),
         Command::Dns(_) => pending("dns", 0),
         Command::Agent(_) => pending("agent", 0),

@@ -25,6 +25,7 @@ mod meta;
 mod pacer;
 mod privilege;
 mod raw;
+mod route_mtu;
 mod sockaddr;
 mod socket;
 mod sys;
@@ -42,6 +43,7 @@ pub use meta::RecvMeta;
 pub use pacer::Pacer;
 pub use privilege::{PrivilegeMode, Privileges, detect_icmp_mode};
 pub use raw::{icmp_socket, raw_ip_socket, raw_ipv4_sender};
+pub use route_mtu::route_mtu;
 pub use socket::{
     PmtuMode, SocketOptions, apply_options, bind, tcp_listener, tcp_socket, udp_socket,
 };

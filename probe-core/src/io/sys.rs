@@ -271,8 +271,8 @@ pub(crate) fn setsockopt_int(
     Ok(())
 }
 
-/// `getsockopt(2)` of an `int` value (tests read options back with it).
-#[cfg(test)]
+/// `getsockopt(2)` of an `int` value (tests read options back with it; `route_mtu` reads
+/// `IP_MTU`).
 pub(crate) fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;

@@ -10,9 +10,9 @@ use thiserror::Error;
 
 use super::flow::{FlowId, FlowMode, FlowSpec, ProbeId, Protocol};
 use crate::time::Nanos;
-use crate::wire::answer::Answer;
+use crate::wire::answer::{Answer, AnswerKind, TcpReply};
 use crate::wire::packet_error::PacketError;
-use crate::wire::probe::ProbePacket;
+use crate::wire::probe::{ProbeL4, ProbePacket};
 
 /// Which bytes a [`Transmit`] holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -309,6 +309,9 @@ impl Prober {
         rx: Nanos,
         flow_hint: Option<FlowId>,
     ) -> Option<Matched> {
+        if let (AnswerKind::Tcp(t), None) = (a.kind, &a.quote) {
+            return self.match_tcp_reply(a, t, rx);
+        }
         let Some(rec) = self.spec.recognise(a) else {
             self.unmatched += 1;
             return None;
@@ -343,6 +346,40 @@ impl Prober {
             probe,
             rtt_ns: rx - probe.sent_at,
             nat,
+        })
+    }
+
+    /// Matches a SYN-ACK or reset from the target. A SYN-ACK acknowledges `seq + 1`; a reset
+    /// also acknowledges the bytes the SYN carried (RFC 9293 reset generation), so the probe id
+    /// cannot be read off the acknowledgment number alone: the probe in flight whose ports and
+    /// acknowledgment agree is the one.
+    fn match_tcp_reply(&mut self, a: &Answer, t: TcpReply, rx: Nanos) -> Option<Matched> {
+        let spec = self.spec;
+        let found = (a.from == spec.dst && t.src_port == spec.dst_port)
+            .then(|| {
+                self.in_flight.values().find_map(|p| {
+                    let probe = spec.probe(p.flow, p.id, p.ttl, p.size);
+                    let ProbeL4::TcpSyn { src_port, seq, .. } = probe.l4 else {
+                        return None;
+                    };
+                    let data = if t.rst {
+                        probe.l4_len().saturating_sub(probe.l4.header_len()) as u32
+                    } else {
+                        0
+                    };
+                    let acked = seq.wrapping_add(1).wrapping_add(data);
+                    (src_port == t.dst_port && t.ack == acked).then_some(p.id)
+                })
+            })
+            .flatten();
+        let Some(probe) = found.and_then(|id| self.take(id)) else {
+            self.unmatched += 1;
+            return None;
+        };
+        Some(Matched {
+            probe,
+            rtt_ns: rx - probe.sent_at,
+            nat: false,
         })
     }
 

@@ -129,3 +129,51 @@ fn bad_configs_are_refused() {
     assert!(matches!(Prober::new(tiny), Err(ConfigError::Packet(_))));
     let _ = SimNode::router("10.0.0.1");
 }
+
+#[test]
+fn tcp_reset_acknowledging_syn_data_matches_its_own_probe() {
+    use crate::wire::answer::{AnswerKind, TcpReply};
+    let mut p = Prober::new(cfg(Protocol::Tcp)).expect("config");
+    let mut buf = Vec::new();
+    let sent: Vec<Transmit> = (0..25)
+        .map(|_| p.send(T0, FlowId(0), 30, 60, 0, &mut buf).expect("send"))
+        .collect();
+    let seq = |t: &Transmit| match t.probe.l4 {
+        ProbeL4::TcpSyn { seq, .. } => seq,
+        _ => unreachable!("tcp probes"),
+    };
+    let reply = |ack: u32, rst: bool| Answer {
+        from: "10.0.9.9".parse().expect("addr"),
+        reply_ttl: Some(64),
+        kind: AnswerKind::Tcp(TcpReply {
+            src_port: 80,
+            dst_port: 40000,
+            seq: 0,
+            ack,
+            syn: !rst,
+            rst,
+        }),
+        icmp_type_code: None,
+        quote: None,
+        mpls: Vec::new(),
+    };
+    // 60-byte IPv4 probes carry 20 bytes after the TCP header: the reset to the third probe
+    // acknowledges seq + 21, which is also seq + 1 of the 23rd.
+    let (third, twenty_third) = (&sent[2], &sent[22]);
+    assert_eq!(seq(third) + 21, seq(twenty_third) + 1);
+    let m = p
+        .match_answer(&reply(seq(third) + 21, true), T0, None)
+        .expect("reset matched");
+    assert_eq!(m.probe.id, third.id);
+    let m = p
+        .match_answer(&reply(seq(twenty_third) + 1, false), T0, None)
+        .expect("syn-ack matched");
+    assert_eq!(m.probe.id, twenty_third.id);
+    // Wrong port or address: foreign.
+    let mut foreign = reply(seq(&sent[5]) + 21, true);
+    if let AnswerKind::Tcp(t) = &mut foreign.kind {
+        t.dst_port = 40001;
+    }
+    assert!(p.match_answer(&foreign, T0, None).is_none());
+    assert_eq!(p.unmatched(), 1);
+}

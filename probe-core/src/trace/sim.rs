@@ -226,11 +226,18 @@ impl SimNet {
                 dst_port,
                 seq,
             } => {
+                // A SYN-ACK acknowledges the SYN; a reset also the data the SYN carried (as
+                // Linux's tcp_v4_send_reset does).
+                let data = if self.tcp_open {
+                    0
+                } else {
+                    (ip.len() - hl - 20) as u32
+                };
                 let r = TcpReply {
                     src_port: dst_port,
                     dst_port: src_port,
                     seq: 0x1000,
-                    ack: seq.wrapping_add(1),
+                    ack: seq.wrapping_add(1 + data),
                     syn: self.tcp_open,
                     rst: !self.tcp_open,
                 };

@@ -134,6 +134,27 @@ impl IcmpKind {
         }
     }
 
+    /// Classifies a message from its type, code and second header word (`word`: echo
+    /// identifier and sequence, next-hop MTU, `ICMPv6` MTU or pointer), as the header carries
+    /// them or as the kernel reports them for a socket's error queue (`ee_type`, `ee_code`,
+    /// `ee_info` holding the MTU).
+    pub fn classify(ipv6: bool, icmp_type: u8, code: u8, word: u32) -> IcmpKind {
+        let (ident, seq) = ((word >> 16) as u16, word as u16);
+        match (ipv6, icmp_type) {
+            (false, 0) | (true, 129) => IcmpKind::EchoReply { ident, seq },
+            (false, 3) => IcmpKind::Unreachable(Unreachable::from_v4(code, seq)),
+            (false, 8) | (true, 128) => IcmpKind::EchoRequest,
+            (false, 11) | (true, 3) => IcmpKind::TimeExceeded { code },
+            (false, 12) => IcmpKind::ParameterProblem {
+                pointer: word >> 24,
+            },
+            (true, 1) => IcmpKind::Unreachable(Unreachable::from_v6(code)),
+            (true, 2) => IcmpKind::PacketTooBig { mtu: word },
+            (true, 4) => IcmpKind::ParameterProblem { pointer: word },
+            _ => IcmpKind::Other,
+        }
+    }
+
     /// Whether this is an error message that quotes the offending datagram.
     pub fn is_error(&self) -> bool {
         matches!(
@@ -172,19 +193,7 @@ impl<'a> IcmpMessage<'a> {
         need(buf, 8, "icmp header")?;
         let pkt = IcmpPacket::new(buf).ok_or(PacketError::Malformed("icmp header"))?;
         let (t, code) = (pkt.get_icmp_type().0, pkt.get_icmp_code().0);
-        let kind = match t {
-            0 => IcmpKind::EchoReply {
-                ident: be16(buf, 4),
-                seq: be16(buf, 6),
-            },
-            3 => IcmpKind::Unreachable(Unreachable::from_v4(code, be16(buf, 6))),
-            8 => IcmpKind::EchoRequest,
-            11 => IcmpKind::TimeExceeded { code },
-            12 => IcmpKind::ParameterProblem {
-                pointer: buf[4] as u32,
-            },
-            _ => IcmpKind::Other,
-        };
+        let kind = IcmpKind::classify(false, t, code, be32(buf, 4));
         let checksum_ok = plain_checksum(buf, 1) == pkt.get_checksum();
         let (original, extensions) = if matches!(t, 3 | 11 | 12) {
             split_extensions(&buf[8..], buf[5] as usize * 4)
@@ -207,20 +216,7 @@ impl<'a> IcmpMessage<'a> {
         need(buf, 8, "icmpv6 header")?;
         let pkt = Icmpv6Packet::new(buf).ok_or(PacketError::Malformed("icmpv6 header"))?;
         let (t, code) = (pkt.get_icmpv6_type().0, pkt.get_icmpv6_code().0);
-        let kind = match t {
-            1 => IcmpKind::Unreachable(Unreachable::from_v6(code)),
-            2 => IcmpKind::PacketTooBig { mtu: be32(buf, 4) },
-            3 => IcmpKind::TimeExceeded { code },
-            4 => IcmpKind::ParameterProblem {
-                pointer: be32(buf, 4),
-            },
-            128 => IcmpKind::EchoRequest,
-            129 => IcmpKind::EchoReply {
-                ident: be16(buf, 4),
-                seq: be16(buf, 6),
-            },
-            _ => IcmpKind::Other,
-        };
+        let kind = IcmpKind::classify(true, t, code, be32(buf, 4));
         let (original, extensions) = match t {
             1 | 3 => split_extensions(&buf[8..], buf[4] as usize * 8),
             _ => (&buf[8..], None),

@@ -1,0 +1,154 @@
+//! The public entry points: a trace, multipath discovery, path MTU discovery.
+
+use std::net::IpAddr;
+
+use rand::Rng;
+
+use super::driver::drive;
+use super::error::TraceError;
+use super::options::{MdaOptions, Privilege, TraceOptions};
+use super::transport::{Route, Shape, Transport, route};
+use crate::report::trace::TraceReport;
+use crate::time::Nanos;
+use crate::trace::{
+    Mda, MdaConfig, Pmtu, PmtuConfig, PmtuOutcome, ProbeConfig, Trace, TraceConfig,
+};
+
+/// Opens the sockets and builds the probe configuration they call for. Identifiers that keep
+/// our answers apart from those of other probe runs on the host (ICMP identifier, TCP
+/// sequence nonce, raw source port) are random unless given.
+fn prepare(opts: &TraceOptions) -> Result<(Transport, ProbeConfig, Route), TraceError> {
+    let route = route(opts)?;
+    let (transport, shape) = Transport::open(opts, route)?;
+    let probe = probe_config(opts, route.src, shape);
+    Ok((transport, probe, route))
+}
+
+fn probe_config(opts: &TraceOptions, src: IpAddr, shape: Shape) -> ProbeConfig {
+    let mut rng = rand::rng();
+    let mut p = ProbeConfig::new(opts.protocol, src, opts.target);
+    p.mode = opts.mode;
+    if let Some(port) = opts.port {
+        p.dst_port = port;
+    }
+    // Source ports from 33000 up leave room for the flows MDA adds above the base.
+    p.src_port = shape
+        .src_port
+        .or(opts.source_port)
+        .unwrap_or_else(|| rng.random_range(33_000..60_000));
+    p.icmp_ident = shape.icmp_ident.unwrap_or_else(|| rng.random());
+    p.tcp_nonce = rng.random();
+    p.size = opts.size;
+    p.emit = shape.emit;
+    p.tos = opts.tos;
+    p.dont_fragment = true;
+    p.wait = opts.wait;
+    p.rate_pps = opts.rate_pps;
+    p
+}
+
+/// Fills in what the state machine cannot know.
+fn finish(report: &mut TraceReport, opts: &TraceOptions, privilege: Privilege) {
+    report.target_name.clone_from(&opts.target_name);
+    report.privilege = Some(privilege.as_str().to_string());
+    if privilege == Privilege::Unprivileged {
+        // The error queue does not hand over the quoted IP header.
+        for r in report.hops.iter_mut().flat_map(|h| h.responders.iter_mut()) {
+            r.quoted_ttl = None;
+        }
+    }
+}
+
+/// Runs a traceroute (Paris by default, all TTLs in parallel, `count` rounds) and, with
+/// `opts.pmtu`, path MTU discovery once the target answered.
+///
+/// Needs a tokio runtime with IO and time enabled.
+pub async fn run_trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
+    let (mut transport, probe, _) = prepare(opts)?;
+    let mut cfg = TraceConfig::new(probe);
+    cfg.first_ttl = opts.first_ttl;
+    cfg.max_ttl = opts.max_ttl;
+    cfg.queries = opts.queries;
+    cfg.count = opts.count;
+    cfg.interval = opts.interval;
+    let mut trace = Trace::new(cfg, Nanos::now_realtime())?;
+    drive(&mut trace, &mut transport).await?;
+    complete(trace.report(), opts, transport).await
+}
+
+/// Fills in what the state machine cannot know, closes the sockets and, with `opts.pmtu`,
+/// measures the path MTU if the target answered.
+async fn complete(
+    mut report: TraceReport,
+    opts: &TraceOptions,
+    transport: Transport,
+) -> Result<TraceReport, TraceError> {
+    finish(&mut report, opts, transport.privilege());
+    drop(transport);
+    if opts.pmtu && report.reached {
+        report.pmtu = run_pmtu(opts).await?.pmtu.map(u32::from);
+    }
+    Ok(report)
+}
+
+/// Runs multipath discovery (MDA): every responder per hop behind per-flow load balancers and
+/// the links between them, then path MTU discovery with `opts.pmtu`. `opts.mode`, `queries`,
+/// `count` and `interval` do not apply.
+pub async fn run_mda(opts: &TraceOptions, mda: &MdaOptions) -> Result<TraceReport, TraceError> {
+    let (mut transport, probe, _) = prepare(opts)?;
+    let mut cfg = MdaConfig::new(probe);
+    cfg.first_ttl = opts.first_ttl;
+    cfg.max_ttl = opts.max_ttl;
+    cfg.confidence = mda.confidence;
+    cfg.max_probes = mda.max_probes;
+    cfg.retries = mda.retries;
+    let mut m = Mda::new(cfg, Nanos::now_realtime())?;
+    drive(&mut m, &mut transport).await?;
+    complete(m.report(), opts, transport).await
+}
+
+/// Discovers the path MTU to `opts.target` with probes of `opts.protocol` carrying DF, from
+/// the route's MTU down (router reports, then bisection where routers stay silent).
+pub async fn run_pmtu(opts: &TraceOptions) -> Result<PmtuOutcome, TraceError> {
+    let (mut transport, probe, route) = prepare(opts)?;
+    let mut cfg = PmtuConfig::new(probe);
+    cfg.max_size = u16::try_from(route.mtu).unwrap_or(u16::MAX);
+    if cfg.max_size < cfg.min_size {
+        cfg.min_size = cfg.max_size;
+    }
+    let mut m = Pmtu::new(cfg)?;
+    drive(&mut m, &mut transport).await?;
+    Ok(m.outcome())
+}
+
+/// Resolves a target given as an address or a host name, for the address family asked
+/// (`v6`: `Some(true)` IPv6 only, `Some(false)` IPv4 only, `None` either, IPv4 first).
+pub async fn resolve_target(name: &str, v6: Option<bool>) -> Result<IpAddr, TraceError> {
+    let admits = |ip: &IpAddr| v6.is_none_or(|v6| ip.is_ipv6() == v6);
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return if admits(&ip) {
+            Ok(ip)
+        } else {
+            Err(TraceError::Resolve {
+                name: name.to_string(),
+                reason: "the address is of the other family than -4/-6 asks for".into(),
+            })
+        };
+    }
+    let fail = |reason: String| TraceError::Resolve {
+        name: name.to_string(),
+        reason,
+    };
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((name, 0))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map(|a| a.ip())
+        .filter(admits)
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| fail("no address of the family asked for".into()))
+}
