@@ -41,7 +41,10 @@ fn impaired_path_split_per_direction() {
     for (dir, want) in [("forward", 10.0), ("reverse", 2.0)] {
         for stat in ["p50", "mean", "min"] {
             let got = num(&v, &format!("{dir}.delay_ms.{stat}"));
-            assert!((got - want).abs() < 0.3, "{dir} delay {stat} {got} ms, configured {want} ms");
+            assert!(
+                (got - want).abs() < 0.3,
+                "{dir} delay {stat} {got} ms, configured {want} ms"
+            );
         }
     }
     let rtt = num(&v, "rtt_ms.p50");
@@ -72,11 +75,19 @@ fn nat_outward_and_inward_through_published_port() {
     // Outward: the containerised agent tests the peer through masquerade.
     {
         let _srv = serve(&lab.peer, PORT, &[]);
-        clean_run(&lab.agent, &lab.peer.ipv4().to_string(), "agent -> peer (masquerade)");
+        clean_run(
+            &lab.agent,
+            &lab.peer.ipv4().to_string(),
+            "agent -> peer (masquerade)",
+        );
     }
     // Inward: the peer tests the agent through the published 49153/udp on the host.
     let _srv = serve(&lab.agent, PORT, &[]);
-    clean_run(&lab.peer, &lab.host.ipv4().to_string(), "peer -> agent (published port)");
+    clean_run(
+        &lab.peer,
+        &lab.host.ipv4().to_string(),
+        "peer -> agent (published port)",
+    );
 }
 
 #[test]
@@ -87,10 +98,18 @@ fn macvlan_both_ways() {
     let lab = topology::macvlan().expect("macvlan topology");
     {
         let _srv = serve(&lab.peer, PORT, &[]);
-        clean_run(&lab.agent, &lab.peer.ipv4().to_string(), "agent -> peer (macvlan)");
+        clean_run(
+            &lab.agent,
+            &lab.peer.ipv4().to_string(),
+            "agent -> peer (macvlan)",
+        );
     }
     let _srv = serve(&lab.agent, PORT, &[]);
-    clean_run(&lab.peer, &lab.agent.ipv4().to_string(), "peer -> agent (macvlan)");
+    clean_run(
+        &lab.peer,
+        &lab.agent.ipv4().to_string(),
+        "peer -> agent (macvlan)",
+    );
 }
 
 #[test]
@@ -112,14 +131,28 @@ fn flood_reports_rate() {
     let _srv = serve(&lab.b, PORT, &["--rate-limit", "0"]);
     let v = json_ok(&mut probe(
         &lab.a,
-        &["a2a", "--peer", &lab.b.ipv4().to_string(), "--rate", "max", "-c", "20000", "--size", "64", "--json"],
+        &[
+            "a2a",
+            "--peer",
+            &lab.b.ipv4().to_string(),
+            "--rate",
+            "max",
+            "-c",
+            "20000",
+            "--size",
+            "64",
+            "--json",
+        ],
     ));
     assert_eq!(num(&v, "sent"), 20000.0);
     let pps = num(&v, "pps");
     // Loose floor: a debug build on a shared 2-core machine; the benchmark measures for real.
     assert!(pps > 2000.0, "flood reached only {pps} pps");
     assert!(num(&v, "received") >= 19_000.0, "{v}");
-    assert!(v["schedule_error_us"]["mean"].is_null(), "a flood has no schedule");
+    assert!(
+        v["schedule_error_us"]["mean"].is_null(),
+        "a flood has no schedule"
+    );
 }
 
 #[test]
@@ -130,20 +163,38 @@ fn silent_peer_is_reported_with_full_loss() {
     let lab = topology::direct().expect("direct topology");
     // Drop the test traffic silently at the peer (no ICMP), as a firewall would.
     lab.b
-        .nft("table inet t { chain c { type filter hook input priority 0; udp dport 49153 drop; } }")
+        .nft(
+            "table inet t { chain c { type filter hook input priority 0; udp dport 49153 drop; } }",
+        )
         .expect("nft");
     let started = std::time::Instant::now();
     let out = output(&mut probe(
         &lab.a,
-        &["a2a", "--peer", &lab.b.ipv4().to_string(), "-c", "1000", "-i", "10ms", "--json"],
+        &[
+            "a2a",
+            "--peer",
+            &lab.b.ipv4().to_string(),
+            "-c",
+            "1000",
+            "-i",
+            "10ms",
+            "--json",
+        ],
     ));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(num(&v, "loss_pct"), 100.0);
     assert_eq!(num(&v, "received"), 0.0);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("nothing answered at {}:49153", lab.b.ipv4())), "{err}");
+    assert!(
+        err.contains(&format!("nothing answered at {}:49153", lab.b.ipv4())),
+        "{err}"
+    );
     assert!(err.contains("published port"), "{err}");
 }
 
@@ -154,10 +205,16 @@ fn unresolvable_name_is_a_clear_error() {
     }
     // An isolated namespace: the resolver's queries cannot leave it.
     let lab = topology::direct().expect("direct topology");
-    let out = output(&mut probe(&lab.a, &["a2a", "--peer", "no-such-host.invalid", "-c", "1"]));
+    let out = output(&mut probe(
+        &lab.a,
+        &["a2a", "--peer", "no-such-host.invalid", "-c", "1"],
+    ));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot resolve `no-such-host.invalid`"), "{err}");
+    assert!(
+        err.contains("cannot resolve `no-such-host.invalid`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -168,7 +225,8 @@ fn reflector_counts_junk_and_keeps_serving() {
     let lab = topology::direct().expect("direct topology");
     let mut srv = {
         let mut cmd = probe(&lab.b, &["serve", "--port", "49153", "--json"]);
-        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         lab.b.spawn(&mut cmd).expect("serve")
     };
     common::wait_udp_listening(&lab.b, PORT);

@@ -39,7 +39,11 @@ pub fn wait_udp_listening(host: &Host, port: u16) {
         if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "nothing listens on {port}/udp in {}", host.name());
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {port}/udp in {}",
+            host.name()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -58,9 +62,8 @@ pub fn json_ok(cmd: &mut Command) -> Value {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A number at a JSON path like `forward.delay_ms.p50`.
@@ -69,7 +72,8 @@ pub fn num(v: &Value, path: &str) -> f64 {
     for key in path.split('.') {
         cur = &cur[key];
     }
-    cur.as_f64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number in {v}"))
 }
 
 /// A string at a JSON path.
@@ -78,5 +82,6 @@ pub fn text<'a>(v: &'a Value, path: &str) -> &'a str {
     for key in path.split('.') {
         cur = &cur[key];
     }
-    cur.as_str().unwrap_or_else(|| panic!("{path} is not a string in {v}"))
+    cur.as_str()
+        .unwrap_or_else(|| panic!("{path} is not a string in {v}"))
 }

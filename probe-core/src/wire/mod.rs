@@ -1,8 +1,5 @@
 //! Wire formats as typed views over byte buffers. Parse and emit are symmetric.
 
-pub mod stamp;
-pub mod stamp_clock_tlv;
-pub mod stamp_tlv;
 pub mod answer;
 pub mod checksum;
 pub mod icmp;
@@ -11,3 +8,6 @@ pub mod mpls;
 pub mod packet_error;
 pub mod probe;
 pub mod quote;
+pub mod stamp;
+pub mod stamp_clock_tlv;
+pub mod stamp_tlv;
