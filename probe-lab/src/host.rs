@@ -188,14 +188,22 @@ impl Host {
     }
 
     /// Runs several `ip` commands (one per line, without the leading `ip`) in this namespace
-    /// with a single `ip -batch -`.
+    /// with `ip -batch -`. Lines starting with `-6 ` (IPv6 routes and rules, whose family
+    /// cannot be told from their words) run afterwards in a second `ip -6 -batch -`.
     pub fn ip_batch(&self, lines: &[String]) -> Result<()> {
-        if lines.is_empty() {
-            return Ok(());
+        let (v6, rest): (Vec<&String>, Vec<&String>) =
+            lines.iter().partition(|line| line.starts_with("-6 "));
+        let v6: Vec<&str> = v6.iter().map(|line| &line[3..]).collect();
+        let rest: Vec<&str> = rest.iter().map(|line| line.as_str()).collect();
+        for (family, batch) in [(None, rest), (Some("-6"), v6)] {
+            if batch.is_empty() {
+                continue;
+            }
+            let mut cmd = Command::new("ip");
+            cmd.args(family).args(["-n", self.name(), "-batch", "-"]);
+            netns::run(&mut cmd, Some(&(batch.join("\n") + "\n")))?;
         }
-        let mut cmd = Command::new("ip");
-        cmd.args(["-n", self.name(), "-batch", "-"]);
-        netns::run(&mut cmd, Some(&(lines.join("\n") + "\n"))).map(|_| ())
+        Ok(())
     }
 
     /// Loads an nftables ruleset (`nft -f -`) in this namespace.

@@ -2,7 +2,7 @@
 //! namespace (nothing needs to be installed in the namespaces).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -87,7 +87,7 @@ fn io_err(what: &str, host: &Host) -> impl FnOnce(std::io::Error) -> Error {
 /// source unchanged.
 pub fn udp_echo(host: &Host, bind: SocketAddr) -> Result<Echo> {
     let socket = host
-        .try_run_in(|| UdpSocket::bind(bind))?
+        .try_run_in(|| super::bind_udp(bind))?
         .map_err(io_err(&format!("binding UDP {bind}"), host))?;
     socket
         .set_read_timeout(Some(STOP_POLL))
@@ -108,7 +108,7 @@ pub fn udp_echo(host: &Host, bind: SocketAddr) -> Result<Echo> {
 /// a time, echoing every byte until the client closes.
 pub fn tcp_echo(host: &Host, bind: SocketAddr) -> Result<Echo> {
     let listener = host
-        .try_run_in(|| TcpListener::bind(bind))?
+        .try_run_in(|| super::listen_tcp(bind))?
         .map_err(io_err(&format!("listening on TCP {bind}"), host))?;
     listener
         .set_nonblocking(true)
@@ -151,7 +151,7 @@ pub fn udp_exchange(
     timeout: Duration,
 ) -> Result<Option<(Vec<u8>, SocketAddr)>> {
     let socket = host
-        .try_run_in(|| UdpSocket::bind(bind))?
+        .try_run_in(|| super::bind_udp(bind))?
         .map_err(io_err(&format!("binding UDP {bind}"), host))?;
     socket
         .set_read_timeout(Some(timeout))

@@ -89,7 +89,7 @@ pub fn udp_burst(
     linger: Duration,
 ) -> Result<Burst> {
     let socket = host
-        .try_run_in(|| UdpSocket::bind(any_addr(dst)))?
+        .try_run_in(|| super::bind_udp(any_addr(dst)))?
         .map_err(io("binding burst socket"))?;
     socket
         .set_read_timeout(Some(Duration::from_millis(5)))
@@ -160,14 +160,14 @@ pub fn one_way_delays(
     linger: Duration,
 ) -> Result<Vec<Option<i64>>> {
     let receiver = rx
-        .try_run_in(|| UdpSocket::bind(dst))?
+        .try_run_in(|| super::bind_udp(dst))?
         .map_err(io("binding one-way receiver"))?;
     socket::setsockopt(&receiver, sockopt::ReceiveTimestampns, &true)
         .map_err(sys("enabling SO_TIMESTAMPNS"))?;
     socket::setsockopt(&receiver, sockopt::ReceiveTimeout, &TimeVal::new(0, 5_000))
         .map_err(sys("setting receive timeout"))?;
     let sender = tx
-        .try_run_in(|| UdpSocket::bind(any_addr(dst)))?
+        .try_run_in(|| super::bind_udp(any_addr(dst)))?
         .map_err(io("binding one-way sender"))?;
     let done = Arc::new(AtomicBool::new(false));
     let reader_done = Arc::clone(&done);
@@ -266,7 +266,7 @@ pub fn ttl_probe(
             .map_err(sys("opening raw ICMP socket"))?;
         let mut bind = any_addr(dst);
         bind.set_port(src_port);
-        let udp = UdpSocket::bind(bind).map_err(io("binding probe socket"))?;
+        let udp = super::bind_udp(bind).map_err(io("binding probe socket"))?;
         Ok((icmp, udp))
     })??;
     if v6 {
