@@ -1,7 +1,7 @@
 //! Proves the probe-lab testbed: reachability of every topology, Docker-style NAT and
 //! published ports, macvlan, exact hop lists and MTUs of a chain, ECMP spreading, the
 //! impairment hop's delay and loss, and cleanup. All traffic stays inside namespaces these
-//! tests create. Needs root (skips otherwise, fails with PROBE_REQUIRE_ROOT_TESTS=1).
+//! tests create. Needs root (skips otherwise, fails with `PROBE_REQUIRE_ROOT_TESTS=1`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -265,7 +265,7 @@ fn impairment_random_loss_follows_the_seeded_state_machine() {
         ..ImpairConfig::default()
     };
     // What the state machine decides for 200 data packets with this seed.
-    let mut model = Impairer::new(config.clone());
+    let mut model = Impairer::new(config);
     let expected: Vec<usize> = (0..200)
         .filter(|_| {
             matches!(
@@ -309,6 +309,25 @@ fn dropping_a_topology_removes_namespaces_and_kills_processes() {
     let t = topology::direct().expect("direct");
     let names: Vec<String> = t.hosts().iter().map(|h| h.name().to_owned()).collect();
     let mut stray = t.a.command("sleep").arg("30").spawn().expect("sleep");
+    // Wait (bounded) until `ip netns exec` has entered the namespace: only then is the
+    // process inside it for the drop to find.
+    let inside = || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "pids", t.a.name()])
+            .output()
+            .expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|p| p == stray.id().to_string())
+    };
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !inside() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sleep never entered the namespace"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let guarded = t.b.spawn(t.b.command("sleep").arg("30")).expect("spawn");
     let guarded_pid = guarded.pid();
     drop(guarded);

@@ -248,7 +248,7 @@ impl Host {
         })?
     }
 
-    /// Turns the host into a router: IPv4/IPv6 forwarding on, rp_filter off.
+    /// Turns the host into a router: IPv4/IPv6 forwarding on, `rp_filter` off.
     pub(crate) fn make_router(&self) -> Result<()> {
         self.sysctls(ROUTER_SYSCTLS)
     }

@@ -9,7 +9,7 @@
 //! * Helpers for tests: [`require_root`], nftables counters ([`Host::nft_counter`]) and
 //!   small independent probes ([`check`]).
 //!
-//! Everything needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and the `ip` and `nft` commands.
+//! Everything needs root (`CAP_NET_ADMIN` and `CAP_SYS_ADMIN`) and the `ip` and `nft` commands.
 
 pub mod background;
 pub mod check;

@@ -96,7 +96,7 @@ pub fn udp_echo(host: &Host, bind: SocketAddr) -> Result<Echo> {
         .local_addr()
         .map_err(io_err("reading UDP address", host))?;
     Echo::start(socket, local, |socket, record| {
-        let mut buf = [0u8; 65_536];
+        let mut buf = vec![0u8; 65_536];
         if let Ok((n, peer)) = socket.recv_from(&mut buf) {
             record(peer);
             let _ = socket.send_to(&buf[..n], peer);

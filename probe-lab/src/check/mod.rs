@@ -3,6 +3,7 @@
 //! They use plain sockets opened inside a [`crate::Host`]'s namespace and share no code with
 //! the impairment hop they are used to check.
 
+pub mod accuracy;
 mod echo;
 mod probe;
 

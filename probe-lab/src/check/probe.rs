@@ -322,7 +322,7 @@ fn parse_icmpv4(packet: &[u8], src_port: u16) -> Option<HopReply> {
     })
 }
 
-/// Parses an ICMPv6 message (as read from a raw ICMPv6 socket, without IPv6 header): time
+/// Parses an `ICMPv6` message (as read from a raw `ICMPv6` socket, without IPv6 header): time
 /// exceeded (3) or destination unreachable (1) quoting a UDP packet from `src_port`.
 fn parse_icmpv6(message: &[u8], src_port: u16, from: IpAddr) -> Option<HopReply> {
     let reached = match message.first()? {

@@ -4,7 +4,7 @@
 //! Pipeline per packet, in this order:
 //! 1. **Classification** ([`classify`]): only *data* packets are counted and may be lost,
 //!    duplicated or reordered: IPv4/IPv6 packets carrying UDP, TCP, ICMP echo request/reply
-//!    or ICMPv6 echo request/reply (IPv6 only when that is the first next header; IPv4
+//!    or `ICMPv6` echo request/reply (IPv6 only when that is the first next header; IPv4
 //!    non-first fragments of those protocols count too). Everything else (ICMP errors, ND,
 //!    MLD, IGMP, unparseable bytes) is only delayed and rate-limited, never dropped by
 //!    loss settings, so tests get exact numbers.
@@ -39,7 +39,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 
 /// Impairment settings of one direction.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ImpairConfig {
     /// Fixed delay added to every packet.
     pub delay: Duration,
@@ -110,7 +110,7 @@ impl ImpairConfig {
 /// Whether a packet is subject to loss, duplication and reordering (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketClass {
-    /// UDP, TCP, ICMP/ICMPv6 echo: counted and impaired.
+    /// UDP, TCP, ICMP/`ICMPv6` echo: counted and impaired.
     Data,
     /// Anything else: only delayed and rate-limited.
     Other,

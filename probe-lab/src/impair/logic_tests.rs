@@ -132,7 +132,7 @@ fn random_loss_is_seeded_and_within_binomial_bounds() {
             .map(|i| matches!(data(imp, i, i), Verdict::Dropped(_)))
             .collect()
     };
-    let first = pattern(&mut seeded(config.clone()));
+    let first = pattern(&mut seeded(config));
     assert_eq!(first, pattern(&mut seeded(config)));
     // n = 10000, p = 0.2: mean 2000, sd 40; allow 5 sd.
     let lost = first.iter().filter(|&&d| d).count();
@@ -229,7 +229,7 @@ fn new_configuration_restarts_the_count() {
         every_nth: 3,
         ..ImpairConfig::default()
     };
-    let mut imp = seeded(every_3rd.clone());
+    let mut imp = seeded(every_3rd);
     data(&mut imp, 0, 1);
     data(&mut imp, 0, 2);
     imp.set_config(every_3rd);

@@ -11,6 +11,7 @@
 
 pub mod logic;
 pub mod runner;
+pub mod spec;
 mod tun;
 
 pub use logic::{

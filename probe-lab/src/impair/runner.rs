@@ -23,6 +23,8 @@ use crate::host::Host;
 use crate::impair::logic::{ImpairConfig, ImpairStats, Impairer, classify};
 use crate::impair::tun::{MAX_PACKET, Tun};
 
+/// Largest lateness the histogram tells apart (larger values are recorded as this): 10 s.
+const LATENESS_MAX_NS: u64 = 10_000_000_000;
 /// Packets read from the TUN per wake-up before releases get another look.
 const READ_BATCH: usize = 64;
 
@@ -32,14 +34,39 @@ pub struct Timing {
     /// Wake up this long before a release time and busy-wait the rest (zero: rely on the
     /// timer alone). Trades CPU for accuracy when wake-up latency is high.
     pub spin: Duration,
+    /// Try to run the thread under `SCHED_FIFO` (priority [`REALTIME_PRIORITY`]) so busy
+    /// neighbours cannot delay it; silently stays on the normal policy if not permitted.
+    pub realtime: bool,
 }
 
 impl Default for Timing {
     fn default() -> Self {
         Self {
             spin: Duration::from_micros(DEFAULT_SPIN_US),
+            realtime: true,
         }
     }
+}
+
+/// `SCHED_FIFO` priority of runner threads (1 = lowest, 99 = highest), when
+/// [`Timing::realtime`] is set.
+pub const REALTIME_PRIORITY: u8 = 50;
+
+/// Puts the calling thread under `SCHED_FIFO`; returns whether that worked.
+fn enter_realtime() -> bool {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let Ok(value) = ThreadPriorityValue::try_from(REALTIME_PRIORITY) else {
+        return false;
+    };
+    set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    )
+    .is_ok()
 }
 
 /// Default of [`Timing::spin`], in microseconds.
@@ -150,7 +177,8 @@ impl ImpairerThread {
         let shared = Arc::new(Mutex::new(Shared {
             stats: ImpairStats::default(),
             write_errors: 0,
-            lateness: Histogram::new(3).map_err(|e| Error::Invalid(e.to_string()))?,
+            lateness: Histogram::new_with_bounds(1, LATENESS_MAX_NS, 3)
+                .map_err(|e| Error::Invalid(e.to_string()))?,
         }));
         let (control, control_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -250,6 +278,9 @@ impl Runner {
         // Timer slack of 1 ns: wake-ups happen at the requested time, not up to 50 µs later.
         if let Err(e) = nix::sys::prctl::set_timerslack(1) {
             tracing::debug!("cannot set timer slack: {e}");
+        }
+        if self.timing.realtime && !enter_realtime() {
+            tracing::debug!("SCHED_FIFO not permitted; impairer runs under the normal policy");
         }
         let setup = Tun::attach(&self.tun_name).and_then(|tun| {
             TimerFd::new(
@@ -380,5 +411,37 @@ impl Runner {
             shared.write_errors += write_errors;
             shared.stats = impairer.stats();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_summary_covers_large_values() {
+        let mut shared = Shared {
+            stats: ImpairStats::default(),
+            write_errors: 0,
+            lateness: Histogram::new_with_bounds(1, LATENESS_MAX_NS, 3).expect("bounds"),
+        };
+        for ns in [5_000, 15_000, 2_000_000] {
+            shared.lateness.saturating_record(ns);
+        }
+        let lateness = shared.report().lateness;
+        assert_eq!(lateness.count, 3);
+        assert!(
+            (lateness.mean_ns - 673_333.0).abs() < 1_000.0,
+            "{lateness:?}"
+        );
+        assert!(lateness.max_ns.abs_diff(2_000_000) < 2_000, "{lateness:?}");
+        assert_eq!(Shared::report(&shared).stats, ImpairStats::default());
+    }
+
+    #[test]
+    fn monotonic_clock_advances() {
+        let a = monotonic_ns();
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(monotonic_ns() >= a + 1_000_000);
     }
 }

@@ -4,8 +4,8 @@ use crate::error::Result;
 use crate::host::Host;
 use crate::topology::{LinkNet, Topology, addr_lines, veth};
 
-/// Two hosts `a` and `b`, each with `eth0` on one veth pair: `a` = 198.18.0.1 / fd00:1::1,
-/// `b` = 198.18.0.2 / fd00:1::2.
+/// Two hosts `a` and `b`, each with `eth0` on one veth pair: `a` = 198.18.0.1 / `fd00:1::1`,
+/// `b` = 198.18.0.2 / `fd00:1::2`.
 #[derive(Debug)]
 pub struct Direct {
     /// Left host.

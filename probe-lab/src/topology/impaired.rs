@@ -14,7 +14,7 @@ const TABLE_FORWARD: u32 = 100;
 /// Policy-routing table sending `b`'s side into [`TUN_REVERSE`].
 const TABLE_REVERSE: u32 = 101;
 
-/// `a — imp — b`: `a` = 198.18.0.1 / fd00:1::1 and `b` = 198.18.1.2 / fd00:2::2, each with a
+/// `a — imp — b`: `a` = 198.18.0.1 / `fd00:1::1` and `b` = 198.18.1.2 / `fd00:2::2`, each with a
 /// default route through `imp` (198.18.0.2 on `eth0` facing `a`, 198.18.1.1 on `eth1` facing
 /// `b`). Inside `imp`, packets arriving on `eth0` are routed into [`TUN_FORWARD`] and those
 /// arriving on `eth1` into [`TUN_REVERSE`], each served by an [`ImpairerThread`] of this

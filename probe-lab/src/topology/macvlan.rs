@@ -7,7 +7,7 @@ use crate::topology::{LinkNet, Topology, addr_lines};
 /// Docker's macvlan network: `host` (the container host) has its uplink `eth0`, a veth whose
 /// other end is `peer`'s `eth0`; `agent`'s `eth0` is a macvlan child (mode bridge) of the
 /// host's uplink, created directly in the agent namespace, so the agent sits on the peer's L2
-/// segment with its own MAC. Addresses on 198.18.0.0/24 and fd00:1::/64: host `.1`/`::1`,
+/// segment with its own MAC. Addresses on 198.18.0.0/24 and `fd00:1::/64`: host `.1`/`::1`,
 /// peer `.2`/`::2`, agent `.3`/`::3`.
 ///
 /// As with any macvlan, the host itself cannot reach the agent through its parent interface;

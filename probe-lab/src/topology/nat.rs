@@ -66,10 +66,10 @@ pub const DEFAULT_PUBLISHED: [PublishedPort; 3] = [
 ];
 
 /// Docker's default network: `agent` is a container whose `eth0` sits on the bridge `docker0`
-/// (172.17.0.1/16, fd00:ac11::1/64) of `host`, the container host; `host` reaches `peer` over
-/// its uplink `eth0` (host 198.18.0.1 / fd00:1::1, peer 198.18.0.2 / fd00:1::2). Traffic from
+/// (172.17.0.1/16, `fd00:ac11::1/64`) of `host`, the container host; `host` reaches `peer` over
+/// its uplink `eth0` (host 198.18.0.1 / `fd00:1::1`, peer 198.18.0.2 / `fd00:1::2`). Traffic from
 /// 172.17.0.0/16 leaving through the uplink is masqueraded, and the published ports are
-/// DNATed from any of the host's local addresses to the agent, exactly like Docker's rules
+/// translated by DNAT from any of the host's local addresses to the agent, exactly like Docker's rules
 /// (IPv6 too, with NAT66). The peer has no route to 172.17.0.0/16: it only ever sees the host.
 ///
 /// `host.ipv4()` is the uplink address (what the peer sees as source and connects to),
