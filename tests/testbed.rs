@@ -285,20 +285,21 @@ fn impairment_random_loss_follows_the_seeded_state_machine() {
 }
 
 #[test]
-fn impairment_hop_costs_two_ttl_units() {
+fn impairment_hop_costs_two_ttl_units_in_both_families() {
     if !probe_lab::require_root() {
         return;
     }
     let t = topology::impaired(ImpairConfig::default(), ImpairConfig::default()).expect("impaired");
-    let hops = check::traceroute(&t.a, sock(t.b.ipv4(), 33434), 6, 40_000, TIMEOUT).expect("trace");
-    let imp_addrs: [IpAddr; 2] = [
-        "198.18.0.2".parse().expect("ip"),
-        "198.18.1.1".parse().expect("ip"),
-    ];
-    assert_eq!(hops.len(), 3, "{hops:?}");
-    assert_eq!(hops[0], Some(t.imp.ipv4().into()));
-    assert!(hops[1].is_some_and(|h| imp_addrs.contains(&h)), "{hops:?}");
-    assert_eq!(hops[2], Some(t.b.ipv4().into()));
+    let imp_addrs: [IpAddr; 4] =
+        ["198.18.0.2", "198.18.1.1", "fd00:1::2", "fd00:2::1"].map(|a| a.parse().expect("literal"));
+    for v6 in [false, true] {
+        let dst = sock(t.b.addr(v6), 33434);
+        let hops = check::traceroute(&t.a, dst, 6, 40_000, TIMEOUT).expect("trace");
+        assert_eq!(hops.len(), 3, "{hops:?}");
+        assert_eq!(hops[0], Some(t.imp.addr(v6)));
+        assert!(hops[1].is_some_and(|h| imp_addrs.contains(&h)), "{hops:?}");
+        assert_eq!(hops[2], Some(t.b.addr(v6)));
+    }
 }
 
 #[test]
