@@ -15,10 +15,13 @@ mod nat;
 
 pub use chain::{Chain, DEFAULT_MTU, chain};
 pub use direct::{Direct, direct};
-pub use ecmp::{Ecmp, ecmp};
+pub use ecmp::{COUNTER_NAME, COUNTER_TABLE, Ecmp, ecmp};
 pub use impaired::{Impaired, TUN_FORWARD, TUN_REVERSE, impaired, impaired_with};
 pub use macvlan::{Macvlan, macvlan};
-pub use nat::{DEFAULT_PUBLISHED, Nat, PublishedPort, Transport, nat, nat_with};
+pub use nat::{
+    AGENT_V4, AGENT_V6, BRIDGE_V4, BRIDGE_V6, DEFAULT_PUBLISHED, Nat, PublishedPort, Transport,
+    nat, nat_with,
+};
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
