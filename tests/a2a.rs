@@ -223,7 +223,7 @@ fn reflector_counts_junk_and_keeps_serving() {
         return;
     }
     let lab = topology::direct().expect("direct topology");
-    let mut srv = {
+    let srv = {
         let mut cmd = probe(&lab.b, &["serve", "--port", "49153", "--json"]);
         cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
