@@ -164,7 +164,7 @@ fn silent_peer_is_reported_with_full_loss() {
     // Drop the test traffic silently at the peer (no ICMP), as a firewall would.
     lab.b
         .nft(
-            "table inet t { chain c { type filter hook input priority 0; udp dport 49153 drop; } }",
+            "table inet t {\n chain c {\n type filter hook input priority 0;\n udp dport 49153 drop\n }\n}\n",
         )
         .expect("nft");
     let started = std::time::Instant::now();
