@@ -1,4 +1,5 @@
 //! `probe a2a` / `probe serve` in the testbed: numbers against the configured truth.
+#![allow(clippy::float_cmp)] // Counts and loss percentages are compared exactly on purpose.
 
 mod common;
 
