@@ -327,6 +327,15 @@ mod tests {
         assert_eq!(arpa.to_ascii(), "10.2.0.192.in-addr.arpa.");
     }
 
+    #[test]
+    fn builds_outside_a_runtime() {
+        // The CLI may build its resolver before entering tokio.
+        let cfg = DnsConfig::custom(vec!["127.0.0.1:9".parse().expect("addr")]);
+        let r = Resolver::new(&cfg).expect("resolver");
+        assert_eq!(r.servers(), &["127.0.0.1:9".parse::<SocketAddr>().expect("addr")]);
+        assert_eq!(r.config(), &cfg);
+    }
+
     #[tokio::test]
     async fn literals_need_no_server() {
         // A server nobody listens on: literals must not cause a query.
