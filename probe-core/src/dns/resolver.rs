@@ -332,7 +332,10 @@ mod tests {
         // The CLI may build its resolver before entering tokio.
         let cfg = DnsConfig::custom(vec!["127.0.0.1:9".parse().expect("addr")]);
         let r = Resolver::new(&cfg).expect("resolver");
-        assert_eq!(r.servers(), &["127.0.0.1:9".parse::<SocketAddr>().expect("addr")]);
+        assert_eq!(
+            r.servers(),
+            &["127.0.0.1:9".parse::<SocketAddr>().expect("addr")]
+        );
         assert_eq!(r.config(), &cfg);
     }
 
