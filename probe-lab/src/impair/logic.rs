@@ -301,7 +301,7 @@ impl<P: Clone> Impairer<P> {
     fn loss_verdict(&mut self) -> Option<DropReason> {
         self.data_seen += 1;
         let nth = self.config.every_nth;
-        if nth > 0 && self.data_seen % nth == 0 {
+        if nth > 0 && self.data_seen.is_multiple_of(nth) {
             return Some(DropReason::EveryNth);
         }
         let loss = self.config.loss;
