@@ -1,4 +1,5 @@
 //! `probe a2a` / `probe serve` in the testbed: numbers against the configured truth.
+#![allow(clippy::float_cmp)] // Counts and loss percentages are compared exactly on purpose.
 
 mod common;
 
@@ -164,7 +165,7 @@ fn silent_peer_is_reported_with_full_loss() {
     // Drop the test traffic silently at the peer (no ICMP), as a firewall would.
     lab.b
         .nft(
-            "table inet t { chain c { type filter hook input priority 0; udp dport 49153 drop; } }",
+            "table inet t {\n chain c {\n type filter hook input priority 0;\n udp dport 49153 drop\n }\n}\n",
         )
         .expect("nft");
     let started = std::time::Instant::now();
@@ -223,7 +224,7 @@ fn reflector_counts_junk_and_keeps_serving() {
         return;
     }
     let lab = topology::direct().expect("direct topology");
-    let mut srv = {
+    let srv = {
         let mut cmd = probe(&lab.b, &["serve", "--port", "49153", "--json"]);
         cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

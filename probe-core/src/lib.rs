@@ -11,12 +11,15 @@
 //!   module with `unsafe`.
 //! - [`a2a`]: agent-to-agent tests (STAMP sender and reflector), sans-IO sessions plus tokio glue.
 //! - [`trace`]: path tests (traceroute, MDA, PMTU), sans-IO state machines plus runtime.
+//! - [`dns`]: name resolution on hickory-resolver: forward, reverse (PTR) in bounded batches,
+//!   and timed per-server queries.
 //! - [`report`]: serde result types shared by the CLI, the agent and library users.
 //!
 //! Measurement logic is sans-IO: state machines are fed packets and timestamps as values, so the
 //! unit tests drive them deterministically without sockets.
 
 pub mod a2a;
+pub mod dns;
 pub mod io;
 pub mod report;
 pub mod stats;

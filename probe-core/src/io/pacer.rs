@@ -34,6 +34,25 @@ impl Pacer {
         Pacer { spin_ns: SPIN }
     }
 
+    /// Like [`Pacer::new`], and also asks for `SCHED_FIFO` priority for the calling thread
+    /// (root or `CAP_SYS_NICE`) so that other work on a busy host does not delay the sends;
+    /// returns whether the priority was granted. The thread sleeps between packets, so it
+    /// takes little CPU; never use it for a thread that spins or yields in a loop.
+    pub fn realtime() -> (Self, bool) {
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by reference, which
+        // lives across the call; pid 0 means the calling thread. It has no other effects on
+        // memory.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &raw const param) };
+        if rc != 0 {
+            tracing::debug!(
+                "SCHED_FIFO not granted ({}); pacing at normal priority",
+                std::io::Error::last_os_error()
+            );
+        }
+        (Self::new(), rc == 0)
+    }
+
     /// A pacer that never spins (saves a core on busy hosts; a little less precise).
     pub fn without_spin() -> Self {
         let mut p = Self::new();

@@ -53,7 +53,7 @@ impl MplsEntry {
 
 /// Parses the payload of a label stack object.
 pub fn parse_stack(payload: &[u8]) -> Result<Vec<MplsEntry>, PacketError> {
-    if payload.is_empty() || payload.len() % 4 != 0 {
+    if payload.is_empty() || !payload.len().is_multiple_of(4) {
         return Err(PacketError::Malformed("mpls label stack length"));
     }
     Ok(payload

@@ -4,28 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::A2aError;
 
-/// Which address family to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Family {
-    /// Whichever the name resolves to first.
-    #[default]
-    Any,
-    /// IPv4 only.
-    V4,
-    /// IPv6 only.
-    V6,
-}
-
-impl Family {
-    /// Whether `ip` belongs to this family.
-    pub fn admits(self, ip: IpAddr) -> bool {
-        match self {
-            Family::Any => true,
-            Family::V4 => ip.is_ipv4(),
-            Family::V6 => ip.is_ipv6(),
-        }
-    }
-}
+pub use crate::dns::Family;
 
 /// A peer as the user named it: host (name or address) and port.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -324,7 +324,12 @@ fn pace(
     opts: &A2aOptions,
     start: Nanos,
 ) -> Result<Nanos, A2aError> {
-    let pacer = Pacer::new();
+    let pacer = match opts.pace {
+        // Sleeping between packets, the paced thread may take real-time priority.
+        Pace::Interval(_) => Pacer::realtime().0,
+        // A flood yields in a loop: it must not starve the receiver.
+        Pace::Max { .. } => Pacer::new(),
+    };
     let mut buf = vec![0u8; opts.size];
     let flood_end = match (opts.pace, opts.limit) {
         (Pace::Max { .. }, Limit::Duration(d)) => Some(start + d),

@@ -1,0 +1,61 @@
+//! Embedding probe-core: one agent-to-agent STAMP test from a program.
+//!
+//! `cargo run --example a2a -- [HOST[:PORT]]` tests against a peer's `probe serve`, or, with no
+//! argument, against a responder this program starts on loopback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use probe_core::a2a::runtime::{
+    A2aOptions, Family, Pace, PeerSpec, Responder, ResponderConfig, local_clock_info, run_test,
+};
+use probe_core::a2a::{DEFAULT_PORT, Limit, ReflectorConfig};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let (peer, responder) = match std::env::args().nth(1) {
+        Some(spec) => {
+            let spec = PeerSpec::parse(&spec, DEFAULT_PORT)?;
+            (spec.resolve(Family::Any).await?, None)
+        }
+        None => {
+            let responder = Responder::bind(&ResponderConfig {
+                listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+                reflector: ReflectorConfig {
+                    clock: local_clock_info(),
+                    ..ReflectorConfig::default()
+                },
+            })?;
+            let addr = responder.local_addrs()[0];
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(responder.run(async move {
+                let _ = stopped.await;
+            }));
+            (addr, Some((stop, task)))
+        }
+    };
+
+    let mut opts = A2aOptions::new(peer);
+    opts.limit = Limit::Count(200);
+    opts.pace = Pace::Interval(Duration::from_millis(5));
+    let outcome = run_test(opts).await?;
+
+    if let Some((stop, task)) = responder {
+        let _ = stop.send(());
+        let counters = task.await??;
+        eprintln!("responder reflected {} packets", counters.reflected);
+    }
+    let r = &outcome.report;
+    println!(
+        "{}: sent {}, received {}, clock {}, rtt p50 {:?} ms, forward loss {:?}%, reverse loss {:?}%",
+        r.peer,
+        r.sent,
+        r.received,
+        r.clock.mode,
+        r.rtt_ms.map(|s| s.p50),
+        r.forward.loss_pct,
+        r.reverse.loss_pct
+    );
+    println!("{}", serde_json::to_string(r)?);
+    Ok(())
+}
