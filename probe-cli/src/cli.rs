@@ -220,6 +220,10 @@ pub struct TraceArgs {
     /// Do not look up host names of the hops.
     #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
+    /// DNS server for the target name and the hop names, `ADDR[:PORT]` (repeatable; default:
+    /// the system resolver configuration).
+    #[arg(long = "dns", value_name = "ADDR[:PORT]")]
+    pub dns: Vec<String>,
     /// Print the result as JSON (schema in the README).
     #[arg(long)]
     pub json: bool,

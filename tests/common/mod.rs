@@ -85,3 +85,23 @@ pub fn text<'a>(v: &'a Value, path: &str) -> &'a str {
     cur.as_str()
         .unwrap_or_else(|| panic!("{path} is not a string in {v}"))
 }
+
+/// Waits (at most 5 s) until a UDP probe from `host` reaches `dst` and comes back as port
+/// unreachable, checked with the testbed's own TTL-limited probe. Right after a topology is
+/// built IPv6 needs about a second (the kernel's link watch) before it forwards.
+pub fn wait_path(host: &Host, dst: std::net::IpAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let to = std::net::SocketAddr::new(dst, 33434);
+    loop {
+        let reply = probe_lab::check::ttl_probe(host, to, 64, 33999, Duration::from_millis(100))
+            .expect("ttl probe");
+        if reply.is_some_and(|r| r.reached) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dst} unreachable from {} after 5 s",
+            host.name()
+        );
+    }
+}

@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use probe_core::dns::{DnsConfig, Family, Resolver, parse_server};
 use probe_core::report::trace::{TraceReport, render_table};
 use probe_core::trace::runtime::{
-    MdaOptions, PrivilegeChoice, TraceOptions, resolve_target, run_mda, run_trace,
+    MdaOptions, PrivilegeChoice, TraceOptions, name_hops, resolve_target, run_mda, run_trace,
 };
 use probe_core::trace::{FlowMode, Protocol};
 
@@ -14,13 +15,14 @@ use crate::cli::{TraceArgs, TraceProto};
 
 pub async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let family = match (args.family.ipv4, args.family.ipv6) {
-        (true, _) => Some(false),
-        (_, true) => Some(true),
-        _ => None,
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
     };
-    let target = resolve_target(&args.target, family).await?;
+    let dns = dns_config(args)?;
+    let target = resolve_target(&args.target, family, &dns).await?;
     let opts = options_from(args, target)?;
-    let report = if args.mda {
+    let mut report = if args.mda {
         let mda = MdaOptions {
             confidence: args.confidence / 100.0,
             max_probes: args.max_probes,
@@ -31,8 +33,27 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
         run_trace(&opts).await
     }
     .with_context(|| format!("the trace to {} failed", args.target))?;
+    if !args.numeric {
+        match Resolver::new(&dns) {
+            Ok(resolver) => name_hops(&mut report, &resolver).await,
+            Err(e) => tracing::warn!("no host names for the hops: {e}"),
+        }
+    }
     print(args, &report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The resolver settings: `--dns` servers, else the system configuration.
+fn dns_config(args: &TraceArgs) -> anyhow::Result<DnsConfig> {
+    if args.dns.is_empty() {
+        return Ok(DnsConfig::default());
+    }
+    let servers = args
+        .dns
+        .iter()
+        .map(|s| parse_server(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DnsConfig::custom(servers))
 }
 
 fn options_from(args: &TraceArgs, target: std::net::IpAddr) -> anyhow::Result<TraceOptions> {

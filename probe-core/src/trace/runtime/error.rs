@@ -3,6 +3,7 @@
 use std::io;
 use std::net::IpAddr;
 
+use crate::dns::DnsError;
 use crate::io::IoError;
 use crate::trace::prober::ConfigError;
 
@@ -47,12 +48,15 @@ pub enum TraceError {
     /// Reading answers failed.
     #[error("receiving answers failed: {0}")]
     Recv(io::Error),
-    /// The target name did not resolve.
-    #[error("cannot resolve {name}: {reason}")]
-    Resolve {
+    /// The name resolved to no address of the family asked for.
+    #[error("`{name}` has no {family} address")]
+    NoAddress {
         /// The name.
         name: String,
-        /// What went wrong.
-        reason: String,
+        /// The family, as [`crate::dns::Family::describe`] words it.
+        family: &'static str,
     },
+    /// The target name did not resolve (or the resolver could not be set up).
+    #[error(transparent)]
+    Dns(#[from] DnsError),
 }

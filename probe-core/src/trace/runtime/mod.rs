@@ -5,7 +5,8 @@
 //!   statistics, optional path MTU.
 //! - [`run_mda`]: multipath discovery (every responder per hop, links between hops).
 //! - [`run_pmtu`]: path MTU discovery alone.
-//! - [`resolve_target`]: a name or address to the target address.
+//! - [`resolve_target`]: a name or address to the target address; [`name_hops`]: reverse
+//!   DNS names of the responders (batched, under one deadline).
 //!
 //! With `CAP_NET_RAW` probes are crafted on raw sockets (ICMP, UDP, TCP; full ICMP answers with
 //! quotes and MPLS labels). Without it ICMP goes through ping sockets and UDP through UDP
@@ -15,8 +16,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), probe_core::trace::runtime::TraceError> {
+//! use probe_core::dns::{DnsConfig, Family};
 //! use probe_core::trace::runtime::{TraceOptions, resolve_target, run_trace};
-//! let target = resolve_target("192.0.2.1", None).await?;
+//! let target = resolve_target("192.0.2.1", Family::Any, &DnsConfig::default()).await?;
 //! let report = run_trace(&TraceOptions::new(target)).await?;
 //! print!("{}", probe_core::report::trace::render_table(&report));
 //! # Ok(()) }
@@ -31,4 +33,4 @@ mod transport;
 
 pub use error::TraceError;
 pub use options::{MdaOptions, Privilege, PrivilegeChoice, TraceOptions};
-pub use run::{resolve_target, run_mda, run_pmtu, run_trace};
+pub use run::{name_hops, resolve_target, run_mda, run_pmtu, run_trace};

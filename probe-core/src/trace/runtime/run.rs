@@ -8,6 +8,7 @@ use super::driver::drive;
 use super::error::TraceError;
 use super::options::{MdaOptions, Privilege, TraceOptions};
 use super::transport::{Route, Shape, Transport, route};
+use crate::dns::{DnsConfig, Family, Resolver};
 use crate::report::trace::TraceReport;
 use crate::time::Nanos;
 use crate::trace::{
@@ -121,34 +122,38 @@ pub async fn run_pmtu(opts: &TraceOptions) -> Result<PmtuOutcome, TraceError> {
     Ok(m.outcome())
 }
 
-/// Resolves a target given as an address or a host name, for the address family asked
-/// (`v6`: `Some(true)` IPv6 only, `Some(false)` IPv4 only, `None` either, IPv4 first).
-pub async fn resolve_target(name: &str, v6: Option<bool>) -> Result<IpAddr, TraceError> {
-    let admits = |ip: &IpAddr| v6.is_none_or(|v6| ip.is_ipv6() == v6);
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return if admits(&ip) {
-            Ok(ip)
-        } else {
-            Err(TraceError::Resolve {
-                name: name.to_string(),
-                reason: "the address is of the other family than -4/-6 asks for".into(),
-            })
-        };
+/// Resolves a target given as an address or a host name, in `family` (IPv4 first for
+/// [`Family::Any`]), with `dns` (the system resolver configuration by default). An address
+/// literal is used as it is, without a query.
+pub async fn resolve_target(
+    name: &str,
+    family: Family,
+    dns: &DnsConfig,
+) -> Result<IpAddr, TraceError> {
+    if let Ok(ip) = name.parse::<IpAddr>()
+        && family.admits(ip)
+    {
+        return Ok(ip);
     }
-    let fail = |reason: String| TraceError::Resolve {
+    let addrs = Resolver::new(dns)?.lookup_host(name, family).await?;
+    addrs.first().copied().ok_or_else(|| TraceError::NoAddress {
         name: name.to_string(),
-        reason,
-    };
-    let addrs: Vec<IpAddr> = tokio::net::lookup_host((name, 0))
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .map(|a| a.ip())
-        .filter(admits)
-        .collect();
-    addrs
+        family: family.describe(),
+    })
+}
+
+/// Fills in the responders' host names with reverse (PTR) lookups, all at once under the
+/// resolver's batch deadline; addresses without a name (or not answered in time) keep `None`.
+pub async fn name_hops(report: &mut TraceReport, resolver: &Resolver) {
+    let mut addrs: Vec<IpAddr> = report
+        .hops
         .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| fail("no address of the family asked for".into()))
+        .flat_map(|h| h.responders.iter().map(|r| r.addr))
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    let names = resolver.reverse_many(&addrs).await;
+    for r in report.hops.iter_mut().flat_map(|h| h.responders.iter_mut()) {
+        r.hostname = names.get(&r.addr).cloned().flatten();
+    }
 }
