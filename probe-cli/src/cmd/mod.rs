@@ -22,7 +22,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
-        Command::Trace(args) => runtime()?.block_on(trace::run(args)),
+        Command::Trace(args) => trace::main(args),
         Command::Ping(_) => pending("ping", 0),
         Command::Dns(_) => pending("dns", 0),
         Command::Agent(_) => pending("agent", 0),

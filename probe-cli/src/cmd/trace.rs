@@ -13,7 +13,17 @@ use probe_core::trace::{FlowMode, Protocol};
 
 use crate::cli::{TraceArgs, TraceProto};
 
-pub async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
+/// Runs `probe trace` on a single-threaded runtime: one task drives the sockets, and a
+/// short trace is over before worker threads would have started.
+pub fn main(args: &TraceArgs) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let family = match (args.family.ipv4, args.family.ipv6) {
         (true, _) => Family::V4,
         (_, true) => Family::V6,

@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use crate::report::trace::{HopReport, MplsLabel, ResponderReport, RttMs};
-use crate::stats::Distribution;
+use super::rtt::RttSamples;
+use crate::report::trace::{HopReport, MplsLabel, ResponderReport};
 use crate::wire::answer::Answer;
 use crate::wire::mpls::MplsEntry;
 
@@ -15,7 +15,7 @@ pub struct ResponderStats {
     /// Answers received.
     pub received: u64,
     /// RTT samples (ns).
-    pub rtt: Distribution,
+    pub rtt: RttSamples,
     /// Latest RTT (ns).
     pub last_rtt_ns: Option<i64>,
     /// Sum of `|rtt_n - rtt_(n-1)|` over consecutive answers (ns).
@@ -37,7 +37,7 @@ impl ResponderStats {
         ResponderStats {
             addr,
             received: 0,
-            rtt: Distribution::new(),
+            rtt: RttSamples::new(),
             last_rtt_ns: None,
             jitter_sum_ns: 0.0,
             jitter_count: 0,
@@ -80,13 +80,7 @@ impl ResponderStats {
             sent,
             received: self.received,
             loss_pct,
-            rtt_ms: self.rtt.summary_ms().map(|s| RttMs {
-                min: s.min,
-                mean: s.mean,
-                p50: s.p50,
-                max: s.max,
-                stddev: s.stddev,
-            }),
+            rtt_ms: self.rtt.summary_ms(),
             last_ms: self.last_rtt_ns.map(ms),
             jitter_ms: self.jitter_ns().map(|j| j / 1e6),
             jitter_max_ms: (self.jitter_count > 0).then(|| ms(self.jitter_max_ns)),

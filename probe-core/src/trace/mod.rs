@@ -11,6 +11,7 @@ pub mod mda;
 pub mod mda_rule;
 pub mod pmtu;
 pub mod prober;
+pub mod rtt;
 pub mod runtime;
 
 #[cfg(test)]

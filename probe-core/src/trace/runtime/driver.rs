@@ -36,18 +36,30 @@ impl Machine for Pmtu {
     }
 }
 
+/// What the driver saw, for the debug log.
+#[derive(Debug, Default)]
+struct Counts {
+    tx_stamps: u64,
+    matched: u64,
+    unmatched: u64,
+}
+
 /// Feeds `events` to the machine: transmit timestamps first, then answers in arrival order.
-fn apply(m: &mut impl ProbeMachine, events: &mut Vec<Event>) {
+fn apply(m: &mut impl ProbeMachine, events: &mut Vec<Event>, counts: &mut Counts) {
     for e in events.iter() {
         if let Event::Sent { id, at } = e {
             m.set_sent_time(*id, *at);
+            counts.tx_stamps += 1;
         }
     }
     for e in events.drain(..) {
-        if let Event::Answer { answer, rx } = e
-            && !m.handle_answer(&answer, rx)
-        {
-            tracing::trace!("unmatched answer from {}", answer.from);
+        if let Event::Answer { answer, rx } = e {
+            if m.handle_answer(&answer, rx) {
+                counts.matched += 1;
+            } else {
+                counts.unmatched += 1;
+                tracing::trace!("unmatched answer from {}", answer.from);
+            }
         }
     }
 }
@@ -56,9 +68,10 @@ fn apply(m: &mut impl ProbeMachine, events: &mut Vec<Event>) {
 pub(super) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(), TraceError> {
     let mut buf = Vec::with_capacity(2048);
     let mut events = Vec::new();
+    let mut counts = Counts::default();
     loop {
         t.drain(&mut events).map_err(TraceError::Recv)?;
-        apply(m, &mut events);
+        apply(m, &mut events, &mut counts);
         m.handle_timeout(Nanos::now_realtime());
         while let Some(tx) = m.poll_transmit(Nanos::now_realtime(), &mut buf) {
             match t.send(&tx, &buf[..tx.len]).await {
@@ -71,6 +84,7 @@ pub(super) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(),
             }
         }
         if m.is_done() {
+            tracing::debug!("path test done: {counts:?}");
             return Ok(());
         }
         let Some(deadline) = m.poll_timeout() else {

@@ -181,11 +181,9 @@ impl Transport {
                     Protocol::Tcp => (libc::IPPROTO_TCP, Parse::Tcp),
                     _ => (libc::IPPROTO_UDP, Parse::Ignore),
                 };
-                let s_opts = SocketOptions {
-                    recv_buffer: (parse == Parse::Ignore).then_some(4096),
-                    ..probe_opts
-                };
-                let s = raw_ip_socket(true, proto, false, &s_opts)?;
+                // A raw UDP socket also receives every UDP datagram of the host: they are
+                // read and dropped. Its buffer stays large for the transmit timestamps.
+                let s = raw_ip_socket(true, proto, false, &probe_opts)?;
                 t.set.push(Endpoint::new(s, parse, Errors::TxOnly, true)?)
             } else {
                 icmp_ep
