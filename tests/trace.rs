@@ -174,12 +174,14 @@ fn mda_finds_both_branches_and_their_links() {
     let (r2a, r2b) = (LinkNet::new(3).right_v4(), LinkNet::new(4).right_v4());
     fixed_hash(&lab);
     let before = lab.branch_packets().expect("counters");
-    for proto in ["udp", "tcp"] {
-        let v = trace(
-            &lab.src,
-            dst.into(),
-            &["--mda", "-P", proto, "--source-port", "41000"],
-        );
+    for (proto, extra) in [
+        ("udp", None),
+        ("tcp", None),
+        ("udp", Some("--unprivileged")),
+    ] {
+        let mut args = vec!["--mda", "-P", proto, "--source-port", "41000"];
+        args.extend(extra);
+        let v = trace(&lab.src, dst.into(), &args);
         assert_eq!(v["mode"], "mda");
         assert_eq!(v["reached"], true);
         let hops = responders(&v);
