@@ -4,45 +4,13 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
-use std::sync::Arc;
 
-use common::{json_ok, probe};
+use common::{dns_name as name, dns_zone as zone, json_ok, probe};
 use hickory_server::Server;
-use hickory_server::net::runtime::TokioRuntimeProvider;
-use hickory_server::proto::rr::rdata::{A, PTR, SOA};
-use hickory_server::proto::rr::{Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use hickory_server::proto::rr::RData;
+use hickory_server::proto::rr::rdata::{A, PTR};
+use hickory_server::zone_handler::Catalog;
 use probe_lab::topology;
-
-fn name(s: &str) -> Name {
-    Name::from_str(s).expect("test name")
-}
-
-/// A zone with its SOA and `records`.
-fn zone(origin: &str, records: Vec<(String, RData)>) -> Arc<dyn ZoneHandler> {
-    let origin = name(origin);
-    let mut z = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-        origin.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-    );
-    let soa = SOA::new(
-        name("ns.lab.test."),
-        name("hostmaster.lab.test."),
-        1,
-        3600,
-        600,
-        86_400,
-        60,
-    );
-    assert!(z.upsert_mut(Record::from_rdata(origin, 3600, RData::SOA(soa)), 1));
-    for (owner, data) in records {
-        assert!(z.upsert_mut(Record::from_rdata(name(&owner), 300, data), 1));
-    }
-    Arc::new(z)
-}
 
 /// `lab.test` with `dst.lab.test`, and PTR names `hopN.lab.test` for the IPv4 hops.
 fn catalog(hops: &[IpAddr], dst: IpAddr) -> Catalog {

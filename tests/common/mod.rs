@@ -105,3 +105,40 @@ pub fn wait_path(host: &Host, dst: std::net::IpAddr) {
         );
     }
 }
+
+/// A DNS name for test zones.
+pub fn dns_name(s: &str) -> hickory_server::proto::rr::Name {
+    s.parse().expect("test name")
+}
+
+/// An in-memory primary zone for a test DNS server: its SOA and `records` (owner, data).
+pub fn dns_zone(
+    origin: &str,
+    records: Vec<(String, hickory_server::proto::rr::RData)>,
+) -> std::sync::Arc<dyn hickory_server::zone_handler::ZoneHandler> {
+    use hickory_server::net::runtime::TokioRuntimeProvider;
+    use hickory_server::proto::rr::rdata::SOA;
+    use hickory_server::proto::rr::{RData, Record};
+    use hickory_server::store::in_memory::InMemoryZoneHandler;
+    use hickory_server::zone_handler::{AxfrPolicy, ZoneType};
+    let origin = dns_name(origin);
+    let mut z = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+        origin.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    );
+    let soa = SOA::new(
+        dns_name("ns.probe.test."),
+        dns_name("hostmaster.probe.test."),
+        1,
+        3600,
+        600,
+        86_400,
+        60,
+    );
+    assert!(z.upsert_mut(Record::from_rdata(origin, 3600, RData::SOA(soa)), 1));
+    for (owner, data) in records {
+        assert!(z.upsert_mut(Record::from_rdata(dns_name(&owner), 300, data), 1));
+    }
+    std::sync::Arc::new(z)
+}
