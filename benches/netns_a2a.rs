@@ -214,7 +214,7 @@ fn rtt_and_schedule(client: &Host, server: &Host) {
     let mut irtt_err = Vec::new();
     {
         let mut s = server.command("irtt");
-        s.args(["server", "-b", &format!("{addr}:2112")])
+        s.args(["server", "-i", "0", "-b", &format!("{addr}:2112")])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let _srv = server.spawn(&mut s).expect("irtt server");

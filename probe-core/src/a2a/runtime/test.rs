@@ -9,14 +9,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
 use super::{A2aError, local_clock_info};
 use crate::a2a::{Limit, ReplyOutcome, Sender, SenderConfig};
-use crate::io::{ErrQueueMessage, Pacer, RecvBatch, SocketOptions, TimestampedSocket, TxId};
+use crate::io::{
+    ErrQueueMessage, Pacer, RecvBatch, SendBatch, SendOptions, SocketOptions, TimestampedSocket,
+    TxId,
+};
 use crate::report::A2aReport;
 use crate::time::Nanos;
 
@@ -97,6 +100,9 @@ pub struct TestOutcome {
     pub local_drops: Option<u32>,
 }
 
+/// Packets per `sendmmsg` in a flood.
+const FLOOD_BATCH: usize = 32;
+
 /// Shared between the pacer, the receiver and the error-queue task.
 struct Shared {
     sender: Mutex<State>,
@@ -106,6 +112,8 @@ struct Shared {
     stop_sending: AtomicBool,
     /// The network refused our packets (ICMP unreachable / prohibited).
     refused: AtomicBool,
+    /// Signalled (with the state lock) when replies arrive: a flood waits on it for room.
+    window: Condvar,
 }
 
 struct State {
@@ -152,6 +160,7 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         hello_answered: Notify::new(),
         stop_sending: AtomicBool::new(false),
         refused: AtomicBool::new(false),
+        window: Condvar::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let receiver = tokio::spawn(receive(sock.clone(), shared.clone(), stop_rx.clone()));
@@ -247,10 +256,12 @@ fn bind_socket(opts: &A2aOptions) -> Result<TimestampedSocket, A2aError> {
     if let Some(d) = opts.dscp {
         sopts = sopts.with_dscp(d);
     }
+    // A flood takes user-space send times: one error-queue read per packet would halve its rate.
+    let tx_timestamps = matches!(opts.pace, Pace::Interval(_));
     Ok(TimestampedSocket::bind_udp(
         SocketAddr::new(bind_ip, 0),
         &sopts,
-        true,
+        tx_timestamps,
     )?)
 }
 
@@ -324,33 +335,41 @@ fn pace(
     opts: &A2aOptions,
     start: Nanos,
 ) -> Result<Nanos, A2aError> {
-    let pacer = match opts.pace {
-        // Sleeping between packets, the paced thread may take real-time priority.
-        Pace::Interval(_) => Pacer::realtime().0,
-        // A flood yields in a loop: it must not starve the receiver.
-        Pace::Max { .. } => Pacer::new(),
-    };
+    match opts.pace {
+        Pace::Interval(_) => pace_schedule(rt, sock, shared, opts, start),
+        Pace::Max { window } => pace_flood(rt, sock, shared, opts, start, window),
+    }
+}
+
+/// Whether to give up: nothing answered within the timeout, or the network refused.
+fn give_up(shared: &Shared, now: Nanos, no_answer_after: Nanos) -> bool {
+    let silent = shared.answered.load(Ordering::Relaxed) == 0;
+    let stop = silent && (now >= no_answer_after || shared.refused.load(Ordering::Relaxed));
+    if stop {
+        shared.stop_sending.store(true, Ordering::Relaxed);
+    }
+    stop
+}
+
+/// The isochronous schedule: one packet per deadline, with its kernel TX timestamp.
+fn pace_schedule(
+    rt: &tokio::runtime::Handle,
+    sock: &TimestampedSocket,
+    shared: &Shared,
+    opts: &A2aOptions,
+    start: Nanos,
+) -> Result<Nanos, A2aError> {
+    // Sleeping between packets, the paced thread may take real-time priority.
+    let (pacer, _) = Pacer::realtime();
     let mut buf = vec![0u8; opts.size];
-    let flood_end = match (opts.pace, opts.limit) {
-        (Pace::Max { .. }, Limit::Duration(d)) => Some(start + d),
-        _ => None,
-    };
     let no_answer_after = start + opts.no_answer_timeout;
     let mut last = start;
     loop {
         let Some(due) = shared.lock().sender.next_send_at() else {
             break;
         };
-        let now = match opts.pace {
-            Pace::Interval(_) => pacer.sleep_until(due),
-            Pace::Max { window } => wait_for_window(shared, window),
-        };
-        if flood_end.is_some_and(|end| now >= end) {
-            break;
-        }
-        let silent = shared.answered.load(Ordering::Relaxed) == 0;
-        if silent && (now >= no_answer_after || shared.refused.load(Ordering::Relaxed)) {
-            shared.stop_sending.store(true, Ordering::Relaxed);
+        let now = pacer.sleep_until(due);
+        if give_up(shared, now, no_answer_after) {
             break;
         }
         let (seq, len) = {
@@ -368,25 +387,93 @@ fn pace(
     Ok(last)
 }
 
+/// The flood: as many packets as the window allows, in `sendmmsg` batches.
+fn pace_flood(
+    rt: &tokio::runtime::Handle,
+    sock: &TimestampedSocket,
+    shared: &Shared,
+    opts: &A2aOptions,
+    start: Nanos,
+    window: u32,
+) -> Result<Nanos, A2aError> {
+    let mut batch = SendBatch::new(FLOOD_BATCH, opts.size);
+    let end = match opts.limit {
+        Limit::Duration(d) => Some(start + d),
+        Limit::Count(_) => None,
+    };
+    let no_answer_after = start + opts.no_answer_timeout;
+    let mut last = start;
+    loop {
+        let (now, free) = wait_for_window(shared, window);
+        if end.is_some_and(|end| now >= end) || give_up(shared, now, no_answer_after) {
+            break;
+        }
+        {
+            let mut st = shared.lock();
+            let now = Nanos::now_realtime();
+            for _ in 0..free.min(FLOOD_BATCH) {
+                if st.sender.next_send_at().is_none() {
+                    break;
+                }
+                let queued = batch.push_with(opts.peer, SendOptions::default(), |slot| {
+                    st.sender.emit_next(now, slot).ok().map(|s| s.len)
+                });
+                if !queued {
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        match rt.block_on(sock.send_batch(&mut batch)) {
+            Ok(report) => {
+                if let Some(e) = report.first_error {
+                    tracing::debug!("{} flood packets not sent: {e}", report.failed);
+                }
+            }
+            Err(e) if crate::io::is_async_icmp_error(&e) => {}
+            Err(source) => {
+                return Err(A2aError::Socket {
+                    what: "send",
+                    addr: opts.peer,
+                    source,
+                });
+            }
+        }
+        batch.clear();
+        last = Nanos::now_realtime();
+    }
+    Ok(last)
+}
+
 /// Flood pacing: waits until fewer than `window` packets are unanswered, or until replies
-/// have stalled for 10 ms (those packets are presumed lost).
-fn wait_for_window(shared: &Shared, window: u32) -> Nanos {
+/// have stalled for 10 ms (those packets are presumed lost); returns the time and how many
+/// packets may go now. It sleeps on the reply condition rather than spinning, leaving the
+/// CPU to the receiver (and, on one host, the responder).
+fn wait_for_window(shared: &Shared, window: u32) -> (Nanos, usize) {
+    let window = u64::from(window);
+    let mut st = shared.lock();
     let mut replies = shared.test_replies.load(Ordering::Relaxed);
     let mut progress = Nanos::now_realtime();
     loop {
-        let sent = u64::from(shared.lock().sender.sent());
+        let in_flight = u64::from(st.sender.sent()).saturating_sub(replies);
         let now = Nanos::now_realtime();
-        if sent.saturating_sub(replies) < u64::from(window) {
-            return now;
+        if in_flight < window {
+            return (now, (window - in_flight) as usize);
         }
+        if now.since(progress) > 10_000_000 {
+            return (now, window as usize);
+        }
+        st = shared
+            .window
+            .wait_timeout(st, Duration::from_millis(1))
+            .map_or_else(|e| e.into_inner().0, |(g, _)| g);
         let r = shared.test_replies.load(Ordering::Relaxed);
         if r != replies {
             replies = r;
-            progress = now;
-        } else if now.since(progress) > 10_000_000 {
-            return now;
+            progress = Nanos::now_realtime();
         }
-        std::thread::yield_now();
     }
 }
 
@@ -395,7 +482,7 @@ async fn receive(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut batch = RecvBatch::new(32, 65_536);
+    let mut batch = RecvBatch::new(64, 65_536);
     loop {
         let n = tokio::select! {
             biased;
@@ -435,6 +522,8 @@ async fn receive(
                 ReplyOutcome::Ignored(_) => {}
             }
         }
+        drop(st);
+        shared.window.notify_one();
     }
 }
 
