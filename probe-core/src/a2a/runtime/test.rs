@@ -8,10 +8,12 @@
 //! - an **error-queue** task maps kernel TX timestamps back to packets and notes ICMP errors.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tokio::sync::{Notify, watch};
 
 use super::{A2aError, local_clock_info};
@@ -112,8 +114,6 @@ struct Shared {
     stop_sending: AtomicBool,
     /// The network refused our packets (ICMP unreachable / prohibited).
     refused: AtomicBool,
-    /// Signalled (with the state lock) when replies arrive: a flood waits on it for room.
-    window: Condvar,
 }
 
 struct State {
@@ -160,10 +160,14 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         hello_answered: Notify::new(),
         stop_sending: AtomicBool::new(false),
         refused: AtomicBool::new(false),
-        window: Condvar::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let receiver = tokio::spawn(receive(sock.clone(), shared.clone(), stop_rx.clone()));
+    let (rx_stop, rx_stop_rx) = watch::channel(false);
+    let mut receiver = Some(tokio::spawn(receive(
+        sock.clone(),
+        shared.clone(),
+        rx_stop_rx,
+    )));
     let errq = tokio::spawn(error_queue(sock.clone(), shared.clone(), stop_rx));
 
     hellos(&sock, &shared, &opts).await?;
@@ -174,6 +178,10 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         .reschedule(start)
         .map_err(|e| A2aError::Config(e.to_string()))?;
 
+    if matches!(opts.pace, Pace::Max { .. }) {
+        // The flood thread receives on its own (no cross-thread wake-up per reply batch).
+        stop_receiver(&rx_stop, &mut receiver).await?;
+    }
     let pacer = {
         let (sock, shared, opts) = (sock.clone(), shared.clone(), opts.clone());
         let handle = tokio::runtime::Handle::current();
@@ -197,9 +205,8 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
     // Let TX timestamps of the last packets arrive before the report.
     tokio::time::sleep(Duration::from_millis(2)).await;
     let _ = stop_tx.send(true);
-    for t in [receiver, errq] {
-        t.await.map_err(|e| A2aError::Task(e.to_string()))?;
-    }
+    stop_receiver(&rx_stop, &mut receiver).await?;
+    errq.await.map_err(|e| A2aError::Task(e.to_string()))?;
     let st = shared.lock();
     let mut report = st.sender.finish();
     if matches!(opts.pace, Pace::Max { .. }) {
@@ -213,6 +220,17 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         icmp_error: st.icmp_error.clone(),
         local_drops: st.local_drops,
     })
+}
+
+async fn stop_receiver(
+    stop: &watch::Sender<bool>,
+    task: &mut Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), A2aError> {
+    let _ = stop.send(true);
+    match task.take() {
+        Some(t) => t.await.map_err(|e| A2aError::Task(e.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// The sans-IO limit and interval for the options.
@@ -387,7 +405,10 @@ fn pace_schedule(
     Ok(last)
 }
 
-/// The flood: as many packets as the window allows, in `sendmmsg` batches.
+/// The flood: one thread sends as many packets as the window allows in `sendmmsg` batches
+/// and receives the replies itself (non-blocking `recvmmsg`, `poll` when the window is full),
+/// then waits for the last replies. Packets unanswered for 10 ms are presumed lost and free
+/// their place in the window.
 fn pace_flood(
     rt: &tokio::runtime::Handle,
     sock: &TimestampedSocket,
@@ -396,37 +417,54 @@ fn pace_flood(
     start: Nanos,
     window: u32,
 ) -> Result<Nanos, A2aError> {
-    let mut batch = SendBatch::new(FLOOD_BATCH, opts.size);
+    let window = u64::from(window);
+    let mut tx = SendBatch::new(FLOOD_BATCH, opts.size);
+    let mut rx = RecvBatch::new(64, 65_536);
     let end = match opts.limit {
         Limit::Duration(d) => Some(start + d),
         Limit::Count(_) => None,
     };
     let no_answer_after = start + opts.no_answer_timeout;
     let mut last = start;
+    let mut presumed_lost = 0u64;
     loop {
-        let (now, free) = wait_for_window(shared, window);
+        drain(sock, shared, &mut rx);
+        let now = Nanos::now_realtime();
         if end.is_some_and(|end| now >= end) || give_up(shared, now, no_answer_after) {
             break;
+        }
+        let (sent, complete) = {
+            let st = shared.lock();
+            (
+                u64::from(st.sender.sent()),
+                st.sender.next_send_at().is_none(),
+            )
+        };
+        if complete {
+            break;
+        }
+        let replies = shared.test_replies.load(Ordering::Relaxed);
+        let in_flight = sent.saturating_sub(replies + presumed_lost);
+        if in_flight >= window {
+            if !wait_readable(sock, 10) {
+                presumed_lost += in_flight;
+            }
+            continue;
         }
         {
             let mut st = shared.lock();
             let now = Nanos::now_realtime();
-            for _ in 0..free.min(FLOOD_BATCH) {
-                if st.sender.next_send_at().is_none() {
-                    break;
-                }
-                let queued = batch.push_with(opts.peer, SendOptions::default(), |slot| {
-                    st.sender.emit_next(now, slot).ok().map(|s| s.len)
-                });
+            for _ in 0..((window - in_flight) as usize).min(FLOOD_BATCH) {
+                let queued = st.sender.next_send_at().is_some()
+                    && tx.push_with(opts.peer, SendOptions::default(), |slot| {
+                        st.sender.emit_next(now, slot).ok().map(|s| s.len)
+                    });
                 if !queued {
                     break;
                 }
             }
         }
-        if batch.is_empty() {
-            break;
-        }
-        match rt.block_on(sock.send_batch(&mut batch)) {
+        match rt.block_on(sock.send_batch(&mut tx)) {
             Ok(report) => {
                 if let Some(e) = report.first_error {
                     tracing::debug!("{} flood packets not sent: {e}", report.failed);
@@ -441,40 +479,46 @@ fn pace_flood(
                 });
             }
         }
-        batch.clear();
+        tx.clear();
         last = Nanos::now_realtime();
+    }
+    // The last replies.
+    let deadline = Nanos(last.0 + opts.wait.as_nanos() as u64);
+    loop {
+        drain(sock, shared, &mut rx);
+        let sent = u64::from(shared.lock().sender.sent());
+        let now = Nanos::now_realtime();
+        if shared.test_replies.load(Ordering::Relaxed) >= sent
+            || now >= deadline
+            || shared.stop_sending.load(Ordering::Relaxed)
+        {
+            break;
+        }
+        wait_readable(sock, 10);
     }
     Ok(last)
 }
 
-/// Flood pacing: waits until fewer than `window` packets are unanswered, or until replies
-/// have stalled for 10 ms (those packets are presumed lost); returns the time and how many
-/// packets may go now. It sleeps on the reply condition rather than spinning, leaving the
-/// CPU to the receiver (and, on one host, the responder).
-fn wait_for_window(shared: &Shared, window: u32) -> (Nanos, usize) {
-    let window = u64::from(window);
-    let mut st = shared.lock();
-    let mut replies = shared.test_replies.load(Ordering::Relaxed);
-    let mut progress = Nanos::now_realtime();
+/// Receives every datagram already queued, without waiting.
+fn drain(sock: &TimestampedSocket, shared: &Shared, rx: &mut RecvBatch) {
     loop {
-        let in_flight = u64::from(st.sender.sent()).saturating_sub(replies);
-        let now = Nanos::now_realtime();
-        if in_flight < window {
-            return (now, (window - in_flight) as usize);
-        }
-        if now.since(progress) > 10_000_000 {
-            return (now, window as usize);
-        }
-        st = shared
-            .window
-            .wait_timeout(st, Duration::from_millis(1))
-            .map_or_else(|e| e.into_inner().0, |(g, _)| g);
-        let r = shared.test_replies.load(Ordering::Relaxed);
-        if r != replies {
-            replies = r;
-            progress = Nanos::now_realtime();
+        match rx.recv_from_fd(sock.socket().as_fd()) {
+            Ok(0) => return,
+            Ok(n) => deliver(shared, rx, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if crate::io::is_async_icmp_error(&e) => {}
+            Err(e) => {
+                tracing::debug!("flood receive: {e}");
+                return;
+            }
         }
     }
+}
+
+/// Waits up to `ms` milliseconds for a datagram; whether one is there.
+fn wait_readable(sock: &TimestampedSocket, ms: u16) -> bool {
+    let mut fds = [PollFd::new(sock.socket().as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
 }
 
 async fn receive(
@@ -498,32 +542,35 @@ async fn receive(
                 continue;
             }
         };
-        let mut st = shared.lock();
-        for (bytes, meta) in batch.iter().take(n) {
-            if let Some(d) = meta.drops {
-                st.local_drops = Some(d);
-            }
-            match st.sender.on_reply(bytes, meta.time) {
-                ReplyOutcome::Test {
-                    forward_duplicate, ..
-                } => {
-                    shared.answered.fetch_add(1, Ordering::Relaxed);
-                    if !forward_duplicate {
-                        shared.test_replies.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                ReplyOutcome::Hello { .. } => {
-                    shared.answered.fetch_add(1, Ordering::Relaxed);
-                    shared.hello_answered.notify_waiters();
-                }
-                ReplyOutcome::ReverseDuplicate { .. } | ReplyOutcome::Late { .. } => {
-                    shared.answered.fetch_add(1, Ordering::Relaxed);
-                }
-                ReplyOutcome::Ignored(_) => {}
-            }
+        deliver(&shared, &batch, n);
+    }
+}
+
+/// Hands `n` received datagrams of `batch` to the sender and counts what they were.
+fn deliver(shared: &Shared, batch: &RecvBatch, n: usize) {
+    let mut st = shared.lock();
+    for (bytes, meta) in batch.iter().take(n) {
+        if let Some(d) = meta.drops {
+            st.local_drops = Some(d);
         }
-        drop(st);
-        shared.window.notify_one();
+        match st.sender.on_reply(bytes, meta.time) {
+            ReplyOutcome::Test {
+                forward_duplicate, ..
+            } => {
+                shared.answered.fetch_add(1, Ordering::Relaxed);
+                if !forward_duplicate {
+                    shared.test_replies.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            ReplyOutcome::Hello { .. } => {
+                shared.answered.fetch_add(1, Ordering::Relaxed);
+                shared.hello_answered.notify_waiters();
+            }
+            ReplyOutcome::ReverseDuplicate { .. } | ReplyOutcome::Late { .. } => {
+                shared.answered.fetch_add(1, Ordering::Relaxed);
+            }
+            ReplyOutcome::Ignored(_) => {}
+        }
     }
 }
 
