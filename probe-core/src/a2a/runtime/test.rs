@@ -8,12 +8,10 @@
 //! - an **error-queue** task maps kernel TX timestamps back to packets and notes ICMP errors.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tokio::sync::{Notify, watch};
 
 use super::{A2aError, local_clock_info};
@@ -446,7 +444,7 @@ fn pace_flood(
         let replies = shared.test_replies.load(Ordering::Relaxed);
         let in_flight = sent.saturating_sub(replies + presumed_lost);
         if in_flight >= window {
-            if !wait_readable(sock, 10) {
+            if !sock.wait_readable_blocking(10) {
                 presumed_lost += in_flight;
             }
             continue;
@@ -494,7 +492,7 @@ fn pace_flood(
         {
             break;
         }
-        wait_readable(sock, 10);
+        sock.wait_readable_blocking(10);
     }
     Ok(last)
 }
@@ -502,7 +500,7 @@ fn pace_flood(
 /// Receives every datagram already queued, without waiting.
 fn drain(sock: &TimestampedSocket, shared: &Shared, rx: &mut RecvBatch) {
     loop {
-        match rx.recv_from_fd(sock.socket().as_fd()) {
+        match sock.try_recv_batch(rx) {
             Ok(0) => return,
             Ok(n) => deliver(shared, rx, n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -513,12 +511,6 @@ fn drain(sock: &TimestampedSocket, shared: &Shared, rx: &mut RecvBatch) {
             }
         }
     }
-}
-
-/// Waits up to `ms` milliseconds for a datagram; whether one is there.
-fn wait_readable(sock: &TimestampedSocket, ms: u16) -> bool {
-    let mut fds = [PollFd::new(sock.socket().as_fd(), PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
 }
 
 async fn receive(
