@@ -214,7 +214,7 @@ fn rtt_and_schedule(client: &Host, server: &Host) {
     let mut irtt_err = Vec::new();
     {
         let mut s = server.command("irtt");
-        s.args(["server", "-b", &format!("{addr}:2112")])
+        s.args(["server", "-i", "0", "-b", &format!("{addr}:2112")])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let _srv = server.spawn(&mut s).expect("irtt server");
@@ -236,7 +236,7 @@ fn rtt_and_schedule(client: &Host, server: &Host) {
             let v: Value = serde_json::from_slice(&out.stdout).expect("irtt json");
             // irtt reports its timer error in ns.
             irtt_err.push(
-                v["stats"]["timer_err_stats"]["mean"]
+                v["stats"]["timer_error"]["mean"]
                     .as_f64()
                     .unwrap_or(f64::NAN)
                     / 1000.0,

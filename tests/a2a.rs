@@ -246,3 +246,58 @@ fn reflector_counts_junk_and_keeps_serving() {
     assert_eq!(num(&v, "junk"), 4.0, "{v}");
     assert!(num(&v, "reflected") >= 100.0, "{v}");
 }
+
+#[test]
+fn source_interface_and_dscp_apply_to_test_packets() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let src = lab.a.ipv4().to_string();
+    lab.b
+        .nft(&format!(
+            "table inet t {{\n counter ef {{ }}\n chain c {{\n type filter hook input priority 0;\n ip saddr {src} udp dport 49153 ip dscp ef counter name ef\n }}\n}}\n"
+        ))
+        .expect("nft");
+    let _srv = serve(&lab.b, PORT, &[]);
+    let v = json_ok(&mut probe(
+        &lab.a,
+        &[
+            "a2a",
+            "--peer",
+            &lab.b.ipv4().to_string(),
+            "-c",
+            "50",
+            "-i",
+            "1ms",
+            "--source",
+            &src,
+            "--interface",
+            "eth0",
+            "--dscp",
+            "46",
+            "--json",
+        ],
+    ));
+    assert_eq!(num(&v, "received"), 50.0, "{v}");
+    let seen = lab
+        .b
+        .nft_counter("inet", "t", "ef")
+        .expect("counter")
+        .packets;
+    // 50 test packets plus the hello(s), all marked EF.
+    assert!(seen >= 51, "only {seen} EF-marked packets from {src}");
+
+    let out = output(&mut probe(
+        &lab.a,
+        &[
+            "a2a",
+            "--peer",
+            &lab.b.ipv4().to_string(),
+            "--interface",
+            "nosuch0",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does the interface exist"));
+}

@@ -138,6 +138,21 @@ impl TimestampedSocket {
             .await
     }
 
+    /// Receives a batch with one non-blocking `recvmmsg` (`WouldBlock` when nothing is
+    /// queued), for a thread that drives the socket itself (see
+    /// [`TimestampedSocket::wait_readable_blocking`]) instead of awaiting readiness.
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.recv_from_fd(self.fd.get_ref().as_fd())
+    }
+
+    /// Blocks the calling thread (not a runtime worker) until a datagram is queued or
+    /// `timeout_ms` passed; returns whether one is queued.
+    pub fn wait_readable_blocking(&self, timeout_ms: u16) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(self.fd.get_ref().as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::from(timeout_ms)), Ok(n) if n > 0)
+    }
+
     /// Sends `buf` to `dst`; returns the datagram's [`TxId`] for matching its transmit
     /// timestamp.
     pub async fn send_to(&self, buf: &[u8], dst: SocketAddr) -> io::Result<TxId> {

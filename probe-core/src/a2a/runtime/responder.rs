@@ -1,12 +1,11 @@
-//! The STAMP responder: one task per listening socket, each with its own sans-IO
+//! The STAMP responder: one thread per listening socket, each with its own sans-IO
 //! [`Reflector`], batched receive and send, kernel receive timestamps.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-use tokio::sync::watch;
 
 use super::A2aError;
 use crate::a2a::{Datagram, Reflector, ReflectorConfig, ReflectorCounters};
@@ -17,6 +16,8 @@ use crate::time::Nanos;
 const BATCH: usize = 64;
 /// Largest datagram the responder takes whole (a UDP payload over IPv6 jumbograms aside).
 const SLOT: usize = 65_536;
+/// How long the socket thread sleeps in `poll` before checking for shutdown.
+const POLL_MS: u16 = 100;
 /// How often idle sessions are swept.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -80,23 +81,22 @@ impl Responder {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<ReflectorCounters, A2aError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::with_capacity(self.sockets.len());
         for sock in self.sockets {
             let reflector = Reflector::new(self.config);
-            tasks.push(tokio::spawn(serve_socket(sock, reflector, stop_rx.clone())));
+            let (stop, rt) = (stop.clone(), tokio::runtime::Handle::current());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                serve_socket(&rt, &sock, reflector, &stop)
+            }));
         }
         shutdown.await;
-        // Receivers may be gone already if every task failed; that is reported below.
-        let _ = stop_tx.send(true);
+        stop.store(true, Ordering::Relaxed);
         let mut total = ReflectorCounters::default();
         let mut first_err = None;
         for t in tasks {
             match t.await {
-                Ok(Ok(c)) => total.merge(&c),
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
+                Ok(c) => total.merge(&c),
                 Err(e) => {
                     first_err.get_or_insert(A2aError::Task(e.to_string()));
                 }
@@ -109,11 +109,14 @@ impl Responder {
     }
 }
 
-async fn serve_socket(
-    sock: Arc<TimestampedSocket>,
+/// One socket's loop on a thread of its own: non-blocking `recvmmsg` while datagrams are
+/// queued, `poll` when none is (no runtime wake-up per batch), replies by `sendmmsg`.
+fn serve_socket(
+    rt: &tokio::runtime::Handle,
+    sock: &TimestampedSocket,
     mut reflector: Reflector,
-    mut stop: watch::Receiver<bool>,
-) -> Result<ReflectorCounters, A2aError> {
+    stop: &AtomicBool,
+) -> ReflectorCounters {
     let local = sock
         .local_addr()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -121,17 +124,26 @@ async fn serve_socket(
     let mut tx = SendBatch::new(BATCH, SLOT);
     let mut last_sweep = Nanos::now_realtime();
     let mut truncated = 0u64;
-    loop {
-        let n = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            r = sock.recv_batch(&mut rx) => r,
-        };
-        let n = match n {
-            Ok(n) => n,
+    while !stop.load(Ordering::Relaxed) {
+        let n = match sock.try_recv_batch(&mut rx) {
+            Ok(n) if n > 0 => n,
+            Ok(_) => {
+                sock.wait_readable_blocking(POLL_MS);
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                sock.wait_readable_blocking(POLL_MS);
+                let now = Nanos::now_realtime();
+                if now.since(last_sweep) > SWEEP.as_nanos() as i64 {
+                    reflector.expire(now);
+                    last_sweep = now;
+                }
+                continue;
+            }
             Err(e) => {
                 // A daemon never dies of one bad receive: log and go on.
                 tracing::warn!("receive on {local} failed: {e}");
+                sock.wait_readable_blocking(POLL_MS);
                 continue;
             }
         };
@@ -153,7 +165,7 @@ async fn serve_socket(
             });
         }
         if !tx.is_empty() {
-            match sock.send_batch(&mut tx).await {
+            match rt.block_on(sock.send_batch(&mut tx)) {
                 Ok(report) => {
                     if let Some(e) = report.first_error {
                         tracing::debug!("{} replies not sent from {local}: {e}", report.failed);
@@ -171,5 +183,5 @@ async fn serve_socket(
     let mut c = reflector.counters();
     c.received += truncated;
     c.junk += truncated;
-    Ok(c)
+    c
 }

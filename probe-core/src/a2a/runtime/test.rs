@@ -16,7 +16,10 @@ use tokio::sync::{Notify, watch};
 
 use super::{A2aError, local_clock_info};
 use crate::a2a::{Limit, ReplyOutcome, Sender, SenderConfig};
-use crate::io::{ErrQueueMessage, Pacer, RecvBatch, SocketOptions, TimestampedSocket, TxId};
+use crate::io::{
+    ErrQueueMessage, Pacer, RecvBatch, SendBatch, SendOptions, SocketOptions, TimestampedSocket,
+    TxId,
+};
 use crate::report::A2aReport;
 use crate::time::Nanos;
 
@@ -97,6 +100,9 @@ pub struct TestOutcome {
     pub local_drops: Option<u32>,
 }
 
+/// Packets per `sendmmsg` in a flood.
+const FLOOD_BATCH: usize = 32;
+
 /// Shared between the pacer, the receiver and the error-queue task.
 struct Shared {
     sender: Mutex<State>,
@@ -154,7 +160,12 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         refused: AtomicBool::new(false),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let receiver = tokio::spawn(receive(sock.clone(), shared.clone(), stop_rx.clone()));
+    let (rx_stop, rx_stop_rx) = watch::channel(false);
+    let mut receiver = Some(tokio::spawn(receive(
+        sock.clone(),
+        shared.clone(),
+        rx_stop_rx,
+    )));
     let errq = tokio::spawn(error_queue(sock.clone(), shared.clone(), stop_rx));
 
     hellos(&sock, &shared, &opts).await?;
@@ -165,6 +176,10 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         .reschedule(start)
         .map_err(|e| A2aError::Config(e.to_string()))?;
 
+    if matches!(opts.pace, Pace::Max { .. }) {
+        // The flood thread receives on its own (no cross-thread wake-up per reply batch).
+        stop_receiver(&rx_stop, &mut receiver).await?;
+    }
     let pacer = {
         let (sock, shared, opts) = (sock.clone(), shared.clone(), opts.clone());
         let handle = tokio::runtime::Handle::current();
@@ -188,9 +203,8 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
     // Let TX timestamps of the last packets arrive before the report.
     tokio::time::sleep(Duration::from_millis(2)).await;
     let _ = stop_tx.send(true);
-    for t in [receiver, errq] {
-        t.await.map_err(|e| A2aError::Task(e.to_string()))?;
-    }
+    stop_receiver(&rx_stop, &mut receiver).await?;
+    errq.await.map_err(|e| A2aError::Task(e.to_string()))?;
     let st = shared.lock();
     let mut report = st.sender.finish();
     if matches!(opts.pace, Pace::Max { .. }) {
@@ -204,6 +218,17 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         icmp_error: st.icmp_error.clone(),
         local_drops: st.local_drops,
     })
+}
+
+async fn stop_receiver(
+    stop: &watch::Sender<bool>,
+    task: &mut Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), A2aError> {
+    let _ = stop.send(true);
+    match task.take() {
+        Some(t) => t.await.map_err(|e| A2aError::Task(e.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// The sans-IO limit and interval for the options.
@@ -247,10 +272,12 @@ fn bind_socket(opts: &A2aOptions) -> Result<TimestampedSocket, A2aError> {
     if let Some(d) = opts.dscp {
         sopts = sopts.with_dscp(d);
     }
+    // A flood takes user-space send times: one error-queue read per packet would halve its rate.
+    let tx_timestamps = matches!(opts.pace, Pace::Interval(_));
     Ok(TimestampedSocket::bind_udp(
         SocketAddr::new(bind_ip, 0),
         &sopts,
-        true,
+        tx_timestamps,
     )?)
 }
 
@@ -324,33 +351,41 @@ fn pace(
     opts: &A2aOptions,
     start: Nanos,
 ) -> Result<Nanos, A2aError> {
-    let pacer = match opts.pace {
-        // Sleeping between packets, the paced thread may take real-time priority.
-        Pace::Interval(_) => Pacer::realtime().0,
-        // A flood yields in a loop: it must not starve the receiver.
-        Pace::Max { .. } => Pacer::new(),
-    };
+    match opts.pace {
+        Pace::Interval(_) => pace_schedule(rt, sock, shared, opts, start),
+        Pace::Max { window } => pace_flood(rt, sock, shared, opts, start, window),
+    }
+}
+
+/// Whether to give up: nothing answered within the timeout, or the network refused.
+fn give_up(shared: &Shared, now: Nanos, no_answer_after: Nanos) -> bool {
+    let silent = shared.answered.load(Ordering::Relaxed) == 0;
+    let stop = silent && (now >= no_answer_after || shared.refused.load(Ordering::Relaxed));
+    if stop {
+        shared.stop_sending.store(true, Ordering::Relaxed);
+    }
+    stop
+}
+
+/// The isochronous schedule: one packet per deadline, with its kernel TX timestamp.
+fn pace_schedule(
+    rt: &tokio::runtime::Handle,
+    sock: &TimestampedSocket,
+    shared: &Shared,
+    opts: &A2aOptions,
+    start: Nanos,
+) -> Result<Nanos, A2aError> {
+    // Sleeping between packets, the paced thread may take real-time priority.
+    let (pacer, _) = Pacer::realtime();
     let mut buf = vec![0u8; opts.size];
-    let flood_end = match (opts.pace, opts.limit) {
-        (Pace::Max { .. }, Limit::Duration(d)) => Some(start + d),
-        _ => None,
-    };
     let no_answer_after = start + opts.no_answer_timeout;
     let mut last = start;
     loop {
         let Some(due) = shared.lock().sender.next_send_at() else {
             break;
         };
-        let now = match opts.pace {
-            Pace::Interval(_) => pacer.sleep_until(due),
-            Pace::Max { window } => wait_for_window(shared, window),
-        };
-        if flood_end.is_some_and(|end| now >= end) {
-            break;
-        }
-        let silent = shared.answered.load(Ordering::Relaxed) == 0;
-        if silent && (now >= no_answer_after || shared.refused.load(Ordering::Relaxed)) {
-            shared.stop_sending.store(true, Ordering::Relaxed);
+        let now = pacer.sleep_until(due);
+        if give_up(shared, now, no_answer_after) {
             break;
         }
         let (seq, len) = {
@@ -368,25 +403,113 @@ fn pace(
     Ok(last)
 }
 
-/// Flood pacing: waits until fewer than `window` packets are unanswered, or until replies
-/// have stalled for 10 ms (those packets are presumed lost).
-fn wait_for_window(shared: &Shared, window: u32) -> Nanos {
-    let mut replies = shared.test_replies.load(Ordering::Relaxed);
-    let mut progress = Nanos::now_realtime();
+/// The flood: one thread sends as many packets as the window allows in `sendmmsg` batches
+/// and receives the replies itself (non-blocking `recvmmsg`, `poll` when the window is full),
+/// then waits for the last replies. Packets unanswered for 10 ms are presumed lost and free
+/// their place in the window.
+fn pace_flood(
+    rt: &tokio::runtime::Handle,
+    sock: &TimestampedSocket,
+    shared: &Shared,
+    opts: &A2aOptions,
+    start: Nanos,
+    window: u32,
+) -> Result<Nanos, A2aError> {
+    let window = u64::from(window);
+    let mut tx = SendBatch::new(FLOOD_BATCH, opts.size);
+    let mut rx = RecvBatch::new(64, 65_536);
+    let end = match opts.limit {
+        Limit::Duration(d) => Some(start + d),
+        Limit::Count(_) => None,
+    };
+    let no_answer_after = start + opts.no_answer_timeout;
+    let mut last = start;
+    let mut presumed_lost = 0u64;
     loop {
+        drain(sock, shared, &mut rx);
+        let now = Nanos::now_realtime();
+        if end.is_some_and(|end| now >= end) || give_up(shared, now, no_answer_after) {
+            break;
+        }
+        let (sent, complete) = {
+            let st = shared.lock();
+            (
+                u64::from(st.sender.sent()),
+                st.sender.next_send_at().is_none(),
+            )
+        };
+        if complete {
+            break;
+        }
+        let replies = shared.test_replies.load(Ordering::Relaxed);
+        let in_flight = sent.saturating_sub(replies + presumed_lost);
+        if in_flight >= window {
+            if !sock.wait_readable_blocking(10) {
+                presumed_lost += in_flight;
+            }
+            continue;
+        }
+        {
+            let mut st = shared.lock();
+            let now = Nanos::now_realtime();
+            for _ in 0..((window - in_flight) as usize).min(FLOOD_BATCH) {
+                let queued = st.sender.next_send_at().is_some()
+                    && tx.push_with(opts.peer, SendOptions::default(), |slot| {
+                        st.sender.emit_next(now, slot).ok().map(|s| s.len)
+                    });
+                if !queued {
+                    break;
+                }
+            }
+        }
+        match rt.block_on(sock.send_batch(&mut tx)) {
+            Ok(report) => {
+                if let Some(e) = report.first_error {
+                    tracing::debug!("{} flood packets not sent: {e}", report.failed);
+                }
+            }
+            Err(e) if crate::io::is_async_icmp_error(&e) => {}
+            Err(source) => {
+                return Err(A2aError::Socket {
+                    what: "send",
+                    addr: opts.peer,
+                    source,
+                });
+            }
+        }
+        tx.clear();
+        last = Nanos::now_realtime();
+    }
+    // The last replies.
+    let deadline = Nanos(last.0 + opts.wait.as_nanos() as u64);
+    loop {
+        drain(sock, shared, &mut rx);
         let sent = u64::from(shared.lock().sender.sent());
         let now = Nanos::now_realtime();
-        if sent.saturating_sub(replies) < u64::from(window) {
-            return now;
+        if shared.test_replies.load(Ordering::Relaxed) >= sent
+            || now >= deadline
+            || shared.stop_sending.load(Ordering::Relaxed)
+        {
+            break;
         }
-        let r = shared.test_replies.load(Ordering::Relaxed);
-        if r != replies {
-            replies = r;
-            progress = now;
-        } else if now.since(progress) > 10_000_000 {
-            return now;
+        sock.wait_readable_blocking(10);
+    }
+    Ok(last)
+}
+
+/// Receives every datagram already queued, without waiting.
+fn drain(sock: &TimestampedSocket, shared: &Shared, rx: &mut RecvBatch) {
+    loop {
+        match sock.try_recv_batch(rx) {
+            Ok(0) => return,
+            Ok(n) => deliver(shared, rx, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if crate::io::is_async_icmp_error(&e) => {}
+            Err(e) => {
+                tracing::debug!("flood receive: {e}");
+                return;
+            }
         }
-        std::thread::yield_now();
     }
 }
 
@@ -395,7 +518,7 @@ async fn receive(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut batch = RecvBatch::new(32, 65_536);
+    let mut batch = RecvBatch::new(64, 65_536);
     loop {
         let n = tokio::select! {
             biased;
@@ -411,29 +534,34 @@ async fn receive(
                 continue;
             }
         };
-        let mut st = shared.lock();
-        for (bytes, meta) in batch.iter().take(n) {
-            if let Some(d) = meta.drops {
-                st.local_drops = Some(d);
+        deliver(&shared, &batch, n);
+    }
+}
+
+/// Hands `n` received datagrams of `batch` to the sender and counts what they were.
+fn deliver(shared: &Shared, batch: &RecvBatch, n: usize) {
+    let mut st = shared.lock();
+    for (bytes, meta) in batch.iter().take(n) {
+        if let Some(d) = meta.drops {
+            st.local_drops = Some(d);
+        }
+        match st.sender.on_reply(bytes, meta.time) {
+            ReplyOutcome::Test {
+                forward_duplicate, ..
+            } => {
+                shared.answered.fetch_add(1, Ordering::Relaxed);
+                if !forward_duplicate {
+                    shared.test_replies.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            match st.sender.on_reply(bytes, meta.time) {
-                ReplyOutcome::Test {
-                    forward_duplicate, ..
-                } => {
-                    shared.answered.fetch_add(1, Ordering::Relaxed);
-                    if !forward_duplicate {
-                        shared.test_replies.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                ReplyOutcome::Hello { .. } => {
-                    shared.answered.fetch_add(1, Ordering::Relaxed);
-                    shared.hello_answered.notify_waiters();
-                }
-                ReplyOutcome::ReverseDuplicate { .. } | ReplyOutcome::Late { .. } => {
-                    shared.answered.fetch_add(1, Ordering::Relaxed);
-                }
-                ReplyOutcome::Ignored(_) => {}
+            ReplyOutcome::Hello { .. } => {
+                shared.answered.fetch_add(1, Ordering::Relaxed);
+                shared.hello_answered.notify_waiters();
             }
+            ReplyOutcome::ReverseDuplicate { .. } | ReplyOutcome::Late { .. } => {
+                shared.answered.fetch_add(1, Ordering::Relaxed);
+            }
+            ReplyOutcome::Ignored(_) => {}
         }
     }
 }
