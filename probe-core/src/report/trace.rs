@@ -208,8 +208,8 @@ pub fn render_table(r: &TraceReport) -> String {
         .max(4);
     let _ = writeln!(
         out,
-        "{:>4}  {:<w$}  {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "Hop", "Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev"
+        "{:>4}  {:<w$}  {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "Hop", "Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev", "Javg"
     );
     for (h, names) in r.hops.iter().zip(&hosts) {
         if h.responders.is_empty() {
@@ -226,11 +226,12 @@ pub fn render_table(r: &TraceReport) -> String {
             } else {
                 String::new()
             };
-            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
+            // Three decimals: on a LAN the interesting differences are microseconds.
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
             let s = x.rtt_ms;
             let _ = writeln!(
                 out,
-                "{hop:>4}  {name:<w$}  {:>5.1}% {:>5} {:>7} {:>7} {:>7} {:>7} {:>7}",
+                "{hop:>4}  {name:<w$}  {:>5.1}% {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 x.loss_pct,
                 x.sent,
                 ms(x.last_ms),
@@ -238,6 +239,7 @@ pub fn render_table(r: &TraceReport) -> String {
                 ms(s.map(|s| s.min)),
                 ms(s.map(|s| s.max)),
                 ms(s.map(|s| s.stddev)),
+                ms(x.jitter_ms),
             );
             for stack in &x.mpls {
                 for l in stack {

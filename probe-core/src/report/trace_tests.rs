@@ -173,7 +173,7 @@ fn table_has_mtr_columns_stars_mpls_and_annotations() {
         "probe trace to dst.lab (10.0.9.9) from 10.0.0.1: udp paris, 3 hops, reached, pmtu 1400"
     );
     for col in [
-        "Hop", "Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev",
+        "Hop", "Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev", "Javg",
     ] {
         assert!(lines[1].contains(col), "{col}");
     }
@@ -183,7 +183,7 @@ fn table_has_mtr_columns_stars_mpls_and_annotations() {
         lines[2]
     );
     assert!(
-        lines[2].ends_with("  0.0%     3     0.3     0.2     0.2     0.3     0.0"),
+        lines[2].ends_with("  0.0%     3    0.300    0.250    0.200    0.300    0.040    0.050"),
         "{}",
         lines[2]
     );
