@@ -9,6 +9,7 @@
 //! - [`PeerSpec`] parses and resolves `HOST[:PORT]`.
 
 mod error;
+mod flood;
 mod local_clock;
 mod peer;
 mod responder;

@@ -16,10 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use super::{A2aError, local_clock_info};
 use crate::a2a::{Limit, ReplyOutcome, Sender, SenderConfig};
-use crate::io::{
-    ErrQueueMessage, Pacer, RecvBatch, SendBatch, SendOptions, SocketOptions, TimestampedSocket,
-    TxId,
-};
+use crate::io::{ErrQueueMessage, Pacer, RecvBatch, SocketOptions, TimestampedSocket, TxId};
 use crate::report::A2aReport;
 use crate::time::Nanos;
 
@@ -101,21 +98,21 @@ pub struct TestOutcome {
 }
 
 /// Packets per `sendmmsg` in a flood.
-const FLOOD_BATCH: usize = 32;
+pub(super) const FLOOD_BATCH: usize = 32;
 
 /// Shared between the pacer, the receiver and the error-queue task.
-struct Shared {
+pub(super) struct Shared {
     sender: Mutex<State>,
     answered: AtomicU64,
-    test_replies: AtomicU64,
+    pub(super) test_replies: AtomicU64,
     hello_answered: Notify,
-    stop_sending: AtomicBool,
+    pub(super) stop_sending: AtomicBool,
     /// The network refused our packets (ICMP unreachable / prohibited).
     refused: AtomicBool,
 }
 
-struct State {
-    sender: Sender,
+pub(super) struct State {
+    pub(super) sender: Sender,
     /// Test sequence number of each transmit id (`u32::MAX` for hellos).
     tx_seq: Vec<u32>,
     icmp_error: Option<String>,
@@ -123,7 +120,7 @@ struct State {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.sender.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -353,12 +350,12 @@ fn pace(
 ) -> Result<Nanos, A2aError> {
     match opts.pace {
         Pace::Interval(_) => pace_schedule(rt, sock, shared, opts, start),
-        Pace::Max { window } => pace_flood(rt, sock, shared, opts, start, window),
+        Pace::Max { window } => super::flood::pace_flood(rt, sock, shared, opts, start, window),
     }
 }
 
 /// Whether to give up: nothing answered within the timeout, or the network refused.
-fn give_up(shared: &Shared, now: Nanos, no_answer_after: Nanos) -> bool {
+pub(super) fn give_up(shared: &Shared, now: Nanos, no_answer_after: Nanos) -> bool {
     let silent = shared.answered.load(Ordering::Relaxed) == 0;
     let stop = silent && (now >= no_answer_after || shared.refused.load(Ordering::Relaxed));
     if stop {
@@ -403,116 +400,6 @@ fn pace_schedule(
     Ok(last)
 }
 
-/// The flood: one thread sends as many packets as the window allows in `sendmmsg` batches
-/// and receives the replies itself (non-blocking `recvmmsg`, `poll` when the window is full),
-/// then waits for the last replies. Packets unanswered for 10 ms are presumed lost and free
-/// their place in the window.
-fn pace_flood(
-    rt: &tokio::runtime::Handle,
-    sock: &TimestampedSocket,
-    shared: &Shared,
-    opts: &A2aOptions,
-    start: Nanos,
-    window: u32,
-) -> Result<Nanos, A2aError> {
-    let window = u64::from(window);
-    let mut tx = SendBatch::new(FLOOD_BATCH, opts.size);
-    let mut rx = RecvBatch::new(64, 65_536);
-    let end = match opts.limit {
-        Limit::Duration(d) => Some(start + d),
-        Limit::Count(_) => None,
-    };
-    let no_answer_after = start + opts.no_answer_timeout;
-    let mut last = start;
-    let mut presumed_lost = 0u64;
-    loop {
-        drain(sock, shared, &mut rx);
-        let now = Nanos::now_realtime();
-        if end.is_some_and(|end| now >= end) || give_up(shared, now, no_answer_after) {
-            break;
-        }
-        let (sent, complete) = {
-            let st = shared.lock();
-            (
-                u64::from(st.sender.sent()),
-                st.sender.next_send_at().is_none(),
-            )
-        };
-        if complete {
-            break;
-        }
-        let replies = shared.test_replies.load(Ordering::Relaxed);
-        let in_flight = sent.saturating_sub(replies + presumed_lost);
-        if in_flight >= window {
-            if !sock.wait_readable_blocking(10) {
-                presumed_lost += in_flight;
-            }
-            continue;
-        }
-        {
-            let mut st = shared.lock();
-            let now = Nanos::now_realtime();
-            for _ in 0..((window - in_flight) as usize).min(FLOOD_BATCH) {
-                let queued = st.sender.next_send_at().is_some()
-                    && tx.push_with(opts.peer, SendOptions::default(), |slot| {
-                        st.sender.emit_next(now, slot).ok().map(|s| s.len)
-                    });
-                if !queued {
-                    break;
-                }
-            }
-        }
-        match rt.block_on(sock.send_batch(&mut tx)) {
-            Ok(report) => {
-                if let Some(e) = report.first_error {
-                    tracing::debug!("{} flood packets not sent: {e}", report.failed);
-                }
-            }
-            Err(e) if crate::io::is_async_icmp_error(&e) => {}
-            Err(source) => {
-                return Err(A2aError::Socket {
-                    what: "send",
-                    addr: opts.peer,
-                    source,
-                });
-            }
-        }
-        tx.clear();
-        last = Nanos::now_realtime();
-    }
-    // The last replies.
-    let deadline = Nanos(last.0 + opts.wait.as_nanos() as u64);
-    loop {
-        drain(sock, shared, &mut rx);
-        let sent = u64::from(shared.lock().sender.sent());
-        let now = Nanos::now_realtime();
-        if shared.test_replies.load(Ordering::Relaxed) >= sent
-            || now >= deadline
-            || shared.stop_sending.load(Ordering::Relaxed)
-        {
-            break;
-        }
-        sock.wait_readable_blocking(10);
-    }
-    Ok(last)
-}
-
-/// Receives every datagram already queued, without waiting.
-fn drain(sock: &TimestampedSocket, shared: &Shared, rx: &mut RecvBatch) {
-    loop {
-        match sock.try_recv_batch(rx) {
-            Ok(0) => return,
-            Ok(n) => deliver(shared, rx, n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(e) if crate::io::is_async_icmp_error(&e) => {}
-            Err(e) => {
-                tracing::debug!("flood receive: {e}");
-                return;
-            }
-        }
-    }
-}
-
 async fn receive(
     sock: Arc<TimestampedSocket>,
     shared: Arc<Shared>,
@@ -539,7 +426,7 @@ async fn receive(
 }
 
 /// Hands `n` received datagrams of `batch` to the sender and counts what they were.
-fn deliver(shared: &Shared, batch: &RecvBatch, n: usize) {
+pub(super) fn deliver(shared: &Shared, batch: &RecvBatch, n: usize) {
     let mut st = shared.lock();
     for (bytes, meta) in batch.iter().take(n) {
         if let Some(d) = meta.drops {
