@@ -250,3 +250,47 @@ fn clock_tlv_answered_with_reflector_facts() {
     assert_eq!(info, synced_clock());
     assert_eq!(tlv.total_len(), TLV_HEADER_LEN + 24);
 }
+
+/// Arbitrary datagrams, mostly garbage and some mutated real requests, never panic the
+/// reflector, and no reply is ever longer than what came in.
+#[test]
+fn arbitrary_datagrams_never_panic_or_amplify() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let mut r = Reflector::new(ReflectorConfig {
+        rate_limit_pps: 0,
+        ..ReflectorConfig::default()
+    });
+    let mut out = [0u8; 2048];
+    let mut answered = 0;
+    for i in 0..20_000u64 {
+        let mut bytes = if i % 2 == 0 {
+            let len = rng.random_range(0..200);
+            (0..len).map(|_| rng.random()).collect::<Vec<u8>>()
+        } else {
+            request(i as u32, rng.random(), rng.random_range(BASE_LEN..300))
+        };
+        // Flip a few bytes anywhere, TLV area included.
+        for _ in 0..rng.random_range(0..4) {
+            if !bytes.is_empty() {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = rng.random();
+            }
+        }
+        let d = Datagram {
+            bytes: &bytes,
+            src: src(rng.random_range(1024..1040)),
+            rx: Nanos(T0 + i),
+            ttl: None,
+        };
+        if let Ok(n) = r.reflect(&d, Nanos(T0 + i + 1), &mut out) {
+            assert!(
+                n <= bytes.len(),
+                "reply of {n} octets to a {}-octet datagram",
+                bytes.len()
+            );
+            answered += 1;
+        }
+    }
+    assert!(answered > 5_000, "only {answered} answered");
+}

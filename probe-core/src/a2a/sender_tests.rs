@@ -431,3 +431,29 @@ fn forced_clock_mode() {
     );
     assert!(close(r.forward.delay_ms.expect("fwd").mean, 4.0, 1e-6));
 }
+
+/// Arbitrary datagrams arriving at the sender never panic it and never count as replies
+/// unless they echo a packet it sent.
+#[test]
+fn arbitrary_datagrams_never_panic_the_sender() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut s = Sender::new(config(10), Nanos(1_000_000_000)).expect("sender");
+    let mut buf = [0u8; 128];
+    for _ in 0..10 {
+        let at = s.next_send_at().expect("planned");
+        s.emit_next(at, &mut buf).expect("emit");
+    }
+    for i in 0..20_000u64 {
+        let len = rng.random_range(0..200);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        let outcome = s.on_reply(&bytes, Nanos(2_000_000_000 + i));
+        assert!(
+            matches!(outcome, ReplyOutcome::Ignored(_)),
+            "random bytes taken as {outcome:?}"
+        );
+    }
+    let report = s.finish();
+    assert_eq!(report.received, 0);
+    assert_eq!(report.ignored, 20_000);
+}

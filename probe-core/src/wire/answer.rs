@@ -407,4 +407,32 @@ mod tests {
         );
         assert_eq!(a.quote.expect("quote").total_len, 1500);
     }
+
+    /// Arbitrary bytes shaped like ICMP errors (valid first octets, random rest, random
+    /// lengths) never panic any parser.
+    #[test]
+    fn arbitrary_answers_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0xa11);
+        let v4 = "10.0.0.1".parse().expect("addr");
+        let v6 = "fd00::1".parse().expect("addr");
+        for i in 0..10_000u32 {
+            let len = rng.random_range(0..400);
+            let mut b: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            if len > 28 && i % 3 == 0 {
+                // An IPv4 header carrying ICMP time exceeded / unreachable with a random quote.
+                b[0] = 0x45;
+                b[9] = 1;
+                b[20] = if i % 2 == 0 { 11 } else { 3 };
+                if len > 48 {
+                    b[28] = 0x45;
+                }
+            }
+            let _ = Answer::parse_ipv4(&b);
+            let _ = Answer::parse_ipv6(&b);
+            let _ = Answer::parse_icmpv4(&b, v4, Some(64));
+            let _ = Answer::parse_icmpv6(&b, v6, None);
+            let _ = Answer::parse_tcp(&b, IpAddr::V4(v4), None);
+        }
+    }
 }
