@@ -103,6 +103,63 @@ fn diamond_over_many_hash_seeds() {
     assert!(worst <= 19, "worst {worst} probes");
 }
 
+/// The lab diamond: the merge router answers from the interface each branch reaches it on, so
+/// the merge hop shows two addresses, each behind one branch.
+/// src - r1 - {rA - r2a | rB - r2b} - dst
+fn per_interface_diamond() -> SimNet {
+    topology(
+        &[
+            "10.0.1.1", "10.0.2.1", "10.0.2.2", "10.0.3.1", "10.0.3.2", "10.0.9.9",
+        ],
+        &[&[1, 2], &[3], &[4], &[5], &[5]],
+    )
+}
+
+#[test]
+fn per_interface_diamond_within_scamper_probe_count() {
+    let (mut found, mut total, mut least, mut worst) = (0u64, 0u64, u64::MAX, 0u64);
+    for seed in 0..200u16 {
+        let mut net = per_interface_diamond();
+        let m = run_with(&mut net, |c| c.probe.src_port = 20000 + seed * 97);
+        let r = m.report();
+        assert!(r.reached, "seed {seed}");
+        assert_eq!(net.probes_seen, r.probes_sent);
+        total += r.probes_sent;
+        least = least.min(r.probes_sent);
+        worst = worst.max(r.probes_sent);
+        if addrs_at(&r, 2).len() < 2 {
+            continue;
+        }
+        found += 1;
+        assert_eq!(addrs_at(&r, 3), ["10.0.3.1", "10.0.3.2"], "seed {seed}");
+        assert_eq!(addrs_at(&r, 4), ["10.0.9.9"], "seed {seed}");
+        assert_eq!(
+            r.links,
+            [
+                link(1, "10.0.1.1", "10.0.2.1"),
+                link(1, "10.0.1.1", "10.0.2.2"),
+                link(2, "10.0.2.1", "10.0.3.1"),
+                link(2, "10.0.2.2", "10.0.3.2"),
+                link(3, "10.0.3.1", "10.0.9.9"),
+                link(3, "10.0.3.2", "10.0.9.9"),
+            ],
+            "seed {seed}"
+        );
+        // 1 (first hop) + 11 (two branches) + 11 (two merge addresses) + 1 (target).
+        assert_eq!(r.probes_sent, 24, "seed {seed}");
+    }
+    // A miss happens when the first 6 flows all pick one branch (probability 1/32); the
+    // simulated hash misses on 13 of these 200 seeds, the same ones as on the diamond whose
+    // merge router answers from one address (the branch hop is probed the same way).
+    assert!(found >= 185, "found both branches {found}/200");
+    assert!(worst <= 24, "worst {worst} probes");
+    assert!(least >= 7, "least {least} probes");
+    println!(
+        "per-interface diamond: min {least}, mean {:.2}, max {worst} probes over 200 seeds",
+        total as f64 / 200.0
+    );
+}
+
 #[test]
 fn ipv6_diamond_varies_flow_label_and_ports() {
     let mut net = SimNet::chain(
