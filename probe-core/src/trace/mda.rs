@@ -12,13 +12,25 @@
 //!   than its share leaves the rest to the others (the hop total is what the rule needs under
 //!   uniform balancing). When the known flows run out, new flows are probed at `h - 1` until
 //!   enough land on the predecessors that need them.
-//! - **Meshing / nested balancers.** When hop `h - 1` and hop `h` both have several nodes,
-//!   every predecessor gets at least `n_2` flows through it (the per-node rule for one
-//!   successor), with node control if needed. A predecessor seen with two or more successors is
-//!   itself a load balancer: it gets the full per-node rule, `n_(s+1)` flows for `s` successors.
+//! - **Meshing / nested balancers.** When hop `h - 1` and hop `h` both have several nodes and
+//!   some node at `h` is reached from two predecessors (the branches cross or merge), every
+//!   predecessor gets at least `n_2` flows through it (the per-node rule for one successor),
+//!   with node control if needed. When each node at `h` has a single predecessor (parallel
+//!   branches, such as a merge router answering from the interface each branch reaches it on),
+//!   the even spread of the hop total is the check: no more than `n_(k+1)` probes go to the
+//!   hop. A predecessor seen with two or more successors is itself a load balancer: it gets the
+//!   full per-node rule, `n_(s+1)` flows for `s` successors.
 //! - **Terminal nodes.** The target (and routers answering unreachable) end their flows: a
 //!   predecessor whose successors are all terminal needs a single flow, and the trace ends at a
-//!   hop whose responders are all terminal.
+//!   hop whose responders are all terminal. A hop whose only responder is terminal needs one
+//!   probe in all; every node of the hop before links to it (each flow reaching that far ends
+//!   there), so predecessors get no flow of their own there. Elsewhere every predecessor gets
+//!   at least one flow once the hop has answered, for its link.
+//!
+//! On a two-way diamond this costs 1 (first hop) + 11 (`n_3`, two branches) + 6 (`n_2`) + 1
+//! (target) = 19 probes when the merge router answers from one address, and 1 + 11 + 11
+//! (`n_3`, one merge address per branch) + 1 = 24 when it answers per incoming interface,
+//! whatever the flows hash to: scamper tracelb's counts.
 //! - **First hop.** With `assume_single_first_hop` (default, as scamper) the first hop gets one
 //!   probe; otherwise it gets the full rule like any hop.
 //! - Unanswered probes are retried (`retries` attempts), then count as stars; `gap_limit`
