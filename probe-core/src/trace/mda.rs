@@ -25,7 +25,9 @@
 //!   hop whose responders are all terminal. A hop whose only responder is terminal needs one
 //!   probe in all; every node of the hop before links to it (each flow reaching that far ends
 //!   there), so predecessors get no flow of their own there. Elsewhere every predecessor gets
-//!   at least one flow once the hop has answered, for its link.
+//!   at least one flow once the hop has answered, for its link. As behind a single
+//!   predecessor, a branch one hop longer than the others that also ends at the target is
+//!   not looked for past the hop where the target first answered.
 //!
 //! On a two-way diamond this costs 1 (first hop) + 11 (`n_3`, two branches) + 6 (`n_2`) + 1
 //! (target) = 19 probes when the merge router answers from one address, and 1 + 11 + 11
