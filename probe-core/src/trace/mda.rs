@@ -12,13 +12,27 @@
 //!   than its share leaves the rest to the others (the hop total is what the rule needs under
 //!   uniform balancing). When the known flows run out, new flows are probed at `h - 1` until
 //!   enough land on the predecessors that need them.
-//! - **Meshing / nested balancers.** When hop `h - 1` and hop `h` both have several nodes,
-//!   every predecessor gets at least `n_2` flows through it (the per-node rule for one
-//!   successor), with node control if needed. A predecessor seen with two or more successors is
-//!   itself a load balancer: it gets the full per-node rule, `n_(s+1)` flows for `s` successors.
+//! - **Meshing / nested balancers.** When hop `h - 1` and hop `h` both have several nodes and
+//!   some node at `h` is reached from two predecessors (the branches cross or merge), every
+//!   predecessor gets at least `n_2` flows through it (the per-node rule for one successor),
+//!   with node control if needed. When each node at `h` has a single predecessor (parallel
+//!   branches, such as a merge router answering from the interface each branch reaches it on),
+//!   the even spread of the hop total is the check: no more than `n_(k+1)` probes go to the
+//!   hop. A predecessor seen with two or more successors is itself a load balancer: it gets the
+//!   full per-node rule, `n_(s+1)` flows for `s` successors.
 //! - **Terminal nodes.** The target (and routers answering unreachable) end their flows: a
 //!   predecessor whose successors are all terminal needs a single flow, and the trace ends at a
-//!   hop whose responders are all terminal.
+//!   hop whose responders are all terminal. A hop whose only responder is terminal needs one
+//!   probe in all; every node of the hop before links to it (each flow reaching that far ends
+//!   there), so predecessors get no flow of their own there. Elsewhere every predecessor gets
+//!   at least one flow once the hop has answered, for its link. As behind a single
+//!   predecessor, a branch one hop longer than the others that also ends at the target is
+//!   not looked for past the hop where the target first answered.
+//!
+//! On a two-way diamond this costs 1 (first hop) + 11 (`n_3`, two branches) + 6 (`n_2`) + 1
+//! (target) = 19 probes when the merge router answers from one address, and 1 + 11 + 11
+//! (`n_3`, one merge address per branch) + 1 = 24 when it answers per incoming interface,
+//! whatever the flows hash to: scamper tracelb's counts.
 //! - **First hop.** With `assume_single_first_hop` (default, as scamper) the first hop gets one
 //!   probe; otherwise it gets the full rule like any hop.
 //! - Unanswered probes are retried (`retries` attempts), then count as stars; `gap_limit`
@@ -245,10 +259,14 @@ impl Mda {
         needed: usize,
         probed: &BTreeSet<FlowId>,
     ) -> Vec<(u8, FlowId)> {
-        let share = needed.div_ceil(preds.len());
-        // Both hops have several nodes: a meshing check gives every predecessor the per-node
-        // rule for one successor (n_2 flows through it), so a predecessor that balances shows it.
-        let mesh_check = self.nodes(h).len() >= 2;
+        // Even spread of the hop total; the remainder goes to whoever has spare flows.
+        let share = needed / preds.len();
+        let seen = self.nodes(h);
+        // A meshing check gives every predecessor the per-node rule for one successor (n_2
+        // flows through it) when both hops have several nodes and one of them is reached from
+        // two predecessors: the branches cross. When each successor has a single predecessor,
+        // the even spread of the hop rule is the check.
+        let mesh_check = seen.len() >= 2 && self.shared_successor(h, preds);
         let per_node = self.rule.probes_needed(1) as usize;
         let mut state: Vec<Pred> = preds
             .iter()
@@ -266,6 +284,10 @@ impl Mda {
                     .filter(|f| !probed.contains(f))
                     .rev()
                     .collect();
+                // Until the hop shows a responder, the hop total alone; then every
+                // predecessor needs a flow of its own to show its link, except behind a
+                // single terminal responder (the link is then known, see `links`).
+                let link = usize::from(!seen.is_empty() && !seen.is_subset(&self.terminal));
                 let (want, need) = if !succ.is_empty() && succ.is_subset(&self.terminal) {
                     (1, 1)
                 } else if succ.len() >= 2 {
@@ -274,7 +296,7 @@ impl Mda {
                 } else if mesh_check {
                     (share.max(per_node), per_node)
                 } else {
-                    (share, 1)
+                    (share, link)
                 };
                 Pred {
                     have,
@@ -326,6 +348,24 @@ impl Mda {
             }
         }
         plan
+    }
+
+    /// Whether some responder at `h` was reached through two of `preds` (the hop after a
+    /// branching is meshed or merges).
+    fn shared_successor(&self, h: u8, preds: &[IpAddr]) -> bool {
+        let mut from: BTreeMap<IpAddr, IpAddr> = BTreeMap::new();
+        for (f, s) in self.at(h) {
+            let (Fate::Reply(to), Some(v)) = (s.fate, self.reply(h - 1, f)) else {
+                continue;
+            };
+            if !preds.contains(&v) {
+                continue;
+            }
+            if *from.entry(to).or_insert(v) != v {
+                return true;
+            }
+        }
+        false
     }
 
     fn enqueue(&mut self, plan: Vec<(u8, FlowId)>) {
@@ -412,18 +452,25 @@ impl Mda {
     }
 
     /// Links between responders of consecutive hops, from flows seen at both (or crossing a hop
-    /// with a single responder).
+    /// with a single responder). A hop whose only responder is terminal (the target) links
+    /// every responder of the hop before to it: each flow that gets that far ends there.
     pub fn links(&self) -> Vec<LinkReport> {
         let mut out = BTreeSet::new();
         let last = self.cur.min(self.cfg.max_ttl);
         for h in self.cfg.first_ttl..last {
-            let single: Option<IpAddr> = {
-                let n = self.nodes(h);
-                (n.len() == 1).then(|| n.into_iter().next()).flatten()
-            };
+            let nodes = self.nodes(h);
+            let single = (nodes.len() == 1).then(|| nodes.first().copied()).flatten();
             for (f, s) in self.at(h + 1) {
                 let Fate::Reply(to) = s.fate else { continue };
                 if let Some(from) = self.reply(h, f).or(single) {
+                    out.insert(LinkReport { ttl: h, from, to });
+                }
+            }
+            let next = self.nodes(h + 1);
+            if let (1, Some(&to)) = (next.len(), next.first())
+                && self.terminal.contains(&to)
+            {
+                for &from in nodes.difference(&self.terminal) {
                     out.insert(LinkReport { ttl: h, from, to });
                 }
             }

@@ -53,6 +53,20 @@ fn link(ttl: u8, from: &str, to: &str) -> LinkReport {
     }
 }
 
+/// The links of a diamond r1 - {10.0.2.1 | 10.0.2.2} - merge - 10.0.9.9, where the merge
+/// router shows one address, or one per branch (in branch order).
+fn diamond_links(merge: &[&str]) -> Vec<LinkReport> {
+    let branches = ["10.0.2.1", "10.0.2.2"];
+    let mut v = BTreeSet::new();
+    for (i, b) in branches.into_iter().enumerate() {
+        let m = merge[i % merge.len()];
+        v.insert(link(1, "10.0.1.1", b));
+        v.insert(link(2, b, m));
+        v.insert(link(3, m, "10.0.9.9"));
+    }
+    v.into_iter().collect()
+}
+
 #[test]
 fn diamond_found_with_scamper_probe_count() {
     for protocol in [Protocol::Udp, Protocol::Icmp, Protocol::Tcp] {
@@ -66,16 +80,7 @@ fn diamond_found_with_scamper_probe_count() {
         assert_eq!(addrs_at(&r, 2), ["10.0.2.1", "10.0.2.2"], "{protocol:?}");
         assert_eq!(addrs_at(&r, 3), ["10.0.3.1"]);
         assert_eq!(addrs_at(&r, 4), ["10.0.9.9"]);
-        assert_eq!(
-            r.links,
-            [
-                link(1, "10.0.1.1", "10.0.2.1"),
-                link(1, "10.0.1.1", "10.0.2.2"),
-                link(2, "10.0.2.1", "10.0.3.1"),
-                link(2, "10.0.2.2", "10.0.3.1"),
-                link(3, "10.0.3.1", "10.0.9.9"),
-            ]
-        );
+        assert_eq!(r.links, diamond_links(&["10.0.3.1"]));
         // 1 (first hop) + 11 (two branches seen) + 6 (3 through each branch) + 1 (target).
         assert_eq!(r.probes_sent, 19, "{protocol:?}");
         assert_eq!(net.probes_seen, 19);
@@ -101,6 +106,56 @@ fn diamond_over_many_hash_seeds() {
     // Finding both costs exactly 1 + 11 + 6 + 1: the 6 probes at the merge hop reuse flows
     // known to cross each branch.
     assert!(worst <= 19, "worst {worst} probes");
+}
+
+/// The lab diamond: the merge router answers from the interface each branch reaches it on, so
+/// the merge hop shows two addresses, each behind one branch.
+/// src - r1 - {rA - r2a | rB - r2b} - dst
+fn per_interface_diamond() -> SimNet {
+    topology(
+        &[
+            "10.0.1.1", "10.0.2.1", "10.0.2.2", "10.0.3.1", "10.0.3.2", "10.0.9.9",
+        ],
+        &[&[1, 2], &[3], &[4], &[5], &[5]],
+    )
+}
+
+#[test]
+fn per_interface_diamond_within_scamper_probe_count() {
+    let (mut found, mut total, mut least, mut worst) = (0u64, 0u64, u64::MAX, 0u64);
+    for seed in 0..200u16 {
+        let mut net = per_interface_diamond();
+        let m = run_with(&mut net, |c| c.probe.src_port = 20000 + seed * 97);
+        let r = m.report();
+        assert!(r.reached, "seed {seed}");
+        assert_eq!(net.probes_seen, r.probes_sent);
+        total += r.probes_sent;
+        least = least.min(r.probes_sent);
+        worst = worst.max(r.probes_sent);
+        if addrs_at(&r, 2).len() < 2 {
+            continue;
+        }
+        found += 1;
+        assert_eq!(addrs_at(&r, 3), ["10.0.3.1", "10.0.3.2"], "seed {seed}");
+        assert_eq!(addrs_at(&r, 4), ["10.0.9.9"], "seed {seed}");
+        assert_eq!(
+            r.links,
+            diamond_links(&["10.0.3.1", "10.0.3.2"]),
+            "seed {seed}"
+        );
+        // 1 (first hop) + 11 (two branches) + 11 (two merge addresses) + 1 (target).
+        assert_eq!(r.probes_sent, 24, "seed {seed}");
+    }
+    // A miss happens when the first 6 flows all pick one branch (probability 1/32); the
+    // simulated hash misses on 13 of these 200 seeds, the same ones as on the diamond whose
+    // merge router answers from one address (the branch hop is probed the same way).
+    assert!(found >= 185, "found both branches {found}/200");
+    assert!(worst <= 24, "worst {worst} probes");
+    assert!(least >= 7, "least {least} probes");
+    println!(
+        "per-interface diamond: min {least}, mean {:.2}, max {worst} probes over 200 seeds",
+        total as f64 / 200.0
+    );
 }
 
 #[test]
