@@ -218,7 +218,11 @@ fn mda_finds_both_branches_and_their_links() {
         .collect();
         assert_eq!(links, want, "{proto}: {v}");
         let probes = v["probes_sent"].as_u64().expect("probes");
-        assert!(probes <= 30, "{proto}: {probes} probes");
+        // scamper tracelb needs 24 probes on this diamond (README benchmark).
+        assert!(
+            probes <= 24,
+            "{proto}: {probes} probes, scamper tracelb needs 24"
+        );
     }
     let after = lab.branch_packets().expect("counters");
     assert!(
