@@ -210,30 +210,55 @@ fn burst(t: &topology::Impaired, dst: SocketAddr, count: usize) -> Burst {
     .expect("burst")
 }
 
+/// Median one-way delay in ms from `tx` to `dst` (an address of `rx`), kernel RX timestamps.
+fn one_way_median_ms(tx: &probe_lab::Host, rx: &probe_lab::Host, dst: SocketAddr) -> f64 {
+    let mut d: Vec<i64> = check::one_way_delays(
+        tx,
+        rx,
+        dst,
+        100,
+        Duration::from_millis(2),
+        Duration::from_millis(100),
+    )
+    .expect("one-way delays")
+    .into_iter()
+    .map(|d| d.expect("every datagram arrives"))
+    .collect();
+    d.sort_unstable();
+    d[d.len() / 2] as f64 / 1e6
+}
+
 #[test]
 fn impairment_hop_adds_the_configured_delay_per_direction() {
     if !probe_lab::require_root() {
         return;
     }
     let t = topology::impaired(ImpairConfig::default(), ImpairConfig::default()).expect("impaired");
-    let echo = check::udp_echo(&t.b, sock(t.b.ipv4(), 7000)).expect("echo");
-    let base = burst(&t, echo.local_addr(), 100);
-    assert_eq!(base.lost(), 0);
+    // One-way delays with kernel receive timestamps on the receiving side, so that the
+    // probe's own scheduling does not count; both ends share one clock.
+    let fwd_dst = sock(t.b.ipv4(), 7001);
+    let rev_dst = sock(t.a.ipv4(), 7002);
+    let (fwd_base, rev_base) = (
+        one_way_median_ms(&t.a, &t.b, fwd_dst),
+        one_way_median_ms(&t.b, &t.a, rev_dst),
+    );
     t.set_forward(ImpairConfig::delay(Duration::from_millis(10)))
         .expect("fwd");
     t.set_reverse(ImpairConfig::delay(Duration::from_millis(2)))
         .expect("rev");
-    let delayed = burst(&t, echo.local_addr(), 100);
-    assert_eq!(delayed.lost(), 0);
-    let (base, delayed) = (
-        base.median().expect("baseline").as_secs_f64() * 1e3,
-        delayed.median().expect("delayed").as_secs_f64() * 1e3,
+    let (fwd, rev) = (
+        one_way_median_ms(&t.a, &t.b, fwd_dst),
+        one_way_median_ms(&t.b, &t.a, rev_dst),
     );
-    let added = delayed - base;
-    assert!(
-        (added - 12.0).abs() <= 0.3,
-        "added {added:.3} ms (base {base:.3} ms)"
-    );
+    for (name, added, want) in [
+        ("forward", fwd - fwd_base, 10.0),
+        ("reverse", rev - rev_base, 2.0),
+    ] {
+        assert!(
+            (added - want).abs() <= 0.3,
+            "{name}: added {added:.3} ms, configured {want} ms"
+        );
+    }
 }
 
 #[test]
