@@ -39,12 +39,16 @@ fn impaired_path_split_per_direction() {
     assert_eq!(num(&v, "reverse.loss_pct"), 0.0, "{v}");
     assert_eq!(text(&v, "clock.mode"), "shared");
     assert_eq!(text(&v, "timestamps"), "kernel");
+    // The median and minimum must sit within 0.3 ms of the configured delay. The mean gets
+    // 1 ms: single packets can be held late by the userspace impairment hop when the 2 CPUs
+    // are busy (probe-lab/README.md, "Accuracy"), and a few such outliers move the mean.
     for (dir, want) in [("forward", 10.0), ("reverse", 2.0)] {
-        for stat in ["p50", "mean", "min"] {
+        for (stat, tolerance) in [("p50", 0.3), ("min", 0.3), ("mean", 1.0)] {
             let got = num(&v, &format!("{dir}.delay_ms.{stat}"));
             assert!(
-                (got - want).abs() < 0.3,
-                "{dir} delay {stat} {got} ms, configured {want} ms"
+                (got - want).abs() < tolerance,
+                "{dir} delay {stat} {got} ms, configured {want} ms: {}",
+                v[dir]
             );
         }
     }
