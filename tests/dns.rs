@@ -6,27 +6,24 @@
 //! resolver configuration is never used. The addresses in the zones (`192.0.2.0/24`,
 //! `2001:db8::/32`) are record data only: no packet is sent to them.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_server::Server;
-use hickory_server::net::runtime::TokioRuntimeProvider;
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA};
-use hickory_server::proto::rr::{Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, PTR};
+use hickory_server::proto::rr::{Name, RData};
+use hickory_server::zone_handler::{Catalog, ZoneHandler};
 use probe_core::dns::{DnsConfig, DnsError, Family, Rcode, RecordType, Resolver};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
-const SERIAL: u32 = 1;
-
 fn name(s: &str) -> Name {
-    Name::from_str(s).expect("test name")
+    common::dns_name(s)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -35,26 +32,13 @@ fn ip(s: &str) -> IpAddr {
 
 /// A zone with its SOA and the given records.
 fn zone(origin: &str, records: Vec<(&str, RData)>) -> Arc<dyn ZoneHandler> {
-    let origin = name(origin);
-    let mut z = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-        origin.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-    );
-    let soa = SOA::new(
-        name("ns.probe.test."),
-        name("hostmaster.probe.test."),
-        SERIAL,
-        3600,
-        600,
-        86_400,
-        60,
-    );
-    assert!(z.upsert_mut(Record::from_rdata(origin, 3600, RData::SOA(soa)), SERIAL));
-    for (owner, data) in records {
-        assert!(z.upsert_mut(Record::from_rdata(name(owner), 300, data), SERIAL));
-    }
-    Arc::new(z)
+    common::dns_zone(
+        origin,
+        records
+            .into_iter()
+            .map(|(o, d)| (o.to_owned(), d))
+            .collect(),
+    )
 }
 
 /// The test zones: forward names and the reverse zones for `192.0.2.0/24` and `2001:db8::/32`.
