@@ -16,7 +16,9 @@ use tokio::sync::{Notify, watch};
 
 use super::{A2aError, local_clock_info};
 use crate::a2a::{Limit, ReplyOutcome, Sender, SenderConfig};
-use crate::io::{ErrQueueMessage, Pacer, RecvBatch, SocketOptions, TimestampedSocket, TxId};
+use crate::io::{
+    ErrQueueMessage, Pacer, PacerConfig, RecvBatch, SocketOptions, TimestampedSocket, TxId,
+};
 use crate::report::A2aReport;
 use crate::time::Nanos;
 
@@ -373,7 +375,8 @@ fn pace_schedule(
     start: Nanos,
 ) -> Result<Nanos, A2aError> {
     // Sleeping between packets, the paced thread may take real-time priority.
-    let (pacer, _) = Pacer::realtime();
+    let (mut pacer, _) = Pacer::realtime(PacerConfig::default())
+        .map_err(|e| A2aError::Task(format!("cannot create the pacer timer: {e}")))?;
     let mut buf = vec![0u8; opts.size];
     let no_answer_after = start + opts.no_answer_timeout;
     let mut last = start;
@@ -381,7 +384,7 @@ fn pace_schedule(
         let Some(due) = shared.lock().sender.next_send_at() else {
             break;
         };
-        let now = pacer.sleep_until(due);
+        let now = pacer.sleep_until_blocking(due);
         if give_up(shared, now, no_answer_after) {
             break;
         }
