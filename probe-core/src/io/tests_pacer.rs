@@ -25,6 +25,31 @@ fn thread_cpu() -> Nanos {
     )
 }
 
+/// Runs the calling thread at `SCHED_FIFO` while alive (when granted, as for root), so that
+/// its CPU time is the time it is runnable even on a loaded machine: a spin then costs its
+/// full length in CPU. Restores `SCHED_OTHER` on drop.
+struct FifoThread;
+
+impl FifoThread {
+    /// A pacer with `cfg` on a `SCHED_FIFO` thread (best effort), and the guard.
+    fn pacer(cfg: PacerConfig) -> (Pacer, FifoThread) {
+        let (pacer, granted) = Pacer::realtime(cfg).expect("pacer");
+        if !granted {
+            eprintln!("SCHED_FIFO not granted: CPU bounds are weaker on a loaded machine");
+        }
+        (pacer, FifoThread)
+    }
+}
+
+impl Drop for FifoThread {
+    fn drop(&mut self) {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by reference, which
+        // lives across the call; pid 0 means the calling thread.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &raw const param) };
+    }
+}
+
 /// Waits for 20 deadlines 1 ms apart; checks each is in order and never early, returns the
 /// worst lateness.
 async fn run_schedule(pacer: &mut Pacer) -> i64 {
@@ -91,12 +116,13 @@ async fn dropped_wait_leaves_the_next_one_on_time() {
 #[tokio::test(flavor = "current_thread")]
 async fn stale_expiry_of_a_dropped_wait_does_not_wake_early() {
     let mut p = Pacer::new(PacerConfig::default()).expect("pacer");
-    // Abandon a wait whose timer then fires with nobody waiting.
-    let soon = Nanos(Nanos::now_realtime().0 + 2 * MS);
+    // Abandon a wait whose timer then fires with nobody waiting (20 ms ahead, so that even a
+    // stalled test thread polls it before it is due).
+    let soon = Nanos(Nanos::now_realtime().0 + 20 * MS);
     // A zero timeout polls the wait once (it arms the timer), then drops it.
     let dropped = tokio::time::timeout(Duration::ZERO, p.sleep_until(soon)).await;
-    assert!(dropped.is_err(), "a 2 ms wait finished at once");
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(dropped.is_err(), "a 20 ms wait finished at once");
+    tokio::time::sleep(Duration::from_millis(40)).await;
     // The stale readiness must not end the next wait early.
     let deadline = Nanos(Nanos::now_realtime().0 + 20 * MS);
     let woke = p.sleep_until(deadline).await;
@@ -105,7 +131,7 @@ async fn stale_expiry_of_a_dropped_wait_does_not_wake_early() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn without_spin_burns_no_cpu_waiting() {
-    let mut p = Pacer::new(PacerConfig::default().no_spin()).expect("pacer");
+    let (mut p, _fifo) = FifoThread::pacer(PacerConfig::default().no_spin());
     let cpu = thread_cpu();
     run_schedule(&mut p).await;
     let used = thread_cpu().since(cpu);
@@ -122,7 +148,7 @@ async fn spin_stays_within_its_budget() {
     let cfg = PacerConfig::default()
         .spin(Duration::from_micros(900))
         .max_spin(Duration::from_micros(100));
-    let mut p = Pacer::new(cfg).expect("pacer");
+    let (mut p, _fifo) = FifoThread::pacer(cfg);
     let cpu = thread_cpu();
     run_schedule(&mut p).await;
     let used = thread_cpu().since(cpu);
