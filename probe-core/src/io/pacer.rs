@@ -15,9 +15,9 @@ use super::timerfd::{TimerFd, timespec};
 use crate::time::Nanos;
 
 /// Default [`PacerConfig::spin`] margin.
-const DEFAULT_MARGIN: Duration = Duration::from_micros(50);
+const DEFAULT_MARGIN: Duration = Duration::from_micros(75);
 /// Default [`PacerConfig::max_spin`] budget.
-const DEFAULT_MAX_SPIN: Duration = Duration::from_micros(200);
+const DEFAULT_MAX_SPIN: Duration = Duration::from_micros(250);
 
 /// Pacer settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct PacerConfig {
 }
 
 impl Default for PacerConfig {
-    /// A 50 µs spin margin and at most 200 µs of spinning per wait.
+    /// A 75 µs spin margin and at most 250 µs of spinning per wait.
     fn default() -> Self {
         PacerConfig {
             margin: DEFAULT_MARGIN,
@@ -116,8 +116,12 @@ impl Pacer {
     ///
     /// Only for a thread dedicated to pacing (a current-thread runtime of its own, or
     /// [`Pacer::sleep_until_blocking`]): a multi-threaded runtime may run any task on the
-    /// thread. A `SCHED_FIFO` thread that spins starves everything else on its core, so keep
-    /// the spin budget small ([`PacerConfig::max_spin`]); never use an unbounded spin with it.
+    /// thread. The thread must sleep most of the time: a `SCHED_FIFO` thread that spins or
+    /// busy-loops starves everything else on its core, so keep the spin budget small
+    /// ([`PacerConfig::max_spin`] bounds each wait) and never spin without that bound.
+    ///
+    /// At normal priority on a CPU-starved host, the wake-up waits for the scheduler (often
+    /// milliseconds), which no spin margin can hide; `SCHED_FIFO` removes most of that wait.
     ///
     /// # Errors
     /// As [`Pacer::new`]; a refused priority is not an error.

@@ -78,12 +78,18 @@ impl TimerFd {
         self.arm(at)?;
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| read_expirations(fd.get_ref())) {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(Err(e)) => return Err(e),
-                // EAGAIN: readiness was stale and is now cleared; wait again.
-                Err(_would_block) => {}
+            match read_expirations(guard.get_inner()) {
+                Ok(_) => {
+                    // One-shot: nothing more to read until re-armed, so the next wait need not
+                    // spend a read on this readiness. (tokio keeps readiness that arrived
+                    // after this one.)
+                    guard.clear_ready();
+                    return Ok(());
+                }
+                // Stale readiness (an earlier expiry): clear it and wait for this one.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }
