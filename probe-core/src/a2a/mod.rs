@@ -3,6 +3,7 @@
 //! The sessions here are sans-IO: the reflector and sender are fed datagrams and timestamps as
 //! values and produce bytes and reports; the socket and runtime glue drives them.
 
+mod interval;
 mod rate_limit;
 mod reflect_tlv;
 mod reflector;
@@ -10,6 +11,8 @@ pub mod runtime;
 mod schedule;
 mod sender;
 mod sender_report;
+mod sender_state;
+mod session;
 
 pub use rate_limit::RateLimiter;
 pub use reflector::{Datagram, DropReason, Reflector, ReflectorConfig, ReflectorCounters};
@@ -17,6 +20,10 @@ pub use schedule::Schedule;
 pub use sender::{
     HELLO_SSID_FLIP, IgnoreReason, Limit, MAX_SIZE, ReplyOutcome, Sender, SenderConfig,
     SenderError, Sent,
+};
+pub use sender_state::{MAX_RING, REORDER_SLOTS};
+pub use session::{
+    Pace, SenderSession, SessionConfig, TX_ID_SLOTS, TestOutcome, Transmit, planned_duration,
 };
 
 /// The UDP port probe agents answer STAMP on.
