@@ -154,6 +154,11 @@ impl SenderSession {
         })
     }
 
+    /// Where the receive timestamps come from (reported as is).
+    pub fn set_timestamps(&mut self, source: crate::report::TimestampSource) {
+        self.sender.config.timestamps = source;
+    }
+
     /// The sans-IO sender inside (counters, clock facts).
     pub fn sender(&self) -> &Sender {
         &self.sender
