@@ -236,7 +236,7 @@ impl ReflOrder {
         for e in &waiting {
             self.feed(e);
         }
-        for e in self.buf.iter_mut() {
+        for e in &mut self.buf {
             e.present = false;
         }
     }

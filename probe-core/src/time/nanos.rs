@@ -46,20 +46,21 @@ impl Nanos {
 
 impl Nanos {
     /// `self + d`, saturating at the largest instant (a duration of centuries must not wrap).
+    #[must_use]
     pub fn saturating_add(self, d: Duration) -> Nanos {
-        let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Nanos(self.0.saturating_add(d))
+        Nanos(self.0.saturating_add(duration_ns(d)))
     }
 
     /// `self + ns` for signed nanoseconds, saturating at both ends.
+    #[must_use]
     pub const fn saturating_add_ns(self, ns: i64) -> Nanos {
         Nanos(self.0.saturating_add_signed(ns))
     }
 
     /// `self - d`, saturating at zero.
+    #[must_use]
     pub fn saturating_sub(self, d: Duration) -> Nanos {
-        let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Nanos(self.0.saturating_sub(d))
+        Nanos(self.0.saturating_sub(duration_ns(d)))
     }
 }
 
