@@ -97,11 +97,17 @@ pub(super) async fn drive(
     let mut errbuf = [0u8; 2048];
     let mut sent: [Option<Transmit>; BATCH] = [None; BATCH];
     let mut icmp_hint = false;
+    // Woken by the deadline: send first (the schedule error is the time to the send), read
+    // what is queued on the next turn.
+    let mut send_first = false;
     loop {
-        if io.tx_timestamps || icmp_hint {
-            drain_errors(io, m, &mut errbuf);
+        if !send_first {
+            if io.tx_timestamps || icmp_hint {
+                drain_errors(io, m, &mut errbuf);
+            }
+            icmp_hint = drain_replies(io, m, &mut rx);
         }
-        icmp_hint = drain_replies(io, m, &mut rx);
+        send_first = false;
         let now = Nanos::now_realtime();
         m.handle_timeout(now);
         while let Some(r) = m.poll_report() {
@@ -170,7 +176,7 @@ pub(super) async fn drive(
                 Ok(msg) => on_error_message(m, msg),
                 Err(e) => tracing::debug!("error queue: {e}"),
             },
-            () = sleep_until(deadline) => {}
+            () = sleep_until(deadline) => send_first = true,
         }
     }
 }
