@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
+use ipnet::IpNet;
 
 /// Default STAMP port (RFC 8762 test traffic, A2A UDP tests).
 pub const STAMP_PORT: u16 = 49153;
@@ -78,9 +79,21 @@ pub struct ServeArgs {
     /// A session idle this long is forgotten.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
-    /// Most packets per second answered per source address (0 = unlimited).
+    /// Most packets per second answered per source (IPv4 address or IPv6 /64; 0 = unlimited).
     #[arg(long, default_value_t = 200_000)]
     pub rate_limit: u32,
+    /// Burst allowance per source, packets (default: a tenth of --rate-limit, at least 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
+    /// Sources with a rate bucket of their own (default: --max-sessions); sources beyond share
+    /// one bucket, so spraying addresses gets no fresh bursts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_sources: Option<u64>,
+    /// Answer only sources in this prefix, e.g. `192.0.2.0/24`, `2001:db8::/48` or one address
+    /// (repeatable, up to 32 per family). Others are counted (`not_allowed`) and dropped.
+    /// Default: answer every STAMP sender (RFC 8762 open mode).
+    #[arg(long, value_name = "CIDR", value_parser = parse_prefix)]
+    pub allow: Vec<IpNet>,
     /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM).
     #[arg(long)]
     pub json: bool,
@@ -154,9 +167,10 @@ pub enum TraceProto {
 pub struct TraceArgs {
     /// The target: a host name or an IPv4/IPv6 address.
     pub target: String,
-    /// Probe protocol.
-    #[arg(long, short = 'P', value_enum, default_value = "icmp")]
-    pub proto: TraceProto,
+    /// Probe protocol (default: icmp; udp with --mda, since per-flow load balancers hash UDP
+    /// and TCP ports but send every ICMP echo one way).
+    #[arg(long, short = 'P', value_enum)]
+    pub proto: Option<TraceProto>,
     /// Classic traceroute flows: every probe a new flow (ports vary), so load balancers scatter it.
     #[arg(long, conflicts_with_all = ["paris", "mda"])]
     pub classic: bool,
@@ -242,6 +256,18 @@ pub fn parse_confidence(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses `--allow`: a prefix in CIDR notation, or a single address (a /32 or /128).
+pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!(
+                "`{s}` is not an address prefix: write CIDR, e.g. 192.0.2.0/24 or 2001:db8::/48, \
+                 or a single address"
+            )
+        })
+}
+
 /// Parses durations such as `3s`, `500ms`, `200us`, `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
@@ -274,6 +300,19 @@ mod tests {
         assert_eq!(parse_rate("2500"), Ok(Rate::Pps(2500.0)));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        let p = |s: &str| parse_prefix(s).map(|n| n.to_string());
+        assert_eq!(p("192.0.2.0/24"), Ok("192.0.2.0/24".into()));
+        assert_eq!(p("2001:db8::/48"), Ok("2001:db8::/48".into()));
+        assert_eq!(p("192.0.2.7"), Ok("192.0.2.7/32".into()));
+        assert_eq!(p("fd00::1"), Ok("fd00::1/128".into()));
+        for bad in ["192.0.2.0/33", "example.com", "10.0.0.0/", ""] {
+            let e = parse_prefix(bad).expect_err(bad);
+            assert!(e.contains("not an address prefix"), "{e}");
+        }
     }
 
     #[test]

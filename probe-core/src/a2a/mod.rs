@@ -3,6 +3,7 @@
 //! The sessions here are sans-IO: the reflector and sender are fed datagrams and timestamps as
 //! values and produce bytes and reports; the socket and runtime glue drives them.
 
+mod allow_list;
 mod rate_limit;
 mod reflect_tlv;
 mod reflector;
@@ -11,6 +12,7 @@ mod schedule;
 mod sender;
 mod sender_report;
 
+pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use rate_limit::RateLimiter;
 pub use reflector::{Datagram, DropReason, Reflector, ReflectorConfig, ReflectorCounters};
 pub use schedule::Schedule;
