@@ -7,9 +7,8 @@
 
 use probe_core::dns::{DnsConfig, Family, Resolver};
 use probe_core::report::trace::render_table;
-use probe_core::trace::Protocol;
-use probe_core::trace::runtime::{
-    MdaOptions, TraceOptions, name_hops, resolve_target, run_mda, run_trace,
+use probe_core::trace::{
+    MdaOptions, Privilege, Protocol, TraceOptions, name_hops, resolve_target, run_mda, run_trace,
 };
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -27,10 +26,11 @@ async fn main() -> anyhow::Result<()> {
     let dns = DnsConfig::default();
     let target = resolve_target(&name, Family::Any, &dns).await?;
 
-    let mut opts = TraceOptions::new(target);
-    opts.target_name = Some(name);
-    opts.protocol = protocol;
-    opts.pmtu = true;
+    let opts = TraceOptions::builder(target)
+        .target_name(name)
+        .protocol(protocol)
+        .pmtu(true)
+        .build()?;
     let mut report = run_trace(&opts).await?;
     if let Ok(resolver) = Resolver::new(&dns) {
         name_hops(&mut report, &resolver).await;
@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{} probes, {} sockets, path MTU {:?}",
         report.probes_sent,
-        report.privilege.as_deref().unwrap_or("?"),
+        report.privilege.map_or("?", Privilege::as_str),
         report.pmtu
     );
 

@@ -27,15 +27,16 @@ pub struct ResponderStats {
     /// Distinct label stacks seen.
     pub mpls: Vec<Vec<MplsEntry>>,
     /// The latest answer (kind, ICMP type/code, TTLs).
-    pub last_answer: Option<Answer>,
+    pub last_answer: Answer,
     /// A quote showed our source rewritten.
     pub nat: bool,
 }
 
 impl ResponderStats {
-    fn new(addr: IpAddr) -> Self {
+    /// A responder first heard from with `first` (not yet recorded).
+    fn new(first: &Answer) -> Self {
         ResponderStats {
-            addr,
+            addr: first.from,
             received: 0,
             rtt: RttSamples::new(),
             last_rtt_ns: None,
@@ -43,7 +44,7 @@ impl ResponderStats {
             jitter_count: 0,
             jitter_max_ns: 0,
             mpls: Vec::new(),
-            last_answer: None,
+            last_answer: first.clone(),
             nat: false,
         }
     }
@@ -62,7 +63,7 @@ impl ResponderStats {
             self.mpls.push(a.mpls.clone());
         }
         self.nat |= nat;
-        self.last_answer = Some(a.clone());
+        self.last_answer.clone_from(a);
     }
 
     /// Mean absolute difference of consecutive RTTs in ns (mtr Javg), if two answers came.
@@ -73,7 +74,7 @@ impl ResponderStats {
     /// The report entry; `sent` and `loss_pct` are the hop's.
     pub fn to_report(&self, sent: u64, loss_pct: f64) -> ResponderReport {
         let ms = |ns: i64| ns as f64 / 1e6;
-        let a = self.last_answer.as_ref();
+        let a = &self.last_answer;
         ResponderReport {
             addr: self.addr,
             hostname: None,
@@ -98,12 +99,12 @@ impl ResponderStats {
                         .collect()
                 })
                 .collect(),
-            kind: a.map_or("", |a| a.kind.description()).to_string(),
-            icmp_type: a.and_then(|a| a.icmp_type_code).map(|t| t.0),
-            icmp_code: a.and_then(|a| a.icmp_type_code).map(|t| t.1),
+            kind: a.kind.into(),
+            icmp_type: a.icmp_type_code.map(|t| t.0),
+            icmp_code: a.icmp_type_code.map(|t| t.1),
             nat: self.nat,
-            quoted_ttl: a.and_then(|a| a.quote).map(|q| q.ttl),
-            reply_ttl: a.and_then(|a| a.reply_ttl),
+            quoted_ttl: a.quote.map(|q| q.ttl),
+            reply_ttl: a.reply_ttl,
         }
     }
 }
@@ -152,7 +153,7 @@ impl HopStats {
         let i = if let Some(i) = self.responders.iter().position(|r| r.addr == a.from) {
             i
         } else {
-            self.responders.push(ResponderStats::new(a.from));
+            self.responders.push(ResponderStats::new(a));
             self.responders.len() - 1
         };
         self.responders[i].record(a, rtt_ns, nat);
@@ -239,7 +240,7 @@ mod tests {
         assert_eq!(a.jitter_ms, Some(1.5));
         assert_eq!(a.jitter_max_ms, Some(2.0));
         assert_eq!(a.mpls.len(), 1, "the same stack is listed once");
-        assert_eq!(a.kind, "time exceeded");
+        assert_eq!(a.kind, crate::wire::reply_kind::ReplyKind::TimeExceeded);
         assert_eq!((a.icmp_type, a.icmp_code), (Some(11), Some(0)));
         assert!(!a.nat);
         let b = &r.responders[1];

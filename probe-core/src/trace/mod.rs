@@ -24,7 +24,11 @@ pub use engine::{Trace, TraceConfig};
 pub use flow::{FlowId, FlowMode, ProbeId, Protocol};
 pub use mda::{Mda, MdaConfig};
 pub use pmtu::{Pmtu, PmtuConfig, PmtuOutcome};
-pub use prober::{ConfigError, EmitLayer, ProbeConfig, Transmit};
+pub use prober::{ConfigError, EmitLayer, ProbeConfig, Setting, Transmit};
+pub use runtime::{
+    MdaOptions, MdaOptionsBuilder, Privilege, PrivilegeChoice, TraceError, TraceOptions,
+    TraceOptionsBuilder, name_hops, resolve_target, run_mda, run_pmtu, run_trace,
+};
 
 /// The driving interface shared by the path-test state machines (trace, MDA, PMTU).
 pub trait ProbeMachine {

@@ -81,6 +81,23 @@ impl ProbeConfig {
         }
     }
 
+    /// Checks that `size` holds the headers of the protocol over the target's family.
+    pub fn check_size(&self) -> Result<(), ConfigError> {
+        let min = self
+            .flow_spec()
+            .probe(FlowId(0), ProbeId::FIRST, 1, self.size)
+            .min_size();
+        if usize::from(self.size) < min {
+            return Err(ConfigError::SizeTooSmall {
+                protocol: self.protocol.as_str(),
+                family: if self.dst.is_ipv6() { "IPv6" } else { "IPv4" },
+                size: self.size,
+                min: u16::try_from(min).unwrap_or(u16::MAX),
+            });
+        }
+        Ok(())
+    }
+
     /// The flow description derived from this configuration.
     pub fn flow_spec(&self) -> FlowSpec {
         FlowSpec {
@@ -97,8 +114,10 @@ impl ProbeConfig {
     }
 }
 
-/// A configuration the state machines refuse.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// A configuration the options builders and the state machines refuse. Each variant names
+/// the setting and the values that clash.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Source and target are of different address families.
     #[error("source {src} and target {dst} are of different address families")]
@@ -108,12 +127,67 @@ pub enum ConfigError {
         /// Target.
         dst: IpAddr,
     },
-    /// A value out of range.
-    #[error("invalid {0}")]
-    Invalid(&'static str),
-    /// The probe cannot be built at this size.
-    #[error(transparent)]
-    Packet(#[from] PacketError),
+    /// The first TTL is 0 or above the highest TTL.
+    #[error("the first TTL {first_ttl} must be between 1 and the highest TTL {max_ttl}")]
+    TtlRange {
+        /// First TTL probed.
+        first_ttl: u8,
+        /// Highest TTL probed.
+        max_ttl: u8,
+    },
+    /// A setting that counts something is 0.
+    #[error("{0} must be at least 1")]
+    Zero(Setting),
+    /// The MDA confidence is not strictly between 0 and 1.
+    #[error("the MDA confidence {0} must be strictly between 0 and 1 (0.95 is 95 %)")]
+    Confidence(f64),
+    /// The probe size cannot hold the headers of the protocol.
+    #[error(
+        "a {size}-byte {protocol} probe is too small: {protocol} over {family} needs at least \
+         {min} bytes"
+    )]
+    SizeTooSmall {
+        /// The protocol.
+        protocol: &'static str,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The size asked for (whole IP packet).
+        size: u16,
+        /// The smallest size that holds the headers.
+        min: u16,
+    },
+    /// The PMTU search range is empty.
+    #[error("the PMTU search range {min}..={max} bytes is empty")]
+    PmtuRange {
+        /// Smallest size probed.
+        min: u16,
+        /// Largest size probed.
+        max: u16,
+    },
+}
+
+/// A setting that must be at least 1 ([`ConfigError::Zero`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[non_exhaustive]
+pub enum Setting {
+    /// Probes per hop per round.
+    #[error("the number of queries per hop")]
+    Queries,
+    /// Rounds.
+    #[error("the number of rounds (count)")]
+    Count,
+    /// TTLs released ahead of the answers (sans-IO trace).
+    #[error("the TTL window")]
+    Window,
+    /// Attempts per probe (MDA, PMTU).
+    #[error("the number of retries")]
+    Retries,
+    /// MDA probe budget.
+    #[error("the MDA probe budget (max probes)")]
+    MaxProbes,
+    /// TTL of PMTU probes.
+    #[error("the PMTU probe TTL")]
+    Ttl,
 }
 
 /// A probe to send now.
@@ -179,6 +253,23 @@ pub struct Prober {
     unmatched: u64,
 }
 
+/// Checks a TTL range: `1 <= first_ttl <= max_ttl`.
+pub(crate) fn check_ttls(first_ttl: u8, max_ttl: u8) -> Result<(), ConfigError> {
+    if first_ttl == 0 || max_ttl < first_ttl {
+        return Err(ConfigError::TtlRange { first_ttl, max_ttl });
+    }
+    Ok(())
+}
+
+/// Checks an MDA confidence: strictly between 0 and 1.
+pub(crate) fn check_confidence(confidence: f64) -> Result<(), ConfigError> {
+    if confidence > 0.0 && confidence < 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Confidence(confidence))
+    }
+}
+
 impl Prober {
     /// Validates `cfg` (families, probe size) and builds the prober.
     pub fn new(cfg: ProbeConfig) -> Result<Self, ConfigError> {
@@ -188,15 +279,8 @@ impl Prober {
                 dst: cfg.dst,
             });
         }
+        cfg.check_size()?;
         let spec = cfg.flow_spec();
-        let p = spec.probe(FlowId(0), ProbeId::FIRST, 1, cfg.size);
-        if (cfg.size as usize) < p.min_size() {
-            return Err(ConfigError::Packet(PacketError::Truncated {
-                what: "probe size",
-                need: p.min_size(),
-                have: cfg.size as usize,
-            }));
-        }
         Ok(Prober {
             cfg,
             spec,

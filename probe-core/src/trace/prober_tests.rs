@@ -126,7 +126,14 @@ fn bad_configs_are_refused() {
         size: 20,
         ..cfg(Protocol::Udp)
     };
-    assert!(matches!(Prober::new(tiny), Err(ConfigError::Packet(_))));
+    assert!(matches!(
+        Prober::new(tiny),
+        Err(ConfigError::SizeTooSmall {
+            size: 20,
+            min: 30,
+            ..
+        })
+    ));
     let _ = SimNode::router("10.0.0.1");
 }
 

@@ -32,5 +32,7 @@ mod sockets;
 mod transport;
 
 pub use error::TraceError;
-pub use options::{MdaOptions, Privilege, PrivilegeChoice, TraceOptions};
+pub use options::{
+    MdaOptions, MdaOptionsBuilder, Privilege, PrivilegeChoice, TraceOptions, TraceOptionsBuilder,
+};
 pub use run::{name_hops, resolve_target, run_mda, run_pmtu, run_trace};

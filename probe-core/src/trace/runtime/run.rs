@@ -51,7 +51,7 @@ fn probe_config(opts: &TraceOptions, src: IpAddr, shape: Shape) -> ProbeConfig {
 /// Fills in what the state machine cannot know.
 fn finish(report: &mut TraceReport, opts: &TraceOptions, privilege: Privilege) {
     report.target_name.clone_from(&opts.target_name);
-    report.privilege = Some(privilege.as_str().to_string());
+    report.privilege = Some(privilege);
     if privilege == Privilege::Unprivileged {
         // The error queue does not hand over the quoted IP header.
         for r in report.hops.iter_mut().flat_map(|h| h.responders.iter_mut()) {
@@ -138,7 +138,7 @@ pub async fn resolve_target(
     let addrs = Resolver::new(dns)?.lookup_host(name, family).await?;
     addrs.first().copied().ok_or_else(|| TraceError::NoAddress {
         name: name.to_string(),
-        family: family.describe(),
+        family,
     })
 }
 
