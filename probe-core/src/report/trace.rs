@@ -16,9 +16,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::flow::FlowMode;
-pub use crate::trace::flow::Protocol;
-pub use crate::trace::runtime::Privilege;
+use crate::trace::FlowMode;
+pub use crate::trace::{Privilege, Protocol};
 pub use crate::wire::reply_kind::ReplyKind;
 
 /// How a path test chose its flows (the report's `mode`: `paris`, `classic` or `mda`).

@@ -33,6 +33,7 @@ use crate::wire::icmp::{IcmpKind, Unreachable};
 
 /// What to trace and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TraceConfig {
     /// Probe shape, target, wait and rate.
     pub probe: ProbeConfig,
@@ -291,7 +292,7 @@ impl Trace {
     }
 
     /// Hop statistics so far, up to the terminal TTL (or every TTL probed).
-    pub fn hops(&self) -> &[HopStats] {
+    pub(crate) fn hops(&self) -> &[HopStats] {
         let last = self.terminal_ttl.unwrap_or_else(|| {
             self.hops
                 .iter()

@@ -9,7 +9,7 @@ use crate::wire::mpls::MplsEntry;
 
 /// What one address answering at a hop has told us.
 #[derive(Clone, Debug)]
-pub struct ResponderStats {
+pub(crate) struct ResponderStats {
     /// The address.
     pub addr: IpAddr,
     /// Answers received.
@@ -67,12 +67,12 @@ impl ResponderStats {
     }
 
     /// Mean absolute difference of consecutive RTTs in ns (mtr Javg), if two answers came.
-    pub fn jitter_ns(&self) -> Option<f64> {
+    pub(crate) fn jitter_ns(&self) -> Option<f64> {
         (self.jitter_count > 0).then(|| self.jitter_sum_ns / self.jitter_count as f64)
     }
 
     /// The report entry; `sent` and `loss_pct` are the hop's.
-    pub fn to_report(&self, sent: u64, loss_pct: f64) -> ResponderReport {
+    pub(crate) fn to_report(&self, sent: u64, loss_pct: f64) -> ResponderReport {
         let ms = |ns: i64| ns as f64 / 1e6;
         let a = &self.last_answer;
         ResponderReport {
@@ -111,7 +111,7 @@ impl ResponderStats {
 
 /// Everything known about one TTL.
 #[derive(Clone, Debug)]
-pub struct HopStats {
+pub(crate) struct HopStats {
     /// The TTL.
     pub ttl: u8,
     /// Probes sent with this TTL.
@@ -124,7 +124,7 @@ pub struct HopStats {
 
 impl HopStats {
     /// An empty hop.
-    pub fn new(ttl: u8) -> Self {
+    pub(crate) fn new(ttl: u8) -> Self {
         HopStats {
             ttl,
             sent: 0,
@@ -134,22 +134,22 @@ impl HopStats {
     }
 
     /// Counts a probe sent.
-    pub fn record_sent(&mut self) {
+    pub(crate) fn record_sent(&mut self) {
         self.sent += 1;
     }
 
     /// Counts a probe that will never be answered (timed out).
-    pub fn record_lost(&mut self) {
+    pub(crate) fn record_lost(&mut self) {
         self.lost += 1;
     }
 
     /// Forgets a probe that was sent but is no longer wanted (beyond the target).
-    pub fn unrecord_sent(&mut self) {
+    pub(crate) fn unrecord_sent(&mut self) {
         self.sent = self.sent.saturating_sub(1);
     }
 
     /// Records an answer with its RTT; `nat` when its quote showed our source rewritten.
-    pub fn record_answer(&mut self, a: &Answer, rtt_ns: i64, nat: bool) {
+    pub(crate) fn record_answer(&mut self, a: &Answer, rtt_ns: i64, nat: bool) {
         let i = if let Some(i) = self.responders.iter().position(|r| r.addr == a.from) {
             i
         } else {
@@ -160,12 +160,12 @@ impl HopStats {
     }
 
     /// Answers received from all responders.
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.responders.iter().map(|r| r.received).sum()
     }
 
     /// Loss in percent over probes whose fate is known (answered or timed out).
-    pub fn loss_pct(&self) -> f64 {
+    pub(crate) fn loss_pct(&self) -> f64 {
         let done = self.received() + self.lost;
         if done == 0 {
             0.0
@@ -175,7 +175,7 @@ impl HopStats {
     }
 
     /// The report entry.
-    pub fn to_report(&self) -> HopReport {
+    pub(crate) fn to_report(&self) -> HopReport {
         let loss = self.loss_pct();
         HopReport {
             ttl: self.ttl,

@@ -58,6 +58,7 @@ use crate::wire::icmp::{IcmpKind, Unreachable};
 
 /// MDA settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct MdaConfig {
     /// Probe shape and target (the mode is ignored: flows are chosen by the algorithm).
     pub probe: ProbeConfig,

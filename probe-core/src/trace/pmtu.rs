@@ -25,6 +25,7 @@ use crate::wire::icmp::{IcmpKind, Unreachable};
 
 /// Path MTU discovery settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PmtuConfig {
     /// Probe shape and target (`dont_fragment` is forced on).
     pub probe: ProbeConfig,
@@ -53,6 +54,7 @@ impl PmtuConfig {
 
 /// What path MTU discovery found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PmtuOutcome {
     /// The path MTU, if the target answered at some size.
     pub pmtu: Option<u16>,

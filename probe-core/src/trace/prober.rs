@@ -27,6 +27,7 @@ pub enum EmitLayer {
 
 /// How probes look and how fast they go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProbeConfig {
     /// Probe protocol.
     pub protocol: Protocol,
@@ -99,7 +100,7 @@ impl ProbeConfig {
     }
 
     /// The flow description derived from this configuration.
-    pub fn flow_spec(&self) -> FlowSpec {
+    pub(crate) fn flow_spec(&self) -> FlowSpec {
         FlowSpec {
             protocol: self.protocol,
             mode: self.mode,
@@ -211,7 +212,7 @@ pub struct Transmit {
 
 /// A probe waiting for its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InFlight {
+pub(super) struct InFlight {
     /// Probe id.
     pub id: ProbeId,
     /// Flow.
@@ -230,7 +231,7 @@ pub struct InFlight {
 
 /// An answer matched to its probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Matched {
+pub(super) struct Matched {
     /// The probe.
     pub probe: InFlight,
     /// Round-trip time in nanoseconds.
@@ -241,7 +242,7 @@ pub struct Matched {
 
 /// Probe ids, pacing, in-flight table and matching.
 #[derive(Debug, Clone)]
-pub struct Prober {
+pub(super) struct Prober {
     cfg: ProbeConfig,
     spec: FlowSpec,
     next_id: ProbeId,
@@ -250,7 +251,6 @@ pub struct Prober {
     interval_ns: u64,
     next_send: Nanos,
     sent_total: u64,
-    unmatched: u64,
 }
 
 /// Checks a TTL range: `1 <= first_ttl <= max_ttl`.
@@ -272,7 +272,7 @@ pub(crate) fn check_confidence(confidence: f64) -> Result<(), ConfigError> {
 
 impl Prober {
     /// Validates `cfg` (families, probe size) and builds the prober.
-    pub fn new(cfg: ProbeConfig) -> Result<Self, ConfigError> {
+    pub(super) fn new(cfg: ProbeConfig) -> Result<Self, ConfigError> {
         if cfg.src.is_ipv6() != cfg.dst.is_ipv6() {
             return Err(ConfigError::MixedFamilies {
                 src: cfg.src,
@@ -294,32 +294,21 @@ impl Prober {
             },
             next_send: Nanos::ZERO,
             sent_total: 0,
-            unmatched: 0,
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ProbeConfig {
-        &self.cfg
-    }
-
-    /// The flow description.
-    pub fn spec(&self) -> &FlowSpec {
-        &self.spec
-    }
-
     /// Earliest time pacing allows the next probe.
-    pub fn next_send_at(&self) -> Nanos {
+    pub(super) fn next_send_at(&self) -> Nanos {
         self.next_send
     }
 
     /// Whether pacing allows a probe at `now`.
-    pub fn may_send(&self, now: Nanos) -> bool {
+    pub(super) fn may_send(&self, now: Nanos) -> bool {
         now >= self.next_send && self.in_flight.len() < 0xFFF0
     }
 
     /// Emits a probe into `buf` and records it in flight.
-    pub fn send(
+    pub(super) fn send(
         &mut self,
         now: Nanos,
         flow: FlowId,
@@ -377,7 +366,7 @@ impl Prober {
     }
 
     /// Replaces the send time of a probe in flight (kernel transmit timestamp).
-    pub fn set_sent_time(&mut self, id: ProbeId, tx: Nanos) {
+    pub(super) fn set_sent_time(&mut self, id: ProbeId, tx: Nanos) {
         if let Some(p) = self.in_flight.get_mut(&id) {
             p.sent_at = tx;
         }
@@ -387,7 +376,7 @@ impl Prober {
     ///
     /// `flow_hint` is the flow the caller expects (Paris traces have one): it lets a UDP quote
     /// whose checksum a NAT rewrote be traced back to the probe id.
-    pub fn match_answer(
+    pub(super) fn match_answer(
         &mut self,
         a: &Answer,
         rx: Nanos,
@@ -396,10 +385,7 @@ impl Prober {
         if let (AnswerKind::Tcp(t), None) = (a.kind, &a.quote) {
             return self.match_tcp_reply(a, t, rx);
         }
-        let Some(rec) = self.spec.recognise(a) else {
-            self.unmatched += 1;
-            return None;
-        };
+        let rec = self.spec.recognise(a)?;
         let spec = self.spec;
         let clean = |p: &InFlight| {
             rec.seen_src.is_none_or(|(addr, port)| {
@@ -415,14 +401,10 @@ impl Prober {
             (id, false)
         } else {
             let unnat = flow_hint.and_then(|f| spec.unnat_udp_id(&rec, f));
-            let Some(id) = [unnat, rec.alt, Some(rec.id)]
+            let id = [unnat, rec.alt, Some(rec.id)]
                 .into_iter()
                 .flatten()
-                .find(|id| self.in_flight.contains_key(id))
-            else {
-                self.unmatched += 1;
-                return None;
-            };
+                .find(|id| self.in_flight.contains_key(id))?;
             (id, true)
         };
         let probe = self.take(id)?;
@@ -456,10 +438,7 @@ impl Prober {
                 })
             })
             .flatten();
-        let Some(probe) = found.and_then(|id| self.take(id)) else {
-            self.unmatched += 1;
-            return None;
-        };
+        let probe = found.and_then(|id| self.take(id))?;
         Some(Matched {
             probe,
             rtt_ns: rx - probe.sent_at,
@@ -468,14 +447,14 @@ impl Prober {
     }
 
     /// Removes a probe from the table (for glue that matched an answer by socket).
-    pub fn take(&mut self, id: ProbeId) -> Option<InFlight> {
+    pub(super) fn take(&mut self, id: ProbeId) -> Option<InFlight> {
         let p = self.in_flight.remove(&id)?;
         self.deadlines.remove(&(p.deadline, id));
         Some(p)
     }
 
     /// Removes and returns every probe whose deadline is at or before `now`, oldest first.
-    pub fn expire(&mut self, now: Nanos) -> Vec<InFlight> {
+    pub(super) fn expire(&mut self, now: Nanos) -> Vec<InFlight> {
         let mut out = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
@@ -490,7 +469,7 @@ impl Prober {
     }
 
     /// Drops the probes `pred` selects (no longer wanted); returns how many.
-    pub fn cancel_where(&mut self, pred: impl Fn(&InFlight) -> bool) -> usize {
+    pub(super) fn cancel_where(&mut self, pred: impl Fn(&InFlight) -> bool) -> usize {
         let ids: Vec<ProbeId> = self
             .in_flight
             .values()
@@ -504,28 +483,23 @@ impl Prober {
     }
 
     /// The earliest deadline of a probe in flight.
-    pub fn next_deadline(&self) -> Option<Nanos> {
+    pub(super) fn next_deadline(&self) -> Option<Nanos> {
         self.deadlines.first().map(|d| d.0)
     }
 
     /// Probes in flight.
-    pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
+    pub(super) fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
         self.in_flight.values()
     }
 
     /// Number of probes in flight.
-    pub fn in_flight_count(&self) -> usize {
+    pub(super) fn in_flight_count(&self) -> usize {
         self.in_flight.len()
     }
 
     /// Probes sent so far.
-    pub fn sent_total(&self) -> u64 {
+    pub(super) fn sent_total(&self) -> u64 {
         self.sent_total
-    }
-
-    /// Answers that matched no probe in flight (late, duplicate or foreign).
-    pub fn unmatched(&self) -> u64 {
-        self.unmatched
     }
 }
 

@@ -298,7 +298,7 @@ impl TraceOptionsBuilder {
     }
 }
 
-/// Settings specific to multipath discovery ([`crate::trace::runtime::run_mda`]): build them
+/// Settings specific to multipath discovery ([`crate::trace::run_mda`]): build them
 /// with [`MdaOptions::builder`], or take [`MdaOptions::default`].
 ///
 /// ```
