@@ -1,6 +1,12 @@
 //! The embedding examples run and report real measurements.
 
+mod common;
+
+use std::net::IpAddr;
 use std::process::Command;
+
+use common::wait_path;
+use probe_lab::topology;
 
 #[test]
 fn a2a_example_against_its_own_responder() {
@@ -20,4 +26,52 @@ fn a2a_example_against_its_own_responder() {
     let v: serde_json::Value = serde_json::from_str(json).expect("json");
     assert_eq!(v["clock"]["mode"], "shared");
     assert_eq!(v["forward"]["loss_pct"], 0.0);
+}
+
+/// The trace example in a chain of three routers whose middle link has a smaller MTU: its
+/// hop list, path MTU and MDA links are the topology's.
+#[test]
+fn trace_example_in_a_chain() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::chain(3, &[1500, 1500, 1380, 1500]).expect("chain");
+    let dst = lab.dst.addr(false);
+    wait_path(&lab.src, dst);
+    let out = lab
+        .src
+        .command(probe_suite::example_bin("trace"))
+        .args(["-n", &dst.to_string(), "udp"])
+        .output()
+        .expect("run the trace example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut path: Vec<IpAddr> = lab.hops_v4().into_iter().map(IpAddr::from).collect();
+    path.push(dst);
+    let head = stdout.lines().next().expect("output");
+    assert!(
+        head.ends_with(": udp paris, 4 hops, reached, pmtu 1380"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("probes, raw sockets, path MTU Some(1380)"),
+        "{stdout}"
+    );
+    for (i, addr) in path.iter().enumerate() {
+        assert!(
+            stdout.contains(&format!("hop {:>2}: {addr}\n", i + 1)),
+            "hop {}: {stdout}",
+            i + 1
+        );
+    }
+    // One path: a link from each hop to the next, found at 95 % confidence.
+    assert!(
+        stdout.contains("3 links, ") && stdout.contains(" probes at Some(95.0)% confidence"),
+        "{stdout}"
+    );
 }
