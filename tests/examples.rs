@@ -8,18 +8,21 @@ use std::process::Command;
 use common::wait_path;
 use probe_lab::topology;
 
-#[test]
-fn a2a_example_against_its_own_responder() {
-    let out = Command::new(probe_suite::example_bin("a2a"))
-        .output()
-        .expect("run the a2a example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+/// Runs an example that must succeed; its standard output.
+fn stdout_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run the example");
     assert!(
         out.status.success(),
         "{}: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a2a_example_against_its_own_responder() {
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("a2a")));
     assert!(stdout.contains("sent 200, received 200"), "{stdout}");
     // The last line is the report as JSON.
     let json = stdout.lines().last().expect("output");
@@ -38,19 +41,11 @@ fn trace_example_in_a_chain() {
     let lab = topology::chain(3, &[1500, 1500, 1380, 1500]).expect("chain");
     let dst = lab.dst.addr(false);
     wait_path(&lab.src, dst);
-    let out = lab
-        .src
-        .command(probe_suite::example_bin("trace"))
-        .args(["-n", &dst.to_string(), "udp"])
-        .output()
-        .expect("run the trace example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_ok(lab.src.command(probe_suite::example_bin("trace")).args([
+        "-n",
+        &dst.to_string(),
+        "udp",
+    ]));
     let mut path: Vec<IpAddr> = lab.hops_v4().into_iter().map(IpAddr::from).collect();
     path.push(dst);
     let head = stdout.lines().next().expect("output");
