@@ -7,8 +7,8 @@ use anyhow::Context;
 use probe_core::dns::{DnsConfig, Family, Resolver, parse_server};
 use probe_core::report::trace::{TraceReport, render_table};
 use probe_core::trace::{
-    FlowMode, MdaOptions, Privilege, PrivilegeChoice, Protocol, TraceOptions, name_hops,
-    resolve_target, run_mda, run_trace,
+    ConfigError, FlowMode, MdaOptions, Privilege, PrivilegeChoice, Protocol, TraceOptions,
+    name_hops, resolve_target, run_mda, run_trace,
 };
 use serde::Serialize;
 
@@ -109,8 +109,20 @@ fn options_from(args: &TraceArgs, target: std::net::IpAddr) -> anyhow::Result<Tr
     if let Some(dev) = &args.interface {
         b = b.interface(dev);
     }
-    b.build()
-        .context("invalid trace settings (see `probe trace --help`)")
+    b.build().map_err(settings_error)
+}
+
+/// An options error with the flag that fixes it.
+fn settings_error(e: ConfigError) -> anyhow::Error {
+    match e {
+        ConfigError::SizeTooSmall { min, .. } => {
+            anyhow::anyhow!("invalid trace settings: {e}: use --size {min} or more")
+        }
+        ConfigError::MixedFamilies { .. } => {
+            anyhow::anyhow!("invalid trace settings: {e}: pick --source in the target's family")
+        }
+        e => anyhow::Error::new(e).context("invalid trace settings (see `probe trace --help`)"),
+    }
 }
 
 /// The MDA settings: `--confidence` is in percent, the library's confidence a fraction.

@@ -70,7 +70,7 @@ pub enum ReplyKind {
 
 impl ReplyKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ReplyKind; 18] = [
+    pub const ALL: &'static [ReplyKind] = &[
         ReplyKind::EchoReply,
         ReplyKind::TimeExceeded,
         ReplyKind::ReassemblyTimeExceeded,
@@ -199,6 +199,7 @@ mod tests {
             "tcp rst",
             "tcp syn-ack",
         ];
+        assert_eq!(ReplyKind::ALL.len(), want.len());
         for (k, s) in ReplyKind::ALL.iter().zip(want) {
             assert_eq!(k.as_str(), s);
             assert_eq!(serde_json::to_value(k).expect("json"), s);
