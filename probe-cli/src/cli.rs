@@ -157,6 +157,48 @@ pub struct A2aArgs {
     /// Address family.
     #[command(flatten)]
     pub family: FamilyArgs,
+    /// Test profile: `voice` sends an RTP-shaped stream (one packet of the codec's RTP size
+    /// every 20 ms, DSCP 46 unless --dscp says otherwise, 5 to 30 s, 10 s by default) and
+    /// rates each direction with the ITU-T G.107 E-model (MOS, R-factor).
+    #[arg(long, value_enum, conflicts_with_all = ["interval", "rate", "size", "count"])]
+    pub profile: Option<Profile>,
+    /// Codec of the voice profile: `g711` (160-byte payload) or `g729` (20-byte payload).
+    #[arg(long, value_enum, default_value = "g711", requires = "profile")]
+    pub codec: CodecArg,
+    /// Emulated jitter buffer of the voice profile: `fixed:MS` or `adaptive[:MIN-MAX]` (ms).
+    #[arg(
+        long,
+        value_name = "fixed:MS|adaptive[:MIN-MAX]",
+        default_value = "adaptive:20-200",
+        requires = "profile"
+    )]
+    pub jitter_buffer: probe_core::stats::JitterBufferMode,
+}
+
+/// `probe a2a --profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// An RTP-shaped voice stream rated with the G.107 E-model.
+    Voice,
+}
+
+/// `probe a2a --codec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodecArg {
+    /// G.711, 20 ms, 160-byte payload (172-byte RTP packet).
+    G711,
+    /// G.729, 20 ms, 20-byte payload (32-byte RTP packet, sent as the 44-byte STAMP minimum).
+    G729,
+}
+
+impl CodecArg {
+    /// The codec the library knows.
+    pub fn codec(self) -> probe_core::stats::emodel::Codec {
+        match self {
+            CodecArg::G711 => probe_core::stats::emodel::Codec::G711,
+            CodecArg::G729 => probe_core::stats::emodel::Codec::G729,
+        }
+    }
 }
 
 /// Probe protocol of `probe trace`.
