@@ -1,5 +1,6 @@
 //! `probe a2a --profile voice` through the impairment hop: the MOS and R-factor against
 //! hand-computed ITU-T G.107 E-model values for the configured impairments.
+#![allow(clippy::float_cmp)] // Counts and zero losses are compared exactly on purpose.
 
 mod common;
 
@@ -69,7 +70,10 @@ fn assert_rating(v: &Value, dir: &str) -> f64 {
     let want_r = 93.36 - id_below_100ms(m2e) - 95.0 * ppl / (ppl / burst + 25.1);
     let r = num(v, &format!("voice.{dir}.r_factor"));
     let got_mos = num(v, &format!("voice.{dir}.mos"));
-    assert!((r - want_r).abs() < 0.05, "{dir}: R {r}, hand {want_r}: {d}");
+    assert!(
+        (r - want_r).abs() < 0.05,
+        "{dir}: R {r}, hand {want_r}: {d}"
+    );
     assert!(
         (got_mos - mos(want_r)).abs() < 0.005,
         "{dir}: MOS {got_mos}, hand {}: {d}",
@@ -142,34 +146,30 @@ fn jitter_beyond_a_fixed_buffer_causes_discards() {
     assert!(num(&v, "voice.forward.pdv_ms") > 20.0, "{v}");
     assert_eq!(num(&v, "voice.reverse.discards"), 0.0, "{v}");
     let fixed_mos = assert_rating(&v, "forward");
-    assert!(fixed_mos < 4.2, "forward MOS {fixed_mos} with {discards} discards");
+    assert!(
+        fixed_mos < 4.2,
+        "forward MOS {fixed_mos} with {discards} discards"
+    );
     assert!((assert_rating(&v, "reverse") - 4.380).abs() < 0.005);
     // An adaptive buffer grows to the jitter: fewer discards than the 20 ms one.
     let v = voice_run(jittery(), rev(), "adaptive:20-200");
     let adaptive = num(&v, "voice.forward.discards");
-    assert!(adaptive < discards / 2.0, "adaptive {adaptive} vs fixed {discards}");
+    assert!(
+        adaptive < discards / 2.0,
+        "adaptive {adaptive} vs fixed {discards}"
+    );
     assert!(num(&v, "voice.forward.jitter_buffer_ms") > 20.0, "{v}");
 }
 
 #[test]
 fn voice_duration_outside_5_to_30_s_is_refused() {
-    let out = output(&mut std::process::Command::new(probe_suite::probe_bin()).args([
-        "a2a",
-        "--profile",
-        "voice",
-        "--duration",
-        "31s",
-    ]));
+    let mut cmd = std::process::Command::new(probe_suite::probe_bin());
+    let out = output(cmd.args(["a2a", "--profile", "voice", "--duration", "31s"]));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("outside 5s..=30s"), "{err}");
-    let out = output(&mut std::process::Command::new(probe_suite::probe_bin()).args([
-        "a2a",
-        "--profile",
-        "voice",
-        "--jitter-buffer",
-        "fixed:0",
-    ]));
+    let mut cmd = std::process::Command::new(probe_suite::probe_bin());
+    let out = output(cmd.args(["a2a", "--profile", "voice", "--jitter-buffer", "fixed:0"]));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fixed:MS"), "{err}");
