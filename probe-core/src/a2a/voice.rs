@@ -121,3 +121,83 @@ impl VoiceMonitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Distribution, emodel};
+
+    const MS: i64 = 1_000_000;
+
+    #[test]
+    fn replies_rate_each_direction() {
+        let cfg = VoiceConfig {
+            codec: Codec::G711,
+            jitter_buffer: JitterBufferMode::Fixed { ms: 20 },
+        };
+        assert_eq!(cfg.packet_size(), 172);
+        let g729 = VoiceConfig {
+            codec: Codec::G729,
+            ..cfg
+        };
+        assert_eq!(g729.packet_size(), 44);
+        let mut m = VoiceMonitor::new(cfg);
+        let mut fwd = Distribution::default();
+        let mut rev = Distribution::default();
+        // 100 packets every 20 ms; forward packets 10, 20, ... 90 lost; forward transit
+        // 10 ms, every fourth 40 ms (late for a 20 ms buffer); reverse 10 ms flat.
+        let mut refl = 0;
+        for seq in 0..100_u32 {
+            if seq % 10 == 0 && seq > 0 {
+                continue;
+            }
+            let t1 = Nanos(1_000_000_000 + u64::from(seq) * 20_000_000);
+            let f = if seq % 4 == 3 { 40 * MS } else { 10 * MS };
+            let rx = t1.saturating_add_ns(f + 10 * MS);
+            m.on_reply(seq, refl, false, t1, (f, 10 * MS), rx);
+            fwd.record(f);
+            rev.record(10 * MS);
+            refl += 1;
+        }
+        let fwd_dir = DirectionReport {
+            sent: 100,
+            loss_pct: Some(9.0),
+            delay_ms: fwd.summary_ms(),
+            ..DirectionReport::default()
+        };
+        let rev_dir = DirectionReport {
+            sent: 91,
+            loss_pct: Some(0.0),
+            delay_ms: rev.summary_ms(),
+            ..DirectionReport::default()
+        };
+        let v = VoiceReport {
+            codec: cfg.codec.name().to_owned(),
+            jitter_buffer: cfg.jitter_buffer.to_string(),
+            forward: m.direction(&m.forward, &fwd_dir, None),
+            reverse: m.direction(&m.reverse, &rev_dir, None),
+        };
+        assert_eq!(
+            (v.codec.as_str(), v.jitter_buffer.as_str()),
+            ("g711", "fixed:20")
+        );
+        // Late forward packets: seq % 4 == 3 (40 ms > 10 ms + 20 ms), all 25 of them arrived
+        // (none is a multiple of 10).
+        assert_eq!(v.forward.discards, 25);
+        let ppl = 9.0 + 25.0;
+        assert_eq!(v.forward.ppl_pct, Some(ppl));
+        assert_eq!(v.reverse.discards, 0);
+        assert_eq!(v.reverse.ppl_pct, Some(0.0));
+        let r = v.reverse.r_factor.unwrap_or(f64::NAN);
+        // Reverse: 10 ms + 20 ms buffer + 20 ms codec = 50 ms, no loss: R = 91.76.
+        assert!((r - 91.76).abs() < 0.01, "{r}");
+        let fwd_r = v.forward.r_factor.unwrap_or(f64::NAN);
+        let want = emodel::r_factor(
+            Codec::G711,
+            v.forward.mouth_to_ear_ms.unwrap_or(f64::NAN),
+            ppl,
+            v.forward.burst_r,
+        );
+        assert!((fwd_r - want).abs() < 1e-9 && fwd_r < r - 20.0, "{fwd_r}");
+    }
+}

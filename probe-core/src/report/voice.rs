@@ -44,3 +44,48 @@ pub struct VoiceDirection {
     /// MOS from R (G.107 Annex B).
     pub mos: Option<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_field_names_are_pinned() {
+        let v = serde_json::to_value(VoiceReport {
+            codec: "g711".into(),
+            jitter_buffer: "fixed:60".into(),
+            forward: VoiceDirection::default(),
+            reverse: VoiceDirection::default(),
+        })
+        .expect("json");
+        let mut top: Vec<&str> = v
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        top.sort_unstable();
+        assert_eq!(top, ["codec", "forward", "jitter_buffer", "reverse"]);
+        for dir in ["forward", "reverse"] {
+            let mut keys: Vec<&str> = v[dir]
+                .as_object()
+                .map(|m| m.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            keys.sort_unstable();
+            assert_eq!(
+                keys,
+                [
+                    "burst_r",
+                    "delay_ms",
+                    "discard_pct",
+                    "discards",
+                    "jitter_buffer_ms",
+                    "loss_pct",
+                    "mos",
+                    "mouth_to_ear_ms",
+                    "pdv_ms",
+                    "ppl_pct",
+                    "r_factor"
+                ]
+            );
+        }
+    }
+}
