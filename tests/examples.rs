@@ -29,6 +29,12 @@ fn a2a_example_against_its_own_responder() {
     let v: serde_json::Value = serde_json::from_str(json).expect("json");
     assert_eq!(v["clock"]["mode"], "shared");
     assert_eq!(v["forward"]["loss_pct"], 0.0);
+    // Loopback, no loss, a 20 ms buffer: mouth to ear about 40 ms, where G.107 gives
+    // R = 93.36 - Id(40 ms) = 93.36 - 1.36 = 92.00 (stats::emodel), MOS 4.385.
+    for dir in ["forward", "reverse"] {
+        let mos = v["voice"][dir]["mos"].as_f64().unwrap_or(f64::NAN);
+        assert!((mos - 4.385).abs() < 0.01, "{dir} MOS {mos}");
+    }
 }
 
 /// The trace example in a chain of three routers whose middle link has a smaller MTU: its
