@@ -32,6 +32,10 @@ pub struct VoiceMonitor {
     cfg: VoiceConfig,
     forward: JitterBuffer,
     reverse: JitterBuffer,
+    /// Whether the reflector numbers this session's packets itself (a stateful reflector:
+    /// its number never exceeds ours), decided at the first reply. Otherwise the reverse
+    /// stream goes by our numbers.
+    reflector_numbering: Option<bool>,
 }
 
 fn ns(t: Nanos) -> i64 {
@@ -45,6 +49,7 @@ impl VoiceMonitor {
             cfg,
             forward: JitterBuffer::new(cfg.jitter_buffer),
             reverse: JitterBuffer::new(cfg.jitter_buffer),
+            reflector_numbering: None,
         }
     }
 
@@ -66,8 +71,9 @@ impl VoiceMonitor {
                 .on_packet(u64::from(seq), sent, sent.saturating_add(fwd_ns));
         }
         let arrived = ns(rx);
+        let own = *self.reflector_numbering.get_or_insert(reflector_seq <= seq);
         self.reverse.on_packet(
-            u64::from(reflector_seq),
+            u64::from(if own { reflector_seq } else { seq }),
             arrived.saturating_sub(rev_ns),
             arrived,
         );
@@ -199,5 +205,21 @@ mod tests {
             v.forward.burst_r,
         );
         assert!((fwd_r - want).abs() < 1e-9 && fwd_r < r - 20.0, "{fwd_r}");
+    }
+
+    #[test]
+    fn a_reflector_without_session_numbers_is_followed_by_ours() {
+        let mut m = VoiceMonitor::new(VoiceConfig {
+            codec: Codec::G711,
+            jitter_buffer: JitterBufferMode::default(),
+        });
+        for seq in 0..50_u32 {
+            let t1 = Nanos(1_000_000_000 + u64::from(seq) * 20_000_000);
+            let rx = t1.saturating_add_ns(2 * MS);
+            // A stateless reflector's counter, shared with other senders.
+            m.on_reply(seq, 70_000 + seq, false, t1, (MS, MS), rx);
+        }
+        let st = m.reverse.stats(50);
+        assert_eq!((st.expected, st.played, st.loss_runs), (50, 50, 0));
     }
 }
