@@ -174,3 +174,56 @@ fn voice_duration_outside_5_to_30_s_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fixed:MS"), "{err}");
 }
+
+#[test]
+fn g729_profile_marks_ef_and_rates_the_codec() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let src = lab.a.ipv4().to_string();
+    lab.b
+        .nft(&format!(
+            "table inet t {{\n counter ef {{ }}\n chain c {{\n type filter hook input priority 0;\n ip saddr {src} udp dport 49153 ip dscp ef counter name ef\n }}\n}}\n"
+        ))
+        .expect("nft");
+    let _srv = serve(&lab.b, PORT, &[]);
+    let v = json_ok(&mut probe(
+        &lab.a,
+        &[
+            "a2a",
+            "--peer",
+            &lab.b.ipv4().to_string(),
+            "--profile",
+            "voice",
+            "--codec",
+            "g729",
+            "--duration",
+            "5s",
+            "--json",
+        ],
+    ));
+    // 32-byte RTP packets go out as the 44-byte STAMP minimum, marked EF by default.
+    assert_eq!(num(&v, "size"), 44.0);
+    assert_eq!(text(&v, "voice.codec"), "g729");
+    assert_eq!(text(&v, "voice.jitter_buffer"), "adaptive:20-200");
+    let seen = lab
+        .b
+        .nft_counter("inet", "t", "ef")
+        .expect("counter")
+        .packets;
+    assert!(
+        seen as f64 >= num(&v, "sent"),
+        "only {seen} EF-marked packets"
+    );
+    // A clean link: the adaptive buffer stays at 20 ms, 20 + 5 ms of codec delay: 45 ms
+    // mouth to ear. G.107: R = 93.36 - Id(45 ms) - Ie = 93.36 - 1.48 - 11 = 80.88, MOS 4.057.
+    for dir in ["forward", "reverse"] {
+        let m2e = num(&v, &format!("voice.{dir}.mouth_to_ear_ms"));
+        assert!((m2e - 45.0).abs() < 1.0, "{dir} mouth to ear {m2e}");
+        let r = num(&v, &format!("voice.{dir}.r_factor"));
+        assert!((r - 80.88).abs() < 0.05, "{dir} R {r}");
+        let mos = num(&v, &format!("voice.{dir}.mos"));
+        assert!((mos - 4.057).abs() < 0.003, "{dir} MOS {mos}");
+    }
+}
