@@ -17,7 +17,7 @@ use crate::trace::{Mda, Pmtu, ProbeMachine, Trace};
 
 /// A state machine the driver can run, with its answer to a probe the local interface
 /// refused as too big.
-pub(super) trait Machine: ProbeMachine {
+pub(crate) trait Machine: ProbeMachine {
     /// Probe `id` of `size` bytes did not fit the outgoing interface.
     fn too_big(&mut self, id: ProbeId, size: u16) -> Result<(), TraceError> {
         let _ = id;
@@ -65,7 +65,7 @@ fn apply(m: &mut impl ProbeMachine, events: &mut Vec<Event>, counts: &mut Counts
 }
 
 /// Runs `m` to completion on `t`.
-pub(super) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(), TraceError> {
+pub(crate) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(), TraceError> {
     let mut buf = Vec::with_capacity(2048);
     let mut events = Vec::new();
     let mut counts = Counts::default();

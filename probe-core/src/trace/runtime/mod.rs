@@ -24,12 +24,12 @@
 //! # Ok(()) }
 //! ```
 
-mod driver;
+pub(crate) mod driver;
 mod error;
 mod options;
 mod run;
 mod sockets;
-mod transport;
+pub(crate) mod transport;
 
 pub use error::TraceError;
 pub use options::{MdaOptions, Privilege, PrivilegeChoice, TraceOptions};
