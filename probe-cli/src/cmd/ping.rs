@@ -43,7 +43,9 @@ fn targets(args: &PingArgs) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for t in &args.targets {
         if !is_valid_target(t) {
-            bail!("`{t}` is not an address or host name: give targets like 192.0.2.1, 2001:db8::1 or host.example");
+            bail!(
+                "`{t}` is not an address or host name: give targets like 192.0.2.1, 2001:db8::1 or host.example"
+            );
         }
         out.push(t.clone());
     }
@@ -62,7 +64,9 @@ fn targets(args: &PingArgs) -> anyhow::Result<Vec<String>> {
         out.extend(parse_target_list(&text, &name)?);
     }
     if out.is_empty() {
-        bail!("no targets: give them as arguments (probe ping 192.0.2.1 192.0.2.2) or in a file (-f FILE)");
+        bail!(
+            "no targets: give them as arguments (probe ping 192.0.2.1 192.0.2.2) or in a file (-f FILE)"
+        );
     }
     Ok(out)
 }

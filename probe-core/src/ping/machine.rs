@@ -132,6 +132,8 @@ pub struct TargetStats {
 struct Flight {
     target: u32,
     seq: u32,
+    /// The first payload word (UDP: what a STAMP reflector echoes back).
+    word: u16,
     sent_at: Nanos,
     deadline: Nanos,
 }
@@ -146,6 +148,8 @@ pub struct Ping {
     /// When each target with probes left is due next.
     due: BinaryHeap<Reverse<(Nanos, u32)>>,
     flights: HashMap<u16, Flight>,
+    /// UDP probes in flight by (target address, first payload word), for STAMP replies.
+    by_word: HashMap<(IpAddr, u16), u16>,
     /// Probe ids by deadline (deadlines grow with release time: the timeout is constant).
     expiry: VecDeque<(Nanos, u16)>,
     next_id: ProbeId,
@@ -193,6 +197,7 @@ impl Ping {
             by_addr,
             due,
             flights: HashMap::new(),
+            by_word: HashMap::new(),
             expiry: VecDeque::new(),
             next_id: ProbeId::FIRST,
             bucket: TokenBucket::new(cfg.rate_pps, cfg.burst),
@@ -265,13 +270,25 @@ impl Ping {
         id
     }
 
-    /// Counts probe `id` as lost.
-    fn lose(&mut self, id: u16) {
-        self.flights.remove(&id);
+    /// Takes probe `id` out of flight.
+    fn land(&mut self, id: u16) -> Option<Flight> {
+        let f = self.flights.remove(&id)?;
+        if self.cfg.protocol == Protocol::Udp {
+            let addr = self.targets[f.target as usize].target.addr;
+            self.by_word.remove(&(addr, f.word));
+        }
+        Some(f)
     }
 
     /// The target an answer is about and its probe id, if it is one of ours.
     fn recognise(&self, a: &Answer) -> Option<(u16, Flight)> {
+        if let (AnswerKind::Udp(u), Protocol::Udp) = (a.kind, self.cfg.protocol) {
+            if u.src_port != self.cfg.dst_port || u.dst_port != self.cfg.src_port {
+                return None;
+            }
+            let id = *self.by_word.get(&(a.from, (u.sender_seq >> 16) as u16))?;
+            return self.flights.get(&id).map(|f| (id, *f));
+        }
         let about = a.quote.as_ref().map_or(a.from, |q| q.dst);
         let &idx = self.by_addr.get(&about)?;
         let spec = self.spec(&self.targets[idx as usize].target);
@@ -297,6 +314,7 @@ fn verdict(protocol: Protocol, a: &Answer, target: IpAddr) -> Verdict {
             PortState::Open
         })),
         (AnswerKind::Icmp(IcmpKind::EchoReply { .. }), None) => Verdict::Reached(None),
+        (AnswerKind::Udp(_), None) => Verdict::Reached(Some(PortState::Open)),
         (AnswerKind::Icmp(IcmpKind::Unreachable(Unreachable::Port)), Some(_))
             if protocol == Protocol::Udp && a.from == target =>
         {
@@ -343,11 +361,22 @@ impl ProbeMachine for Ping {
                 self.due.push(Reverse((now + self.cfg.interval, idx)));
             }
             let deadline = now + self.cfg.timeout;
+            let at = match self.cfg.emit {
+                EmitLayer::Ip => probe.ip_header_len(),
+                EmitLayer::L4 => 0,
+            } + probe.l4.header_len();
+            let word = buf
+                .get(at..at + 2)
+                .map_or(0, |w| u16::from_be_bytes([w[0], w[1]]));
+            if self.cfg.protocol == Protocol::Udp {
+                self.by_word.insert((t.target.addr, word), id.0);
+            }
             self.flights.insert(
                 id.0,
                 Flight {
                     target: idx,
                     seq,
+                    word,
                     sent_at: now,
                     deadline,
                 },
@@ -392,7 +421,7 @@ impl ProbeMachine for Ping {
                 .get(&id)
                 .is_some_and(|f| f.deadline == deadline)
             {
-                self.lose(id);
+                self.land(id);
             }
         }
     }
@@ -402,7 +431,7 @@ impl ProbeMachine for Ping {
             self.unmatched += 1;
             return false;
         };
-        self.flights.remove(&id);
+        self.land(id);
         let t = &mut self.targets[flight.target as usize];
         match verdict(self.cfg.protocol, answer, t.target.addr) {
             Verdict::Reached(port) => {

@@ -326,3 +326,36 @@ fn bad_settings_are_refused() {
     v6[0].addr = ip("2001:db8::1");
     assert!(Ping::new(config(Protocol::Icmp, 1), v6, T0).is_err());
 }
+
+#[test]
+fn udp_stamp_reply_is_an_open_port() {
+    use crate::wire::stamp::ReflectorPacket;
+    let mut m = Ping::new(config(Protocol::Udp, 2), targets(2), T0).expect("config");
+    let mut buf = Vec::new();
+    let mut sent = Vec::new();
+    while let Some(tx) = m.poll_transmit(T0, &mut buf) {
+        // The reflector copies the first four payload bytes into its reply.
+        let seq = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        sent.push((tx, seq));
+    }
+    assert_eq!(sent.len(), 2);
+    let stamp = |tx: &Transmit, seq: u32, from_port: u16| {
+        let mut bytes = vec![0u8; 64];
+        ReflectorPacket::new_unchecked(&mut bytes[..]).set_sender_sequence_number(seq);
+        let from = std::net::SocketAddr::new(tx.probe.dst, from_port);
+        Answer::parse_stamp_reply(&bytes, from, 40000, Some(64)).expect("stamp reply")
+    };
+    let (a, seq_a) = &sent[0];
+    let (b, seq_b) = &sent[1];
+    // A reply from another port, or quoting another probe's word, is not ours.
+    assert!(!m.handle_answer(&stamp(a, *seq_a, 9), Nanos(T0.0 + MS)));
+    assert!(!m.handle_answer(&stamp(a, *seq_b, 33434), Nanos(T0.0 + MS)));
+    assert!(m.handle_answer(&stamp(a, *seq_a, 33434), Nanos(T0.0 + 2 * MS)));
+    assert!(m.handle_answer(&stamp(b, *seq_b, 33434), Nanos(T0.0 + 3 * MS)));
+    let t = m.targets();
+    assert_eq!((t[0].received, t[0].port), (1, Some(PortState::Open)));
+    assert_eq!(t[1].rtt.min(), Some(3 * MS as i64));
+    // Too short to be a STAMP packet.
+    let from = std::net::SocketAddr::new(a.probe.dst, 33434);
+    assert!(Answer::parse_stamp_reply(&[0; 20], from, 40000, None).is_err());
+}

@@ -199,7 +199,11 @@ fn open_family(
         src: unspecified(v6),
         mtu: 1500,
     };
-    let (transport, shape) = Transport::open(&t, route)?;
+    let (mut transport, mut shape) = Transport::open(&t, route)?;
+    if opts.config.protocol == Protocol::Udp && shape.src_port.is_none() {
+        // Raw UDP probes: a socket on their source port receives STAMP replies.
+        shape.src_port = Some(transport.listen_udp()?);
+    }
     let mut rng = rand::rng();
     let mut cfg = opts.config;
     cfg.rate_pps = rate_pps;

@@ -42,6 +42,11 @@ pub(super) enum Parse {
     Icmpv6,
     /// TCP segments without IP header (raw IPv6 TCP sockets).
     Tcp,
+    /// UDP payloads (UDP sockets bound to our probes' source port): STAMP replies.
+    Udp {
+        /// The socket's local port.
+        port: u16,
+    },
     /// Nothing we use (send-only sockets); read and dropped.
     Ignore,
 }
@@ -252,6 +257,10 @@ fn parse_datagram(parse: Parse, buf: &[u8], meta: &RecvMeta) -> Option<Answer> {
         (Parse::Icmpv4, Some(IpAddr::V4(a))) => Answer::parse_icmpv4(buf, a, meta.ttl),
         (Parse::Icmpv6, Some(IpAddr::V6(a))) => Answer::parse_icmpv6(buf, a, meta.ttl),
         (Parse::Tcp, Some(a)) => Answer::parse_tcp(buf, a, meta.ttl),
+        (Parse::Udp { port }, Some(_)) => match meta.source {
+            Some(s) => Answer::parse_stamp_reply(buf, s, port, meta.ttl),
+            None => return None,
+        },
         _ => return None,
     };
     r.map_err(|e| tracing::trace!("ignored a datagram: {e}"))

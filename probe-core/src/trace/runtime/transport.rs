@@ -282,12 +282,28 @@ impl Transport {
             .ok()
             .and_then(|a| a.as_socket())
             .map_or(port, |a| a.port());
-        let ep = Endpoint::new(s, Parse::Ignore, Errors::Udp { port: bound }, true)?;
+        let parse = Parse::Udp { port: bound };
+        let ep = Endpoint::new(s, parse, Errors::Udp { port: bound }, true)?;
         let i = self.set.push(ep);
         if let Sender::Udp(ports) = &mut self.sender {
             ports.insert(bound, i);
         }
         Ok(i)
+    }
+
+    /// Binds a UDP socket on a free port to receive replies (STAMP reflectors) to UDP probes
+    /// that raw sockets send from that port; returns the port.
+    pub(crate) fn listen_udp(&mut self) -> Result<u16, TraceError> {
+        let any = SocketAddr::new(self.src, 0);
+        let s = udp_socket(any, &self.udp_opts)?;
+        let port = s
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map_or(0, |a| a.port());
+        let ep = Endpoint::new(s, Parse::Udp { port }, Errors::TxOnly, false)?;
+        self.set.push(ep);
+        Ok(port)
     }
 
     /// How the probes were sent.
