@@ -101,7 +101,7 @@ impl P2Median {
             return;
         }
         self.count += 1;
-        let k = if x < self.q[0] {
+        let cell = if x < self.q[0] {
             self.q[0] = x;
             0
         } else if x >= self.q[4] {
@@ -110,25 +110,25 @@ impl P2Median {
         } else {
             (0..4).rev().find(|&i| self.q[i] <= x).unwrap_or(0)
         };
-        for i in k + 1..5 {
+        for i in cell + 1..5 {
             self.n[i] += 1.0;
         }
         for (w, s) in self.want.iter_mut().zip(STEP) {
             *w += s;
         }
         for i in 1..4 {
-            let d = self.want[i] - self.n[i];
-            let up = d >= 1.0 && self.n[i + 1] - self.n[i] > 1.0;
-            let down = d <= -1.0 && self.n[i - 1] - self.n[i] < -1.0;
+            let drift = self.want[i] - self.n[i];
+            let up = drift >= 1.0 && self.n[i + 1] - self.n[i] > 1.0;
+            let down = drift <= -1.0 && self.n[i - 1] - self.n[i] < -1.0;
             if up || down {
-                let s = if up { 1.0 } else { -1.0 };
-                let p = self.parabolic(i, s);
-                self.q[i] = if self.q[i - 1] < p && p < self.q[i + 1] {
-                    p
+                let step = if up { 1.0 } else { -1.0 };
+                let guess = self.parabolic(i, step);
+                self.q[i] = if self.q[i - 1] < guess && guess < self.q[i + 1] {
+                    guess
                 } else {
-                    self.linear(i, s)
+                    self.linear(i, step)
                 };
-                self.n[i] += s;
+                self.n[i] += step;
             }
         }
     }
