@@ -32,10 +32,10 @@ impl TokenBucket {
         }
     }
 
-    /// The burst that lets a timer waking up to 2 ms late (millisecond resolution plus
-    /// scheduling) keep `rate`: one token plus what accrues in 2 ms.
+    /// The burst that lets a sender woken up to 10 ms late (a timer of millisecond resolution,
+    /// a busy CPU) keep `rate`: one token plus what accrues in 10 ms.
     pub fn default_burst(rate: u32) -> u32 {
-        1 + rate.div_ceil(500)
+        1 + rate.div_ceil(100)
     }
 
     /// The earliest time a token is available.
