@@ -327,6 +327,7 @@ fn bad_input_and_unresolved_names() {
             "-i",
             "20ms",
             &v4(5),
+            "10.99.0.1",
         ],
     );
     assert_eq!(out.status.code(), Some(2), "{v}");
@@ -338,5 +339,17 @@ fn bad_input_and_unresolved_names() {
         (Some(0), Value::Null)
     );
     assert!(e["error"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
+    // No route: the send fails, and the target says so.
+    let e = entry(&v, "10.99.0.1");
+    assert_eq!(
+        (e["sent"].as_u64(), e["received"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|s| s.contains("unreachable")),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

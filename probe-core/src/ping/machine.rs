@@ -270,6 +270,13 @@ impl Ping {
         id
     }
 
+    /// Records on its target that probe `id` could not be sent (it times out as lost).
+    pub fn note_send_error(&mut self, id: ProbeId, error: &std::io::Error) {
+        if let Some(f) = self.flights.get(&id.0) {
+            self.targets[f.target as usize].error = Some(format!("sending failed: {error}"));
+        }
+    }
+
     /// Takes probe `id` out of flight.
     fn land(&mut self, id: u16) -> Option<Flight> {
         let f = self.flights.remove(&id)?;

@@ -213,7 +213,10 @@ fn global_rate_is_never_exceeded() {
     // the full bucket lets go at once.
     let span = times[599] - times[0];
     let fastest = (600 - u64::from(cfg.burst)) * MS;
-    assert!((fastest..=fastest + 5 * MS).contains(&span), "span {span} ns");
+    assert!(
+        (fastest..=fastest + 5 * MS).contains(&span),
+        "span {span} ns"
+    );
 }
 
 #[test]
@@ -360,4 +363,23 @@ fn udp_stamp_reply_is_an_open_port() {
     // Too short to be a STAMP packet.
     let from = std::net::SocketAddr::new(a.probe.dst, 33434);
     assert!(Answer::parse_stamp_reply(&[0; 20], from, 40000, None).is_err());
+}
+
+#[test]
+fn a_failed_send_is_reported_on_its_target() {
+    let mut m = Ping::new(config(Protocol::Icmp, 1), targets(2), T0).expect("config");
+    let mut buf = Vec::new();
+    let a = m.poll_transmit(T0, &mut buf).expect("probe");
+    let err = std::io::Error::from_raw_os_error(libc::ENETUNREACH);
+    m.note_send_error(a.id, &err);
+    m.handle_timeout(Nanos(T0.0 + 600 * MS));
+    let t = &m.targets()[0];
+    assert_eq!((t.sent, t.received), (1, 0));
+    assert!(
+        t.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("sending failed")),
+        "{t:?}"
+    );
+    assert!(m.targets()[1].error.is_none());
 }

@@ -30,7 +30,11 @@ use crate::trace::runtime::driver::{Machine, drive};
 use crate::trace::runtime::transport::{Route, Transport, source_towards};
 use crate::trace::runtime::{PrivilegeChoice, TraceError, TraceOptions};
 
-impl Machine for Ping {}
+impl Machine for Ping {
+    fn send_failed(&mut self, id: crate::trace::ProbeId, error: &std::io::Error) {
+        self.note_send_error(id, error);
+    }
+}
 
 /// Why a ping run could not start or went down as a whole (per-target problems are reported
 /// in the target's `error` instead).

@@ -23,6 +23,11 @@ pub(crate) trait Machine: ProbeMachine {
         let _ = id;
         Err(TraceError::TooBig { size })
     }
+
+    /// Probe `id` could not be sent this time (`error`); it stays in flight and times out.
+    fn send_failed(&mut self, id: ProbeId, error: &std::io::Error) {
+        let _ = (id, error);
+    }
 }
 
 impl Machine for Trace {}
@@ -78,6 +83,7 @@ pub(crate) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(),
                 Ok(()) => {}
                 Err(SendError::TooBig) => m.too_big(tx.id, tx.probe.size)?,
                 Err(SendError::Dropped(e)) => {
+                    m.send_failed(tx.id, &e);
                     tracing::debug!("probe {:?} (ttl {}) not sent: {e}", tx.id, tx.ttl);
                 }
                 Err(SendError::Fatal(e)) => return Err(e),
