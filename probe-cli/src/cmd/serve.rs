@@ -4,27 +4,35 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use probe_core::a2a::ReflectorConfig;
 use probe_core::a2a::runtime::{Responder, ResponderConfig, local_clock_info};
+use probe_core::a2a::{AllowList, ReflectorConfig};
 
 use crate::cli::ServeArgs;
 
 /// The reflector settings the serve flags describe.
-pub fn reflector_config(args: &ServeArgs) -> ReflectorConfig {
-    ReflectorConfig {
-        max_sessions: args.max_sessions.max(1),
+pub fn reflector_config(args: &ServeArgs) -> anyhow::Result<ReflectorConfig> {
+    let max_sessions = args.max_sessions.max(1);
+    let allow = AllowList::new(&args.allow).context("--allow")?;
+    Ok(ReflectorConfig {
+        max_sessions,
         idle_timeout: args.idle_timeout,
         rate_limit_pps: args.rate_limit,
-        rate_limit_burst: (args.rate_limit / 10).max(100),
+        rate_limit_burst: args
+            .rate_limit_burst
+            .unwrap_or((args.rate_limit / 10).max(100)),
+        max_sources: args
+            .rate_limit_sources
+            .map_or(max_sessions, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        allow,
         clock: local_clock_info(),
         ..ReflectorConfig::default()
-    }
+    })
 }
 
 /// Binds the responder: the given addresses, or dual-stack `[::]` falling back to `0.0.0.0`
 /// on hosts without IPv6.
 pub fn bind(args: &ServeArgs) -> anyhow::Result<Responder> {
-    let reflector = reflector_config(args);
+    let reflector = reflector_config(args)?;
     let bind = |listen: Vec<SocketAddr>| Responder::bind(&ResponderConfig { listen, reflector });
     if !args.listen.is_empty() {
         let listen = args
@@ -66,14 +74,19 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             "user"
         }
     );
+    if !args.allow.is_empty() {
+        let nets: Vec<String> = args.allow.iter().map(ToString::to_string).collect();
+        eprintln!("probe serve: answering only {}", nets.join(", "));
+    }
     let counters = responder.run(shutdown_signal()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&counters)?);
     } else {
         eprintln!(
-            "probe serve: received {}, reflected {}, junk {}, rate-limited {}, refused {}, sessions {}",
+            "probe serve: received {}, reflected {}, not allowed {}, junk {}, rate-limited {}, refused {}, sessions {}",
             counters.received,
             counters.reflected,
+            counters.not_allowed,
             counters.junk,
             counters.rate_limited,
             counters.refused,

@@ -10,6 +10,7 @@ use probe_core::trace::runtime::{
     MdaOptions, PrivilegeChoice, TraceOptions, name_hops, resolve_target, run_mda, run_trace,
 };
 use probe_core::trace::{FlowMode, Protocol};
+use serde::Serialize;
 
 use crate::cli::{TraceArgs, TraceProto};
 
@@ -32,6 +33,10 @@ async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let dns = dns_config(args)?;
     let target = resolve_target(&args.target, family, &dns).await?;
     let opts = options_from(args, target)?;
+    let warnings = warnings(args);
+    for w in &warnings {
+        eprintln!("probe trace: warning: {w}");
+    }
     let mut report = if args.mda {
         let mda = MdaOptions {
             confidence: args.confidence / 100.0,
@@ -49,7 +54,7 @@ async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
             Err(e) => tracing::warn!("no host names for the hops: {e}"),
         }
     }
-    print(args, &report)?;
+    print(args, &report, &warnings)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -76,7 +81,7 @@ fn options_from(args: &TraceArgs, target: std::net::IpAddr) -> anyhow::Result<Tr
     }
     let mut o = TraceOptions::new(target);
     o.target_name = (args.target.parse::<std::net::IpAddr>().is_err()).then(|| args.target.clone());
-    o.protocol = match args.proto {
+    o.protocol = match protocol(args) {
         TraceProto::Icmp => Protocol::Icmp,
         TraceProto::Udp => Protocol::Udp,
         TraceProto::Tcp => Protocol::Tcp,
@@ -108,9 +113,42 @@ fn options_from(args: &TraceArgs, target: std::net::IpAddr) -> anyhow::Result<Tr
     Ok(o)
 }
 
-fn print(args: &TraceArgs, report: &TraceReport) -> anyhow::Result<()> {
+/// The probe protocol: `-P` as given; otherwise UDP for MDA (per-flow balancers hash its
+/// ports, so varying the source port explores every branch) and ICMP echo for plain traces.
+fn protocol(args: &TraceArgs) -> TraceProto {
+    match args.proto {
+        Some(p) => p,
+        None if args.mda => TraceProto::Udp,
+        None => TraceProto::Icmp,
+    }
+}
+
+/// What the user should know about the chosen options (stderr and the JSON `warnings`).
+fn warnings(args: &TraceArgs) -> Vec<String> {
+    let mut w = Vec::new();
+    if args.mda && protocol(args) == TraceProto::Icmp {
+        w.push(
+            "--mda with ICMP echo probes may miss branches: per-flow (L4-hash) load balancers \
+             hash ports, which ICMP echo lacks, so every probe takes one path; use -P udp \
+             (the --mda default) or -P tcp"
+                .to_owned(),
+        );
+    }
+    w
+}
+
+/// The JSON output: the report's fields plus `warnings`.
+#[derive(Serialize)]
+struct TraceJson<'a> {
+    #[serde(flatten)]
+    report: &'a TraceReport,
+    warnings: &'a [String],
+}
+
+fn print(args: &TraceArgs, report: &TraceReport, warnings: &[String]) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        let json = TraceJson { report, warnings };
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     print!("{}", render_table(report));
@@ -121,4 +159,37 @@ fn print(args: &TraceArgs, report: &TraceReport) -> anyhow::Result<()> {
         report.privilege.as_deref().unwrap_or("unknown")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn trace_args(argv: &[&str]) -> TraceArgs {
+        let mut all = vec!["probe", "trace"];
+        all.extend_from_slice(argv);
+        match Cli::parse_from(all).command {
+            Command::Trace(a) => a,
+            other => panic!("not a trace: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mda_defaults_to_udp_and_warns_only_for_icmp() {
+        let cases = [
+            (&["x"][..], TraceProto::Icmp, false),
+            (&["--mda", "x"][..], TraceProto::Udp, false),
+            (&["--mda", "-P", "icmp", "x"][..], TraceProto::Icmp, true),
+            (&["--mda", "-P", "tcp", "x"][..], TraceProto::Tcp, false),
+            (&["-P", "icmp", "x"][..], TraceProto::Icmp, false),
+        ];
+        for (argv, proto, warned) in cases {
+            let a = trace_args(argv);
+            assert_eq!(protocol(&a), proto, "{argv:?}");
+            assert_eq!(warnings(&a).len(), usize::from(warned), "{argv:?}");
+        }
+    }
 }
