@@ -273,14 +273,14 @@ pub struct PingArgs {
     /// Probes per target.
     #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub count: u32,
-    /// Time between two probes to the same target.
-    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
+    /// Time between two probes to the same target (0 to 1 h).
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_ping_interval)]
     pub interval: Duration,
     /// Most probes per second over all targets (never more).
     #[arg(long, value_name = "PPS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: u32,
-    /// How long to wait for each answer before counting the probe as lost.
-    #[arg(long, short = 't', default_value = "1s", value_parser = parse_duration)]
+    /// How long to wait for each answer before counting the probe as lost (1 ms to 1 h).
+    #[arg(long, short = 't', default_value = "1s", value_parser = parse_ping_timeout)]
     pub timeout: Duration,
     /// Payload bytes after the ICMP or UDP header (as ping and fping; TCP SYNs carry none).
     #[arg(long, default_value_t = 56, value_parser = clap::value_parser!(u16).range(2..=65000))]
@@ -307,6 +307,16 @@ pub struct PingArgs {
     /// Address family.
     #[command(flatten)]
     pub family: FamilyArgs,
+}
+
+/// Parses `ping --interval`: 0 to 1 hour.
+pub fn parse_ping_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::ZERO, Duration::from_secs(3_600))
+}
+
+/// Parses `ping --timeout`: 1 ms to 1 hour.
+pub fn parse_ping_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::from_millis(1), Duration::from_secs(3_600))
 }
 
 /// Parses `--confidence`: a percentage strictly between 0 and 100.
