@@ -48,6 +48,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         peer_label: label.clone(),
         report_interval: show.every(args),
         interval_reports: Some(reports_tx),
+        // The test future runs on this thread (block_on) and nothing else does.
+        realtime: true,
         ..opts_base
     };
     // The test and the interval printer run side by side in this one future; the channel

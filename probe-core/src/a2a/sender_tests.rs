@@ -36,7 +36,7 @@ impl Sim {
     }
 
     fn peer(&self, local: u64) -> Nanos {
-        let drift = (self.drift * (local - T0) as f64).round() as i64;
+        let drift = (self.drift * (local as i64 - T0 as i64) as f64).round() as i64;
         Nanos((local as i64 + self.peer_offset + drift) as u64)
     }
 

@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 use super::A2aError;
 use crate::a2a::{SenderSession, Transmit};
 use crate::io::{
-    ErrQueueMessage, RecvBatch, SendBatch, SendOptions, TimestampedSocket, is_async_icmp_error,
+    ErrQueueMessage, Pacer, RecvBatch, SendBatch, SendOptions, TimestampedSocket,
+    is_async_icmp_error,
 };
 use crate::report::IntervalReport;
 use crate::time::Nanos;
@@ -77,19 +78,12 @@ fn drain_replies(io: &Io<'_>, m: &mut SenderSession, rx: &mut RecvBatch) -> bool
     }
 }
 
-/// Sleeps until `deadline` (`CLOCK_REALTIME`). Interim: tokio's timer (millisecond
-/// granularity) until the hybrid sleep-then-spin `io::Pacer` is in.
-async fn sleep_until(deadline: Nanos) {
-    let wait = deadline.since(Nanos::now_realtime());
-    if wait > 0 {
-        tokio::time::sleep(std::time::Duration::from_nanos(wait.unsigned_abs())).await;
-    }
-}
-
-/// Runs `m` on `io` until it is done.
+/// Runs `m` on `io` until it is done; `pacer` waits for the deadlines (a timerfd sleep, then
+/// a bounded spin: microsecond precision for the isochronous schedule).
 pub(super) async fn drive(
     m: &mut SenderSession,
     io: &Io<'_>,
+    pacer: &mut Pacer,
     slot_len: usize,
 ) -> Result<(), A2aError> {
     let mut tx = SendBatch::new(BATCH, slot_len);
@@ -176,7 +170,7 @@ pub(super) async fn drive(
                 Ok(msg) => on_error_message(m, msg),
                 Err(e) => tracing::debug!("error queue: {e}"),
             },
-            () = sleep_until(deadline) => send_first = true,
+            _ = pacer.sleep_until(deadline) => send_first = true,
         }
     }
 }

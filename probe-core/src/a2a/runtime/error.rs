@@ -51,6 +51,9 @@ pub enum A2aError {
         /// The peer.
         peer: SocketAddr,
     },
+    /// The pacer's timer could not be made.
+    #[error("cannot create the pacer timer (timerfd): {0}")]
+    Pacer(std::io::Error),
     /// The test settings are invalid (size, interval, count, window).
     #[error("invalid test settings: {0}")]
     Settings(#[from] SenderError),

@@ -14,7 +14,7 @@ use super::A2aError;
 use super::driver::{Io, drive};
 use super::local_clock_info;
 use crate::a2a::{Limit, Pace, SenderConfig, SenderSession, SessionConfig, TestOutcome};
-use crate::io::{SocketOptions, TimestampedSocket};
+use crate::io::{Pacer, PacerConfig, SocketOptions, TimestampedSocket};
 use crate::report::IntervalReport;
 
 /// Settings of one A2A test.
@@ -50,6 +50,12 @@ pub struct A2aOptions {
     /// Where interval reports go. The test never waits for the receiver: a report that
     /// finds the channel full is dropped (and logged).
     pub interval_reports: Option<mpsc::Sender<IntervalReport>>,
+    /// Ask for `SCHED_FIFO` priority for the thread that polls the test (root or
+    /// `CAP_SYS_NICE`), so that other work on a busy host does not delay the sends. Only
+    /// when that thread runs nothing else (e.g. `Runtime::block_on` on the main thread); it
+    /// applies to isochronous schedules of at least 100 µs, which sleep most of the time,
+    /// never to a flood. The priority stays with the thread after the test.
+    pub realtime: bool,
 }
 
 impl A2aOptions {
@@ -71,6 +77,7 @@ impl A2aOptions {
             ssid: None,
             report_interval: None,
             interval_reports: None,
+            realtime: false,
         }
     }
 }
@@ -89,8 +96,19 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         tx_timestamps: !flood,
         reports: opts.interval_reports.clone(),
     };
-    drive(&mut session, &io, opts.size.max(128)).await?;
+    let mut pacer = pacer_for(&opts).map_err(A2aError::Pacer)?;
+    drive(&mut session, &io, &mut pacer, opts.size.max(128)).await?;
     Ok(session.finish())
+}
+
+/// The pacer: `SCHED_FIFO` only when asked for and the schedule sleeps between packets.
+fn pacer_for(opts: &A2aOptions) -> std::io::Result<Pacer> {
+    let sleeps = matches!(opts.pace, Pace::Interval(i) if i >= Duration::from_micros(100));
+    if opts.realtime && sleeps {
+        Ok(Pacer::realtime(PacerConfig::default())?.0)
+    } else {
+        Pacer::new(PacerConfig::default())
+    }
 }
 
 /// The sans-IO session the options describe.
