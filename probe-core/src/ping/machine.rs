@@ -19,6 +19,9 @@ use crate::wire::icmp::{IcmpKind, Unreachable};
 /// reused while an earlier probe with it may still be answered.
 const MAX_IN_FLIGHT: usize = 0xFFF0;
 
+/// Largest payload: the IPv6 header and the L4 header still fit a 16-bit packet size.
+const MAX_PAYLOAD: u16 = 65_000;
+
 /// TTL / hop limit of ping probes.
 const PROBE_TTL: u8 = 64;
 
@@ -165,6 +168,9 @@ impl Ping {
         }
         if cfg.size < 2 && cfg.protocol != Protocol::Tcp {
             return Err(ConfigError::Invalid("size (at least 2 payload bytes)"));
+        }
+        if cfg.size > MAX_PAYLOAD {
+            return Err(ConfigError::Invalid("size (at most 65000 payload bytes)"));
         }
         let mut by_addr = HashMap::with_capacity(targets.len());
         let mut due = BinaryHeap::with_capacity(targets.len());

@@ -327,6 +327,8 @@ fn bad_settings_are_refused() {
     c.count = 1;
     c.size = 1;
     assert!(Ping::new(c, targets(1), T0).is_err());
+    c.size = u16::MAX;
+    assert!(Ping::new(c, targets(1), T0).is_err());
     let mut v6 = targets(1);
     v6[0].addr = ip("2001:db8::1");
     assert!(Ping::new(config(Protocol::Icmp, 1), v6, T0).is_err());
