@@ -353,3 +353,34 @@ fn bad_input_and_unresolved_names() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn dscp_and_size_are_on_every_probe() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = lab();
+    lab.b
+        .nft(
+            "table inet marks {\n counter ef4 { }\n counter ef6 { }\n chain input { type filter hook input priority 0;\n  ip dscp ef icmp type echo-request counter name ef4\n  ip6 dscp ef icmpv6 type echo-request counter name ef6\n }\n}\n",
+        )
+        .expect("nft");
+    let args = [
+        "ping", "-c", "3", "-i", "10ms", "--dscp", "46", "--size", "100",
+    ];
+    let (t4, t6) = (v4(1), v6(1));
+    let mut raw: Vec<&str> = args.to_vec();
+    raw.extend([t4.as_str(), t6.as_str()]);
+    assert_eq!(output(&mut probe(&lab.a, &raw)).status.code(), Some(0));
+    let mut cmd = lab.a.command("setpriv");
+    cmd.args(["--inh-caps=-net_raw", "--bounding-set=-net_raw"])
+        .arg(probe_suite::probe_bin())
+        .args(&raw);
+    assert_eq!(output(&mut cmd).status.code(), Some(0));
+    // 3 raw and 3 unprivileged probes per family, all EF, 100 payload bytes after the 8-byte
+    // ICMP header and the 20- or 40-byte IP header.
+    for (name, ip_len) in [("ef4", 128), ("ef6", 148)] {
+        let c = lab.b.nft_counter("inet", "marks", name).expect("counter");
+        assert_eq!((c.packets, c.bytes), (6, 6 * ip_len), "{name}");
+    }
+}
