@@ -9,8 +9,7 @@ use probe_core::dns::{DnsConfig, Family, parse_server};
 use probe_core::ping::runtime::{PingOptions, run_ping};
 use probe_core::ping::{is_valid_target, parse_target_list};
 use probe_core::report::ping::{PingReport, render_per_probe, render_summary};
-use probe_core::trace::Protocol;
-use probe_core::trace::runtime::PrivilegeChoice;
+use probe_core::trace::{PrivilegeChoice, Protocol};
 
 use crate::cli::{PingArgs, TraceProto};
 

@@ -9,15 +9,37 @@ use std::time::Duration;
 use super::rate::TokenBucket;
 use super::summary::RttSummary;
 use crate::time::Nanos;
-use crate::trace::ProbeMachine;
-use crate::trace::flow::{FlowId, FlowMode, FlowSpec, ProbeId, Protocol};
-use crate::trace::prober::{ConfigError, EmitLayer, Transmit};
+use crate::trace::flow::FlowSpec;
+use crate::trace::{EmitLayer, FlowId, FlowMode, ProbeId, ProbeMachine, Protocol, Transmit};
 use crate::wire::answer::{Answer, AnswerKind};
 use crate::wire::icmp::{IcmpKind, Unreachable};
 
 /// Probes in flight at most: the 16-bit probe id space minus a margin, so an id is never
 /// reused while an earlier probe with it may still be answered.
 const MAX_IN_FLIGHT: usize = 0xFFF0;
+
+/// A ping configuration the machine refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PingConfigError {
+    /// `count` is 0.
+    #[error("the probe count per target must be at least 1")]
+    ZeroCount,
+    /// The payload size is out of range.
+    #[error("a payload of {size} bytes is out of range: give 2 to 65000 bytes (--size)")]
+    Size {
+        /// The size asked for.
+        size: u16,
+    },
+    /// A target and our source address are of different address families.
+    #[error("source {src} and target {dst} are of different address families")]
+    MixedFamilies {
+        /// Source.
+        src: IpAddr,
+        /// Target.
+        dst: IpAddr,
+    },
+}
 
 /// Largest payload: the IPv6 header and the L4 header still fit a 16-bit packet size.
 const MAX_PAYLOAD: u16 = 65_000;
@@ -162,22 +184,23 @@ pub struct Ping {
 
 impl Ping {
     /// Validates `cfg` and builds the machine; every target is due at `now`.
-    pub fn new(cfg: PingConfig, targets: Vec<PingTarget>, now: Nanos) -> Result<Self, ConfigError> {
+    pub fn new(
+        cfg: PingConfig,
+        targets: Vec<PingTarget>,
+        now: Nanos,
+    ) -> Result<Self, PingConfigError> {
         if cfg.count == 0 {
-            return Err(ConfigError::Invalid("count (must be at least 1)"));
+            return Err(PingConfigError::ZeroCount);
         }
-        if cfg.size < 2 && cfg.protocol != Protocol::Tcp {
-            return Err(ConfigError::Invalid("size (at least 2 payload bytes)"));
-        }
-        if cfg.size > MAX_PAYLOAD {
-            return Err(ConfigError::Invalid("size (at most 65000 payload bytes)"));
+        if (cfg.size < 2 && cfg.protocol != Protocol::Tcp) || cfg.size > MAX_PAYLOAD {
+            return Err(PingConfigError::Size { size: cfg.size });
         }
         let mut by_addr = HashMap::with_capacity(targets.len());
         let mut due = BinaryHeap::with_capacity(targets.len());
         let mut stats = Vec::with_capacity(targets.len());
         for (i, t) in targets.into_iter().enumerate() {
             if t.src.is_ipv6() != t.addr.is_ipv6() {
-                return Err(ConfigError::MixedFamilies {
+                return Err(PingConfigError::MixedFamilies {
                     src: t.src,
                     dst: t.addr,
                 });
@@ -218,7 +241,10 @@ impl Ping {
                     PROBE_TTL,
                     ping.packet_size(t.target.addr),
                 )
-                .emit_l4(&mut Vec::new())?;
+                .emit_l4(&mut Vec::new())
+                .map_err(|_| PingConfigError::Size {
+                    size: ping.cfg.size,
+                })?;
         }
         Ok(ping)
     }

@@ -29,7 +29,7 @@ pub mod runtime;
 pub mod summary;
 mod targets;
 
-pub use machine::{Ping, PingConfig, PingTarget, PortState, TargetStats};
+pub use machine::{Ping, PingConfig, PingConfigError, PingTarget, PortState, TargetStats};
 pub use rate::TokenBucket;
 pub use summary::RttSummary;
 pub use targets::{TargetError, is_valid_target, parse_target_list};

@@ -18,17 +18,15 @@ use rand::Rng;
 use thiserror::Error;
 use tokio::task::JoinSet;
 
-use super::machine::{Ping, PingConfig, PingTarget};
+use super::machine::{Ping, PingConfig, PingConfigError, PingTarget};
 use super::rate::TokenBucket;
 use crate::dns::{DnsConfig, Family, Resolver};
 use crate::io::{SocketOptions, udp_socket};
 use crate::report::ping::{PingReport, PingTargetReport};
 use crate::time::Nanos;
-use crate::trace::flow::Protocol;
-use crate::trace::prober::ConfigError;
 use crate::trace::runtime::driver::{Machine, drive};
 use crate::trace::runtime::transport::{Route, Transport, source_towards};
-use crate::trace::runtime::{PrivilegeChoice, TraceError, TraceOptions};
+use crate::trace::{PrivilegeChoice, Protocol, TraceError, TraceOptions};
 
 impl Machine for Ping {
     fn send_failed(&mut self, id: crate::trace::ProbeId, error: &std::io::Error) {
@@ -42,7 +40,7 @@ impl Machine for Ping {
 pub enum PingError {
     /// The settings are invalid.
     #[error("invalid ping settings: {0}")]
-    Config(#[from] ConfigError),
+    Config(#[from] PingConfigError),
     /// TCP probes need raw sockets.
     #[error(
         "TCP probes need CAP_NET_RAW (raw sockets): run as root, grant it with `setcap \
@@ -59,7 +57,6 @@ impl From<TraceError> for PingError {
     fn from(e: TraceError) -> Self {
         match e {
             TraceError::TcpNeedsRaw => PingError::TcpNeedsRaw,
-            TraceError::Config(c) => PingError::Config(c),
             other => PingError::Sockets(other),
         }
     }
