@@ -76,3 +76,27 @@ fn trace_example_in_a_chain() {
         "{stdout}"
     );
 }
+
+/// The ping example on loopback: three targets, three answers each.
+#[test]
+fn ping_example_on_loopback() {
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("ping")));
+    assert!(stdout.contains("3/3 targets answered"), "{stdout}");
+    let json = stdout.lines().last().expect("output");
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let targets = v["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 3);
+    for t in targets {
+        assert_eq!(
+            (t["sent"].as_u64(), t["received"].as_u64()),
+            (Some(3), Some(3)),
+            "{t}"
+        );
+        assert!(
+            t["rtt_ms"]["max"]
+                .as_f64()
+                .is_some_and(|m| m > 0.0 && m < 100.0),
+            "{t}"
+        );
+    }
+}

@@ -78,6 +78,7 @@
 pub mod a2a;
 pub mod dns;
 pub mod io;
+pub mod ping;
 pub mod report;
 pub mod stats;
 pub mod time;

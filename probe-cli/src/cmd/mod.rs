@@ -2,6 +2,7 @@
 
 mod a2a;
 mod a2a_table;
+mod ping;
 mod serve;
 mod trace;
 
@@ -23,7 +24,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
         Command::Trace(args) => trace::main(args),
-        Command::Ping(_) => pending("ping", 0),
+        Command::Ping(args) => ping::main(args),
         Command::Dns(_) => pending("dns", 0),
         Command::Agent(_) => pending("agent", 0),
     }

@@ -7,5 +7,6 @@ pub use a2a::{
     A2aReport, ClockReport, DirectionReport, IntervalDirection, IntervalReport,
     ScheduleErrorReport, TimestampSource,
 };
+pub mod ping;
 pub mod trace;
 pub use voice::{VoiceDirection, VoiceReport};
