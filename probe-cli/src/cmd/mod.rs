@@ -2,6 +2,7 @@
 
 mod a2a;
 mod a2a_table;
+mod dns;
 mod serve;
 mod trace;
 
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::CommandFactory;
+use probe_core::dns::{DnsConfig, parse_server};
 
 use crate::cli::{Cli, Command};
 
@@ -22,11 +24,24 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
-        Command::Trace(args) => trace::main(args),
+        Command::Trace(args) => trace::main(args, dns_config(&cli.dns)?),
         Command::Ping(_) => pending("ping", 0),
-        Command::Dns(_) => pending("dns", 0),
+        Command::Dns(args) => dns::main(args, &cli.dns),
         Command::Agent(_) => pending("agent", 0),
     }
+}
+
+/// The resolver settings of every command: the global `--dns` servers, else the system
+/// configuration.
+pub(crate) fn dns_config(servers: &[String]) -> anyhow::Result<DnsConfig> {
+    if servers.is_empty() {
+        return Ok(DnsConfig::default());
+    }
+    let servers = servers
+        .iter()
+        .map(|s| parse_server(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DnsConfig::custom(servers))
 }
 
 /// The tokio runtime for the network commands: two workers (receive and error-queue tasks),
