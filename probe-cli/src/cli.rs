@@ -40,6 +40,8 @@ pub enum Command {
     Ping(PendingArgs),
     /// DNS resolution test: latency per server, answers with TTLs, classified failures.
     Dns(DnsArgs),
+    /// HTTP(S) test: each phase timed (resolve, connect, TLS, first byte, transfer), classified failures.
+    Http(HttpArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
     Agent(PendingArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
@@ -290,6 +292,55 @@ pub struct DnsArgs {
     /// Print the result as JSON (schema in the README).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `probe http`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// The URL, `http://` or `https://`.
+    pub url: String,
+    /// Request method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(long, short = 'H', value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
+    /// Request body; `@FILE` reads it from a file.
+    #[arg(long, short = 'd', value_name = "DATA")]
+    pub data: Option<String>,
+    /// What success looks like (repeatable): a status (`200`, `2xx`, `200-299`, `301,302`;
+    /// default 200-399) or a regular expression the body must match (`re:` forces a regex).
+    #[arg(long, value_name = "STATUS|REGEX")]
+    pub expect: Vec<String>,
+    /// Accept any server certificate (expired, self-signed, other name).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file besides the system's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// HTTP proxy `http://[user:password@]host[:port]` for every request (default: the
+    /// `HTTP_PROXY` / `HTTPS_PROXY` environment variables).
+    #[arg(long, short = 'x', value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts that bypass the proxy, comma-separated (domains, addresses, CIDR blocks, `*`);
+    /// replaces `NO_PROXY`.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// Requests to make, each on a new connection.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between the starts of requests.
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long one request may take in all.
+    #[arg(long, short = 'w', default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Address family.
+    #[command(flatten)]
+    pub family: FamilyArgs,
 }
 
 /// Parses `--confidence`: a percentage strictly between 0 and 100.

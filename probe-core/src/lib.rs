@@ -13,6 +13,8 @@
 //! - [`trace`]: path tests (traceroute, MDA, PMTU), sans-IO state machines plus runtime.
 //! - [`dns`]: name resolution on hickory-resolver: forward, reverse (PTR) in bounded batches,
 //!   and timed per-server queries.
+//! - [`http`]: HTTP(S) tests with per-phase timing, proxies (CONNECT for https) and classified
+//!   failures.
 //! - [`report`]: serde result types shared by the CLI, the agent and library users.
 //!
 //! Measurement logic is sans-IO: state machines are fed packets and timestamps as values, so the
@@ -20,6 +22,7 @@
 
 pub mod a2a;
 pub mod dns;
+pub mod http;
 pub mod io;
 pub mod report;
 pub mod stats;

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use probe_core::dns::{DnsTest, RecordType, Resolver};
 use probe_core::report::dns::render_text;
 
@@ -28,21 +27,8 @@ pub fn main(args: &DnsArgs, global_dns: &[String]) -> anyhow::Result<ExitCode> {
         interval: args.interval,
         ..DnsTest::new(args.name.clone(), record_type(args.record_type))
     };
-    let report = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(resolver.run_test(&test))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_text(&report));
-    }
-    Ok(if report.all_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let report = super::current_thread()?.block_on(resolver.run_test(&test))?;
+    super::print_report(args.json, &report, render_text, report.all_ok())
 }
 
 fn record_type(t: DnsType) -> RecordType {

@@ -3,6 +3,7 @@
 mod a2a;
 mod a2a_table;
 mod dns;
+mod http;
 mod serve;
 mod trace;
 
@@ -27,6 +28,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(args) => trace::main(args, dns_config(&cli.dns)?),
         Command::Ping(_) => pending("ping", 0),
         Command::Dns(args) => dns::main(args, &cli.dns),
+        Command::Http(args) => http::main(args, &cli.dns),
         Command::Agent(_) => pending("agent", 0),
     }
 }
@@ -52,6 +54,34 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// A single-threaded runtime, for the commands whose work is one task at a time.
+pub(crate) fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Prints a report as pretty JSON or as `text`, and turns `ok` into the exit status (0, or 1
+/// when something measured failed).
+pub(crate) fn print_report<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    text: impl FnOnce(&T) -> String,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", text(report));
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn pending(name: &str, issue: u32) -> anyhow::Result<ExitCode> {

@@ -4,4 +4,5 @@ mod a2a;
 
 pub use a2a::{A2aReport, ClockReport, DirectionReport, ScheduleErrorReport, TimestampSource};
 pub mod dns;
+pub mod http;
 pub mod trace;
