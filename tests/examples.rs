@@ -42,3 +42,19 @@ fn dns_example_against_its_own_server() {
     let p50 = server["latency_ms"]["p50"].as_f64().expect("p50");
     assert!(p50 > 0.0 && p50 < 100.0, "{server}");
 }
+
+#[test]
+fn http_example_against_its_own_server() {
+    let stdout = run_example("http");
+    let json = stdout.lines().last().expect("output");
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    assert_eq!(v["succeeded"], 3, "{v}");
+    for r in v["requests"].as_array().expect("requests") {
+        assert_eq!(r["status"], 200);
+        assert_eq!(r["size_bytes"], 30);
+        assert_eq!(r["http_version"], "HTTP/1.1");
+        let total = r["phases"]["total_ms"].as_f64().expect("total");
+        let connect = r["phases"]["connect_ms"].as_f64().expect("connect");
+        assert!(connect > 0.0 && connect < total && total < 1000.0, "{r}");
+    }
+}

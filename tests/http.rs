@@ -309,7 +309,6 @@ async fn phases_match_curl_on_the_same_request() {
     // probe and curl both resolve www.lab.test through /etc/resolv.conf (the test's server).
     let _resolv = NetnsResolvConf::new(&bed.lab.a, &bed.lab.b.ipv4().to_string());
     let url = format!("https://www.lab.test:{HTTPS}/blob");
-    let ca = bed.dir.s("ca.pem");
     let names = ["resolve", "connect", "tls", "ttfb", "transfer", "total"];
     let (mut ours, mut theirs) = (vec![Vec::new(); 6], vec![Vec::new(); 6]);
     // Interleaved, so both see the same conditions; medians of 5. Each process first makes
@@ -317,10 +316,15 @@ async fn phases_match_curl_on_the_same_request() {
     // OpenSSL loading its configuration and CA store (probe loads its trust store before
     // the clock starts). curl's warm-up goes to another name (warm.lab.test), so its measured
     // request still resolves; probe uses a fresh resolver and a full handshake per request.
+    // Both skip certificate verification (-k): the TLS phase compares the handshakes, not
+    // OpenSSL's and webpki's chain checks (the trusted-CA path is tested below).
     let warm = format!("https://warm.lab.test:{HTTPS}/small");
+    // Both tools and this process (the DNS server) get a high CPU priority, equally.
+    run_ok(Command::new("renice").args(["-n", "-15", "-p", &std::process::id().to_string()]));
     for _ in 0..5 {
-        let mut curl = bed.lab.a.command("curl");
-        curl.args(["-sS", "--http1.1", "--cacert", &ca, "-o", "/dev/null", "-o", "/dev/null"])
+        let mut curl = bed.lab.a.command("nice");
+        curl.args(["-n", "-15", "curl"]);
+        curl.args(["-sS", "--http1.1", "-k", "-o", "/dev/null", "-o", "/dev/null"])
             .arg("-w")
             .arg("%{time_namelookup} %{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total} %{size_download}\\n")
             .args([&warm, &url]);
@@ -348,7 +352,13 @@ async fn phases_match_curl_on_the_same_request() {
             curl_w[4],
         ];
 
-        let (code, v) = first(&bed, &["-c", "2", "-i", "0s", "--cacert", &ca, &url], &[]).await;
+        let mut ours_cmd = bed.lab.a.command("nice");
+        ours_cmd
+            .args(["-n", "-15"])
+            .arg(probe_suite::probe_bin())
+            .args(["http", "--json", "-c", "2", "-i", "0s", "-k", &url]);
+        let out = run(ours_cmd).await;
+        let (code, v) = (out.status.code(), parse(&out));
         assert_eq!(code, Some(0), "{v}");
         let r = &v["requests"][1];
         assert_eq!(r["status"], 200);

@@ -23,6 +23,10 @@ use super::{Prepared, cert, tls};
 use crate::dns::{DnsError, Resolver};
 use crate::report::http::{HttpRequestReport, TlsReport};
 
+/// The HTTP/1.1 read buffer: large reads keep the transfer phase about the network, not about
+/// the number of reads.
+const READ_BUF: usize = 64 * 1024;
+
 /// Any stream a request can run over: TCP, or TLS over TCP.
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -262,7 +266,9 @@ async fn run(a: &mut Attempt<'_>) -> Result<(), Failure> {
         let (mut sender, conn) = a
             .within(
                 "starting HTTP/1.1",
-                hyper::client::conn::http1::handshake(io),
+                hyper::client::conn::http1::Builder::new()
+                    .read_buf_exact_size(Some(READ_BUF))
+                    .handshake(io),
             )
             .await?
             .map_err(|e| http_failure(&e))?;
