@@ -1,15 +1,19 @@
 //! The embedding examples run and report real measurements.
 
+mod common;
+
+use std::net::IpAddr;
 use std::process::Command;
 
-/// Runs the example `name` without arguments; it must succeed. Returns its stdout.
-fn run_example(name: &str) -> String {
-    let out = Command::new(probe_suite::example_bin(name))
-        .output()
-        .unwrap_or_else(|e| panic!("run the {name} example: {e}"));
+use common::wait_path;
+use probe_lab::topology;
+
+/// Runs an example that must succeed; its standard output.
+fn stdout_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run the example");
     assert!(
         out.status.success(),
-        "{name}: {}: {}",
+        "{}: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -18,7 +22,7 @@ fn run_example(name: &str) -> String {
 
 #[test]
 fn a2a_example_against_its_own_responder() {
-    let stdout = run_example("a2a");
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("a2a")));
     assert!(stdout.contains("sent 200, received 200"), "{stdout}");
     // The last line is the report as JSON.
     let json = stdout.lines().last().expect("output");
@@ -27,9 +31,49 @@ fn a2a_example_against_its_own_responder() {
     assert_eq!(v["forward"]["loss_pct"], 0.0);
 }
 
+/// The trace example in a chain of three routers whose middle link has a smaller MTU: its
+/// hop list, path MTU and MDA links are the topology's.
+#[test]
+fn trace_example_in_a_chain() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::chain(3, &[1500, 1500, 1380, 1500]).expect("chain");
+    let dst = lab.dst.addr(false);
+    wait_path(&lab.src, dst);
+    let stdout = stdout_ok(lab.src.command(probe_suite::example_bin("trace")).args([
+        "-n",
+        &dst.to_string(),
+        "udp",
+    ]));
+    let mut path: Vec<IpAddr> = lab.hops_v4().into_iter().map(IpAddr::from).collect();
+    path.push(dst);
+    let head = stdout.lines().next().expect("output");
+    assert!(
+        head.ends_with(": udp paris, 4 hops, reached, pmtu 1380"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("probes, raw sockets, path MTU Some(1380)"),
+        "{stdout}"
+    );
+    for (i, addr) in path.iter().enumerate() {
+        assert!(
+            stdout.contains(&format!("hop {:>2}: {addr}\n", i + 1)),
+            "hop {}: {stdout}",
+            i + 1
+        );
+    }
+    // One path: a link from each hop to the next, found at 95 % confidence.
+    assert!(
+        stdout.contains("3 links, ") && stdout.contains(" probes at Some(95.0)% confidence"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn dns_example_against_its_own_server() {
-    let stdout = run_example("dns");
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("dns")));
     assert!(
         stdout.contains("www.example.test.\t120\tA\t192.0.2.80"),
         "{stdout}"
@@ -45,7 +89,7 @@ fn dns_example_against_its_own_server() {
 
 #[test]
 fn http_example_against_its_own_server() {
-    let stdout = run_example("http");
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("http")));
     let json = stdout.lines().last().expect("output");
     let v: serde_json::Value = serde_json::from_str(json).expect("json");
     assert_eq!(v["succeeded"], 3, "{v}");

@@ -2,7 +2,10 @@
 
 mod a2a;
 
-pub use a2a::{A2aReport, ClockReport, DirectionReport, ScheduleErrorReport, TimestampSource};
+pub use a2a::{
+    A2aReport, ClockReport, DirectionReport, IntervalDirection, IntervalReport,
+    ScheduleErrorReport, TimestampSource,
+};
 pub mod dns;
 pub mod http;
 pub mod trace;
