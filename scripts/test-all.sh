@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # System packages: iproute2 and nftables build the testbed; the peer tools are measured beside
 # probe in the benchmark runner and some integration tests.
-packages=(iproute2 nftables conntrack iperf3 sockperf irtt fping mtr-tiny traceroute scamper)
+packages=(iproute2 nftables conntrack iperf3 sockperf irtt fping mtr-tiny traceroute scamper
+  nginx tinyproxy curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +22,9 @@ if ((${#missing[@]})); then
   echo "test-all: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The HTTP tests start nginx and tinyproxy themselves inside testbed namespaces; the services
+  # the packages may have started on install are not used.
+  for s in nginx tinyproxy; do service "$s" stop >/dev/null 2>&1 || true; done
 fi
 
 # As root nothing may be skipped for lack of privileges: the testbed tests must run.

@@ -18,6 +18,11 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// DNS server for every name probe resolves, `ADDR[:PORT]` (repeatable, like
+    /// `docker run --dns`); overrides the system resolver configuration.
+    #[arg(long = "dns", global = true, value_name = "ADDR[:PORT]")]
+    pub dns: Vec<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -34,8 +39,10 @@ pub enum Command {
     Trace(TraceArgs),
     /// Many-target ping over ICMP, UDP or TCP.
     Ping(PingArgs),
-    /// DNS resolution test against system or custom servers.
-    Dns(PendingArgs),
+    /// DNS resolution test: latency per server, answers with TTLs, classified failures.
+    Dns(DnsArgs),
+    /// HTTP(S) test: each phase timed (resolve, connect, TLS, first byte, transfer), classified failures.
+    Http(HttpArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
     Agent(PendingArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
@@ -285,10 +292,114 @@ pub struct TraceArgs {
     /// Do not look up host names of the hops.
     #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
-    /// DNS server for the target name and the hop names, `ADDR[:PORT]` (repeatable; default:
-    /// the system resolver configuration).
-    #[arg(long = "dns", value_name = "ADDR[:PORT]")]
-    pub dns: Vec<String>,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Address family.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// Record types `probe dns --type` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum DnsType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Mail exchanger.
+    Mx,
+    /// Text.
+    Txt,
+    /// Name server.
+    Ns,
+    /// Start of authority.
+    Soa,
+    /// Pointer (reverse name); an address is turned into its `.arpa` name.
+    Ptr,
+    /// Service location.
+    Srv,
+    /// Certification authority authorization.
+    Caa,
+}
+
+/// `probe dns`.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// The name to resolve (for `--type PTR` an address works too).
+    pub name: String,
+    /// DNS server to measure, `ADDR[:PORT]` (repeatable); default: the global `--dns` servers,
+    /// else those of /etc/resolv.conf.
+    #[arg(long, short = 's', value_name = "ADDR[:PORT]")]
+    pub server: Vec<String>,
+    /// Record type.
+    #[arg(
+        long = "type",
+        short = 't',
+        value_enum,
+        default_value = "A",
+        ignore_case = true
+    )]
+    pub record_type: DnsType,
+    /// Query over TCP (one connection per query) instead of UDP.
+    #[arg(long)]
+    pub tcp: bool,
+    /// Queries per server, for a latency distribution.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between the starts of rounds (each round asks every server once).
+    #[arg(long, short = 'i', default_value = "100ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long each query waits for its response (no retries: a lost query is a timeout).
+    #[arg(long, short = 'w', default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `probe http`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// The URL, `http://` or `https://`.
+    pub url: String,
+    /// Request method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(long, short = 'H', value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
+    /// Request body; `@FILE` reads it from a file.
+    #[arg(long, short = 'd', value_name = "DATA")]
+    pub data: Option<String>,
+    /// What success looks like (repeatable): a status (`200`, `2xx`, `200-299`, `301,302`;
+    /// default 200-399) or a regular expression the body must match (`re:` forces a regex).
+    #[arg(long, value_name = "STATUS|REGEX")]
+    pub expect: Vec<String>,
+    /// Accept any server certificate (expired, self-signed, other name).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file besides the system's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// HTTP proxy `http://[user:password@]host[:port]` for every request (default: the
+    /// `HTTP_PROXY` / `HTTPS_PROXY` environment variables).
+    #[arg(long, short = 'x', value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts that bypass the proxy, comma-separated (domains, addresses, CIDR blocks, `*`);
+    /// replaces `NO_PROXY`.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// Requests to make, each on a new connection.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between the starts of requests.
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long one request may take in all.
+    #[arg(long, short = 'w', default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
     /// Print the result as JSON (schema in the README).
     #[arg(long)]
     pub json: bool,
@@ -339,10 +450,6 @@ pub struct PingArgs {
     /// Network interface to send through (`SO_BINDTODEVICE`).
     #[arg(long, short = 'I', value_name = "NAME")]
     pub interface: Option<String>,
-    /// DNS server for target names, `ADDR[:PORT]` (repeatable; default: the system resolver
-    /// configuration).
-    #[arg(long = "dns", value_name = "ADDR[:PORT]")]
-    pub dns: Vec<String>,
     /// Print the result as JSON (schema in the README).
     #[arg(long)]
     pub json: bool,

@@ -66,7 +66,9 @@
 //! - [`a2a`]: agent-to-agent tests (STAMP sender and reflector), sans-IO sessions plus tokio
 //!   glue.
 //! - [`dns`]: name resolution on hickory-resolver: forward, reverse (PTR) in bounded batches,
-//!   and timed per-server queries.
+//!   and timed per-server queries; the DNS test of `probe dns` ([`dns::Resolver::run_test`]).
+//! - [`http`]: HTTP(S) tests with per-phase timing, proxies (CONNECT for https) and classified
+//!   failures ([`http::run_http`]).
 //! - [`report`]: serde result types shared by the CLI, the agent and library users.
 //! - [`wire`]: typed views over packet bytes (STAMP, ICMP, probe headers). Emitters that only
 //!   tests need are behind the `test-util` feature.
@@ -77,6 +79,7 @@
 
 pub mod a2a;
 pub mod dns;
+pub mod http;
 pub mod io;
 pub mod ping;
 pub mod report;

@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use probe_core::dns::{DnsConfig, Family, parse_server};
+use probe_core::dns::{DnsConfig, Family};
 use probe_core::ping::runtime::{PingOptions, run_ping};
 use probe_core::ping::{is_valid_target, parse_target_list};
 use probe_core::report::ping::{PingReport, render_per_probe, render_summary};
@@ -14,8 +14,8 @@ use probe_core::trace::{PrivilegeChoice, Protocol};
 use crate::cli::{PingArgs, TraceProto};
 
 /// Runs `probe ping` on a single-threaded runtime: one task drives every socket.
-pub fn main(args: &PingArgs) -> anyhow::Result<ExitCode> {
-    let opts = options_from(args)?;
+pub fn main(args: &PingArgs, dns: DnsConfig) -> anyhow::Result<ExitCode> {
+    let opts = options_from(args, dns)?;
     let report = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -70,7 +70,7 @@ fn targets(args: &PingArgs) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-fn options_from(args: &PingArgs) -> anyhow::Result<PingOptions> {
+fn options_from(args: &PingArgs, dns: DnsConfig) -> anyhow::Result<PingOptions> {
     let protocol = match args.proto {
         TraceProto::Icmp => Protocol::Icmp,
         TraceProto::Udp => Protocol::Udp,
@@ -82,14 +82,7 @@ fn options_from(args: &PingArgs) -> anyhow::Result<PingOptions> {
         (_, true) => Family::V6,
         _ => Family::Any,
     };
-    if !args.dns.is_empty() {
-        let servers = args
-            .dns
-            .iter()
-            .map(|s| parse_server(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        o.dns = DnsConfig::custom(servers);
-    }
+    o.dns = dns;
     let c = &mut o.config;
     c.count = args.count;
     c.interval = args.interval;
