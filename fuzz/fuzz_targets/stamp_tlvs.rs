@@ -74,6 +74,10 @@ fuzz_target!(|data: &[u8]| {
             synchronized: true,
             max_error: Some(Duration::from_micros(20)),
         },
+        // Small tables and no rate limit: a fresh reflector per input stays cheap.
+        max_sessions: 1,
+        max_sources: 1,
+        rate_limit_pps: 0,
         ..ReflectorConfig::default()
     });
     let mut out = vec![0u8; request.len()];
