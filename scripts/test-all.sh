@@ -42,6 +42,7 @@ step "doc tests"; cargo test --workspace --doc
 # Fuzzing (fuzz/, nightly): each target ~30 s from the committed seeds; a finding (crash,
 # failed assertion, leak, timeout) fails the suite. README "Fuzzing" says how to run longer.
 step "fuzz"
+rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
 cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install --locked cargo-fuzz
 fuzz_secs=${PROBE_FUZZ_SECONDS:-30}
 cargo +nightly fuzz build
