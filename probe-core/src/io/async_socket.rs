@@ -148,9 +148,16 @@ impl TimestampedSocket {
     /// Blocks the calling thread (not a runtime worker) until a datagram is queued or
     /// `timeout_ms` passed; returns whether one is queued.
     pub fn wait_readable_blocking(&self, timeout_ms: u16) -> bool {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let mut fds = [PollFd::new(self.fd.get_ref().as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::from(timeout_ms)), Ok(n) if n > 0)
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.fd.get_ref().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a live local and the count passed is 1; the descriptor stays open
+        // for the call because `self` owns it.
+        let n = unsafe { libc::poll(&raw mut pfd, 1, i32::from(timeout_ms)) };
+        n > 0
     }
 
     /// Sends `buf` to `dst`; returns the datagram's [`TxId`] for matching its transmit

@@ -1,9 +1,23 @@
 //! The thin IO layer: socket builders, kernel timestamps, batching and privileges.
 //!
-//! This is the only module of probe-core allowed to use `unsafe`; each use carries a
-//! `// SAFETY:` comment. The unsafe code is confined to the system calls themselves
-//! (`sys`, `sysclock`, `timerfd`, and the thread settings and sleep of `pacer`); control messages and socket addresses are decoded from bytes in
-//! safe code (`cmsg`, `sockaddr`).
+//! System calls that socket2 and tokio do not wrap go straight to `libc`. This is the only
+//! module of probe-core allowed to use `unsafe`; each use carries a `// SAFETY:` comment and
+//! is one of these calls:
+//!
+//! - `sys`: `recvmsg`, `sendmsg`, `recvmmsg`, `sendmmsg` and integer `setsockopt` /
+//!   `getsockopt`, over buffers the callers own;
+//! - `sysclock`: `adjtimex` (clock synchronization state);
+//! - `pacer`: the pacing thread's settings (`prctl` timer slack, `sched_setscheduler`) and its
+//!   blocking `clock_nanosleep`;
+//! - `timerfd`: `timerfd_create`, `timerfd_settime` and the expiry `read`, and handing the
+//!   timer to tokio's reactor;
+//! - `async_socket`: handing the socket to tokio's reactor (`AsyncFd::register_with_interest`)
+//!   and the `poll` of [`TimestampedSocket::wait_readable_blocking`];
+//! - in tests only: `sockaddr` and `cmsg` compare their layouts with socket2 and libc, and
+//!   `tests_icmp` moves a thread into a private network namespace (`unshare`).
+//!
+//! Control messages and socket addresses are decoded from bytes in safe code (`cmsg`,
+//! `sockaddr`).
 //!
 //! - [`udp_socket`], [`icmp_socket`], [`raw_ipv4_sender`], [`raw_ip_socket`],
 //!   [`tcp_socket`], [`tcp_listener`] build sockets from [`SocketOptions`].
@@ -53,6 +67,8 @@ pub use socket::{
 pub use sysclock::{ClockSync, boot_id, clock_sync};
 pub use timestamp::{TimestampMode, TimestampSource, TxId, enable_timestamps};
 
+#[cfg(test)]
+mod test_skip;
 #[cfg(test)]
 mod tests_icmp;
 #[cfg(test)]
