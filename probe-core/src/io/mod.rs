@@ -10,6 +10,8 @@
 //! - [`TimestampedSocket`] runs a datagram socket on tokio with kernel receive and transmit
 //!   timestamps, batches ([`RecvBatch`], [`SendBatch`]) and the error queue
 //!   ([`ErrQueueMessage`]).
+//! - [`PolledSocket`] is a UDP socket with kernel receive timestamps that one thread drives
+//!   with batches and `poll`, outside any runtime (the STAMP responder's).
 //! - [`Privileges`] / [`detect_icmp_mode`] tell whether raw or ICMP datagram sockets work.
 //! - [`boot_id`] and [`clock_sync`] describe the system clock.
 //!
@@ -23,6 +25,7 @@ mod error;
 mod errqueue;
 mod meta;
 mod pacer;
+mod polled_socket;
 mod privilege;
 mod raw;
 mod route_mtu;
@@ -41,6 +44,7 @@ pub use errqueue::{
 };
 pub use meta::RecvMeta;
 pub use pacer::Pacer;
+pub use polled_socket::PolledSocket;
 pub use privilege::{PrivilegeMode, Privileges, detect_icmp_mode};
 pub use raw::{icmp_socket, raw_ip_socket, raw_ipv4_sender};
 pub use route_mtu::route_mtu;
