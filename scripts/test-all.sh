@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # System packages: iproute2 and nftables build the testbed; the peer tools are measured beside
 # probe in the benchmark runner and some integration tests.
-packages=(iproute2 nftables conntrack iperf3 sockperf irtt fping mtr-tiny traceroute scamper)
+packages=(iproute2 nftables conntrack iperf3 sockperf irtt iputils-ping fping mtr-tiny traceroute scamper)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,6 +33,7 @@ pub struct RecvBatch {
     meta: Box<[RecvMeta]>,
     headers: MmsgHeaders,
     len: usize,
+    user_time: Nanos,
 }
 
 impl RecvBatch {
@@ -48,6 +49,7 @@ impl RecvBatch {
             meta: vec![RecvMeta::default(); capacity].into_boxed_slice(),
             headers: MmsgHeaders::new(capacity),
             len: 0,
+            user_time: Nanos(0),
         }
     }
 
@@ -69,6 +71,13 @@ impl RecvBatch {
     /// Whether the last call received nothing.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// `CLOCK_REALTIME` read right after the last call returned: when user space got its
+    /// datagrams (for round trips measured user space to user space; each datagram's
+    /// [`RecvMeta::time`] is the kernel's receive time when there is one).
+    pub fn received_at(&self) -> Nanos {
+        self.user_time
     }
 
     /// Datagram `i` of the last call: its bytes and metadata.
@@ -108,6 +117,7 @@ impl RecvBatch {
             self.headers.recv(fd, msgs, libc::MSG_DONTWAIT)
         })?;
         let user_time = Nanos::now_realtime();
+        self.user_time = user_time;
         for i in 0..n {
             let control = &self.control[i * RECV_CONTROL_LEN..(i + 1) * RECV_CONTROL_LEN];
             self.meta[i] = RecvMeta::from_parts(
@@ -443,7 +453,7 @@ impl SendBatch {
 }
 
 /// Whether a segmented send failed for want of segmentation support (old kernel, no
-/// checksum offload or IPsec on the route, a segment over the MTU), not for the datagrams.
+/// checksum offload or `IPsec` on the route, a segment over the MTU), not for the datagrams.
 fn segmentation_refused(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),

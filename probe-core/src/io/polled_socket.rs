@@ -149,6 +149,10 @@ mod tests {
             for (data, meta) in rx.iter() {
                 assert_eq!(data.len(), 50);
                 assert_eq!(meta.time_source, crate::io::TimestampSource::Kernel);
+                assert!(
+                    meta.time <= rx.received_at(),
+                    "kernel time before user time"
+                );
                 assert_eq!(meta.source, a.local_addr());
             }
         }

@@ -71,7 +71,10 @@ impl Responder {
 
     /// The bound addresses (ports resolved).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets.iter().filter_map(|s| s.local_addr()).collect()
+        self.sockets
+            .iter()
+            .filter_map(PolledSocket::local_addr)
+            .collect()
     }
 
     /// Whether receive timestamps come from the kernel on every socket.
