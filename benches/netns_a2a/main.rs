@@ -24,7 +24,9 @@ use probe_lab::{Background, Host, topology};
 use serde_json::Value;
 
 const SECONDS: u64 = 3;
-const RUNS: usize = 3;
+/// Runs of each tool; rates take turns run by run and ratios are medians of per-run ratios,
+/// which machine load moves less than the rates themselves.
+const RUNS: usize = 5;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -62,7 +64,7 @@ fn main() {
         ));
     }
     println!(
-        "\n| path | probe reflected round trips/s | blaster one-way packets/s | iperf3 received packets/s | probe ÷ blaster (per run) | iperf3 ÷ blaster |"
+        "\n| path | probe reflected round trips/s | blaster one-way packets/s | iperf3 received packets/s | probe ÷ blaster: median (runs) | iperf3 ÷ blaster |"
     );
     println!("|---|---|---|---|---|---|");
     for r in &rows {
@@ -145,13 +147,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One topology's rates, medians of `RUNS` (per-run ratios kept).
+/// One topology's rates, medians of `RUNS`, and probe ÷ blaster of each run.
 struct RateRow {
     name: &'static str,
     probe: f64,
     blaster: f64,
     iperf3: f64,
     ratios: Vec<f64>,
+    iperf3_ratios: Vec<f64>,
 }
 
 impl RateRow {
@@ -163,9 +166,9 @@ impl RateRow {
             self.probe,
             self.blaster,
             self.iperf3,
-            self.probe / self.blaster,
+            median(self.ratios.clone()),
             runs.join(", "),
-            self.iperf3 / self.blaster
+            median(self.iperf3_ratios.clone())
         );
     }
 }
@@ -174,8 +177,8 @@ fn rate_row(name: &'static str, client: &Host, server: &Host, addr: std::net::Ip
     let secs = format!("{SECONDS}s");
     let peer = addr.to_string();
     let _srv = serve(server);
-    let (mut probe_pps, mut blaster_pps, mut iperf_pps, mut ratios) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut probe_pps, mut blaster_pps, mut iperf_pps) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ratios, mut iperf3_ratios) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let v = a2a_json(
             client,
@@ -190,6 +193,7 @@ fn rate_row(name: &'static str, client: &Host, server: &Host, addr: std::net::Ip
         blaster_pps.push(b);
         iperf_pps.push(i);
         ratios.push(p / b);
+        iperf3_ratios.push(i / b);
     }
     RateRow {
         name,
@@ -197,6 +201,7 @@ fn rate_row(name: &'static str, client: &Host, server: &Host, addr: std::net::Ip
         blaster: median(blaster_pps),
         iperf3: median(iperf_pps),
         ratios,
+        iperf3_ratios,
     }
 }
 
