@@ -532,7 +532,11 @@ mod tests {
             tos: Some(0xb8),
         };
         let n = encode_send_options(&opts, false, &mut out);
-        assert_eq!(n, SEND_CONTROL_LEN);
+        assert_eq!(
+            n,
+            SEND_CONTROL_LEN - SEGMENT_CONTROL_LEN,
+            "room left for UDP_SEGMENT"
+        );
         let a = parse(&out[..n]);
         assert_eq!((a.local, a.ifindex), (Some(src.addr), Some(1)));
         assert_eq!((a.ttl, a.tos), (Some(5), Some(0xb8)));

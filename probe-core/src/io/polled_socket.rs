@@ -125,6 +125,7 @@ mod tests {
 
     #[test]
     fn batches_go_out_and_come_back_with_kernel_times() {
+        crate::io::tests_udp::kernel_rx_timestamps_on();
         let opts = SocketOptions::default();
         let a =
             PolledSocket::bind_udp("127.0.0.1:0".parse().expect("literal"), &opts).expect("bind a");
