@@ -220,3 +220,39 @@ fn segmented_batch_arrives_as_datagrams() {
         assert_eq!(d, &vec![i as u8; len], "datagram {i}");
     }
 }
+
+/// A socket that refuses segmented sends (`SO_NO_CHECK`: no UDP checksums, which
+/// segmentation needs) still gets every datagram out: the batch turns segmentation off.
+#[test]
+fn refused_segmentation_falls_back_to_single_datagrams() {
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
+    rx.set_nonblocking(true).expect("non-blocking");
+    let dst = rx.local_addr().expect("address");
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    crate::io::sys::setsockopt_int(tx.as_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)
+        .expect("SO_NO_CHECK");
+    let mut out = SendBatch::new(16, 256);
+    out.set_segmentation(true);
+    for i in 0..16u8 {
+        assert!(out.push(&[i; 64], dst, SendOptions::default()));
+    }
+    let mut report = SendReport::default();
+    out.send_on_fd(tx.as_fd(), false, &mut TxId(0), &mut report)
+        .expect("sendmmsg");
+    assert_eq!(
+        (report.sent, report.failed),
+        (16, 0),
+        "{:?}",
+        report.first_error
+    );
+    assert!(
+        !out.segmentation(),
+        "the kernel refused; segmentation is off now"
+    );
+    let mut batch = RecvBatch::new(32, 256);
+    let n = batch.recv_from_fd(rx.as_fd()).expect("recvmmsg");
+    assert_eq!(n, 16);
+    for (i, (d, _)) in batch.iter().enumerate() {
+        assert_eq!(d, &[i as u8; 64]);
+    }
+}
