@@ -6,7 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use probe_core::a2a::{Datagram, Limit, Reflector, ReflectorConfig, Sender, SenderConfig};
+use probe_core::a2a::{
+    AllowList, Datagram, Limit, Reflector, ReflectorConfig, Sender, SenderConfig,
+};
 use probe_core::time::{ErrorEstimate, Nanos, NtpTimestamp};
 use probe_core::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr};
 use probe_core::wire::stamp_tlv::emit_padding;
@@ -76,19 +78,45 @@ fn codec(c: &mut Criterion) {
 fn reflect(c: &mut Criterion) {
     let mut g = c.benchmark_group("reflector");
     g.throughput(Throughput::Elements(1));
-    for size in [BASE_LEN, 1_400] {
-        // 64 senders on loopback ports, one session each; no rate limit in the way.
-        let mut reflector = Reflector::new(ReflectorConfig {
-            rate_limit_pps: 0,
-            ..ReflectorConfig::default()
-        });
+    // 64 senders on loopback ports, one session each; no rate limit in the way.
+    let open = ReflectorConfig {
+        rate_limit_pps: 0,
+        ..ReflectorConfig::default()
+    };
+    // The policy paths: the per-source rate limit on (above the offered rate, so every datagram
+    // is answered), and an allow list of 8 prefixes whose last one holds the sender.
+    let rate_limited = ReflectorConfig {
+        rate_limit_pps: 10_000_000,
+        ..ReflectorConfig::default()
+    };
+    let prefixes: Vec<ipnet::IpNet> = ["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16"]
+        .into_iter()
+        .chain([
+            "192.0.2.0/24",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "127.0.0.0/8",
+        ])
+        .map(|p| p.parse().expect("prefix"))
+        .collect();
+    let allow = ReflectorConfig {
+        allow: AllowList::new(&prefixes).expect("allow list"),
+        ..open
+    };
+    for (name, size, config) in [
+        ("reflect_44B", BASE_LEN, open),
+        ("reflect_1400B", 1_400, open),
+        ("reflect_44B_rate_limited", BASE_LEN, rate_limited),
+        ("reflect_44B_allow_8", BASE_LEN, allow),
+    ] {
+        let mut reflector = Reflector::new(config);
         // Shaped as probe senders shape it: base packet, then an Extra Padding TLV.
         let mut pkt = vec![0u8; size];
         sender_repr(0).emit(&mut SenderPacket::new_unchecked(&mut pkt[..]));
         emit_padding(&mut pkt[BASE_LEN..]);
         let mut out = vec![0u8; size];
         let mut n = 0u64;
-        g.bench_function(format!("reflect_{size}B"), |b| {
+        g.bench_function(name, |b| {
             b.iter(|| {
                 n += 1;
                 let d = Datagram {

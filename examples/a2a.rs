@@ -1,7 +1,9 @@
 //! Embedding probe-core: one agent-to-agent STAMP test from a program.
 //!
 //! `cargo run --example a2a -- [HOST[:PORT]]` tests against a peer's `probe serve`, or, with no
-//! argument, against a responder this program starts on loopback.
+//! argument, against a responder this program starts on loopback. The test is one future: it
+//! runs on a current-thread runtime, hands out interval reports on a channel while it runs,
+//! and would stop at once if dropped (e.g. under `tokio::time::timeout`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use probe_core::a2a::runtime::{
 };
 use probe_core::a2a::{DEFAULT_PORT, Limit, ReflectorConfig};
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let (peer, responder) = match std::env::args().nth(1) {
         Some(spec) => {
@@ -38,7 +40,19 @@ async fn main() -> anyhow::Result<()> {
     let mut opts = A2aOptions::new(peer);
     opts.limit = Limit::Count(200);
     opts.pace = Pace::Interval(Duration::from_millis(5));
-    let outcome = run_test(opts).await?;
+    let (reports, mut incoming) = tokio::sync::mpsc::channel(16);
+    opts.report_interval = Some(Duration::from_millis(250));
+    opts.interval_reports = Some(reports);
+    let show = async {
+        while let Some(i) = incoming.recv().await {
+            eprintln!(
+                "{:.2}-{:.2} s: sent {}, received {}, rtt p50 {:?} ms",
+                i.start_s, i.end_s, i.sent, i.received, i.rtt_p50_ms
+            );
+        }
+    };
+    let (outcome, ()) = tokio::join!(run_test(opts), show);
+    let outcome = outcome?;
 
     if let Some((stop, task)) = responder {
         let _ = stop.send(());

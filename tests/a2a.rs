@@ -305,3 +305,197 @@ fn source_interface_and_dscp_apply_to_test_packets() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does the interface exist"));
 }
+
+/// A STAMP peer on loopback for the engine tests: a thread running the sans-IO reflector on
+/// a blocking socket, counting every datagram that arrives (whatever the test's runtime does).
+struct LoopbackPeer {
+    addr: std::net::SocketAddr,
+    arrived: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The sender's address, from the first datagram.
+    sender: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoopbackPeer {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex};
+        // A large receive buffer: a peer thread stalled by a busy host must not overflow it.
+        let opts = probe_core::io::SocketOptions {
+            recv_buffer: Some(16 << 20),
+            ..probe_core::io::SocketOptions::default()
+        };
+        let sock: std::net::UdpSocket =
+            probe_core::io::udp_socket(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), &opts)
+                .expect("bind peer")
+                .into();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let addr = sock.local_addr().expect("addr");
+        let arrived = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sender = Arc::new(Mutex::new(None));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, s, st) = (arrived.clone(), sender.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut reflector = probe_core::a2a::Reflector::new(probe_core::a2a::ReflectorConfig {
+                rate_limit_pps: 0,
+                clock: probe_core::a2a::runtime::local_clock_info(),
+                ..probe_core::a2a::ReflectorConfig::default()
+            });
+            let (mut buf, mut out) = (vec![0u8; 2048], vec![0u8; 2048]);
+            while !st.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                a.fetch_add(1, Ordering::Relaxed);
+                s.lock().expect("lock").get_or_insert(from);
+                let now = probe_core::time::Nanos::now_realtime();
+                let d = probe_core::a2a::Datagram {
+                    bytes: &buf[..n],
+                    src: from,
+                    rx: now,
+                    ttl: None,
+                };
+                if let Ok(len) = reflector.reflect(&d, now, &mut out) {
+                    let _ = sock.send_to(&out[..len], from);
+                }
+            }
+        });
+        LoopbackPeer {
+            addr,
+            arrived,
+            sender,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn arrived(&self) -> u64 {
+        self.arrived.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for LoopbackPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn engine_options(
+    peer: std::net::SocketAddr,
+    pace: probe_core::a2a::Pace,
+    limit: probe_core::a2a::Limit,
+) -> probe_core::a2a::runtime::A2aOptions {
+    let mut o = probe_core::a2a::runtime::A2aOptions::new(peer);
+    o.pace = pace;
+    o.limit = limit;
+    o.wait = Duration::from_millis(200);
+    o
+}
+
+fn runtimes() -> Vec<(&'static str, tokio::runtime::Runtime)> {
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread runtime");
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("multi-thread runtime");
+    vec![("current-thread", current), ("multi-thread", multi)]
+}
+
+/// The whole test runs inside one future on either runtime: a schedule and a flood, every
+/// packet answered, no task left behind.
+#[test]
+fn engine_runs_on_current_thread_and_multi_thread_runtimes() {
+    use probe_core::a2a::{Limit, Pace};
+    let peer = LoopbackPeer::start();
+    for (name, rt) in runtimes() {
+        let sched = engine_options(
+            peer.addr,
+            Pace::Interval(Duration::from_millis(1)),
+            Limit::Count(200),
+        );
+        let out = rt
+            .block_on(probe_core::a2a::runtime::run_test(sched))
+            .expect("schedule test");
+        let r = &out.report;
+        assert_eq!((r.sent, r.received), (200, 200), "{name}: {r:?}");
+        assert_eq!(r.clock.mode.to_string(), "shared", "{name}");
+        assert!(r.schedule_error_us.p50.is_some() && r.schedule_error_us.p99.is_some());
+        let flood = engine_options(peer.addr, Pace::Max { window: 64 }, Limit::Count(20_000));
+        let out = rt
+            .block_on(probe_core::a2a::runtime::run_test(flood))
+            .expect("flood");
+        let r = &out.report;
+        assert_eq!(r.sent, 20_000, "{name}");
+        assert_eq!(r.received, 20_000, "{name}: {r:?}");
+        assert!(
+            r.schedule_error_us.mean.is_none(),
+            "a flood has no schedule"
+        );
+        assert_eq!(
+            rt.metrics().num_alive_tasks(),
+            0,
+            "{name}: a task was left behind"
+        );
+    }
+}
+
+/// Dropping the future of a running test stops sending at once and closes its socket.
+#[test]
+fn dropping_a_running_test_stops_it_at_once() {
+    use probe_core::a2a::{Limit, Pace};
+    for (name, rt) in runtimes() {
+        for pace in [
+            Pace::Interval(Duration::from_micros(500)),
+            Pace::Max { window: 256 },
+        ] {
+            let peer = LoopbackPeer::start();
+            let opts = engine_options(peer.addr, pace, Limit::Count(100_000_000));
+            let cut = rt.block_on(async {
+                tokio::time::timeout(
+                    Duration::from_millis(300),
+                    probe_core::a2a::runtime::run_test(opts),
+                )
+                .await
+            });
+            assert!(cut.is_err(), "{name} {pace:?}: the test ended by itself");
+            let during = peer.arrived();
+            assert!(
+                during > 100,
+                "{name} {pace:?}: only {during} packets before the drop"
+            );
+            // What was already on its way lands within a few ms; then nothing more.
+            std::thread::sleep(Duration::from_millis(50));
+            let after_drop = peer.arrived();
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(
+                peer.arrived(),
+                after_drop,
+                "{name} {pace:?}: packets kept arriving after the future was dropped"
+            );
+            assert_eq!(
+                rt.metrics().num_alive_tasks(),
+                0,
+                "{name}: task left behind"
+            );
+            // The socket is closed: its port can be bound again.
+            let from = peer
+                .sender
+                .lock()
+                .expect("lock")
+                .expect("a sender was seen");
+            assert!(
+                std::net::UdpSocket::bind(from).is_ok(),
+                "{name} {pace:?}: the test's socket {from} is still open"
+            );
+        }
+    }
+}

@@ -267,6 +267,47 @@ fn mda_finds_both_branches_and_their_links() {
     assert_eq!(v["probes_sent"], 19, "scamper tracelb's count: {v}");
 }
 
+/// `--mda` without `-P` probes with UDP, whose ports the diamond's L4 hash spreads, and finds
+/// both branches; `-P icmp --mda` still runs but warns, on stderr and in the JSON `warnings`,
+/// and indeed sees one branch (echo requests carry no ports to hash).
+#[test]
+fn mda_defaults_to_udp_and_warns_for_icmp() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::ecmp().expect("ecmp");
+    fixed_hash(&lab);
+    let dst = lab.dst.addr(false);
+    let branches: BTreeSet<IpAddr> = lab.branch_v4().into_iter().map(IpAddr::from).collect();
+    let v = trace(&lab.src, dst, &["--mda", "--source-port", "41000"]);
+    assert_eq!(v["protocol"], "udp", "{v}");
+    assert_eq!(v["mode"], "mda");
+    assert_eq!(responders(&v)[1], branches, "{v}");
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+
+    let dst_s = dst.to_string();
+    let out = output(&mut probe(
+        &lab.src,
+        &["trace", "-n", "--json", "--mda", "-P", "icmp", &dst_s],
+    ));
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: --mda with ICMP echo probes may miss branches"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["protocol"], "icmp", "{v}");
+    let warnings = v["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{v}");
+    assert!(
+        warnings[0].as_str().is_some_and(|w| w.contains("L4-hash")),
+        "{v}"
+    );
+    assert_eq!(responders(&v)[1].len(), 1, "ICMP takes one branch: {v}");
+    assert_eq!(v["reached"], true);
+}
+
 #[test]
 fn mda_over_ipv6() {
     if !probe_lab::require_root() {

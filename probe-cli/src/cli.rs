@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
+use ipnet::IpNet;
 
 /// Default STAMP port (RFC 8762 test traffic, A2A UDP tests).
 pub const STAMP_PORT: u16 = 49153;
@@ -78,9 +79,21 @@ pub struct ServeArgs {
     /// A session idle this long is forgotten.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
-    /// Most packets per second answered per source address (0 = unlimited).
+    /// Most packets per second answered per source (IPv4 address or IPv6 /64; 0 = unlimited).
     #[arg(long, default_value_t = 200_000)]
     pub rate_limit: u32,
+    /// Burst allowance per source, packets (default: a tenth of --rate-limit, at least 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
+    /// Sources with a rate bucket of their own (default: --max-sessions); sources beyond share
+    /// one bucket, so spraying addresses gets no fresh bursts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_sources: Option<u64>,
+    /// Answer only sources in this prefix, e.g. `192.0.2.0/24`, `2001:db8::/48` or one address
+    /// (repeatable, up to 32 per family). Others are counted (`not_allowed`) and dropped.
+    /// Default: answer every STAMP sender (RFC 8762 open mode).
+    #[arg(long, value_name = "CIDR", value_parser = parse_prefix)]
+    pub allow: Vec<IpNet>,
     /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM).
     #[arg(long)]
     pub json: bool,
@@ -105,11 +118,12 @@ pub struct A2aArgs {
     /// Number of test packets to send.
     #[arg(long, short = 'c', conflicts_with = "duration")]
     pub count: Option<u64>,
-    /// How long to send, e.g. `3s`, `500ms`, `1m`.
-    #[arg(long, short = 'd', value_parser = parse_duration)]
+    /// How long to send, e.g. `3s`, `500ms`, `1m` (up to 366 days).
+    #[arg(long, short = 'd', value_parser = parse_test_duration)]
     pub duration: Option<Duration>,
-    /// Interval between packets on an isochronous schedule, e.g. `10ms`, `1ms`, `200us`.
-    #[arg(long, short = 'i', default_value = "10ms", value_parser = parse_duration)]
+    /// Interval between packets on an isochronous schedule, e.g. `10ms`, `1ms`, `200us`
+    /// (10ns to 1h).
+    #[arg(long, short = 'i', default_value = "10ms", value_parser = parse_interval)]
     pub interval: Duration,
     /// Send rate instead of --interval: packets per second, or `max` to flood.
     #[arg(long, value_parser = parse_rate, conflicts_with = "interval")]
@@ -126,9 +140,17 @@ pub struct A2aArgs {
     /// Network interface to send through (`SO_BINDTODEVICE`).
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
-    /// How long to wait for late replies after the last packet.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// How long to wait for late replies after the last packet (up to 1h).
+    #[arg(long, default_value = "1s", value_parser = parse_wait)]
     pub wait: Duration,
+    /// Report every this long while the test runs (a line per interval, as iperf3 does;
+    /// with --json, the `intervals` array), e.g. `1s` (100ms to 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_report_interval)]
+    pub report_interval: Option<Duration>,
+    /// No progress on the terminal (by default a run longer than about 2 s shows a live
+    /// progress line on stderr when stderr is a terminal).
+    #[arg(long)]
+    pub quiet: bool,
     /// Print the result as JSON (schema in the README).
     #[arg(long)]
     pub json: bool,
@@ -154,9 +176,10 @@ pub enum TraceProto {
 pub struct TraceArgs {
     /// The target: a host name or an IPv4/IPv6 address.
     pub target: String,
-    /// Probe protocol.
-    #[arg(long, short = 'P', value_enum, default_value = "icmp")]
-    pub proto: TraceProto,
+    /// Probe protocol (default: icmp; udp with --mda, since per-flow load balancers hash UDP
+    /// and TCP ports but send every ICMP echo one way).
+    #[arg(long, short = 'P', value_enum)]
+    pub proto: Option<TraceProto>,
     /// Classic traceroute flows: every probe a new flow (ports vary), so load balancers scatter it.
     #[arg(long, conflicts_with_all = ["paris", "mda"])]
     pub classic: bool,
@@ -187,8 +210,8 @@ pub struct TraceArgs {
     /// Highest TTL probed.
     #[arg(long, short = 'm', default_value_t = 30, value_parser = clap::value_parser!(u8).range(1..))]
     pub max_ttl: u8,
-    /// How long to wait for each answer before counting the probe as lost (`*`).
-    #[arg(long, short = 'w', default_value = "1s", value_parser = parse_duration)]
+    /// How long to wait for each answer before counting the probe as lost (`*`; up to 1h).
+    #[arg(long, short = 'w', default_value = "1s", value_parser = parse_wait)]
     pub wait: Duration,
     /// Most probes per second (default: unpaced, all TTLs at once).
     #[arg(long, value_name = "PPS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -242,19 +265,76 @@ pub fn parse_confidence(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses `--allow`: a prefix in CIDR notation, or a single address (a /32 or /128).
+pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!(
+                "`{s}` is not an address prefix: write CIDR, e.g. 192.0.2.0/24 or 2001:db8::/48, \
+                 or a single address"
+            )
+        })
+}
+
 /// Parses durations such as `3s`, `500ms`, `200us`, `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e}: write a duration with a unit, e.g. 3s, 500ms, 200us"))
 }
 
-/// Parses `--rate`: `max` or a positive number of packets per second.
+/// Parses a duration and checks it lies within `min..=max` (both named in the error).
+fn parse_duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < min || d > max {
+        return Err(format!(
+            "{s} is outside {}..={}: give a duration in that range",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// Parses a wait for replies (`--wait`, `trace -w`): 0 to 1 hour.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::ZERO, Duration::from_secs(3_600))
+}
+
+/// Parses `a2a --interval`: 10 ns to 1 hour.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::from_nanos(10), Duration::from_secs(3_600))
+}
+
+/// Parses `a2a --duration`: 1 ms to 366 days.
+pub fn parse_test_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_within(
+        s,
+        Duration::from_millis(1),
+        Duration::from_secs(366 * 86_400),
+    )
+}
+
+/// Parses `a2a --report-interval`: 100 ms to 1 hour.
+pub fn parse_report_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::from_millis(100), Duration::from_secs(3_600))
+}
+
+/// Slowest `--rate`: one packet per hour.
+pub const MIN_RATE: f64 = 1.0 / 3_600.0;
+/// Fastest paced `--rate` (10 ns apart); faster is `max`.
+pub const MAX_RATE: f64 = 1e8;
+
+/// Parses `--rate`: `max` or packets per second within `MIN_RATE..=MAX_RATE`.
 pub fn parse_rate(s: &str) -> Result<Rate, String> {
     if s.eq_ignore_ascii_case("max") {
         return Ok(Rate::Max);
     }
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(Rate::Pps(v)),
+        Ok(v) if v.is_finite() && (MIN_RATE..=MAX_RATE).contains(&v) => Ok(Rate::Pps(v)),
+        Ok(v) if v.is_finite() && v > 0.0 => Err(format!(
+            "{s} packets per second is outside {MIN_RATE:.6}..={MAX_RATE} (one per hour to 100 million per second): give a rate in that range, or `max` to flood"
+        )),
         _ => Err(format!(
             "`{s}` is not a rate: give packets per second (e.g. 1000) or `max`"
         )),
@@ -274,6 +354,34 @@ mod tests {
         assert_eq!(parse_rate("2500"), Ok(Rate::Pps(2500.0)));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("fast").is_err());
+        assert!(
+            parse_rate("1e-30")
+                .expect_err("too slow")
+                .contains("outside")
+        );
+        assert!(parse_rate("1e12").is_err());
+        assert!(
+            parse_wait("530y")
+                .expect_err("too long")
+                .contains("outside")
+        );
+        assert_eq!(parse_wait("0s"), Ok(Duration::ZERO));
+        assert!(parse_interval("1ns").is_err());
+        assert!(parse_report_interval("10ms").is_err());
+        assert!(parse_test_duration("367days").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        let p = |s: &str| parse_prefix(s).map(|n| n.to_string());
+        assert_eq!(p("192.0.2.0/24"), Ok("192.0.2.0/24".into()));
+        assert_eq!(p("2001:db8::/48"), Ok("2001:db8::/48".into()));
+        assert_eq!(p("192.0.2.7"), Ok("192.0.2.7/32".into()));
+        assert_eq!(p("fd00::1"), Ok("fd00::1/128".into()));
+        for bad in ["192.0.2.0/33", "example.com", "10.0.0.0/", ""] {
+            let e = parse_prefix(bad).expect_err(bad);
+            assert!(e.contains("not an address prefix"), "{e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `probe a2a`: one agent-to-agent STAMP test, against a peer or an embedded responder.
 
 use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,9 +10,10 @@ use anyhow::{Context, bail};
 use probe_core::a2a::runtime::{
     A2aOptions, Family, Pace, PeerSpec, Responder, ResponderConfig, TestOutcome, run_test,
 };
-use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig};
+use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig, planned_duration};
+use probe_core::report::IntervalReport;
 use probe_core::wire::stamp::BASE_LEN;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::a2a_table;
 use crate::cli::{A2aArgs, Rate, STAMP_PORT};
@@ -39,12 +41,20 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (addr, addr.to_string(), Some((stop, task)))
         }
     };
+    let show = Show::choose(args, &opts_base);
+    let (reports_tx, reports_rx) = mpsc::channel(64);
     let opts = A2aOptions {
         peer,
         peer_label: label.clone(),
+        report_interval: show.every(args),
+        interval_reports: Some(reports_tx),
+        // The test future runs on this thread (block_on) and nothing else does.
+        realtime: true,
         ..opts_base
     };
-    let outcome = run_test(opts).await;
+    // The test and the interval printer run side by side in this one future; the channel
+    // closes when the test's future ends.
+    let (outcome, intervals) = tokio::join!(run_test(opts), show.consume(reports_rx));
     if let Some((stop, task)) = embedded {
         let _ = stop.send(());
         match task.await {
@@ -53,7 +63,10 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             Err(e) => tracing::warn!("embedded responder task: {e}"),
         }
     }
-    let outcome = outcome.with_context(|| format!("the A2A test against {label} failed"))?;
+    let mut outcome = outcome.with_context(|| format!("the A2A test against {label} failed"))?;
+    if args.report_interval.is_some() {
+        outcome.report.intervals = intervals;
+    }
     print(args, &outcome, embedded_note(args))?;
     if !outcome.answered {
         eprintln!("{}", no_answer_message(&label, peer, &outcome));
@@ -86,9 +99,12 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<A2aOptions> {
         Some(Rate::Max) => Pace::Max {
             window: FLOOD_WINDOW,
         },
-        Some(Rate::Pps(pps)) => {
-            Pace::Interval(Duration::from_secs_f64(1.0 / pps).max(Duration::from_nanos(1)))
-        }
+        Some(Rate::Pps(pps)) => Pace::Interval(
+            // The parser keeps pps within MIN_RATE..=MAX_RATE, so this cannot fail.
+            Duration::try_from_secs_f64(1.0 / pps)
+                .with_context(|| format!("--rate {pps} gives no valid interval"))?
+                .max(Duration::from_nanos(1)),
+        ),
         None if args.interval.is_zero() => bail!("--interval must be positive (or use --rate max)"),
         None => Pace::Interval(args.interval),
     };
@@ -101,6 +117,66 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<A2aOptions> {
     o.interface.clone_from(&args.interface);
     o.wait = args.wait;
     Ok(o)
+}
+
+/// How interval reports show while the test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Show {
+    /// Nowhere (collected for the JSON, if asked for).
+    Nothing,
+    /// A line per interval on stdout (`--report-interval` without `--json`).
+    Lines,
+    /// One live progress line on stderr, rewritten each second (a terminal, a long run).
+    Progress,
+}
+
+impl Show {
+    fn choose(args: &A2aArgs, opts: &A2aOptions) -> Show {
+        if args.report_interval.is_some() && !args.json {
+            return Show::Lines;
+        }
+        let long =
+            planned_duration(opts.pace, opts.limit).is_none_or(|d| d > Duration::from_secs(2));
+        if !args.quiet && long && std::io::stderr().is_terminal() {
+            Show::Progress
+        } else {
+            Show::Nothing
+        }
+    }
+
+    /// The interval the engine reports at.
+    fn every(self, args: &A2aArgs) -> Option<Duration> {
+        match (self, args.report_interval) {
+            (_, Some(every)) => Some(every),
+            (Show::Progress, None) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    /// Shows each report as it comes; returns them all once the channel closes.
+    async fn consume(self, mut rx: mpsc::Receiver<IntervalReport>) -> Vec<IntervalReport> {
+        let mut all = Vec::new();
+        let mut stderr = std::io::stderr();
+        if self == Show::Lines {
+            println!("{}", a2a_table::interval_header());
+        }
+        while let Some(r) = rx.recv().await {
+            match self {
+                Show::Lines => println!("{}", a2a_table::interval_line(&r)),
+                Show::Progress => {
+                    let _ = write!(stderr, "\r\x1b[2K{}", a2a_table::progress_line(&r));
+                    let _ = stderr.flush();
+                }
+                Show::Nothing => {}
+            }
+            all.push(r);
+        }
+        if self == Show::Progress && !all.is_empty() {
+            let _ = write!(stderr, "\r\x1b[2K");
+            let _ = stderr.flush();
+        }
+        all
+    }
 }
 
 type Embedded = (

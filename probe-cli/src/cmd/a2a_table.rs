@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use probe_core::a2a::runtime::TestOutcome;
-use probe_core::report::DirectionReport;
+use probe_core::report::{DirectionReport, IntervalReport};
 use probe_core::stats::Summary;
 
 fn ms(v: Option<f64>) -> String {
@@ -121,8 +121,15 @@ pub fn render(o: &TestOutcome, peer_note: &str) -> String {
         let _ = write!(out, "; {note}");
     }
     let _ = writeln!(out);
-    if let (Some(mean), Some(max)) = (r.schedule_error_us.mean, r.schedule_error_us.max) {
-        let _ = writeln!(out, "schedule error: mean {mean:.1} µs, max {max:.1} µs");
+    let se = &r.schedule_error_us;
+    if let (Some(mean), Some(max)) = (se.mean, se.max) {
+        let q = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+        let _ = writeln!(
+            out,
+            "schedule error: mean {mean:.1} µs, p50 {} µs, p99 {} µs, max {max:.1} µs",
+            q(se.p50),
+            q(se.p99)
+        );
     }
     if r.late > 0 || r.ignored > 0 {
         let _ = writeln!(
@@ -135,4 +142,51 @@ pub fn render(o: &TestOutcome, peer_note: &str) -> String {
         let _ = writeln!(out, "dropped at our receive buffer: {d}");
     }
     out
+}
+
+/// The header above interval lines (`--report-interval`).
+pub fn interval_header() -> String {
+    format!(
+        "{:<16}{:>9}{:>9}{:>8}{:>10}{:>10}{:>10}{:>11}{:>11}{:>10}",
+        "interval (s)",
+        "sent",
+        "recv",
+        "loss%",
+        "fwd loss%",
+        "rev loss%",
+        "rtt p50",
+        "fwd jitter",
+        "rev jitter",
+        "pps"
+    )
+}
+
+/// One interval as a line under [`interval_header`] (times in ms).
+pub fn interval_line(r: &IntervalReport) -> String {
+    format!(
+        "{:<16}{:>9}{:>9}{:>8}{:>10}{:>10}{:>10}{:>11}{:>11}{:>10}",
+        format!("{:.2}-{:.2}", r.start_s, r.end_s),
+        r.sent,
+        r.received,
+        pct(r.loss_pct),
+        pct(r.forward.loss_pct),
+        pct(r.reverse.loss_pct),
+        ms(r.rtt_p50_ms),
+        ms(r.forward.jitter_ms),
+        ms(r.reverse.jitter_ms),
+        r.pps.map_or_else(|| "-".to_owned(), |p| format!("{p:.0}")),
+    )
+}
+
+/// The live progress line on a terminal.
+pub fn progress_line(r: &IntervalReport) -> String {
+    format!(
+        "{:.0} s: last interval {} sent, {} received, loss {}%, rtt p50 {} ms, {} pps",
+        r.end_s,
+        r.sent,
+        r.received,
+        pct(r.loss_pct),
+        ms(r.rtt_p50_ms),
+        r.pps.map_or_else(|| "-".to_owned(), |p| format!("{p:.0}")),
+    )
 }

@@ -3,6 +3,8 @@
 //! The sessions here are sans-IO: the reflector and sender are fed datagrams and timestamps as
 //! values and produce bytes and reports; the socket and runtime glue drives them.
 
+mod allow_list;
+mod interval;
 mod rate_limit;
 mod reflect_tlv;
 mod reflector;
@@ -10,13 +12,20 @@ pub mod runtime;
 mod schedule;
 mod sender;
 mod sender_report;
+mod sender_state;
+mod session;
 
+pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use rate_limit::RateLimiter;
 pub use reflector::{Datagram, DropReason, Reflector, ReflectorConfig, ReflectorCounters};
 pub use schedule::Schedule;
 pub use sender::{
     HELLO_SSID_FLIP, IgnoreReason, Limit, MAX_SIZE, ReplyOutcome, Sender, SenderConfig,
     SenderError, Sent,
+};
+pub use sender_state::{MAX_RING, REORDER_SLOTS};
+pub use session::{
+    Pace, SenderSession, SessionConfig, TX_ID_SLOTS, TestOutcome, Transmit, planned_duration,
 };
 
 /// The UDP port probe agents answer STAMP on.

@@ -4,15 +4,26 @@
 //! it expects to send the answer; the reflector writes the reply into the caller's buffer or
 //! says why it drops the datagram. Sessions are keyed by (source address, source port, SSID) and
 //! each has its own reflector sequence counter from 0, so a sender can tell forward loss
-//! (gaps in the reflector numbers) from reverse loss. Any RFC 8762 sender is answered, known or
-//! not. The reply is exactly as long as the request, never longer (no amplification).
+//! (gaps in the reflector numbers) from reverse loss.
+//!
+//! Policy, in the order applied to each datagram:
+//!
+//! 1. Allow list ([`AllowList`]): when it is not empty, a source outside it is counted
+//!    (`not_allowed`) and dropped, whatever it sent. Empty (the default) is open mode: any
+//!    well-formed STAMP packet is answered, known sender or not, as RFC 8762 requires.
+//! 2. A datagram shorter than a STAMP base packet (44 octets) is never answered (`junk`).
+//! 3. The loop guard: nothing from the reflector's own port (`refused`).
+//! 4. No amplification: the reply is exactly as long as the request, never longer; a caller's
+//!    buffer too short for that is a refusal, never a truncated reply (`refused`).
+//! 5. Per-source rate: each source (IPv4 address, IPv6 /64) is held to a token bucket, and
+//!    sources beyond the bucket table share one (see [`RateLimiter`](super::RateLimiter)), so
+//!    spraying addresses buys no fresh bursts (`rate_limited`).
 //!
 //! Bounds: the session table holds at most `max_sessions` (the least recently active is evicted
-//! when a new one needs room) and sessions idle for `idle_timeout` are dropped; each source IP
-//! is held to a token bucket. Sessions are only a counter and a time: a forged session costs the
-//! attacker as much as it costs the reflector.
+//! when a new one needs room) and sessions idle for `idle_timeout` are dropped. Sessions are only
+//! a counter and a time: a forged session costs the attacker as much as it costs the reflector.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -20,6 +31,7 @@ use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use super::DEFAULT_PORT;
+use super::allow_list::AllowList;
 use super::rate_limit::RateLimiter;
 use super::reflect_tlv::reflect_tlv_area;
 use crate::time::{ClockInfo, ErrorEstimate, Nanos, NtpTimestamp};
@@ -39,8 +51,11 @@ pub struct ReflectorConfig {
     pub rate_limit_pps: u32,
     /// Burst allowance per source IP, packets.
     pub rate_limit_burst: u32,
-    /// Most source IPs whose rate is tracked at once (at least 1).
+    /// Most sources (IPv4 addresses, IPv6 /64s) with a token bucket of their own (at least 1);
+    /// sources beyond share one bucket. Keep it at least `max_sessions`.
     pub max_sources: usize,
+    /// Sources answered at all; empty (the default) answers everyone.
+    pub allow: AllowList,
     /// The reflector's own port: datagrams *from* this port are dropped, so two reflectors tricked
     /// into answering each other do not loop. `None` disables the guard.
     pub loop_guard_port: Option<u16>,
@@ -56,6 +71,7 @@ impl Default for ReflectorConfig {
             rate_limit_pps: 10_000,
             rate_limit_burst: 1_000,
             max_sources: 4_096,
+            allow: AllowList::OPEN,
             loop_guard_port: Some(DEFAULT_PORT),
             clock: ClockInfo::default(),
         }
@@ -91,6 +107,12 @@ pub enum DropReason {
         /// The source port.
         port: u16,
     },
+    /// The source is not in the allow list.
+    #[error("source {addr} is not in the allow list")]
+    NotAllowed {
+        /// The source address.
+        addr: IpAddr,
+    },
     /// The source IP exceeded its rate.
     #[error("source over its rate limit")]
     RateLimited,
@@ -106,15 +128,23 @@ pub enum DropReason {
 
 /// Reflector counters (a JSON object in agent status reports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReflectorCounters {
     /// Datagrams handed to the reflector.
     pub received: u64,
     /// Replies produced.
     pub reflected: u64,
-    /// Datagrams too short to be STAMP.
+    /// Datagrams from sources outside the allow list.
+    pub not_allowed: u64,
+    /// Datagrams too short to be STAMP (under 44 octets).
     pub junk: u64,
     /// Datagrams dropped by the per-source rate limit.
     pub rate_limited: u64,
+    /// Datagrams whose source found the rate table full and drew on the shared bucket
+    /// (answered or not): many of them mean `max_sources` is too small for the traffic.
+    pub rate_limit_shared: u64,
+    /// Idle sources' full buckets handed to new sources.
+    pub rate_limit_recycled: u64,
     /// Datagrams dropped by the loop guard or for a short reply buffer.
     pub refused: u64,
     /// Sessions created.
@@ -132,8 +162,11 @@ impl ReflectorCounters {
     pub fn merge(&mut self, o: &ReflectorCounters) {
         self.received += o.received;
         self.reflected += o.reflected;
+        self.not_allowed += o.not_allowed;
         self.junk += o.junk;
         self.rate_limited += o.rate_limited;
+        self.rate_limit_shared += o.rate_limit_shared;
+        self.rate_limit_recycled += o.rate_limit_recycled;
         self.refused += o.refused;
         self.sessions_created += o.sessions_created;
         self.evicted += o.evicted;
@@ -159,6 +192,8 @@ struct Session {
 pub struct Reflector {
     sessions: LruCache<SessionKey, Session>,
     limiter: Option<RateLimiter>,
+    /// `None` in open mode, so that an empty list costs one branch.
+    allow: Option<AllowList>,
     idle_ns: u64,
     loop_guard_port: Option<u16>,
     clock: ClockInfo,
@@ -183,6 +218,7 @@ impl Reflector {
         Reflector {
             sessions: LruCache::new(non_zero(config.max_sessions)),
             limiter,
+            allow: (!config.allow.is_open()).then_some(config.allow),
             idle_ns: u64::try_from(config.idle_timeout.as_nanos()).unwrap_or(u64::MAX),
             loop_guard_port: config.loop_guard_port,
             clock: config.clock,
@@ -199,8 +235,14 @@ impl Reflector {
 
     /// The counters so far.
     pub fn counters(&self) -> ReflectorCounters {
+        let (shared, recycled) = self
+            .limiter
+            .as_ref()
+            .map_or((0, 0), |l| (l.shared(), l.recycled()));
         ReflectorCounters {
             active_sessions: self.sessions.len() as u64,
+            rate_limit_shared: shared,
+            rate_limit_recycled: recycled,
             ..self.counters
         }
     }
@@ -229,8 +271,9 @@ impl Reflector {
     }
 
     /// Answers one datagram: writes the reply into `out` and returns its length (always the
-    /// datagram's length), or the reason for not answering. `tx` is the caller's best estimate
-    /// of when the reply will leave (the reflector's t3).
+    /// datagram's length), or the reason for not answering (the policy of the module
+    /// documentation). `tx` is the caller's best estimate of when the reply will leave (the
+    /// reflector's t3).
     pub fn reflect(
         &mut self,
         dgram: &Datagram<'_>,
@@ -238,6 +281,14 @@ impl Reflector {
         out: &mut [u8],
     ) -> Result<usize, DropReason> {
         self.counters.received += 1;
+        if let Some(allow) = &self.allow
+            && !allow.allows(dgram.src.ip())
+        {
+            self.counters.not_allowed += 1;
+            return Err(DropReason::NotAllowed {
+                addr: dgram.src.ip(),
+            });
+        }
         let len = dgram.bytes.len();
         let Ok(req) = SenderPacket::new_checked(dgram.bytes) else {
             self.counters.junk += 1;

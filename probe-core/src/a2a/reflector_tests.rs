@@ -2,6 +2,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::*;
+use crate::a2a::AllowList;
 use crate::time::BootId;
 use crate::wire::stamp::SenderRepr;
 use crate::wire::stamp_clock_tlv::{CLOCK_TLV_LEN, ClockValue, emit_clock_tlv};
@@ -293,4 +294,146 @@ fn arbitrary_datagrams_never_panic_or_amplify() {
         }
     }
     assert!(answered > 5_000, "only {answered} answered");
+}
+
+/// RFC 8762 open mode answers any well-formed STAMP packet, of any length from 44 octets on,
+/// with exactly as many octets as it received, however large the caller's buffer.
+#[test]
+fn replies_are_exactly_as_long_as_requests_from_44_octets() {
+    let mut r = Reflector::new(ReflectorConfig {
+        rate_limit_pps: 0,
+        ..ReflectorConfig::default()
+    });
+    let mut out = vec![0xEEu8; 65_536];
+    for len in [44, 45, 47, 48, 64, 100, 1_400, 1_473, 9_000, 65_507] {
+        let req = request(1, 9, len);
+        let d = Datagram {
+            bytes: &req,
+            src: src(40_000),
+            rx: Nanos(T0),
+            ttl: None,
+        };
+        assert_eq!(r.reflect(&d, Nanos(T0 + 1), &mut out), Ok(len), "{len}");
+        assert!(
+            out[len..].iter().all(|&b| b == 0xEE),
+            "nothing written past {len} octets"
+        );
+    }
+    // A real request cut to 43 octets is not STAMP: no reply.
+    let cut = &request(1, 9, BASE_LEN)[..BASE_LEN - 1];
+    assert_eq!(
+        reflect(&mut r, cut, src(40_000), T0),
+        Err(DropReason::Junk { len: 43 })
+    );
+    let c = r.counters();
+    assert_eq!((c.received, c.reflected, c.junk), (11, 10, 1));
+}
+
+fn allow_only(prefixes: &[&str]) -> Reflector {
+    let nets: Vec<ipnet::IpNet> = prefixes
+        .iter()
+        .map(|p| p.parse().expect("prefix"))
+        .collect();
+    Reflector::new(ReflectorConfig {
+        allow: AllowList::new(&nets).expect("allow list"),
+        ..ReflectorConfig::default()
+    })
+}
+
+#[test]
+fn allow_list_answers_only_listed_sources_v4() {
+    let mut r = allow_only(&["192.0.2.0/24", "198.51.100.9/32"]);
+    let req = request(0, 0, BASE_LEN);
+    let from = |a: &str| SocketAddr::new(a.parse().expect("addr"), 40_000);
+    for (a, answered) in [
+        ("192.0.2.1", true),
+        ("192.0.2.254", true),
+        ("198.51.100.9", true),
+        ("198.51.100.10", false),
+        ("203.0.113.1", false),
+        ("::ffff:192.0.2.7", true),
+        ("2001:db8::1", false),
+    ] {
+        let got = reflect(&mut r, &req, from(a), T0);
+        if answered {
+            assert!(got.is_ok(), "{a}: {got:?}");
+        } else {
+            assert_eq!(
+                got,
+                Err(DropReason::NotAllowed { addr: from(a).ip() }),
+                "{a}"
+            );
+        }
+    }
+    // Not allowed comes first: junk from outside counts as not allowed.
+    assert!(matches!(
+        reflect(&mut r, &[0u8; 10], from("203.0.113.1"), T0),
+        Err(DropReason::NotAllowed { .. })
+    ));
+    let c = r.counters();
+    assert_eq!(
+        (c.received, c.reflected, c.not_allowed, c.junk),
+        (8, 4, 4, 0)
+    );
+    assert_eq!(c.active_sessions, 4, "no session for dropped sources");
+}
+
+#[test]
+fn allow_list_answers_only_listed_sources_v6() {
+    let mut r = allow_only(&["2001:db8:1::/48", "fd00::7/128"]);
+    let req = request(0, 0, BASE_LEN);
+    let from = |a: &str| SocketAddr::new(a.parse().expect("addr"), 40_000);
+    let answered: Vec<bool> = [
+        "2001:db8:1:2::3",
+        "2001:db8:2::1",
+        "fd00::7",
+        "fd00::8",
+        "192.0.2.1",
+    ]
+    .iter()
+    .map(|a| reflect(&mut r, &req, from(a), T0).is_ok())
+    .collect();
+    assert_eq!(answered, [true, false, true, false, false]);
+    assert_eq!(r.counters().not_allowed, 3);
+}
+
+/// Spraying 10 000 IPv4 sources at a reflector with buckets for 100: the first 100 get their
+/// burst, all the others together one burst from the shared bucket; 10 000 addresses of one
+/// IPv6 /64 are one source.
+#[test]
+fn rate_limit_holds_for_sprayed_sources() {
+    let (burst, table) = (3u32, 100usize);
+    let mut r = Reflector::new(ReflectorConfig {
+        rate_limit_pps: 10,
+        rate_limit_burst: burst,
+        max_sources: table,
+        max_sessions: 65_536,
+        ..ReflectorConfig::default()
+    });
+    let req = request(0, 0, BASE_LEN);
+    let mut answered = 0u64;
+    for i in 0..10_000u32 {
+        let from = SocketAddr::new(Ipv4Addr::from(0x0a00_0000 + i).into(), 40_000);
+        for _ in 0..burst {
+            answered += u64::from(reflect(&mut r, &req, from, T0).is_ok());
+        }
+    }
+    assert_eq!(answered, (table as u64 + 1) * u64::from(burst));
+    let c = r.counters();
+    assert_eq!(c.rate_limited, 30_000 - answered);
+    assert_eq!(c.rate_limit_shared, 3 * (10_000 - table as u64));
+    assert_eq!(c.rate_limit_recycled, 0);
+
+    let mut r6 = Reflector::new(ReflectorConfig {
+        rate_limit_pps: 10,
+        rate_limit_burst: burst,
+        ..ReflectorConfig::default()
+    });
+    let answered = (0..10_000u16)
+        .filter(|&i| {
+            let a = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, i, 1);
+            reflect(&mut r6, &req, SocketAddr::new(a.into(), 40_000), T0).is_ok()
+        })
+        .count();
+    assert_eq!(answered, burst as usize, "one /64, one bucket");
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::time::Nanos;
+use crate::stats::Distribution;
+use crate::time::{Nanos, duration_ns};
 
 /// An isochronous schedule of `count` packets.
 #[derive(Clone, Debug)]
@@ -14,6 +15,7 @@ pub struct Schedule {
     next: u32,
     err_sum_ns: i128,
     err_max_ns: i64,
+    errors: Distribution,
     first_send: Option<Nanos>,
     last_send: Option<Nanos>,
 }
@@ -23,11 +25,12 @@ impl Schedule {
     pub fn new(start: Nanos, interval: Duration, count: u32) -> Self {
         Schedule {
             start,
-            interval_ns: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+            interval_ns: duration_ns(interval),
             count,
             next: 0,
             err_sum_ns: 0,
             err_max_ns: i64::MIN,
+            errors: Distribution::new(),
             first_send: None,
             last_send: None,
         }
@@ -60,6 +63,7 @@ impl Schedule {
         let err = actual.since(planned);
         self.err_sum_ns += i128::from(err);
         self.err_max_ns = self.err_max_ns.max(err);
+        self.errors.record(err);
         self.first_send.get_or_insert(actual);
         self.last_send = Some(actual);
         self.next += 1;
@@ -89,6 +93,12 @@ impl Schedule {
     /// Largest schedule error in µs; `None` before the first send.
     pub fn error_max_us(&self) -> Option<f64> {
         (self.next > 0).then(|| self.err_max_ns as f64 / 1e3)
+    }
+
+    /// Schedule error at quantile `q` (0.0..=1.0) in µs (histogram, 3 significant digits);
+    /// `None` before the first send.
+    pub fn error_quantile_us(&self, q: f64) -> Option<f64> {
+        self.errors.quantile(q).map(|ns| ns as f64 / 1e3)
     }
 
     /// Time from the first to the last send, ns (0 before the second send).
@@ -130,6 +140,10 @@ mod tests {
         assert_eq!(s.sent(), 4);
         assert!((s.error_mean_us().expect("sent") - 4.0).abs() < 1e-9);
         assert!((s.error_max_us().expect("sent") - 15.0).abs() < 1e-9);
+        // Errors 5, 15, 0, -4 us: the median is 0 or 5, p99 the largest.
+        let p50 = s.error_quantile_us(0.5).expect("sent");
+        assert!((-0.01..=5.01).contains(&p50), "p50 {p50}");
+        assert!((s.error_quantile_us(0.99).expect("sent") - 15.0).abs() < 0.02);
         // Span 30 ms - 9 us for 3 intervals.
         let pps = s.achieved_pps().expect("rate");
         assert!((pps - 3.0 / 0.029_991).abs() < 1e-6, "pps {pps}");

@@ -15,15 +15,30 @@
 //! packets reached the reflector, so they count as forward loss. A stateless reflector (its
 //! number copies the sender's) makes all loss look like reverse loss.
 //!
-//! **Memory.** One-way figures under an estimated clock offset are only known at the end, so the
-//! sender keeps 24 bytes per sent packet (its timestamps) and 32 bytes per reply (reflector
-//! numbers and t2, t3, t4): about 5.6 MB for 100 000 packets with replies.
+//! **Memory** does not grow with the test's length: the last packets sent sit in a fixed ring
+//! ([`super::sender_state`]; a reply to a packet older than the ring counts as late),
+//! delays go into histograms as replies arrive, and what is defined in the reflector's order
+//! goes through a bounded reorder buffer.
+//!
+//! **One-way delays under an estimated clock offset.** The offset is only known at the end, so
+//! the one-way delays are recorded against a *provisional* offset (that of the first exchange,
+//! which keeps the recorded values near the true delays and the histogram's 3 significant
+//! digits meaningful) and corrected at [`Sender::finish`] by a constant: the difference between
+//! the final offset (0 for `shared` and `synced`; the estimator's offset at its reference time
+//! for `estimated`) and the provisional one. A constant shift moves every order statistic and
+//! the mean and leaves the spread, jitter and IPDV unchanged, so the correction is exact for a
+//! constant offset. The estimator fits drift online; the drift over the test is not removed
+//! per packet, so its largest effect, `|drift| x` the longest time from the reference to a
+//! packet, is added to the reported error bound.
 
 use std::time::Duration;
 
+use super::sender_state::{DelayStats, ReflOrder, ReflReply, SendRing};
 use crate::report::TimestampSource;
-use crate::stats::{Arrival, SeqTracker};
-use crate::time::{ClockInfo, ClockMode, ErrorEstimate, Nanos, NtpTimestamp};
+use crate::stats::{Arrival, Distribution, SeqTracker};
+use crate::time::{
+    ClockInfo, ClockMode, ErrorEstimate, Nanos, NtpTimestamp, OffsetEstimator, duration_ns,
+};
 use crate::wire::stamp::{BASE_LEN, ReflectorPacket, SenderPacket, SenderRepr};
 use crate::wire::stamp_clock_tlv::{CLOCK_TLV_LEN, ClockValue, emit_clock_tlv};
 use crate::wire::stamp_tlv::{TlvFlags, emit_padding, tlv_type};
@@ -107,6 +122,9 @@ pub enum SenderError {
     /// Zero interval.
     #[error("the interval must be positive")]
     ZeroInterval,
+    /// A flood window of zero packets.
+    #[error("the flood window must be at least one packet")]
+    ZeroWindow,
     /// The limit plans no packet, or more than 2^32.
     #[error("the test must plan between 1 and 2^32 - 1 packets, not {0}")]
     Count(u64),
@@ -186,38 +204,6 @@ pub enum ReplyOutcome {
     Ignored(IgnoreReason),
 }
 
-const NO_REPLY: u32 = u32::MAX;
-
-/// What the sender keeps per test packet.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct SentSlot {
-    /// The timestamp written into the packet (echoed by the reflector).
-    pub(super) stamp: NtpTimestamp,
-    /// The best send time known (kernel TX timestamp when given).
-    pub(super) t1: Nanos,
-    /// Index of the first reply in `records`, or `NO_REPLY`.
-    pub(super) first: u32,
-}
-
-impl SentSlot {
-    pub(super) fn first_reply(&self) -> Option<usize> {
-        (self.first != NO_REPLY).then_some(self.first as usize)
-    }
-}
-
-/// One reply received in time (reverse duplicates excluded).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Record {
-    pub(super) seq: u32,
-    pub(super) refl_seq: u32,
-    /// Reflector receive time (peer clock).
-    pub(super) t2: Nanos,
-    /// Reflector send time (peer clock).
-    pub(super) t3: Nanos,
-    /// Local receive time.
-    pub(super) t4: Nanos,
-}
-
 /// What the reflector's Error Estimates said.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct PeerEstimates {
@@ -233,8 +219,26 @@ pub struct Sender {
     pub(super) config: SenderConfig,
     pub(super) schedule: super::Schedule,
     error_estimate: ErrorEstimate,
-    pub(super) slots: Vec<SentSlot>,
-    pub(super) records: Vec<Record>,
+    pub(super) ring: SendRing,
+    /// Round trips of first replies.
+    pub(super) rtt: Distribution,
+    /// Forward delays of first replies (recorded scale), forward IPDV.
+    pub(super) fwd: DelayStats,
+    /// Reverse delays of every distinct reflector packet (recorded scale), reverse jitter.
+    pub(super) rev: DelayStats,
+    /// Reflector-order statistics.
+    pub(super) refl_order: ReflOrder,
+    pub(super) offset: OffsetEstimator,
+    /// Provisional clock offset (peer minus local, ns) the recorded one-way delays hold.
+    pub(super) provisional: Option<i64>,
+    /// Send times of the first and last packets answered (for the drift residual).
+    pub(super) answered_span: Option<(Nanos, Nanos)>,
+    /// Distinct replies kept (first and forward-duplicate ones).
+    pub(super) distinct: u64,
+    /// Replies that were forward duplicates.
+    pub(super) forward_duplicates: u64,
+    /// The latest round trip, ns.
+    pub(super) last_rtt_ns: i64,
     pub(super) reverse: SeqTracker,
     pub(super) max_refl_seq: Option<u32>,
     pub(super) received: u64,
@@ -261,11 +265,23 @@ impl Sender {
             .ok()
             .filter(|&c| c > 0 && c < u32::MAX)
             .ok_or(SenderError::Count(count))?;
+        // The ring holds what can be in flight: the packets within the timeout (plus room).
+        let interval_ns = duration_ns(config.interval).max(1);
+        let in_timeout = duration_ns(config.timeout) / interval_ns + 64;
         Ok(Sender {
             schedule: super::Schedule::new(start, config.interval, count),
             error_estimate: config.clock.error_estimate(),
-            slots: Vec::with_capacity(count.min(1 << 20) as usize),
-            records: Vec::new(),
+            ring: SendRing::new(u64::from(count).min(in_timeout)),
+            rtt: Distribution::new(),
+            fwd: DelayStats::default(),
+            rev: DelayStats::default(),
+            refl_order: ReflOrder::default(),
+            offset: OffsetEstimator::new(duration_ns(config.offset_window)),
+            provisional: None,
+            answered_span: None,
+            distinct: 0,
+            forward_duplicates: 0,
+            last_rtt_ns: 0,
             reverse: SeqTracker::new(0),
             max_refl_seq: None,
             received: 0,
@@ -321,9 +337,20 @@ impl Sender {
     /// The time after which no reply can still count: last send plus the timeout (`None`
     /// before the schedule is complete).
     pub fn done_at(&self) -> Option<Nanos> {
-        let last = self.slots.last()?;
+        let last = self.ring.get(self.sent().checked_sub(1)?)?;
         self.is_complete()
-            .then(|| Nanos(last.t1.0.saturating_add(self.timeout_ns as u64)))
+            .then(|| last.t1.saturating_add_ns(self.timeout_ns))
+    }
+
+    /// Distinct test packets answered in time so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Slots of the in-flight ring (fixed when the sender is made: the sender's memory does
+    /// not grow with the number of packets).
+    pub fn ring_capacity(&self) -> usize {
+        self.ring.capacity()
     }
 
     /// Updates the local clock facts (used in later packets and hellos, and at finish).
@@ -377,18 +404,14 @@ impl Sender {
         self.base(seq, self.config.ssid, tx, buf, len)?;
         emit_padding(&mut buf[BASE_LEN..len]);
         let (_, planned) = self.schedule.record_send(tx).unwrap_or((seq, tx));
-        self.slots.push(SentSlot {
-            stamp: NtpTimestamp::from_nanos(tx),
-            t1: tx,
-            first: NO_REPLY,
-        });
+        self.ring.put(seq, NtpTimestamp::from_nanos(tx), tx);
         Ok(Sent { seq, len, planned })
     }
 
     /// Replaces the send time of test packet `seq` by a better one (the kernel TX timestamp);
-    /// `false` when `seq` was not sent.
+    /// `false` when `seq` was not sent (or has left the ring).
     pub fn on_tx_timestamp(&mut self, seq: u32, t: Nanos) -> bool {
-        match self.slots.get_mut(seq as usize) {
+        match self.ring.get_mut(seq) {
             Some(slot) => {
                 slot.t1 = t;
                 true
@@ -459,8 +482,13 @@ impl Sender {
             return ReplyOutcome::Ignored(IgnoreReason::OtherSession);
         }
         let seq = p.sender_sequence_number();
-        let Some(slot) = self.slots.get(seq as usize).copied() else {
+        if seq >= self.schedule.sent() {
             return ReplyOutcome::Ignored(IgnoreReason::UnknownSeq);
+        }
+        let Some(slot) = self.ring.get(seq).copied() else {
+            // Sent, but so long ago that its slot was reused: too late to count.
+            self.late += 1;
+            return ReplyOutcome::Late { seq };
         };
         if p.sender_timestamp() != slot.stamp {
             return ReplyOutcome::Ignored(IgnoreReason::StaleTimestamp);
@@ -469,37 +497,84 @@ impl Sender {
         self.note_peer_estimate(ee);
         let refl_seq = p.sequence_number();
         self.max_refl_seq = Some(self.max_refl_seq.map_or(refl_seq, |m| m.max(refl_seq)));
+        let t2 = p.receive_timestamp().decode(ee.ptp());
+        let t3 = p.timestamp().decode(ee.ptp());
         if rx.since(slot.t1) > self.timeout_ns {
             self.late += 1;
+            // Not counted, but it moves the reorder buffer on.
+            self.refl_order.push(ReflReply {
+                refl: refl_seq,
+                seq,
+                counted: false,
+                first: false,
+                fwd: 0,
+                rev: 0,
+            });
             return ReplyOutcome::Late { seq };
         }
-        if self.records.len() >= self.slots.len().saturating_mul(2).saturating_add(64) {
+        if self.distinct >= u64::from(self.sent()).saturating_mul(2).saturating_add(64) {
             return ReplyOutcome::Ignored(IgnoreReason::TooManyReplies);
         }
         if self.reverse.on_packet(refl_seq) == Arrival::Duplicate {
             return ReplyOutcome::ReverseDuplicate { seq };
         }
-        let t2 = p.receive_timestamp().decode(ee.ptp());
-        let t3 = p.timestamp().decode(ee.ptp());
-        let index = self.records.len() as u32;
-        self.records.push(Record {
-            seq,
-            refl_seq,
-            t2,
-            t3,
-            t4: rx,
-        });
-        let forward_duplicate = slot.first != NO_REPLY;
-        if !forward_duplicate {
-            self.slots[seq as usize].first = index;
-            self.received += 1;
+        self.distinct += 1;
+        let rtt_ns = rx.since(slot.t1).saturating_sub(t3.since(t2));
+        let fwd_raw = t2.since(slot.t1);
+        let rev_raw = rx.since(t3);
+        let prov = *self
+            .provisional
+            .get_or_insert(((i128::from(fwd_raw) - i128::from(rev_raw)) / 2) as i64);
+        let fwd = fwd_raw.saturating_sub(prov);
+        let rev = rev_raw.saturating_add(prov);
+        let forward_duplicate = slot.replied;
+        if forward_duplicate {
+            self.forward_duplicates += 1;
+        } else {
+            self.on_first_reply(seq, slot.t1, fwd, rtt_ns);
+            self.offset.add_raw(slot.t1, fwd_raw, rev_raw);
         }
+        self.rev.delay.record(rev);
+        self.rev.jitter.on_transit(rev);
+        self.refl_order.push(ReflReply {
+            refl: refl_seq,
+            seq,
+            counted: true,
+            first: !forward_duplicate,
+            fwd,
+            rev,
+        });
         ReplyOutcome::Test {
             seq,
             reflector_seq: refl_seq,
-            rtt_ns: rx.since(slot.t1).saturating_sub(t3.since(t2)),
+            rtt_ns,
             forward_duplicate,
         }
+    }
+
+    /// The first reply to `seq`, sent at `t1`: round trip, forward delay, IPDV with the
+    /// neighbours already answered.
+    fn on_first_reply(&mut self, seq: u32, t1: Nanos, fwd: i64, rtt_ns: i64) {
+        self.received += 1;
+        self.last_rtt_ns = rtt_ns;
+        self.rtt.record(rtt_ns);
+        self.fwd.delay.record(fwd);
+        if let Some(slot) = self.ring.get_mut(seq) {
+            slot.replied = true;
+            slot.fwd = fwd;
+        }
+        let answered =
+            |s: Option<&super::sender_state::Slot>| s.filter(|s| s.replied).map(|s| s.fwd);
+        if let Some(prev) = seq.checked_sub(1).and_then(|p| answered(self.ring.get(p))) {
+            self.fwd.ipdv.on_pair(fwd.saturating_sub(prev));
+        }
+        if let Some(next) = seq.checked_add(1).and_then(|n| answered(self.ring.get(n))) {
+            self.fwd.ipdv.on_pair(next.saturating_sub(fwd));
+        }
+        self.answered_span = Some(match self.answered_span {
+            None => (t1, t1),
+            Some((a, b)) => (a.min(t1), b.max(t1)),
+        });
     }
 }
 

@@ -1,16 +1,19 @@
-//! [`Sender::finish`]: from the kept timestamps to the report.
+//! [`Sender::finish`]: from the streaming statistics to the report.
 //!
 //! Orders used: forward jitter follows the reflector's arrival order (its sequence numbers),
 //! reverse jitter the sender's arrival order; forward IPDV pairs consecutive sender numbers,
-//! reverse IPDV consecutive reflector numbers (RFC 5481). Delay statistics use the first reply
-//! to each test packet.
+//! reverse IPDV consecutive reflector numbers (RFC 5481). Forward delay statistics use the
+//! first reply to each test packet, reverse ones every distinct reflector packet. One-way
+//! delays are shifted here from the provisional to the final clock offset (see the
+//! [`sender`](super::sender) module documentation).
 
 use std::time::Duration;
 
-use super::sender::{Record, Sender};
+use super::sender::Sender;
+use super::sender_state::DelayStats;
 use crate::report::{A2aReport, ClockReport, DirectionReport, ScheduleErrorReport};
-use crate::stats::{Distribution, InterarrivalJitter, Ipdv, SeqTracker, loss_pct};
-use crate::time::{ClockMode, Nanos, OffsetEstimate, OffsetEstimator, PeerClock, decide_mode};
+use crate::stats::{InterarrivalJitter, loss_pct};
+use crate::time::{ClockMode, OffsetEstimate, PeerClock, decide_mode};
 
 const NS_PER_MS: f64 = 1e6;
 
@@ -22,21 +25,18 @@ fn duration_ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Delay and variation accumulators of one direction.
-#[derive(Default)]
-struct DelayStats {
-    delay: Distribution,
-    jitter: InterarrivalJitter,
-    ipdv: Ipdv,
-}
-
-impl DelayStats {
-    fn fill(&self, report: &mut DirectionReport) {
-        report.delay_ms = self.delay.summary_ms();
-        report.jitter_ms = self.jitter.jitter_ns().map(ms);
-        report.ipdv_ms = self.ipdv.mean_abs_ns().map(ms);
-        report.ipdv_abs_ms = self.ipdv.abs_distribution().summary_ms();
-    }
+/// Fills `report` from `stats`, shifting the delays by `shift_ns`; the jitter is the given one
+/// (forward jitter runs in the reflector's order, outside `stats`).
+fn fill(
+    report: &mut DirectionReport,
+    stats: &DelayStats,
+    jitter: &InterarrivalJitter,
+    shift_ns: f64,
+) {
+    report.delay_ms = stats.delay.summary_ms().map(|s| s.shifted(ms(shift_ns)));
+    report.jitter_ms = jitter.jitter_ns().map(ms);
+    report.ipdv_ms = stats.ipdv.mean_abs_ns().map(ms);
+    report.ipdv_abs_ms = stats.ipdv.abs_distribution().summary_ms();
 }
 
 /// The clock part of the report.
@@ -45,6 +45,7 @@ fn clock_report(
     basis: &str,
     synced_error: Option<Duration>,
     est: Option<&OffsetEstimate>,
+    drift_residual_ns: f64,
 ) -> ClockReport {
     let (offset_ms, error_ms, drift_ppm, note) = match mode {
         ClockMode::Shared => (
@@ -61,7 +62,7 @@ fn clock_report(
         ),
         ClockMode::Estimated => (
             est.map(|e| ms(e.offset_ns)),
-            est.map(|e| ms(e.error_ns)),
+            est.map(|e| ms(e.error_ns + drift_residual_ns)),
             est.map(|e| e.drift_ppm),
             "offset estimated from the least-delayed exchanges, assuming the minimum delay is the same both ways; one-way delays may be off by up to error_ms",
         ),
@@ -112,92 +113,42 @@ impl Sender {
         }
     }
 
-    /// The first reply of each test packet, as (t1, record).
-    fn first_replies(&self) -> impl Iterator<Item = (Nanos, &Record)> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.first_reply().map(|i| (s.t1, &self.records[i])))
-    }
-
-    fn offset_estimate(&self) -> Option<OffsetEstimate> {
-        let window = u64::try_from(self.config.offset_window.as_nanos()).unwrap_or(u64::MAX);
-        let mut est = OffsetEstimator::new(window);
-        for (t1, r) in self.first_replies() {
-            est.add(t1, r.t2, r.t3, r.t4);
-        }
-        est.estimate()
-    }
-
     /// The report of the test so far (normally called once the schedule is complete and the
     /// timeout after the last packet has passed). Replies still missing count as lost.
     pub fn finish(&self) -> A2aReport {
         let sent = u64::from(self.schedule.sent());
         let (mode, basis, synced_error) = self.clock_decision();
-        let est = self.offset_estimate();
-        let offset = |t: Nanos| -> Option<i64> {
-            match mode {
-                ClockMode::Shared | ClockMode::Synced => Some(0),
-                ClockMode::Estimated => est.as_ref().map(|e| e.offset_at(t)),
+        let est = self.offset.estimate();
+        // The final offset (peer minus local) and how far the recorded delays are from it.
+        let final_offset = match mode {
+            ClockMode::Shared | ClockMode::Synced => Some(0.0),
+            ClockMode::Estimated => est.as_ref().map(|e| e.offset_ns),
+        };
+        let prov = self.provisional.unwrap_or(0) as f64;
+        // Drift is not removed per packet: its largest effect over the test joins the bound.
+        let drift_residual_ns = match (&est, self.answered_span) {
+            (Some(e), Some((first, last))) if mode == ClockMode::Estimated => {
+                let far = first
+                    .since(e.reference)
+                    .abs()
+                    .max(last.since(e.reference).abs());
+                e.drift_ppm.abs() * 1e-6 * far as f64
             }
+            _ => 0.0,
         };
 
-        // Round trip.
-        let mut rtt = Distribution::new();
-        for (t1, r) in self.first_replies() {
-            rtt.record(r.t4.since(t1).saturating_sub(r.t3.since(r.t2)));
-        }
-
-        // Reflector arrival order = reflector numbers.
-        let mut by_refl: Vec<usize> = (0..self.records.len()).collect();
-        by_refl.sort_by_key(|&i| self.records[i].refl_seq);
-
-        // Forward: packet order at the reflector; delays of first replies.
-        let mut fwd_order = SeqTracker::new(0);
-        let mut fwd = DelayStats::default();
-        for &i in &by_refl {
-            let r = &self.records[i];
-            fwd_order.on_packet(r.seq);
-            let slot = &self.slots[r.seq as usize];
-            if slot.first_reply() == Some(i)
-                && let Some(off) = offset(slot.t1)
-            {
-                let d = r.t2.since(slot.t1).saturating_sub(off);
-                fwd.delay.record(d);
-                fwd.jitter.on_transit(d);
-            }
-        }
-        for (seq, slot) in self.slots.iter().enumerate() {
-            if let (Some(i), Some(off)) = (slot.first_reply(), offset(slot.t1)) {
-                let d = self.records[i].t2.since(slot.t1).saturating_sub(off);
-                fwd.ipdv.on_delay(seq as u64, d);
-            }
-        }
-
-        // Reverse: every distinct reflector packet, in local arrival order for jitter.
-        let mut rev = DelayStats::default();
-        let rev_delay = |r: &Record| offset(r.t4).map(|off| r.t4.since(r.t3).saturating_add(off));
-        for r in &self.records {
-            if let Some(d) = rev_delay(r) {
-                rev.delay.record(d);
-                rev.jitter.on_transit(d);
-            }
-        }
-        for &i in &by_refl {
-            let r = &self.records[i];
-            if let Some(d) = rev_delay(r) {
-                rev.ipdv.on_delay(u64::from(r.refl_seq), d);
-            }
-        }
+        let mut order = self.refl_order.clone();
+        order.flush();
 
         // Loss split from the reflector's numbers.
         let reflected = self.max_refl_seq.map_or(0, |m| u64::from(m) + 1);
-        let reached = reflected.saturating_sub(fwd_order.duplicates());
+        let reached = reflected.saturating_sub(order.fwd_order.duplicates());
         let split_known = self.reverse.stale() == 0 && reached <= sent;
         let mut forward = DirectionReport {
             sent,
             received: reached,
-            duplicates: fwd_order.duplicates(),
-            reordered: fwd_order.reordered(),
+            duplicates: order.fwd_order.duplicates(),
+            reordered: order.fwd_order.reordered(),
             ..DirectionReport::default()
         };
         let mut reverse = DirectionReport {
@@ -215,10 +166,15 @@ impl Sender {
             reverse.lost = Some(rev_lost);
             reverse.loss_pct = loss_pct(rev_lost, reflected);
         }
-        fwd.fill(&mut forward);
-        rev.fill(&mut reverse);
+        if let Some(off) = final_offset {
+            fill(&mut forward, &self.fwd, &order.fwd_jitter, prov - off);
+            let mut rev = self.rev.clone();
+            rev.ipdv = order.rev_ipdv.clone();
+            fill(&mut reverse, &rev, &self.rev.jitter, off - prov);
+        }
 
         let lost = sent.saturating_sub(self.received);
+        let sched = &self.schedule;
         A2aReport {
             peer: self.config.peer.clone(),
             ssid: self.config.ssid,
@@ -232,15 +188,18 @@ impl Sender {
             late: self.late,
             ignored: self.ignored,
             pps: self.schedule.achieved_pps(),
-            rtt_ms: rtt.summary_ms(),
+            rtt_ms: self.rtt.summary_ms(),
             forward,
             reverse,
-            clock: clock_report(mode, basis, synced_error, est.as_ref()),
+            clock: clock_report(mode, basis, synced_error, est.as_ref(), drift_residual_ns),
             timestamps: self.config.timestamps,
             schedule_error_us: ScheduleErrorReport {
-                mean: self.schedule.error_mean_us(),
-                max: self.schedule.error_max_us(),
+                mean: sched.error_mean_us(),
+                p50: sched.error_quantile_us(0.5),
+                p99: sched.error_quantile_us(0.99),
+                max: sched.error_max_us(),
             },
+            intervals: Vec::new(),
         }
     }
 }

@@ -18,6 +18,8 @@ struct Sim {
     sender: Sender,
     reflector: Reflector,
     peer_offset: i64,
+    /// Peer clock rate error (ns per ns since T0).
+    drift: f64,
 }
 
 impl Sim {
@@ -29,11 +31,13 @@ impl Sim {
                 ..ReflectorConfig::default()
             }),
             peer_offset,
+            drift: 0.0,
         }
     }
 
     fn peer(&self, local: u64) -> Nanos {
-        Nanos((local as i64 + self.peer_offset) as u64)
+        let drift = (self.drift * (local as i64 - T0 as i64) as f64).round() as i64;
+        Nanos((local as i64 + self.peer_offset + drift) as u64)
     }
 
     /// Sends the next packet on schedule; returns (seq, bytes, local send time).
@@ -160,6 +164,36 @@ fn estimated_offset_recovers_one_way_delays() {
     let ipdv = r.forward.ipdv_ms.expect("ipdv");
     assert!(close(ipdv, 12.0 / 7.0, 0.02), "ipdv {ipdv}");
     assert!(r.clock.note.expect("note").contains("same both ways"));
+}
+
+/// A drifting peer clock: the delays are corrected by the offset at the reference time and
+/// the drift left over joins the error bound, which still covers the true delays.
+#[test]
+fn drift_residual_joins_the_error_bound() {
+    // 50 ppm over 20 s: the offset moves by 1 ms across the test.
+    let mut sim = Sim::new(config(2_000), clock(2, false, 1_000), 100 * MS as i64);
+    sim.drift = 50e-6;
+    for _ in 0..2_000 {
+        sim.exchange(Some(5 * MS), Some(5 * MS));
+    }
+    let r = sim.sender.finish();
+    assert_eq!(r.clock.mode, ClockMode::Estimated);
+    let drift = r.clock.drift_ppm.expect("drift");
+    assert!((drift - 50.0).abs() < 1.0, "drift {drift} ppm");
+    let err = r.clock.error_ms.expect("error");
+    // Half the 10 ms round trip plus about 50 ppm of the 10 s from the reference to the ends.
+    assert!(err > 5.45 && err < 5.6, "error bound {err} ms");
+    let f = r.forward.delay_ms.expect("forward");
+    for v in [f.min, f.mean, f.max] {
+        assert!(
+            (v - 5.0).abs() <= err - 5.0 + 1e-3,
+            "forward {v} ms outside the bound"
+        );
+    }
+    assert!(
+        f.max - f.min > 0.9,
+        "the drift is left in the spread: {f:?}"
+    );
 }
 
 #[test]

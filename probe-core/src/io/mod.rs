@@ -2,7 +2,7 @@
 //!
 //! This is the only module of probe-core allowed to use `unsafe`; each use carries a
 //! `// SAFETY:` comment. The unsafe code is confined to the system calls themselves
-//! (`sys`, `sysclock`); control messages and socket addresses are decoded from bytes in
+//! (`sys`, `sysclock`, `timerfd`, and the thread settings and sleep of `pacer`); control messages and socket addresses are decoded from bytes in
 //! safe code (`cmsg`, `sockaddr`).
 //!
 //! - [`udp_socket`], [`icmp_socket`], [`raw_ipv4_sender`], [`raw_ip_socket`],
@@ -13,6 +13,8 @@
 //! - [`PolledSocket`] is a UDP socket with kernel receive timestamps that one thread drives
 //!   with batches and `poll`, outside any runtime (the STAMP responder's).
 //! - [`Privileges`] / [`detect_icmp_mode`] tell whether raw or ICMP datagram sockets work.
+//! - [`Pacer`] waits for absolute deadlines in async code with microsecond precision (a
+//!   `CLOCK_REALTIME` timerfd, then a bounded spin; see [`PacerConfig`]).
 //! - [`boot_id`] and [`clock_sync`] describe the system clock.
 //!
 //! Linux only: the crate targets Linux hosts and containers.
@@ -33,6 +35,7 @@ mod sockaddr;
 mod socket;
 mod sys;
 mod sysclock;
+mod timerfd;
 mod timestamp;
 
 pub use async_socket::TimestampedSocket;
@@ -43,7 +46,7 @@ pub use errqueue::{
     ErrQueueMessage, IcmpError, LocalError, TxStampKind, TxTimestamp, recv_errqueue_fd,
 };
 pub use meta::RecvMeta;
-pub use pacer::Pacer;
+pub use pacer::{Pacer, PacerConfig};
 pub use polled_socket::PolledSocket;
 pub use privilege::{PrivilegeMode, Privileges, detect_icmp_mode};
 pub use raw::{icmp_socket, raw_ip_socket, raw_ipv4_sender};

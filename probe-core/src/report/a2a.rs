@@ -56,13 +56,65 @@ pub struct ClockReport {
     pub note: Option<String>,
 }
 
-/// Schedule error: actual send time minus planned send time.
+/// Schedule error: actual send time minus planned send time (all `null` for `--rate max`,
+/// which has no schedule).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleErrorReport {
     /// Mean, µs.
     pub mean: Option<f64>,
+    /// Median, µs (histogram, 3 significant digits).
+    #[serde(default)]
+    pub p50: Option<f64>,
+    /// 99th percentile, µs.
+    #[serde(default)]
+    pub p99: Option<f64>,
     /// Largest, µs.
     pub max: Option<f64>,
+}
+
+/// One direction within an interval report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalDirection {
+    /// Packets that entered this direction in the interval.
+    pub sent: u64,
+    /// Of those, packets that came through.
+    pub received: u64,
+    /// `sent - received` (never negative).
+    pub lost: u64,
+    /// Loss in percent; `null` when nothing was sent.
+    pub loss_pct: Option<f64>,
+    /// RFC 3550 jitter at the end of the interval (a running estimate), ms.
+    pub jitter_ms: Option<f64>,
+}
+
+/// What happened in one reporting interval of a running test (`--report-interval`).
+///
+/// Counts are taken at the interval's end: packets sent within the last round trip before it
+/// count in the next interval, so that their replies can arrive. Loss in one interval is
+/// therefore close to, not exactly, the loss of the packets sent in it; the final report is
+/// exact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalReport {
+    /// Start of the interval, seconds since the first test packet was due.
+    pub start_s: f64,
+    /// End of the interval, seconds.
+    pub end_s: f64,
+    /// Test packets sent.
+    pub sent: u64,
+    /// Distinct replies received in time.
+    pub received: u64,
+    /// Round-trip loss, `sent - received` (never negative).
+    pub lost: u64,
+    /// Round-trip loss in percent; `null` when nothing was sent.
+    pub loss_pct: Option<f64>,
+    /// Toward the peer (split by the reflector's numbers).
+    pub forward: IntervalDirection,
+    /// Back from the peer.
+    pub reverse: IntervalDirection,
+    /// Median round-trip time of the replies received in the interval, ms.
+    pub rtt_p50_ms: Option<f64>,
+    /// Send rate in the interval, packets per second.
+    pub pps: Option<f64>,
 }
 
 /// The report of one agent-to-agent test.
@@ -104,6 +156,10 @@ pub struct A2aReport {
     pub timestamps: TimestampSource,
     /// Send schedule error.
     pub schedule_error_us: ScheduleErrorReport,
+    /// Interval reports, when asked for (`--report-interval`, or collected by the caller);
+    /// empty otherwise.
+    #[serde(default)]
+    pub intervals: Vec<IntervalReport>,
 }
 
 #[cfg(test)]
@@ -179,8 +235,22 @@ mod tests {
             timestamps: TimestampSource::Kernel,
             schedule_error_us: ScheduleErrorReport {
                 mean: Some(3.0),
+                p50: Some(2.0),
+                p99: Some(8.0),
                 max: Some(9.0),
             },
+            intervals: vec![IntervalReport {
+                start_s: 0.0,
+                end_s: 1.0,
+                sent: 10,
+                received: 9,
+                lost: 1,
+                loss_pct: Some(10.0),
+                forward: IntervalDirection::default(),
+                reverse: IntervalDirection::default(),
+                rtt_p50_ms: Some(2.0),
+                pps: Some(10.0),
+            }],
         }
     }
 
@@ -217,7 +287,10 @@ mod tests {
             "clock.drift_ppm",
             "clock.note",
             "schedule_error_us.mean",
+            "schedule_error_us.p50",
+            "schedule_error_us.p99",
             "schedule_error_us.max",
+            "intervals",
         ]
         .iter()
         .map(|s| (*s).to_string())
@@ -244,6 +317,30 @@ mod tests {
         }
         want.sort();
         assert_eq!(got, want);
+        let mut interval_keys = Vec::new();
+        keys(&v["intervals"][0], "", &mut interval_keys);
+        interval_keys.sort();
+        let dir_keys = ["jitter_ms", "loss_pct", "lost", "received", "sent"];
+        let mut want_interval: Vec<String> = [
+            "start_s",
+            "end_s",
+            "sent",
+            "received",
+            "lost",
+            "loss_pct",
+            "forward",
+            "reverse",
+            "rtt_p50_ms",
+            "pps",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+        for dir in ["forward", "reverse"] {
+            want_interval.extend(dir_keys.iter().map(|k| format!("{dir}.{k}")));
+        }
+        want_interval.sort();
+        assert_eq!(interval_keys, want_interval);
         assert_eq!(v["clock"]["mode"], "estimated");
         assert_eq!(v["timestamps"], "kernel");
     }

@@ -2,5 +2,8 @@
 
 mod a2a;
 
-pub use a2a::{A2aReport, ClockReport, DirectionReport, ScheduleErrorReport, TimestampSource};
+pub use a2a::{
+    A2aReport, ClockReport, DirectionReport, IntervalDirection, IntervalReport,
+    ScheduleErrorReport, TimestampSource,
+};
 pub mod trace;

@@ -43,6 +43,23 @@ pub struct Summary {
     pub stddev: f64,
 }
 
+impl Summary {
+    /// The summary of the samples shifted by `ms` (every order statistic and the mean move;
+    /// the spread does not): how a constant clock-offset correction applies after the fact.
+    #[must_use]
+    pub fn shifted(self, ms: f64) -> Summary {
+        Summary {
+            min: self.min + ms,
+            mean: self.mean + ms,
+            p50: self.p50 + ms,
+            p90: self.p90 + ms,
+            p99: self.p99 + ms,
+            max: self.max + ms,
+            stddev: self.stddev,
+        }
+    }
+}
+
 impl Default for Distribution {
     fn default() -> Self {
         Self::new()
@@ -83,6 +100,17 @@ impl Distribution {
         self.m2 += d * (x - self.mean);
         self.min = self.min.min(ns);
         self.max = self.max.max(ns);
+    }
+
+    /// Forgets every sample (keeps the allocation: for per-interval figures).
+    pub fn clear(&mut self) {
+        self.pos.reset();
+        self.neg.reset();
+        self.count = 0;
+        self.mean = 0.0;
+        self.m2 = 0.0;
+        self.min = i64::MAX;
+        self.max = i64::MIN;
     }
 
     /// Number of samples.
@@ -210,6 +238,22 @@ mod tests {
         let p50 = d.quantile(0.5).expect("samples");
         assert!((-1_001..=1_001).contains(&p50), "p50 {p50}");
         assert!(d.mean().abs() < 1e-9);
+    }
+
+    #[test]
+    fn shift_and_clear() {
+        let mut d = Distribution::new();
+        for v in [1_000_000, 2_000_000, 3_000_000] {
+            d.record(v);
+        }
+        let s = d.summary_ms().expect("samples").shifted(-1.0);
+        assert!((s.min - 0.0).abs() < 1e-9 && (s.max - 2.0).abs() < 1e-9);
+        assert!((s.mean - 1.0).abs() < 1e-9);
+        assert!((s.stddev - d.stddev() / 1e6).abs() < 1e-12);
+        d.clear();
+        assert!(d.is_empty() && d.summary_ms().is_none());
+        d.record(5);
+        assert_eq!((d.min(), d.max(), d.count()), (Some(5), Some(5), 1));
     }
 
     #[test]

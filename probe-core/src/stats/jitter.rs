@@ -61,11 +61,16 @@ impl Ipdv {
         if let Some((last_seq, last_delay)) = self.last
             && last_seq.checked_add(1) == Some(seq)
         {
-            let v = delay_ns.saturating_sub(last_delay);
-            self.abs.record(v.saturating_abs());
-            self.sum_abs += v.unsigned_abs() as f64;
+            self.on_pair(delay_ns.saturating_sub(last_delay));
         }
         self.last = Some((seq, delay_ns));
+    }
+
+    /// Records one consecutive pair directly: `delay(n + 1) - delay(n)` in ns (for callers
+    /// that pair packets themselves, e.g. as replies arrive out of order).
+    pub fn on_pair(&mut self, variation_ns: i64) {
+        self.abs.record(variation_ns.saturating_abs());
+        self.sum_abs += variation_ns.unsigned_abs() as f64;
     }
 
     /// Consecutive pairs seen.

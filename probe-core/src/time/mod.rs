@@ -9,7 +9,7 @@ mod source;
 
 pub use clock::{BootId, BootIdError, ClockInfo, ClockMode, PeerClock, decide_mode};
 pub use error_estimate::ErrorEstimate;
-pub use nanos::Nanos;
+pub use nanos::{Nanos, duration_ns};
 pub use ntp::{NTP_UNIX_OFFSET_SECS, NtpTimestamp, TAI_UTC_OFFSET_SECS};
-pub use offset::{OffsetEstimate, OffsetEstimator};
+pub use offset::{MAX_POINTS as OFFSET_MAX_POINTS, OffsetEstimate, OffsetEstimator};
 pub use source::TimestampSource;

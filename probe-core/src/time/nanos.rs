@@ -44,10 +44,36 @@ impl Nanos {
     }
 }
 
+impl Nanos {
+    /// `self + d`, saturating at the largest instant (a duration of centuries must not wrap).
+    #[must_use]
+    pub fn saturating_add(self, d: Duration) -> Nanos {
+        Nanos(self.0.saturating_add(duration_ns(d)))
+    }
+
+    /// `self + ns` for signed nanoseconds, saturating at both ends.
+    #[must_use]
+    pub const fn saturating_add_ns(self, ns: i64) -> Nanos {
+        Nanos(self.0.saturating_add_signed(ns))
+    }
+
+    /// `self - d`, saturating at zero.
+    #[must_use]
+    pub fn saturating_sub(self, d: Duration) -> Nanos {
+        Nanos(self.0.saturating_sub(duration_ns(d)))
+    }
+}
+
+/// A duration in whole nanoseconds as `u64`, saturating (584 years and more become `u64::MAX`).
+pub fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl Add<Duration> for Nanos {
     type Output = Nanos;
+    /// Saturating: an instant past the year 2554 stays at the largest one.
     fn add(self, rhs: Duration) -> Nanos {
-        Nanos(self.0 + rhs.as_nanos() as u64)
+        self.saturating_add(rhs)
     }
 }
 
@@ -78,5 +104,18 @@ mod tests {
         assert_eq!(b - a, -1_500);
         assert_eq!(b + Duration::from_micros(1), Nanos::from_parts(10, 0));
         assert_eq!(a.to_string(), "10.000000500");
+    }
+
+    #[test]
+    fn arithmetic_saturates() {
+        let now = Nanos::from_parts(1_700_000_000, 0);
+        // 600 years: more nanoseconds than u64 holds after now.
+        let far = now + Duration::from_secs(600 * 365 * 86_400);
+        assert_eq!(far, Nanos(u64::MAX));
+        assert_eq!(now + Duration::MAX, Nanos(u64::MAX));
+        assert_eq!(Nanos(5).saturating_sub(Duration::from_secs(1)), Nanos::ZERO);
+        assert_eq!(Nanos(5).saturating_add_ns(-10), Nanos::ZERO);
+        assert_eq!(Nanos(u64::MAX - 1).saturating_add_ns(10), Nanos(u64::MAX));
+        assert_eq!(duration_ns(Duration::MAX), u64::MAX);
     }
 }

@@ -13,9 +13,14 @@
 //! two-way method can see that. The reported error bound is half the smallest round trip (the
 //! most that asymmetry can shift it) plus the largest residual of the fit.
 //!
-//! Memory: one point (24 bytes) per window.
+//! Memory: one point (24 bytes) per window, at most [`MAX_POINTS`]: when a long test fills
+//! them, neighbouring windows are merged (the smaller round trip of each pair stays) and the
+//! window doubles, so the estimator's size does not grow with the test's duration.
 
 use super::Nanos;
+
+/// Most window minima kept (see the module documentation).
+pub const MAX_POINTS: usize = 4096;
 
 /// Fewer window minima than this fit a constant offset only (no drift).
 const MIN_FIT_POINTS: usize = 4;
@@ -120,7 +125,31 @@ impl OffsetEstimator {
             }
             None => self.current = Some((window, point)),
         }
+        if self.points.len() >= MAX_POINTS {
+            self.compact();
+        }
         true
+    }
+
+    /// Halves the points: merges neighbouring windows, keeping the least-queued exchange of
+    /// each pair, and doubles the window.
+    fn compact(&mut self) {
+        let merged: Vec<Point> = self
+            .points
+            .chunks(2)
+            .filter_map(|pair| pair.iter().min_by_key(|p| p.rtt).copied())
+            .collect();
+        self.points.clear();
+        self.points.extend(merged);
+        self.window_ns = self.window_ns.saturating_mul(2);
+        if let Some((w, _)) = &mut self.current {
+            *w /= 2;
+        }
+    }
+
+    /// Window minima kept now (bounded by [`MAX_POINTS`]).
+    pub fn points(&self) -> usize {
+        self.points.len() + usize::from(self.current.is_some())
     }
 
     /// Exchanges rejected for a negative round trip.
@@ -248,6 +277,20 @@ mod tests {
         let at = e.offset_at(Nanos(START + 30_000 * MS));
         assert!((at - 10_600_000).abs() < 1_000, "offset at 30 s {at}");
         assert!((e.error_ns - 1e6).abs() < 100.0, "error {}", e.error_ns);
+    }
+
+    #[test]
+    fn points_stay_bounded_over_a_long_test() {
+        // One exchange per 1 ms window for 20 000 windows: the points are merged, not grown.
+        let mut est = OffsetEstimator::new(MS);
+        for i in 0..20_000u64 {
+            let [t1, t2, t3, t4] = exchange(START + i * MS, MS, MS, 3 * MS as i64, 0.0);
+            est.add(t1, t2, t3, t4);
+            assert!(est.points() <= MAX_POINTS);
+        }
+        let e = est.estimate().expect("estimate");
+        assert!((e.offset_ns - 3e6).abs() < 1.0, "offset {}", e.offset_ns);
+        assert_eq!(e.samples, 20_000);
     }
 
     #[test]

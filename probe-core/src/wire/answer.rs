@@ -12,16 +12,16 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use pnet_packet::ipv4::{self, Ipv4Packet, MutableIpv4Packet};
+use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::ipv6::Ipv6Packet;
-use pnet_packet::tcp::{MutableTcpPacket, TcpFlags, TcpPacket};
+use pnet_packet::tcp::{TcpFlags, TcpPacket};
 
-use super::checksum::pseudo_header_checksum;
 use super::icmp::{IcmpKind, IcmpMessage};
 use super::mpls::MplsEntry;
 use super::packet_error::{PacketError, need};
 use super::probe::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP};
 use super::quote::Quote;
+use super::reply_kind::ReplyKind;
 
 /// A TCP segment from the target answering a SYN probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,7 +42,13 @@ pub struct TcpReply {
 
 impl TcpReply {
     /// Appends the 20-byte TCP segment (SYN-ACK or RST-ACK) with its checksum to `out`.
+    ///
+    /// Test support: built for probe-core's own tests and with the `test-util` feature.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn emit(&self, src: IpAddr, dst: IpAddr, out: &mut Vec<u8>) {
+        use super::checksum::pseudo_header_checksum;
+        use pnet_packet::tcp::MutableTcpPacket;
+
         let start = out.len();
         out.resize(start + 20, 0);
         let seg = &mut out[start..];
@@ -80,11 +86,7 @@ pub enum AnswerKind {
 impl AnswerKind {
     /// Short description ("time exceeded", "port unreachable", "tcp syn-ack", ...).
     pub fn description(&self) -> &'static str {
-        match self {
-            AnswerKind::Icmp(k) => k.description(),
-            AnswerKind::Tcp(t) if t.rst => "tcp rst",
-            AnswerKind::Tcp(_) => "tcp syn-ack",
-        }
+        ReplyKind::from(*self).as_str()
     }
 }
 
@@ -220,6 +222,9 @@ impl Answer {
 
 /// Appends an IPv4 header (no options, checksum filled) and `payload` to `out`: how answers
 /// look on a raw IPv4 socket. Used by simulations and benchmarks.
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn emit_ipv4(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -228,6 +233,8 @@ pub fn emit_ipv4(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) {
+    use pnet_packet::ipv4::{self, MutableIpv4Packet};
+
     let start = out.len();
     out.resize(start + 20, 0);
     if let Some(mut ip) = MutableIpv4Packet::new(&mut out[start..]) {

@@ -1,7 +1,8 @@
 //! Errors of the A2A runtime, each naming the problem and the fix.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use crate::a2a::SenderError;
 use crate::io::IoError;
 
 /// Why an A2A test or responder could not run.
@@ -40,10 +41,26 @@ pub enum A2aError {
         /// The system error.
         source: std::io::Error,
     },
-    /// The test settings are inconsistent.
+    /// The source address and the peer are of different address families.
+    #[error(
+        "--source {source_ip} and the peer {peer} are of different address families: give a source of the peer's family"
+    )]
+    FamilyMismatch {
+        /// The source address asked for.
+        source_ip: IpAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// The pacer's timer could not be made.
+    #[error("cannot create the pacer timer (timerfd): {0}")]
+    Pacer(std::io::Error),
+    /// The test settings are invalid (size, interval, count, window).
     #[error("invalid test settings: {0}")]
+    Settings(#[from] SenderError),
+    /// The responder settings are inconsistent.
+    #[error("invalid settings: {0}")]
     Config(String),
-    /// A runtime task ended abnormally.
+    /// A responder socket task ended abnormally.
     #[error("internal task failure: {0}")]
     Task(String),
 }

@@ -3,20 +3,21 @@
 //!
 //! - [`Responder`] answers STAMP on one or more UDP sockets with batched receive and send
 //!   (`recvmmsg`/`sendmmsg`) and kernel receive timestamps.
-//! - [`run_test`] runs one sender session against a peer: hellos (clock exchange), an
-//!   isochronous or flood schedule paced by a precise timer thread, kernel RX and TX
-//!   timestamps, and the report.
+//! - [`run_test`] runs one [`SenderSession`](super::SenderSession) against a peer on a small
+//!   driver: hellos (clock exchange), an isochronous schedule or a flood, kernel RX and TX
+//!   timestamps, interval reports, and the report; all inside one cancel-safe future.
 //! - [`PeerSpec`] parses and resolves `HOST[:PORT]`.
 
+mod driver;
 mod error;
-mod flood;
 mod local_clock;
 mod peer;
 mod responder;
-mod test;
+mod session;
 
+pub use crate::a2a::{Pace, TestOutcome};
 pub use error::A2aError;
 pub use local_clock::local_clock_info;
 pub use peer::{Family, PeerSpec};
 pub use responder::{Responder, ResponderConfig};
-pub use test::{A2aOptions, Pace, TestOutcome, run_test};
+pub use session::{A2aOptions, run_test};
