@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # System packages: iproute2 and nftables build the testbed; the peer tools are measured beside
 # probe in the benchmark runner and some integration tests.
-packages=(iproute2 nftables conntrack iperf3 sockperf irtt fping mtr-tiny traceroute scamper
+packages=(iproute2 nftables conntrack iperf3 sockperf irtt iputils-ping fping mtr-tiny traceroute scamper
   nginx tinyproxy curl openssl)
 missing=()
 for p in "${packages[@]}"; do

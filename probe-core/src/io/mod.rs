@@ -24,6 +24,8 @@
 //! - [`TimestampedSocket`] runs a datagram socket on tokio with kernel receive and transmit
 //!   timestamps, batches ([`RecvBatch`], [`SendBatch`]) and the error queue
 //!   ([`ErrQueueMessage`]).
+//! - [`PolledSocket`] is a UDP socket with kernel receive timestamps that one thread drives
+//!   with batches and `poll`, outside any runtime (the STAMP responder's).
 //! - [`Privileges`] / [`detect_icmp_mode`] tell whether raw or ICMP datagram sockets work.
 //! - [`Pacer`] waits for absolute deadlines in async code with microsecond precision (a
 //!   `CLOCK_REALTIME` timerfd, then a bounded spin; see [`PacerConfig`]).
@@ -39,6 +41,7 @@ mod error;
 mod errqueue;
 mod meta;
 mod pacer;
+mod polled_socket;
 mod privilege;
 mod raw;
 mod route_mtu;
@@ -58,6 +61,7 @@ pub use errqueue::{
 };
 pub use meta::RecvMeta;
 pub use pacer::{Pacer, PacerConfig};
+pub use polled_socket::PolledSocket;
 pub use privilege::{PrivilegeMode, Privileges, detect_icmp_mode};
 pub use raw::{icmp_socket, raw_ip_socket, raw_ipv4_sender};
 pub use route_mtu::route_mtu;
