@@ -10,6 +10,8 @@
 //! - [`io`]: the thin socket layer (socket2, kernel timestamps, batching, privileges). The only
 //!   module with `unsafe`.
 //! - [`a2a`]: agent-to-agent tests (STAMP sender and reflector), sans-IO sessions plus tokio glue.
+//! - [`control`]: the control plane between probes (QUIC on 49152/udp): identity, pinning,
+//!   token access and the versioned message protocol.
 //! - [`trace`]: path tests (traceroute, MDA, PMTU), sans-IO state machines plus runtime.
 //! - [`dns`]: name resolution on hickory-resolver: forward, reverse (PTR) in bounded batches,
 //!   and timed per-server queries.
@@ -19,6 +21,7 @@
 //! unit tests drive them deterministically without sockets.
 
 pub mod a2a;
+pub mod control;
 pub mod dns;
 pub mod io;
 pub mod report;
