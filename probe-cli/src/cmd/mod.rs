@@ -2,6 +2,8 @@
 
 mod a2a;
 mod a2a_table;
+mod control;
+mod control_ping;
 mod serve;
 mod trace;
 
@@ -23,6 +25,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
         Command::Trace(args) => trace::main(args),
+        Command::ControlPing(args) => runtime()?.block_on(control_ping::run(args)),
         Command::Ping(_) => pending("ping", 0),
         Command::Dns(_) => pending("dns", 0),
         Command::Agent(_) => pending("agent", 0),
