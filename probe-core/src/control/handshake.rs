@@ -99,6 +99,20 @@ pub fn answer_hello(body: &[u8], facts: &ServerFacts) -> (Message, HelloOutcome)
     )
 }
 
+/// The server's answer to a frame on an established session (after the welcome). Protocol
+/// version 1 defines no request beyond the hello, so every frame gets a bad-message error
+/// naming what was received; the session stays up.
+pub fn answer_request(body: &[u8]) -> Message {
+    let what = match decode_body(body) {
+        Ok(msg) => format!("{} (the session is already established)", kind(&msg)),
+        Err(e) => e.to_string(),
+    };
+    error(
+        ErrorCode::BadMessage,
+        format!("protocol version {PROTOCOL_VERSION} has no such request: {what}"),
+    )
+}
+
 /// The hello a client sends.
 pub fn hello(version: u32, token: Option<Token>, software: &str) -> Message {
     Message::Hello(Hello {
@@ -276,6 +290,22 @@ mod tests {
         let e = read_welcome(answer, 2).expect_err("version").to_string();
         assert!(e.contains("version 2") && e.contains("server 1"), "{e}");
         assert!(e.contains("speaks version 1"), "{e}");
+    }
+
+    #[test]
+    fn requests_after_the_welcome_are_bad_messages() {
+        let answer = answer_request(&body(&hello(1, None, "c")));
+        let Message::Error(e) = answer else {
+            panic!("not an error: {answer:?}")
+        };
+        assert_eq!(e.code, ErrorCode::BadMessage);
+        assert!(
+            e.message
+                .contains("hello (the session is already established)"),
+            "{}",
+            e.message
+        );
+        assert!(matches!(answer_request(b"{"), Message::Error(_)));
     }
 
     #[test]

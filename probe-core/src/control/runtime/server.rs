@@ -17,7 +17,7 @@ use super::frame_io::{ReadFrameError, read_frame, write_message};
 use super::tls;
 use crate::a2a::AllowList;
 use crate::control::auth::Token;
-use crate::control::handshake::{HelloOutcome, ServerFacts, answer_hello};
+use crate::control::handshake::{HelloOutcome, ServerFacts, answer_hello, answer_request};
 use crate::control::identity::{Fingerprint, Identity};
 use crate::control::messages::{ErrorCode, ErrorMessage, Message, PROTOCOL_VERSION};
 use crate::time::ClockInfo;
@@ -304,8 +304,25 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
     }
     let _ = send.finish();
     if outcome == HelloOutcome::Welcomed {
-        // The session stays up until the client closes it or it idles out.
-        conn.closed().await;
+        // The session stays up until the client closes it or it idles out; each further
+        // stream carries one request.
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let answer = match read_frame(&mut recv).await {
+                Ok(body) => answer_request(&body),
+                Err(ReadFrameError::Frame(e)) => Message::Error(ErrorMessage {
+                    code: ErrorCode::BadMessage,
+                    message: e.to_string(),
+                    version: Some(PROTOCOL_VERSION),
+                }),
+                Err(ReadFrameError::Stream(_)) => continue,
+            };
+            if let Message::Error(_) = answer {
+                shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            }
+            if write_message(&mut send, &answer).await.is_ok() {
+                let _ = send.finish();
+            }
+        }
     } else {
         // Give the client time to read the error, then close.
         let _ = tokio::time::timeout(LINGER, conn.closed()).await;
