@@ -1,8 +1,11 @@
 //! The control plane (49152/udp, QUIC) end to end on loopback: `probe serve` with its control
 //! listener, `probe control-ping` (hidden client subcommand) and the library client.
 //!
-//! Each test runs its own responder on its own pair of loopback ports, with temporary state
-//! directories for the server (identity) and the client (known peers).
+//! Each loopback test runs its own responder on its own pair of loopback ports, with temporary
+//! state directories for the server (identity) and the client (known peers). One test runs in
+//! the netns testbed, to check the default dual-stack listener on 49152 over IPv4 and IPv6.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -372,4 +375,30 @@ fn malformed_frames_are_answered_and_do_not_stop_the_server() {
     let c = &counters["control"];
     assert_eq!(c["malformed"].as_u64(), Some(6), "{c}");
     assert_eq!(c["welcomed"].as_u64(), Some(2), "{c}");
+}
+
+#[test]
+fn default_listener_is_dual_stack_on_49152_in_the_testbed() {
+    let lab = probe_lab::topology::direct().expect("direct topology");
+    let (srv_state, cli_state) = (TempDir::new("ds-srv"), TempDir::new("ds-cli"));
+    let state = srv_state.0.to_str().expect("utf8");
+    let _server = common::serve(&lab.b, 49153, &["--state-dir", state]);
+    common::wait_udp_listening(&lab.b, probe_core::control::CONTROL_PORT);
+    common::wait_path(&lab.a, lab.b.ipv6().into());
+    let fingerprint = probe_core::control::Identity::load_or_create(&srv_state.0)
+        .expect("identity written by probe serve")
+        .fingerprint()
+        .to_string();
+    for peer in [lab.b.ipv4().to_string(), format!("[{}]", lab.b.ipv6())] {
+        let v = common::json_ok(
+            common::probe(&lab.a, &["control-ping", &peer, "--json", "--state-dir"])
+                .arg(&cli_state.0)
+                .env_remove("PROBE_TOKEN"),
+        );
+        assert_eq!(v["fingerprint"], fingerprint.as_str(), "{peer}");
+        assert_eq!(v["first_use"], true, "{peer}");
+        assert_eq!(v["peer"], format!("{peer}:49152"));
+    }
+    let known = std::fs::read_to_string(cli_state.0.join("known-peers")).expect("known peers");
+    assert_eq!(known.matches(&fingerprint).count(), 2, "{known}");
 }
