@@ -78,7 +78,8 @@ pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
         return Ok(None);
     }
     let dir = state_dir(&args.control)?;
-    let identity = Identity::load_or_create(&dir)?;
+    let identity = Identity::load_or_create(&dir)
+        .context("the control plane needs its identity (or pass --no-control)")?;
     let token = token(&args.control)?;
     let allow = AllowList::new(&args.allow).context("--allow")?;
     let server = bind_listen(args, args.control_port, |listen| {

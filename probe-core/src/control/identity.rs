@@ -180,10 +180,16 @@ impl Identity {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let pem = generate_pem()?;
                 create_dir_private(dir)?;
-                write_atomic(&path, pem.as_bytes()).map_err(|source| IdentityError::Create {
-                    path: path.clone(),
-                    source,
+                let created = create_exclusive(&path, pem.as_bytes()).map_err(|source| {
+                    IdentityError::Create {
+                        path: path.clone(),
+                        source,
+                    }
                 })?;
+                if !created {
+                    // Another process created it meanwhile: use that one.
+                    return Self::load_or_create(dir);
+                }
                 tracing::info!("created the control identity {}", path.display());
                 Self::from_pem(pem.as_bytes())
                     .map_err(|reason| IdentityError::Corrupt { path, reason })
@@ -262,7 +268,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -282,6 +288,21 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `path` with `bytes` (mode 0600) atomically and only if it does not exist: a
+/// complete temporary file is hard-linked into place, so readers never see a partial file
+/// and two processes starting together keep one identity. `false` when `path` existed.
+fn create_exclusive(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    let tmp = path.with_extension(format!("{:016x}.new", rand::random::<u64>()));
+    write_atomic(&tmp, bytes)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn warn_if_readable_by_others(path: &Path) {
@@ -351,6 +372,29 @@ mod tests {
             Identity::generate().expect("gen").fingerprint(),
             first.fingerprint()
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn concurrent_first_starts_keep_one_identity() {
+        let dir = temp_dir("race");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let d = dir.clone();
+                std::thread::spawn(move || Identity::load_or_create(&d).map(|i| i.fingerprint()))
+            })
+            .collect();
+        let fps: Vec<Fingerprint> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread").expect("identity"))
+            .collect();
+        assert!(fps.iter().all(|f| *f == fps[0]), "{fps:?}");
+        assert_eq!(
+            Identity::load_or_create(&dir).expect("load").fingerprint(),
+            fps[0]
+        );
+        let leftovers = fs::read_dir(&dir).expect("dir").count();
+        assert_eq!(leftovers, 1, "only the identity file remains");
         let _ = fs::remove_dir_all(&dir);
     }
 
