@@ -402,3 +402,27 @@ fn default_listener_is_dual_stack_on_49152_in_the_testbed() {
     let known = std::fs::read_to_string(cli_state.0.join("known-peers")).expect("known peers");
     assert_eq!(known.matches(&fingerprint).count(), 2, "{known}");
 }
+
+#[test]
+fn library_example_runs_a_responder_and_a_client() {
+    let out = Command::new(probe_suite::example_bin("control"))
+        .output()
+        .expect("run the control example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {}", out.status, stderr(&out));
+    assert!(
+        stdout.contains("welcome: protocol 1, identity sha256:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("wrong token: unauthorized: wrong token"),
+        "{stdout}"
+    );
+    let json = stdout.lines().last().expect("output");
+    let v: Value = serde_json::from_str(json).expect("json");
+    assert_eq!(
+        (v["welcomed"].as_u64(), v["unauthorized"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+}
