@@ -426,3 +426,49 @@ fn library_example_runs_a_responder_and_a_client() {
         "{v}"
     );
 }
+
+#[test]
+fn connections_beyond_the_limit_are_refused_and_counted() {
+    const PORT: u16 = 42_170;
+    let srv_state = TempDir::new("busy-srv");
+    let server = Server::start(PORT, &srv_state.0, &["--max-control-connections", "1"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let config = ClientConfig::new(
+            server.control,
+            format!("127.0.0.1:{PORT}"),
+            PinPolicy::Fingerprint(server.fingerprint),
+        );
+        let first = connect(config.clone()).await.expect("first connection");
+        first.hello().await.expect("welcome");
+        let second = connect(config.clone()).await;
+        assert!(
+            matches!(
+                second,
+                Err(probe_core::control::ControlError::Refused { .. })
+            ),
+            "second connection: {:?}",
+            second.err()
+        );
+        first.close().await;
+        // The slot is free again once the first session has ended.
+        let mut third = None;
+        for _ in 0..50 {
+            if let Ok(c) = connect(config.clone()).await {
+                third = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let third = third.expect("a connection after the first closed");
+        third.hello().await.expect("welcome");
+        third.close().await;
+    });
+    let counters = server.stop();
+    let c = &counters["control"];
+    assert!(c["busy"].as_u64() >= Some(1), "{c}");
+    assert_eq!(c["welcomed"].as_u64(), Some(2), "{c}");
+}

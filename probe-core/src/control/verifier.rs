@@ -89,3 +89,61 @@ impl ServerCertVerifier for PinVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::identity::Identity;
+
+    fn verify(v: &PinVerifier, id: &Identity) -> Result<ServerCertVerified, Error> {
+        let name = ServerName::try_from("probe").expect("name");
+        v.verify_server_cert(id.certificate(), &[], &name, &[], UnixTime::now())
+    }
+
+    #[test]
+    fn pinned_key_first_use_and_mismatch() {
+        let provider = rustls::crypto::ring::default_provider();
+        let id = Identity::generate().expect("identity");
+        let other = Identity::generate().expect("other");
+
+        let pinned = PinVerifier::new(Some(id.fingerprint()), &provider);
+        assert!(pinned.presented().is_none());
+        assert!(verify(&pinned, &id).is_ok());
+        assert_eq!(
+            pinned.presented(),
+            Some((id.fingerprint(), PinCheck::Trusted))
+        );
+        assert!(verify(&pinned, &other).is_err());
+        assert_eq!(
+            pinned.presented(),
+            Some((
+                other.fingerprint(),
+                PinCheck::Mismatch {
+                    expected: id.fingerprint()
+                }
+            ))
+        );
+
+        let tofu = PinVerifier::new(None, &provider);
+        assert!(verify(&tofu, &other).is_ok());
+        assert_eq!(
+            tofu.presented(),
+            Some((other.fingerprint(), PinCheck::FirstUse))
+        );
+        assert!(
+            tofu.supported_verify_schemes()
+                .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+        );
+        assert!(
+            tofu.verify_server_cert(
+                &CertificateDer::from(vec![0x30, 0x00]),
+                &[],
+                &ServerName::try_from("probe").expect("name"),
+                &[],
+                UnixTime::now()
+            )
+            .is_err(),
+            "junk certificate"
+        );
+    }
+}
