@@ -86,6 +86,15 @@ impl Server {
         }
     }
 
+    /// A library client configuration for this server, its identity pinned.
+    fn client_config(&self) -> ClientConfig {
+        ClientConfig::new(
+            self.control,
+            self.control.to_string(),
+            PinPolicy::Fingerprint(self.fingerprint),
+        )
+    }
+
     /// Stops with SIGTERM; returns the `--json` counters.
     fn stop(mut self) -> Value {
         let child = self.child.take().expect("running");
@@ -108,6 +117,14 @@ impl Drop for Server {
         }
         while self.stderr.try_recv().is_ok() {}
     }
+}
+
+/// A runtime for the library client.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// `probe control-ping 127.0.0.1:PORT ARGS` with the client state directory `state`.
@@ -310,16 +327,8 @@ fn malformed_frames_are_answered_and_do_not_stop_the_server() {
     const PORT: u16 = 42_160;
     let srv_state = TempDir::new("junk-srv");
     let server = Server::start(PORT, &srv_state.0, &["--token", "k"]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut config = ClientConfig::new(
-            server.control,
-            format!("127.0.0.1:{PORT}"),
-            PinPolicy::Fingerprint(server.fingerprint),
-        );
+    runtime().block_on(async {
+        let mut config = server.client_config();
         config.token = Some(Token::new("k", "test").expect("token"));
         let framed = |body: &[u8]| {
             let mut v = (body.len() as u32).to_be_bytes().to_vec();
@@ -432,16 +441,8 @@ fn connections_beyond_the_limit_are_refused_and_counted() {
     const PORT: u16 = 42_170;
     let srv_state = TempDir::new("busy-srv");
     let server = Server::start(PORT, &srv_state.0, &["--max-control-connections", "1"]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let config = ClientConfig::new(
-            server.control,
-            format!("127.0.0.1:{PORT}"),
-            PinPolicy::Fingerprint(server.fingerprint),
-        );
+    runtime().block_on(async {
+        let config = server.client_config();
         let first = connect(config.clone()).await.expect("first connection");
         first.hello().await.expect("welcome");
         let second = connect(config.clone()).await;
