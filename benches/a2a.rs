@@ -170,9 +170,9 @@ fn sender(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("on_reply", |b| {
         b.iter_custom(|iters| {
-            let n = u32::try_from(iters)
-                .unwrap_or(u32::MAX - 1)
-                .clamp(1, 1 << 22);
+            // The sender keeps the last MAX_RING packets: more would answer as late.
+            let ring = u32::try_from(probe_core::a2a::MAX_RING).unwrap_or(u32::MAX);
+            let n = u32::try_from(iters).unwrap_or(u32::MAX - 1).clamp(1, ring);
             let (mut s, replies) = sender_with_replies(n);
             let start = Instant::now();
             for (bytes, rx) in &replies {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use probe_core::a2a::runtime::{
     A2aOptions, Family, Pace, PeerSpec, Responder, ResponderConfig, local_clock_info, run_test,
 };
-use probe_core::a2a::{DEFAULT_PORT, Limit, ReflectorConfig};
+use probe_core::a2a::{DEFAULT_PORT, Limit, ReflectorConfig, VoiceConfig};
+use probe_core::stats::JitterBufferMode;
+use probe_core::stats::emodel::Codec;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -43,6 +45,12 @@ async fn main() -> anyhow::Result<()> {
     let (reports, mut incoming) = tokio::sync::mpsc::channel(16);
     opts.report_interval = Some(Duration::from_millis(250));
     opts.interval_reports = Some(reports);
+    // Rate the stream as G.711 voice too (what `probe a2a --profile voice` adds to the report;
+    // the CLI profile also sends the codec's packet size every 20 ms).
+    opts.voice = Some(VoiceConfig {
+        codec: Codec::G711,
+        jitter_buffer: JitterBufferMode::Fixed { ms: 20 },
+    });
     let show = async {
         while let Some(i) = incoming.recv().await {
             eprintln!(
@@ -70,6 +78,12 @@ async fn main() -> anyhow::Result<()> {
         r.forward.loss_pct,
         r.reverse.loss_pct
     );
+    if let Some(v) = &r.voice {
+        println!(
+            "voice {}: MOS forward {:?}, reverse {:?}",
+            v.codec, v.forward.mos, v.reverse.mos
+        );
+    }
     println!("{}", serde_json::to_string(r)?);
     Ok(())
 }

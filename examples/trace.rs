@@ -1,22 +1,22 @@
 //! Embedding probe-core: a Paris traceroute with path MTU, then multipath discovery, from a
 //! program.
 //!
-//! `cargo run --example trace -- TARGET [icmp|udp|tcp]` (as root, or with `CAP_NET_RAW`;
+//! `cargo run --example trace -- [-n] TARGET [icmp|udp|tcp]` (as root, or with `CAP_NET_RAW`;
 //! without it ICMP and UDP fall back to unprivileged sockets). TARGET is a host name or an
-//! address.
+//! address; `-n` skips the reverse DNS names of the hops.
 
 use probe_core::dns::{DnsConfig, Family, Resolver};
 use probe_core::report::trace::render_table;
-use probe_core::trace::Protocol;
-use probe_core::trace::runtime::{
-    MdaOptions, TraceOptions, name_hops, resolve_target, run_mda, run_trace,
+use probe_core::trace::{
+    MdaOptions, Privilege, Protocol, TraceOptions, name_hops, resolve_target, run_mda, run_trace,
 };
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let numeric = args.next_if(|a| a == "-n").is_some();
     let Some(name) = args.next() else {
-        anyhow::bail!("usage: trace TARGET [icmp|udp|tcp]");
+        anyhow::bail!("usage: trace [-n] TARGET [icmp|udp|tcp]");
     };
     let protocol = match args.next().as_deref() {
         None | Some("icmp") => Protocol::Icmp,
@@ -27,19 +27,20 @@ async fn main() -> anyhow::Result<()> {
     let dns = DnsConfig::default();
     let target = resolve_target(&name, Family::Any, &dns).await?;
 
-    let mut opts = TraceOptions::new(target);
-    opts.target_name = Some(name);
-    opts.protocol = protocol;
-    opts.pmtu = true;
+    let opts = TraceOptions::builder(target)
+        .target_name(name)
+        .protocol(protocol)
+        .pmtu(true)
+        .build()?;
     let mut report = run_trace(&opts).await?;
-    if let Ok(resolver) = Resolver::new(&dns) {
+    if !numeric && let Ok(resolver) = Resolver::new(&dns) {
         name_hops(&mut report, &resolver).await;
     }
     print!("{}", render_table(&report));
     println!(
         "{} probes, {} sockets, path MTU {:?}",
         report.probes_sent,
-        report.privilege.as_deref().unwrap_or("?"),
+        report.privilege.map_or("?", Privilege::as_str),
         report.pmtu
     );
 

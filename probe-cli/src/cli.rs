@@ -34,7 +34,7 @@ pub enum Command {
     /// Path test: traceroute with Paris flow ids, MDA, MPLS and PMTU.
     Trace(TraceArgs),
     /// Many-target ping over ICMP, UDP or TCP.
-    Ping(PendingArgs),
+    Ping(PingArgs),
     /// DNS resolution test against system or custom servers.
     Dns(PendingArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
@@ -217,6 +217,48 @@ pub struct A2aArgs {
     /// Address family.
     #[command(flatten)]
     pub family: FamilyArgs,
+    /// Test profile: `voice` sends an RTP-shaped stream (one packet of the codec's RTP size
+    /// every 20 ms, DSCP 46 unless --dscp says otherwise, 5 to 30 s, 10 s by default) and
+    /// rates each direction with the ITU-T G.107 E-model (MOS, R-factor).
+    #[arg(long, value_enum, conflicts_with_all = ["interval", "rate", "size", "count"])]
+    pub profile: Option<Profile>,
+    /// Codec of the voice profile: `g711` (160-byte payload) or `g729` (20-byte payload).
+    #[arg(long, value_enum, default_value = "g711", requires = "profile")]
+    pub codec: CodecArg,
+    /// Emulated jitter buffer of the voice profile: `fixed:MS` or `adaptive[:MIN-MAX]` (ms).
+    #[arg(
+        long,
+        value_name = "fixed:MS|adaptive[:MIN-MAX]",
+        default_value = "adaptive:20-200",
+        requires = "profile"
+    )]
+    pub jitter_buffer: probe_core::stats::JitterBufferMode,
+}
+
+/// `probe a2a --profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// An RTP-shaped voice stream rated with the G.107 E-model.
+    Voice,
+}
+
+/// `probe a2a --codec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodecArg {
+    /// G.711, 20 ms, 160-byte payload (172-byte RTP packet).
+    G711,
+    /// G.729, 20 ms, 20-byte payload (32-byte RTP packet, sent as the 44-byte STAMP minimum).
+    G729,
+}
+
+impl CodecArg {
+    /// The codec the library knows.
+    pub fn codec(self) -> probe_core::stats::emodel::Codec {
+        match self {
+            CodecArg::G711 => probe_core::stats::emodel::Codec::G711,
+            CodecArg::G729 => probe_core::stats::emodel::Codec::G729,
+        }
+    }
 }
 
 /// Probe protocol of `probe trace`.
@@ -313,6 +355,70 @@ pub struct TraceArgs {
     /// Address family.
     #[command(flatten)]
     pub family: FamilyArgs,
+}
+
+/// `probe ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Targets: host names or IPv4/IPv6 addresses.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Read targets from FILE (`-` for stdin): one per line, `#` starts a comment.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// Probe protocol: ICMP echo, UDP (closed port, or a STAMP reflector with --port) or TCP SYN.
+    #[arg(long, short = 'P', value_enum, default_value = "icmp")]
+    pub proto: TraceProto,
+    /// Destination port for UDP (default 33434, closed) and TCP (default 80).
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// Probes per target.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between two probes to the same target (0 to 1 h).
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_ping_interval)]
+    pub interval: Duration,
+    /// Most probes per second over all targets (never more).
+    #[arg(long, value_name = "PPS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+    /// How long to wait for each answer before counting the probe as lost (1 ms to 1 h).
+    #[arg(long, short = 't', default_value = "1s", value_parser = parse_ping_timeout)]
+    pub timeout: Duration,
+    /// Payload bytes after the ICMP or UDP header (as ping and fping; TCP SYNs carry none).
+    #[arg(long, default_value_t = 56, value_parser = clap::value_parser!(u16).range(2..=65000))]
+    pub size: u16,
+    /// DSCP codepoint (0-63) of the probes.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub dscp: u8,
+    /// Also list every probe's round-trip time per target (`-` for lost), like `fping -C`.
+    #[arg(long)]
+    pub per_probe: bool,
+    /// Use ping sockets and UDP sockets even with `CAP_NET_RAW` (no TCP).
+    #[arg(long)]
+    pub unprivileged: bool,
+    /// Network interface to send through (`SO_BINDTODEVICE`).
+    #[arg(long, short = 'I', value_name = "NAME")]
+    pub interface: Option<String>,
+    /// DNS server for target names, `ADDR[:PORT]` (repeatable; default: the system resolver
+    /// configuration).
+    #[arg(long = "dns", value_name = "ADDR[:PORT]")]
+    pub dns: Vec<String>,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Address family.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// Parses `ping --interval`: 0 to 1 hour.
+pub fn parse_ping_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::ZERO, Duration::from_secs(3_600))
+}
+
+/// Parses `ping --timeout`: 1 ms to 1 hour.
+pub fn parse_ping_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::from_millis(1), Duration::from_secs(3_600))
 }
 
 /// Parses `--confidence`: a percentage strictly between 0 and 100.

@@ -10,13 +10,14 @@ use anyhow::{Context, bail};
 use probe_core::a2a::runtime::{
     A2aOptions, Family, Pace, PeerSpec, Responder, ResponderConfig, TestOutcome, run_test,
 };
-use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig, planned_duration};
+use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig, VoiceConfig, planned_duration};
 use probe_core::report::IntervalReport;
+use probe_core::stats::emodel::Codec;
 use probe_core::wire::stamp::BASE_LEN;
 use tokio::sync::{mpsc, oneshot};
 
 use super::a2a_table;
-use crate::cli::{A2aArgs, Rate, STAMP_PORT};
+use crate::cli::{A2aArgs, Profile, Rate, STAMP_PORT};
 
 /// Packets allowed unanswered in a `--rate max` flood.
 const FLOOD_WINDOW: u32 = 256;
@@ -116,7 +117,37 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<A2aOptions> {
     o.source = args.source;
     o.interface.clone_from(&args.interface);
     o.wait = args.wait;
+    if args.profile == Some(Profile::Voice) {
+        voice_options(args, &mut o)?;
+    }
     Ok(o)
+}
+
+/// Voice profile bounds on --duration.
+const VOICE_DURATION: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(30));
+/// Expedited Forwarding, the DSCP of voice.
+const VOICE_DSCP: u8 = 46;
+
+/// `--profile voice`: the codec's packet every 20 ms, DSCP 46, 5 to 30 s (10 s by default).
+fn voice_options(args: &A2aArgs, o: &mut A2aOptions) -> anyhow::Result<()> {
+    let d = args.duration.unwrap_or(Duration::from_secs(10));
+    let (lo, hi) = VOICE_DURATION;
+    if !(lo..=hi).contains(&d) {
+        bail!(
+            "--duration {} is outside 5s..=30s: a --profile voice test runs 5 to 30 seconds",
+            humantime::format_duration(d)
+        );
+    }
+    let voice = VoiceConfig {
+        codec: args.codec.codec(),
+        jitter_buffer: args.jitter_buffer,
+    };
+    o.limit = Limit::Duration(d);
+    o.pace = Pace::Interval(Duration::from_millis(Codec::PACKET_MS));
+    o.size = voice.packet_size();
+    o.dscp = Some(args.dscp.unwrap_or(VOICE_DSCP));
+    o.voice = Some(voice);
+    Ok(())
 }
 
 /// How interval reports show while the test runs.

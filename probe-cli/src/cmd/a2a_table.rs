@@ -141,7 +141,45 @@ pub fn render(o: &TestOutcome, peer_note: &str) -> String {
     if let Some(d) = o.local_drops.filter(|&d| d > 0) {
         let _ = writeln!(out, "dropped at our receive buffer: {d}");
     }
+    if let Some(v) = &r.voice {
+        voice(&mut out, v);
+    }
     out
+}
+
+/// The voice profile's lines: one per direction.
+fn voice(out: &mut String, v: &probe_core::report::VoiceReport) {
+    let _ = writeln!(
+        out,
+        "\nvoice {} (jitter buffer {}; ITU-T G.107 E-model)\n{:<11}{:>8}{:>10}{:>9}{:>9}{:>9}{:>13}{:>8}{:>6}",
+        v.codec,
+        v.jitter_buffer,
+        "",
+        "loss%",
+        "discards",
+        "delay",
+        "pdv",
+        "buffer",
+        "mouth-to-ear",
+        "R",
+        "MOS"
+    );
+    let f2 = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+    let f1 = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"));
+    for (name, d) in [("forward", &v.forward), ("reverse", &v.reverse)] {
+        let _ = writeln!(
+            out,
+            "{name:<11}{:>8}{:>10}{:>9}{:>9}{:>9}{:>13}{:>8}{:>6}",
+            f2(d.loss_pct),
+            d.discards,
+            f2(d.delay_ms),
+            f2(d.pdv_ms),
+            f1(d.jitter_buffer_ms),
+            f1(d.mouth_to_ear_ms),
+            f1(d.r_factor),
+            f2(d.mos),
+        );
+    }
 }
 
 /// The header above interval lines (`--report-interval`).

@@ -4,6 +4,7 @@ mod a2a;
 mod a2a_table;
 mod control;
 mod control_ping;
+mod ping;
 mod serve;
 mod trace;
 
@@ -26,7 +27,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
         Command::Trace(args) => trace::main(args),
         Command::ControlPing(args) => runtime()?.block_on(control_ping::run(args)),
-        Command::Ping(_) => pending("ping", 0),
+        Command::Ping(args) => ping::main(args),
         Command::Dns(_) => pending("dns", 0),
         Command::Agent(_) => pending("agent", 0),
     }

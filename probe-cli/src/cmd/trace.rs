@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use probe_core::dns::{DnsConfig, Family, Resolver, parse_server};
 use probe_core::report::trace::{TraceReport, render_table};
-use probe_core::trace::runtime::{
-    MdaOptions, PrivilegeChoice, TraceOptions, name_hops, resolve_target, run_mda, run_trace,
+use probe_core::trace::{
+    ConfigError, FlowMode, MdaOptions, Privilege, PrivilegeChoice, Protocol, TraceOptions,
+    name_hops, resolve_target, run_mda, run_trace,
 };
-use probe_core::trace::{FlowMode, Protocol};
 use serde::Serialize;
 
 use crate::cli::{TraceArgs, TraceProto};
@@ -38,12 +38,7 @@ async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
         eprintln!("probe trace: warning: {w}");
     }
     let mut report = if args.mda {
-        let mda = MdaOptions {
-            confidence: args.confidence / 100.0,
-            max_probes: args.max_probes,
-            ..MdaOptions::default()
-        };
-        run_mda(&opts, &mda).await
+        run_mda(&opts, &mda_options(args)?).await
     } else {
         run_trace(&opts).await
     }
@@ -79,38 +74,64 @@ fn options_from(args: &TraceArgs, target: std::net::IpAddr) -> anyhow::Result<Tr
             args.max_ttl
         );
     }
-    let mut o = TraceOptions::new(target);
-    o.target_name = (args.target.parse::<std::net::IpAddr>().is_err()).then(|| args.target.clone());
-    o.protocol = match protocol(args) {
-        TraceProto::Icmp => Protocol::Icmp,
-        TraceProto::Udp => Protocol::Udp,
-        TraceProto::Tcp => Protocol::Tcp,
-    };
-    o.mode = if args.classic {
-        FlowMode::Classic
-    } else {
-        FlowMode::Paris
-    };
-    o.first_ttl = args.first_ttl;
-    o.max_ttl = args.max_ttl;
-    o.queries = args.queries;
-    o.count = args.count;
-    o.interval = args.interval;
-    o.wait = args.wait;
-    o.rate_pps = args.rate.unwrap_or(0);
-    o.port = args.port;
-    o.source_port = args.source_port;
-    o.source = args.source;
-    o.interface.clone_from(&args.interface);
-    o.size = args.size;
-    o.tos = args.dscp.map_or(0, |d| d << 2);
-    o.pmtu = args.pmtu;
-    o.privilege = if args.unprivileged {
-        PrivilegeChoice::Unprivileged
-    } else {
-        PrivilegeChoice::Auto
-    };
-    Ok(o)
+    let mut b = TraceOptions::builder(target)
+        .protocol(match protocol(args) {
+            TraceProto::Icmp => Protocol::Icmp,
+            TraceProto::Udp => Protocol::Udp,
+            TraceProto::Tcp => Protocol::Tcp,
+        })
+        .mode(if args.classic {
+            FlowMode::Classic
+        } else {
+            FlowMode::Paris
+        })
+        .first_ttl(args.first_ttl)
+        .max_ttl(args.max_ttl)
+        .queries(args.queries)
+        .count(args.count)
+        .interval(args.interval)
+        .wait(args.wait)
+        .rate_pps(args.rate.unwrap_or(0))
+        .port(args.port)
+        .source_port(args.source_port)
+        .source(args.source)
+        .size(args.size)
+        .tos(args.dscp.map_or(0, |d| d << 2))
+        .pmtu(args.pmtu)
+        .privilege(if args.unprivileged {
+            PrivilegeChoice::Unprivileged
+        } else {
+            PrivilegeChoice::Auto
+        });
+    if args.target.parse::<std::net::IpAddr>().is_err() {
+        b = b.target_name(&args.target);
+    }
+    if let Some(dev) = &args.interface {
+        b = b.interface(dev);
+    }
+    b.build().map_err(settings_error)
+}
+
+/// An options error with the flag that fixes it.
+fn settings_error(e: ConfigError) -> anyhow::Error {
+    match e {
+        ConfigError::SizeTooSmall { min, .. } => {
+            anyhow::anyhow!("invalid trace settings: {e}: use --size {min} or more")
+        }
+        ConfigError::MixedFamilies { .. } => {
+            anyhow::anyhow!("invalid trace settings: {e}: pick --source in the target's family")
+        }
+        e => anyhow::Error::new(e).context("invalid trace settings (see `probe trace --help`)"),
+    }
+}
+
+/// The MDA settings: `--confidence` is in percent, the library's confidence a fraction.
+fn mda_options(args: &TraceArgs) -> anyhow::Result<MdaOptions> {
+    MdaOptions::builder()
+        .confidence(args.confidence / 100.0)
+        .max_probes(args.max_probes)
+        .build()
+        .context("invalid MDA settings (see `probe trace --help`)")
 }
 
 /// The probe protocol: `-P` as given; otherwise UDP for MDA (per-flow balancers hash its
@@ -156,7 +177,7 @@ fn print(args: &TraceArgs, report: &TraceReport, warnings: &[String]) -> anyhow:
         "{} probes in {:.1} ms, {} sockets",
         report.probes_sent,
         report.duration_ms,
-        report.privilege.as_deref().unwrap_or("unknown")
+        report.privilege.map_or("unknown", Privilege::as_str)
     );
     Ok(())
 }

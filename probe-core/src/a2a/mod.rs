@@ -14,6 +14,7 @@ mod sender;
 mod sender_report;
 mod sender_state;
 mod session;
+mod voice;
 
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use rate_limit::RateLimiter;
@@ -27,6 +28,7 @@ pub use sender_state::{MAX_RING, REORDER_SLOTS};
 pub use session::{
     Pace, SenderSession, SessionConfig, TX_ID_SLOTS, TestOutcome, Transmit, planned_duration,
 };
+pub use voice::{VoiceConfig, VoiceMonitor};
 
 /// The UDP port probe agents answer STAMP on.
 pub const DEFAULT_PORT: u16 = 49_153;

@@ -184,6 +184,10 @@ pub enum ReplyOutcome {
         rtt_ns: i64,
         /// The reflector had already answered `seq` (the network duplicated it forward).
         forward_duplicate: bool,
+        /// When `seq` was sent (`t1`).
+        sent_at: Nanos,
+        /// One-way delays `(forward, reverse)` in ns on the clock offset estimated so far.
+        one_way_ns: (i64, i64),
     },
     /// The same reflector packet again (duplicated on the way back).
     ReverseDuplicate {
@@ -549,6 +553,8 @@ impl Sender {
             reflector_seq: refl_seq,
             rtt_ns,
             forward_duplicate,
+            sent_at: slot.t1,
+            one_way_ns: (fwd, rev),
         }
     }
 

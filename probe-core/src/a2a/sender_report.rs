@@ -200,6 +200,7 @@ impl Sender {
                 max: sched.error_max_us(),
             },
             intervals: Vec::new(),
+            voice: None,
         }
     }
 }

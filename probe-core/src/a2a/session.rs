@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use super::interval::{Intervals, Totals};
-use super::{Limit, ReplyOutcome, Sender, SenderConfig, SenderError};
+use super::{Limit, ReplyOutcome, Sender, SenderConfig, SenderError, VoiceConfig, VoiceMonitor};
 use crate::io::IcmpError;
 use crate::report::{A2aReport, IntervalReport, ScheduleErrorReport};
 use crate::time::{Nanos, duration_ns};
@@ -117,6 +117,7 @@ pub struct SenderSession {
     tx_ids: Box<[(u32, u32)]>,
     intervals: Option<Intervals>,
     report: Option<IntervalReport>,
+    voice: Option<VoiceMonitor>,
 }
 
 impl SenderSession {
@@ -150,6 +151,7 @@ impl SenderSession {
             tx_ids: vec![(u32::MAX, u32::MAX); TX_ID_SLOTS].into_boxed_slice(),
             intervals: None,
             report: None,
+            voice: None,
             cfg,
         })
     }
@@ -157,6 +159,12 @@ impl SenderSession {
     /// Where the receive timestamps come from (reported as is).
     pub fn set_timestamps(&mut self, source: crate::report::TimestampSource) {
         self.sender.config.timestamps = source;
+    }
+
+    /// Rates the test as a voice stream (`--profile voice`): the report gets a `voice`
+    /// section.
+    pub fn enable_voice(&mut self, cfg: VoiceConfig) {
+        self.voice = Some(VoiceMonitor::new(cfg));
     }
 
     /// The sans-IO sender inside (counters, clock facts).
@@ -311,10 +319,23 @@ impl SenderSession {
         let outcome = self.sender.on_reply(bytes, rx);
         match outcome {
             ReplyOutcome::Test {
+                seq,
+                reflector_seq,
                 rtt_ns,
                 forward_duplicate,
-                ..
+                sent_at,
+                one_way_ns,
             } => {
+                if let Some(v) = &mut self.voice {
+                    v.on_reply(
+                        seq,
+                        reflector_seq,
+                        forward_duplicate,
+                        sent_at,
+                        one_way_ns,
+                        rx,
+                    );
+                }
                 self.answered += 1;
                 self.last_progress = self.last_progress.max(rx);
                 if let (Some(iv), false) = (&mut self.intervals, forward_duplicate) {
@@ -466,6 +487,7 @@ impl SenderSession {
             // A flood has no schedule to miss.
             report.schedule_error_us = ScheduleErrorReport::default();
         }
+        report.voice = self.voice.as_ref().map(|v| v.report(&report));
         TestOutcome {
             report,
             answered: self.answered > 0,

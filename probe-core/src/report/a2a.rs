@@ -160,6 +160,9 @@ pub struct A2aReport {
     /// empty otherwise.
     #[serde(default)]
     pub intervals: Vec<IntervalReport>,
+    /// Voice quality per direction (`probe a2a --profile voice`); `null` otherwise.
+    #[serde(default)]
+    pub voice: Option<super::VoiceReport>,
 }
 
 #[cfg(test)]
@@ -251,6 +254,7 @@ mod tests {
                 rtt_p50_ms: Some(2.0),
                 pps: Some(10.0),
             }],
+            voice: None,
         }
     }
 
@@ -291,6 +295,7 @@ mod tests {
             "schedule_error_us.p99",
             "schedule_error_us.max",
             "intervals",
+            "voice",
         ]
         .iter()
         .map(|s| (*s).to_string())

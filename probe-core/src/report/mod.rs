@@ -1,9 +1,12 @@
 //! Result types (serde) shared by the CLI, the agent and library users: the JSON schema.
 
 mod a2a;
+mod voice;
 
 pub use a2a::{
     A2aReport, ClockReport, DirectionReport, IntervalDirection, IntervalReport,
     ScheduleErrorReport, TimestampSource,
 };
+pub mod ping;
 pub mod trace;
+pub use voice::{VoiceDirection, VoiceReport};

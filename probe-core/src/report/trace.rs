@@ -16,8 +16,46 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::trace::FlowMode;
+pub use crate::trace::{Privilege, Protocol};
+pub use crate::wire::reply_kind::ReplyKind;
+
+/// How a path test chose its flows (the report's `mode`: `paris`, `classic` or `mda`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TraceMode {
+    /// One constant flow per trace (Paris traceroute).
+    Paris,
+    /// A new flow with every probe (traditional traceroute).
+    Classic,
+    /// Multipath discovery: as many flows as the stopping rule asks for.
+    Mda,
+}
+
+impl TraceMode {
+    /// The name in reports: `paris`, `classic` or `mda`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TraceMode::Paris => "paris",
+            TraceMode::Classic => "classic",
+            TraceMode::Mda => "mda",
+        }
+    }
+}
+
+impl From<FlowMode> for TraceMode {
+    fn from(m: FlowMode) -> Self {
+        match m {
+            FlowMode::Paris => TraceMode::Paris,
+            FlowMode::Classic => TraceMode::Classic,
+        }
+    }
+}
+
 /// The result of a path test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TraceReport {
     /// The target address.
     pub target: IpAddr,
@@ -25,12 +63,12 @@ pub struct TraceReport {
     pub target_name: Option<String>,
     /// Our source address.
     pub source: IpAddr,
-    /// `icmp`, `udp` or `tcp`.
-    pub protocol: String,
+    /// Probe protocol: `icmp`, `udp` or `tcp`.
+    pub protocol: Protocol,
     /// `paris`, `classic` or `mda`.
-    pub mode: String,
-    /// How the probes were sent (`raw`, `unprivileged`, ...), filled in by the runtime.
-    pub privilege: Option<String>,
+    pub mode: TraceMode,
+    /// How the probes were sent (`raw` or `unprivileged`), filled in by the runtime.
+    pub privilege: Option<Privilege>,
     /// Whether the target answered.
     pub reached: bool,
     /// Path MTU in bytes, when measured.
@@ -57,6 +95,7 @@ pub struct TraceReport {
 
 /// One TTL.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HopReport {
     /// The TTL.
     pub ttl: u8,
@@ -72,6 +111,7 @@ pub struct HopReport {
 
 /// One address answering at a hop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ResponderReport {
     /// The address.
     pub addr: IpAddr,
@@ -94,7 +134,7 @@ pub struct ResponderReport {
     /// Distinct MPLS label stacks seen.
     pub mpls: Vec<Vec<MplsLabel>>,
     /// What the latest answer was ("time exceeded", "port unreachable", ...).
-    pub kind: String,
+    pub kind: ReplyKind,
     /// ICMP type of the latest answer (absent for TCP answers).
     pub icmp_type: Option<u8>,
     /// ICMP code of the latest answer.
@@ -109,6 +149,7 @@ pub struct ResponderReport {
 
 /// RTT summary in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RttMs {
     /// Minimum.
     pub min: f64,
@@ -137,6 +178,7 @@ pub struct MplsLabel {
 
 /// An edge between responders at consecutive hops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LinkReport {
     /// TTL of `from`.
     pub ttl: u8,
@@ -144,21 +186,6 @@ pub struct LinkReport {
     pub from: IpAddr,
     /// Responder at `ttl + 1`.
     pub to: IpAddr,
-}
-
-/// Traceroute-style annotation of an answer kind (`!H`, `!N`, `!X`, `!P`, `!F`), empty for
-/// ordinary answers.
-fn annotation(kind: &str) -> &'static str {
-    match kind {
-        "host unreachable" => " !H",
-        "net unreachable" => " !N",
-        "admin prohibited" => " !X",
-        "protocol unreachable" => " !P",
-        "fragmentation needed" | "packet too big" => " !F",
-        "source route failed" => " !S",
-        "beyond scope" | "unreachable" => " !U",
-        _ => "",
-    }
 }
 
 /// Renders the report as an mtr-like table (`Host`, `Loss%`, `Snt`, `Last`, `Avg`, `Best`, `Wrst`, `StDev`)
@@ -173,8 +200,8 @@ pub fn render_table(r: &TraceReport) -> String {
         out,
         "probe trace to {target} from {}: {} {}, {} hops, {}{}",
         r.source,
-        r.protocol,
-        r.mode,
+        r.protocol.as_str(),
+        r.mode.as_str(),
         r.hops.len(),
         if r.reached { "reached" } else { "not reached" },
         r.pmtu.map(|m| format!(", pmtu {m}")).unwrap_or_default(),
@@ -190,9 +217,10 @@ pub fn render_table(r: &TraceReport) -> String {
                         Some(n) => format!("{n} ({})", x.addr),
                         None => x.addr.to_string(),
                     };
+                    let note = x.kind.annotation().map(|a| format!(" {a}"));
                     format!(
                         "{name}{}{}",
-                        annotation(&x.kind),
+                        note.unwrap_or_default(),
                         if x.nat { " [nat]" } else { "" }
                     )
                 })

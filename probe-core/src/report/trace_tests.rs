@@ -25,7 +25,7 @@ fn sample() -> TraceReport {
             s: true,
             ttl: 1,
         }]],
-        kind: "time exceeded".into(),
+        kind: ReplyKind::TimeExceeded,
         icmp_type: Some(11),
         icmp_code: Some(0),
         nat: false,
@@ -36,7 +36,7 @@ fn sample() -> TraceReport {
         addr: "10.0.9.9".parse().expect("addr"),
         hostname: None,
         mpls: Vec::new(),
-        kind: "admin prohibited".into(),
+        kind: ReplyKind::AdminProhibited,
         icmp_code: Some(13),
         icmp_type: Some(3),
         ..responder.clone()
@@ -45,9 +45,9 @@ fn sample() -> TraceReport {
         target: "10.0.9.9".parse().expect("addr"),
         target_name: Some("dst.lab".into()),
         source: "10.0.0.1".parse().expect("addr"),
-        protocol: "udp".into(),
-        mode: "paris".into(),
-        privilege: Some("raw".into()),
+        protocol: Protocol::Udp,
+        mode: TraceMode::Paris,
+        privilege: Some(Privilege::Raw),
         reached: true,
         pmtu: Some(1400),
         first_ttl: 1,
@@ -160,8 +160,50 @@ fn json_field_names_are_pinned() {
     assert_eq!(keys(&v["links"][0]), sorted(&["ttl", "from", "to"]));
     assert_eq!(v["target"], "10.0.9.9");
     assert_eq!(r["mpls"][0][0]["label"], 24001);
+    assert_eq!(r["kind"], "time exceeded");
+    assert_eq!(v["hops"][2]["responders"][0]["kind"], "admin prohibited");
     let back: TraceReport = serde_json::from_value(v).expect("roundtrip");
     assert_eq!(back, sample());
+}
+
+/// The enum-valued fields serialize to the strings the README documents, and back.
+#[test]
+fn json_enum_values_are_pinned() {
+    fn pin<T>(values: &[(T, &str)])
+    where
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
+    {
+        for (value, name) in values {
+            assert_eq!(serde_json::to_value(value).expect("json"), *name);
+            let back: T = serde_json::from_value((*name).into()).expect("parse");
+            assert_eq!(&back, value);
+        }
+    }
+    pin(&[
+        (Protocol::Icmp, "icmp"),
+        (Protocol::Udp, "udp"),
+        (Protocol::Tcp, "tcp"),
+    ]);
+    pin(&[
+        (TraceMode::Paris, "paris"),
+        (TraceMode::Classic, "classic"),
+        (TraceMode::Mda, "mda"),
+    ]);
+    pin(&[
+        (Privilege::Raw, "raw"),
+        (Privilege::Unprivileged, "unprivileged"),
+    ]);
+    let kinds: Vec<_> = ReplyKind::ALL.iter().map(|k| (*k, k.as_str())).collect();
+    pin(&kinds);
+    for (mode, name) in [(TraceMode::Paris, "paris"), (TraceMode::Mda, "mda")] {
+        assert_eq!(mode.as_str(), name);
+    }
+    assert_eq!(Privilege::Unprivileged.as_str(), "unprivileged");
+    let v = serde_json::to_value(sample()).expect("json");
+    assert_eq!(
+        (&v["protocol"], &v["mode"], &v["privilege"]),
+        (&"udp".into(), &"paris".into(), &"raw".into())
+    );
 }
 
 #[test]

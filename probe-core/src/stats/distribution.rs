@@ -1,9 +1,9 @@
 //! A delay distribution over signed nanosecond samples, backed by hdrhistogram.
 //!
 //! Percentiles come from the histograms (3 significant digits); minimum, maximum, mean and
-//! standard deviation are exact (Welford). Samples may be negative (a one-way delay under an
-//! estimated clock offset can be): negative magnitudes go to a second histogram and percentiles
-//! are read across both.
+//! standard deviation are exact (integer sums of the samples and of their squares, no division
+//! per sample). Samples may be negative (a one-way delay under an estimated clock offset can
+//! be): negative magnitudes go to a second histogram and percentiles are read across both.
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,10 @@ pub struct Distribution {
     pos: Histogram<u64>,
     neg: Histogram<u64>,
     count: u64,
-    mean: f64,
-    m2: f64,
+    /// Exact sum of the samples.
+    sum: i128,
+    /// Exact sum of their squares (saturating: beyond 10^13 samples of an hour).
+    sumsq: u128,
     min: i64,
     max: i64,
 }
@@ -78,8 +80,8 @@ impl Distribution {
             pos: make(),
             neg: make(),
             count: 0,
-            mean: 0.0,
-            m2: 0.0,
+            sum: 0,
+            sumsq: 0,
             min: i64::MAX,
             max: i64::MIN,
         }
@@ -94,10 +96,9 @@ impl Distribution {
         };
         h.saturating_record(mag.max(1));
         self.count += 1;
-        let x = ns as f64;
-        let d = x - self.mean;
-        self.mean += d / self.count as f64;
-        self.m2 += d * (x - self.mean);
+        let x = i128::from(ns);
+        self.sum += x;
+        self.sumsq = self.sumsq.saturating_add((x * x).unsigned_abs());
         self.min = self.min.min(ns);
         self.max = self.max.max(ns);
     }
@@ -107,8 +108,8 @@ impl Distribution {
         self.pos.reset();
         self.neg.reset();
         self.count = 0;
-        self.mean = 0.0;
-        self.m2 = 0.0;
+        self.sum = 0;
+        self.sumsq = 0;
         self.min = i64::MAX;
         self.max = i64::MIN;
     }
@@ -135,7 +136,11 @@ impl Distribution {
 
     /// Mean in ns (0 when empty).
     pub fn mean(&self) -> f64 {
-        self.mean
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
     }
 
     /// Population standard deviation in ns (0 when empty).
@@ -143,7 +148,21 @@ impl Distribution {
         if self.count == 0 {
             0.0
         } else {
-            (self.m2 / self.count as f64).sqrt()
+            // n * sum(x^2) - (sum x)^2 is exact in integers (no cancellation) while it fits.
+            let n = u128::from(self.count);
+            let s = self.sum.unsigned_abs();
+            let exact = n
+                .checked_mul(self.sumsq)
+                .zip(s.checked_mul(s))
+                .map(|(a, b)| a.saturating_sub(b) as f64);
+            let nf = self.count as f64;
+            match exact {
+                Some(num) => (num / nf / nf).sqrt(),
+                None => {
+                    let mean = self.mean();
+                    (self.sumsq as f64 / nf - mean * mean).max(0.0).sqrt()
+                }
+            }
         }
     }
 
@@ -175,12 +194,9 @@ impl Distribution {
         // Histograms share bounds, so adding cannot fail.
         let _ = self.pos.add(&other.pos);
         let _ = self.neg.add(&other.neg);
-        let n = self.count + other.count;
-        let d = other.mean - self.mean;
-        let mean = self.mean + d * other.count as f64 / n as f64;
-        self.m2 += other.m2 + d * d * self.count as f64 * other.count as f64 / n as f64;
-        self.mean = mean;
-        self.count = n;
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sumsq = self.sumsq.saturating_add(other.sumsq);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
     }
@@ -190,7 +206,7 @@ impl Distribution {
         let ms = |ns: i64| ns as f64 / 1e6;
         Some(Summary {
             min: ms(self.min()?),
-            mean: self.mean / 1e6,
+            mean: self.mean() / 1e6,
             p50: ms(self.quantile(0.5)?),
             p90: ms(self.quantile(0.9)?),
             p99: ms(self.quantile(0.99)?),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::flow::FlowId;
 use super::hop::HopStats;
-use super::prober::{ConfigError, InFlight, ProbeConfig, Prober, Transmit};
+use super::prober::{ConfigError, InFlight, ProbeConfig, Prober, Setting, Transmit, check_ttls};
 use crate::report::trace::TraceReport;
 use crate::time::Nanos;
 use crate::wire::answer::{Answer, AnswerKind};
@@ -33,6 +33,7 @@ use crate::wire::icmp::{IcmpKind, Unreachable};
 
 /// What to trace and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TraceConfig {
     /// Probe shape, target, wait and rate.
     pub probe: ProbeConfig,
@@ -74,7 +75,8 @@ fn terminal(a: &Answer, target: std::net::IpAddr) -> Option<bool> {
     match a.kind {
         AnswerKind::Icmp(IcmpKind::Unreachable(Unreachable::FragNeeded { .. })) => None,
         AnswerKind::Icmp(IcmpKind::EchoReply { .. } | IcmpKind::Unreachable(_))
-        | AnswerKind::Tcp(_) => Some(from_target),
+        | AnswerKind::Tcp(_)
+        | AnswerKind::Udp(_) => Some(from_target),
         AnswerKind::Icmp(_) => None,
     }
 }
@@ -99,13 +101,15 @@ pub struct Trace {
 impl Trace {
     /// Validates the configuration; the first round starts at `now`.
     pub fn new(cfg: TraceConfig, now: Nanos) -> Result<Self, ConfigError> {
-        if cfg.first_ttl == 0 || cfg.max_ttl < cfg.first_ttl {
-            return Err(ConfigError::Invalid("ttl range"));
-        }
-        if cfg.queries == 0 || cfg.count == 0 || cfg.window == 0 {
-            return Err(ConfigError::Invalid(
-                "queries, count and window must be positive",
-            ));
+        check_ttls(cfg.first_ttl, cfg.max_ttl)?;
+        for (value, setting) in [
+            (u32::from(cfg.queries), Setting::Queries),
+            (cfg.count, Setting::Count),
+            (u32::from(cfg.window), Setting::Window),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(setting));
+            }
         }
         let prober = Prober::new(cfg.probe)?;
         Ok(Trace {
@@ -289,7 +293,7 @@ impl Trace {
     }
 
     /// Hop statistics so far, up to the terminal TTL (or every TTL probed).
-    pub fn hops(&self) -> &[HopStats] {
+    pub(crate) fn hops(&self) -> &[HopStats] {
         let last = self.terminal_ttl.unwrap_or_else(|| {
             self.hops
                 .iter()
@@ -313,12 +317,8 @@ impl Trace {
             target: c.probe.dst,
             target_name: None,
             source: c.probe.src,
-            protocol: c.probe.protocol.as_str().to_string(),
-            mode: match c.probe.mode {
-                super::flow::FlowMode::Paris => "paris",
-                super::flow::FlowMode::Classic => "classic",
-            }
-            .to_string(),
+            protocol: c.probe.protocol,
+            mode: c.probe.mode.into(),
             privilege: None,
             reached: self.reached,
             pmtu: None,

@@ -1,6 +1,7 @@
 //! Tests for [`super`]: traces over simulated networks.
 
 use super::*;
+use crate::report::trace::{ReplyKind, TraceMode};
 use crate::trace::EmitLayer;
 use crate::trace::flow::{FlowMode, Protocol};
 use crate::trace::sim::{SimNet, drive};
@@ -50,12 +51,12 @@ fn six_hop_lan_trace_is_fast_and_complete() {
             }
         }
         let want_kind = match protocol {
-            Protocol::Udp => "port unreachable",
-            Protocol::Icmp => "echo reply",
-            Protocol::Tcp => "tcp rst",
+            Protocol::Udp => ReplyKind::PortUnreachable,
+            Protocol::Icmp => ReplyKind::EchoReply,
+            Protocol::Tcp => ReplyKind::TcpRst,
         };
         assert_eq!(r.hops[5].responders[0].kind, want_kind);
-        assert_eq!(r.hops[0].responders[0].kind, "time exceeded");
+        assert_eq!(r.hops[0].responders[0].kind, ReplyKind::TimeExceeded);
         // TTLs 1..=8 go out at once (window 8); each answer from TTL k (k = 1..=5) releases
         // TTL k + 8; TTLs 7..=13 are cancelled when the target answers TTL 6.
         assert_eq!(r.probes_sent, 13 * 3);
@@ -114,10 +115,10 @@ fn admin_prohibited_ends_the_path_unreached() {
     // The router answers time exceeded for TTL 4 and rejects what it would forward.
     assert_eq!(t.terminal_ttl(), Some(5));
     assert_eq!(r.hops.len(), 5);
-    assert_eq!(r.hops[3].responders[0].kind, "time exceeded");
+    assert_eq!(r.hops[3].responders[0].kind, ReplyKind::TimeExceeded);
     let x = &r.hops[4].responders[0];
     assert_eq!(x.addr, net.addr(3));
-    assert_eq!(x.kind, "admin prohibited");
+    assert_eq!(x.kind, ReplyKind::AdminProhibited);
     assert_eq!((x.icmp_type, x.icmp_code), (Some(3), Some(13)));
     assert!(crate::report::trace::render_table(&r).contains("10.0.4.1 !X"));
 }
@@ -218,7 +219,7 @@ fn paris_sees_one_branch_classic_sees_both() {
     cfg.probe.mode = FlowMode::Classic;
     let (t, _) = run(cfg, &mut net);
     let r = t.report();
-    assert_eq!(r.mode, "classic");
+    assert_eq!(r.mode, TraceMode::Classic);
     let mut seen: Vec<String> = r.hops[1]
         .responders
         .iter()

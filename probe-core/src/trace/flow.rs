@@ -29,6 +29,7 @@ use crate::wire::quote::{Quote, QuotedL4};
 /// The probe protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Protocol {
     /// ICMP / `ICMPv6` echo request.
     Icmp,
@@ -52,6 +53,7 @@ impl Protocol {
 /// Whether a trace keeps one flow (Paris) or changes flow with every probe (classic).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum FlowMode {
     /// Constant flow identifier: one path through per-flow load balancers.
     #[default]
@@ -90,7 +92,7 @@ impl ProbeId {
 
 /// The fixed part of every probe of a trace: addresses, protocol, ports, mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowSpec {
+pub(crate) struct FlowSpec {
     /// Protocol.
     pub protocol: Protocol,
     /// Paris or classic.
@@ -115,7 +117,7 @@ pub struct FlowSpec {
 
 /// A quote or answer recognised as belonging to this trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Recognised {
+pub(crate) struct Recognised {
     /// The probe id read from the primary carrier.
     pub id: ProbeId,
     /// A second candidate (IPv4 identification) for when the primary was rewritten on the path.
@@ -125,14 +127,9 @@ pub struct Recognised {
 }
 
 impl FlowSpec {
-    /// Whether this trace is over IPv6.
-    pub const fn is_ipv6(&self) -> bool {
-        self.dst.is_ipv6()
-    }
-
     /// Source port (or ICMP identifier) a probe of `flow` with id `id` carries: what a NAT would
     /// rewrite and what [`Recognised::seen_src`] is compared with.
-    pub fn nat_port(&self, flow: FlowId, id: ProbeId) -> u16 {
+    pub(crate) fn nat_port(&self, flow: FlowId, id: ProbeId) -> u16 {
         match self.probe(flow, id, 64, 0).l4 {
             ProbeL4::IcmpEcho { ident, .. } => ident,
             ProbeL4::Udp { src_port, .. } | ProbeL4::TcpSyn { src_port, .. } => src_port,
@@ -140,7 +137,7 @@ impl FlowSpec {
     }
 
     /// The probe for `flow` with id `id` at `ttl`, `size` bytes long (whole IP packet).
-    pub fn probe(&self, flow: FlowId, id: ProbeId, ttl: u8, size: u16) -> ProbePacket {
+    pub(crate) fn probe(&self, flow: FlowId, id: ProbeId, ttl: u8, size: u16) -> ProbePacket {
         let classic = self.mode == FlowMode::Classic;
         let (l4, checksum) = match self.protocol {
             Protocol::Udp => {
@@ -185,7 +182,7 @@ impl FlowSpec {
     }
 
     /// Recognises the quote of one of our probes in an ICMP error.
-    pub fn recognise_quote(&self, q: &Quote) -> Option<Recognised> {
+    pub(crate) fn recognise_quote(&self, q: &Quote) -> Option<Recognised> {
         if q.dst != self.dst {
             return None;
         }
@@ -247,7 +244,7 @@ impl FlowSpec {
     }
 
     /// Recognises an answer (ICMP error quoting our probe, echo reply, TCP reply) as ours.
-    pub fn recognise(&self, a: &Answer) -> Option<Recognised> {
+    pub(crate) fn recognise(&self, a: &Answer) -> Option<Recognised> {
         if let Some(q) = &a.quote {
             return self.recognise_quote(q);
         }
@@ -285,7 +282,7 @@ impl FlowSpec {
     /// A NAT keeps the UDP checksum valid by adjusting it: with `C = !S`, replacing the words
     /// `ours` by `seen` in the sum gives `C' = C + ours - seen`, so `C = C' + seen - ours` (one's
     /// complement arithmetic). The original checksum is our probe id.
-    pub fn unnat_udp_id(&self, rec: &Recognised, flow: FlowId) -> Option<ProbeId> {
+    pub(crate) fn unnat_udp_id(&self, rec: &Recognised, flow: FlowId) -> Option<ProbeId> {
         let (seen_addr, Some(seen_port)) = rec.seen_src? else {
             return None;
         };
@@ -316,7 +313,7 @@ fn addr_sum(a: IpAddr) -> u16 {
 }
 
 /// The ICMP checksum that identifies `flow` in Paris mode (never 0 or 0xFFFF).
-pub const fn icmp_flow_checksum(flow: FlowId) -> u16 {
+pub(super) const fn icmp_flow_checksum(flow: FlowId) -> u16 {
     (flow.0 % 0xFFFE) + 1
 }
 

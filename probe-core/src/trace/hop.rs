@@ -9,7 +9,7 @@ use crate::wire::mpls::MplsEntry;
 
 /// What one address answering at a hop has told us.
 #[derive(Clone, Debug)]
-pub struct ResponderStats {
+pub(crate) struct ResponderStats {
     /// The address.
     pub addr: IpAddr,
     /// Answers received.
@@ -27,15 +27,16 @@ pub struct ResponderStats {
     /// Distinct label stacks seen.
     pub mpls: Vec<Vec<MplsEntry>>,
     /// The latest answer (kind, ICMP type/code, TTLs).
-    pub last_answer: Option<Answer>,
+    pub last_answer: Answer,
     /// A quote showed our source rewritten.
     pub nat: bool,
 }
 
 impl ResponderStats {
-    fn new(addr: IpAddr) -> Self {
+    /// A responder first heard from with `first` (not yet recorded).
+    fn new(first: &Answer) -> Self {
         ResponderStats {
-            addr,
+            addr: first.from,
             received: 0,
             rtt: RttSamples::new(),
             last_rtt_ns: None,
@@ -43,7 +44,7 @@ impl ResponderStats {
             jitter_count: 0,
             jitter_max_ns: 0,
             mpls: Vec::new(),
-            last_answer: None,
+            last_answer: first.clone(),
             nat: false,
         }
     }
@@ -62,18 +63,18 @@ impl ResponderStats {
             self.mpls.push(a.mpls.clone());
         }
         self.nat |= nat;
-        self.last_answer = Some(a.clone());
+        self.last_answer.clone_from(a);
     }
 
     /// Mean absolute difference of consecutive RTTs in ns (mtr Javg), if two answers came.
-    pub fn jitter_ns(&self) -> Option<f64> {
+    pub(crate) fn jitter_ns(&self) -> Option<f64> {
         (self.jitter_count > 0).then(|| self.jitter_sum_ns / self.jitter_count as f64)
     }
 
     /// The report entry; `sent` and `loss_pct` are the hop's.
-    pub fn to_report(&self, sent: u64, loss_pct: f64) -> ResponderReport {
+    pub(crate) fn to_report(&self, sent: u64, loss_pct: f64) -> ResponderReport {
         let ms = |ns: i64| ns as f64 / 1e6;
-        let a = self.last_answer.as_ref();
+        let a = &self.last_answer;
         ResponderReport {
             addr: self.addr,
             hostname: None,
@@ -98,19 +99,19 @@ impl ResponderStats {
                         .collect()
                 })
                 .collect(),
-            kind: a.map_or("", |a| a.kind.description()).to_string(),
-            icmp_type: a.and_then(|a| a.icmp_type_code).map(|t| t.0),
-            icmp_code: a.and_then(|a| a.icmp_type_code).map(|t| t.1),
+            kind: a.kind.into(),
+            icmp_type: a.icmp_type_code.map(|t| t.0),
+            icmp_code: a.icmp_type_code.map(|t| t.1),
             nat: self.nat,
-            quoted_ttl: a.and_then(|a| a.quote).map(|q| q.ttl),
-            reply_ttl: a.and_then(|a| a.reply_ttl),
+            quoted_ttl: a.quote.map(|q| q.ttl),
+            reply_ttl: a.reply_ttl,
         }
     }
 }
 
 /// Everything known about one TTL.
 #[derive(Clone, Debug)]
-pub struct HopStats {
+pub(crate) struct HopStats {
     /// The TTL.
     pub ttl: u8,
     /// Probes sent with this TTL.
@@ -123,7 +124,7 @@ pub struct HopStats {
 
 impl HopStats {
     /// An empty hop.
-    pub fn new(ttl: u8) -> Self {
+    pub(crate) fn new(ttl: u8) -> Self {
         HopStats {
             ttl,
             sent: 0,
@@ -133,38 +134,38 @@ impl HopStats {
     }
 
     /// Counts a probe sent.
-    pub fn record_sent(&mut self) {
+    pub(crate) fn record_sent(&mut self) {
         self.sent += 1;
     }
 
     /// Counts a probe that will never be answered (timed out).
-    pub fn record_lost(&mut self) {
+    pub(crate) fn record_lost(&mut self) {
         self.lost += 1;
     }
 
     /// Forgets a probe that was sent but is no longer wanted (beyond the target).
-    pub fn unrecord_sent(&mut self) {
+    pub(crate) fn unrecord_sent(&mut self) {
         self.sent = self.sent.saturating_sub(1);
     }
 
     /// Records an answer with its RTT; `nat` when its quote showed our source rewritten.
-    pub fn record_answer(&mut self, a: &Answer, rtt_ns: i64, nat: bool) {
+    pub(crate) fn record_answer(&mut self, a: &Answer, rtt_ns: i64, nat: bool) {
         let i = if let Some(i) = self.responders.iter().position(|r| r.addr == a.from) {
             i
         } else {
-            self.responders.push(ResponderStats::new(a.from));
+            self.responders.push(ResponderStats::new(a));
             self.responders.len() - 1
         };
         self.responders[i].record(a, rtt_ns, nat);
     }
 
     /// Answers received from all responders.
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.responders.iter().map(|r| r.received).sum()
     }
 
     /// Loss in percent over probes whose fate is known (answered or timed out).
-    pub fn loss_pct(&self) -> f64 {
+    pub(crate) fn loss_pct(&self) -> f64 {
         let done = self.received() + self.lost;
         if done == 0 {
             0.0
@@ -174,7 +175,7 @@ impl HopStats {
     }
 
     /// The report entry.
-    pub fn to_report(&self) -> HopReport {
+    pub(crate) fn to_report(&self) -> HopReport {
         let loss = self.loss_pct();
         HopReport {
             ttl: self.ttl,
@@ -239,7 +240,7 @@ mod tests {
         assert_eq!(a.jitter_ms, Some(1.5));
         assert_eq!(a.jitter_max_ms, Some(2.0));
         assert_eq!(a.mpls.len(), 1, "the same stack is listed once");
-        assert_eq!(a.kind, "time exceeded");
+        assert_eq!(a.kind, crate::wire::reply_kind::ReplyKind::TimeExceeded);
         assert_eq!((a.icmp_type, a.icmp_code), (Some(11), Some(0)));
         assert!(!a.nat);
         let b = &r.responders[1];

@@ -48,14 +48,17 @@ use super::ProbeMachine;
 use super::flow::{FlowId, ProbeId};
 use super::hop::HopStats;
 use super::mda_rule::StoppingRule;
-use super::prober::{ConfigError, ProbeConfig, Prober, Transmit};
-use crate::report::trace::{LinkReport, TraceReport};
+use super::prober::{
+    ConfigError, ProbeConfig, Prober, Setting, Transmit, check_confidence, check_ttls,
+};
+use crate::report::trace::{LinkReport, TraceMode, TraceReport};
 use crate::time::Nanos;
 use crate::wire::answer::{Answer, AnswerKind};
 use crate::wire::icmp::{IcmpKind, Unreachable};
 
 /// MDA settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct MdaConfig {
     /// Probe shape and target (the mode is ignored: flows are chosen by the algorithm).
     pub probe: ProbeConfig,
@@ -144,11 +147,10 @@ pub struct Mda {
 impl Mda {
     /// Validates the configuration; probing starts with the first `poll_transmit`.
     pub fn new(cfg: MdaConfig, now: Nanos) -> Result<Self, ConfigError> {
-        if cfg.first_ttl == 0 || cfg.max_ttl < cfg.first_ttl {
-            return Err(ConfigError::Invalid("ttl range"));
-        }
-        if !(cfg.confidence > 0.0 && cfg.confidence < 1.0) || cfg.retries == 0 {
-            return Err(ConfigError::Invalid("confidence or retries"));
+        check_ttls(cfg.first_ttl, cfg.max_ttl)?;
+        check_confidence(cfg.confidence)?;
+        if cfg.retries == 0 {
+            return Err(ConfigError::Zero(Setting::Retries));
         }
         let mut m = Mda {
             prober: Prober::new(cfg.probe)?,
@@ -429,7 +431,8 @@ impl Mda {
         let terminal = match a.kind {
             AnswerKind::Icmp(IcmpKind::Unreachable(Unreachable::FragNeeded { .. })) => false,
             AnswerKind::Icmp(IcmpKind::Unreachable(_) | IcmpKind::EchoReply { .. })
-            | AnswerKind::Tcp(_) => true,
+            | AnswerKind::Tcp(_)
+            | AnswerKind::Udp(_) => true,
             AnswerKind::Icmp(_) => false,
         };
         if terminal {
@@ -486,8 +489,8 @@ impl Mda {
             target: c.probe.dst,
             target_name: None,
             source: c.probe.src,
-            protocol: c.probe.protocol.as_str().to_string(),
-            mode: "mda".to_string(),
+            protocol: c.probe.protocol,
+            mode: TraceMode::Mda,
             privilege: None,
             reached: self.reached,
             pmtu: None,

@@ -10,8 +10,7 @@
 
 /// Precomputed stopping points for one confidence level.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StoppingRule {
-    confidence: f64,
+pub(super) struct StoppingRule {
     /// `n[k - 1]` = probes needed to rule out a `k`-th interface.
     n: Vec<u32>,
 }
@@ -53,7 +52,8 @@ impl Occupancy {
 }
 
 /// Probability that `n` uniform draws over `k` interfaces miss at least one.
-pub fn miss_probability(k: u32, n: u32) -> f64 {
+#[cfg(test)]
+fn miss_probability(k: u32, n: u32) -> f64 {
     if k == 0 {
         return 0.0;
     }
@@ -66,7 +66,7 @@ pub fn miss_probability(k: u32, n: u32) -> f64 {
 
 impl StoppingRule {
     /// The rule for `confidence` in (0, 1), with stopping points for up to `max_k` interfaces.
-    pub fn new(confidence: f64, max_k: u32) -> Self {
+    pub(super) fn new(confidence: f64, max_k: u32) -> Self {
         let alpha = (1.0 - confidence).clamp(1e-9, 0.999);
         let mut n = Vec::with_capacity(max_k as usize);
         for k in 1..=max_k.max(1) {
@@ -78,17 +78,12 @@ impl StoppingRule {
             }
             n.push(m);
         }
-        StoppingRule { confidence, n }
-    }
-
-    /// The confidence level.
-    pub fn confidence(&self) -> f64 {
-        self.confidence
+        StoppingRule { n }
     }
 
     /// Probes needed once `seen` interfaces are known (to rule out interface `seen + 1`).
     /// Beyond the table the last step is extrapolated linearly.
-    pub fn probes_needed(&self, seen: usize) -> u32 {
+    pub(super) fn probes_needed(&self, seen: usize) -> u32 {
         let k = seen + 1;
         if let Some(&v) = self.n.get(k - 1) {
             return v;
@@ -104,7 +99,8 @@ impl StoppingRule {
     }
 
     /// The table `n_1, n_2, ...`.
-    pub fn table(&self) -> &[u32] {
+    #[cfg(test)]
+    fn table(&self) -> &[u32] {
         &self.n
     }
 }

@@ -74,7 +74,7 @@ fn diamond_found_with_scamper_probe_count() {
         let m = run_with(&mut net, |c| c.probe.protocol = protocol);
         let r = m.report();
         assert!(r.reached, "{protocol:?}");
-        assert_eq!(r.mode, "mda");
+        assert_eq!(r.mode, TraceMode::Mda);
         assert_eq!(r.hops.len(), 4);
         assert_eq!(addrs_at(&r, 1), ["10.0.1.1"]);
         assert_eq!(addrs_at(&r, 2), ["10.0.2.1", "10.0.2.2"], "{protocol:?}");

@@ -18,13 +18,14 @@ use std::net::IpAddr;
 
 use super::ProbeMachine;
 use super::flow::{FlowId, ProbeId};
-use super::prober::{ConfigError, ProbeConfig, Prober, Transmit};
+use super::prober::{ConfigError, ProbeConfig, Prober, Setting, Transmit};
 use crate::time::Nanos;
 use crate::wire::answer::{Answer, AnswerKind};
 use crate::wire::icmp::{IcmpKind, Unreachable};
 
 /// Path MTU discovery settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PmtuConfig {
     /// Probe shape and target (`dont_fragment` is forced on).
     pub probe: ProbeConfig,
@@ -53,6 +54,7 @@ impl PmtuConfig {
 
 /// What path MTU discovery found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PmtuOutcome {
     /// The path MTU, if the target answered at some size.
     pub pmtu: Option<u16>,
@@ -85,8 +87,17 @@ pub struct Pmtu {
 impl Pmtu {
     /// Validates the configuration; probing starts with the first `poll_transmit`.
     pub fn new(cfg: PmtuConfig) -> Result<Self, ConfigError> {
-        if cfg.min_size > cfg.max_size || cfg.retries == 0 || cfg.ttl == 0 {
-            return Err(ConfigError::Invalid("pmtu size range, retries or ttl"));
+        if cfg.min_size > cfg.max_size {
+            return Err(ConfigError::PmtuRange {
+                min: cfg.min_size,
+                max: cfg.max_size,
+            });
+        }
+        if cfg.retries == 0 {
+            return Err(ConfigError::Zero(Setting::Retries));
+        }
+        if cfg.ttl == 0 {
+            return Err(ConfigError::Zero(Setting::Ttl));
         }
         let mut probe = cfg.probe;
         probe.dont_fragment = true;
@@ -206,6 +217,7 @@ impl ProbeMachine for Pmtu {
             }
             AnswerKind::Icmp(IcmpKind::EchoReply { .. } | IcmpKind::Unreachable(_))
             | AnswerKind::Tcp(_)
+            | AnswerKind::Udp(_)
                 if from_target =>
             {
                 self.lo = self.lo.max(size);

@@ -27,6 +27,7 @@ pub enum EmitLayer {
 
 /// How probes look and how fast they go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProbeConfig {
     /// Probe protocol.
     pub protocol: Protocol,
@@ -81,8 +82,25 @@ impl ProbeConfig {
         }
     }
 
+    /// Checks that `size` holds the headers of the protocol over the target's family.
+    pub fn check_size(&self) -> Result<(), ConfigError> {
+        let min = self
+            .flow_spec()
+            .probe(FlowId(0), ProbeId::FIRST, 1, self.size)
+            .min_size();
+        if usize::from(self.size) < min {
+            return Err(ConfigError::SizeTooSmall {
+                protocol: self.protocol.as_str(),
+                family: if self.dst.is_ipv6() { "IPv6" } else { "IPv4" },
+                size: self.size,
+                min: u16::try_from(min).unwrap_or(u16::MAX),
+            });
+        }
+        Ok(())
+    }
+
     /// The flow description derived from this configuration.
-    pub fn flow_spec(&self) -> FlowSpec {
+    pub(crate) fn flow_spec(&self) -> FlowSpec {
         FlowSpec {
             protocol: self.protocol,
             mode: self.mode,
@@ -97,8 +115,10 @@ impl ProbeConfig {
     }
 }
 
-/// A configuration the state machines refuse.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// A configuration the options builders and the state machines refuse. Each variant names
+/// the setting and the values that clash.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Source and target are of different address families.
     #[error("source {src} and target {dst} are of different address families")]
@@ -108,12 +128,67 @@ pub enum ConfigError {
         /// Target.
         dst: IpAddr,
     },
-    /// A value out of range.
-    #[error("invalid {0}")]
-    Invalid(&'static str),
-    /// The probe cannot be built at this size.
-    #[error(transparent)]
-    Packet(#[from] PacketError),
+    /// The first TTL is 0 or above the highest TTL.
+    #[error("the first TTL {first_ttl} must be between 1 and the highest TTL {max_ttl}")]
+    TtlRange {
+        /// First TTL probed.
+        first_ttl: u8,
+        /// Highest TTL probed.
+        max_ttl: u8,
+    },
+    /// A setting that counts something is 0.
+    #[error("{0} must be at least 1")]
+    Zero(Setting),
+    /// The MDA confidence is not strictly between 0 and 1.
+    #[error("the MDA confidence {0} must be strictly between 0 and 1 (0.95 is 95 %)")]
+    Confidence(f64),
+    /// The probe size cannot hold the headers of the protocol.
+    #[error(
+        "a {size}-byte {protocol} probe is too small: {protocol} over {family} needs at least \
+         {min} bytes"
+    )]
+    SizeTooSmall {
+        /// The protocol.
+        protocol: &'static str,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The size asked for (whole IP packet).
+        size: u16,
+        /// The smallest size that holds the headers.
+        min: u16,
+    },
+    /// The PMTU search range is empty.
+    #[error("the PMTU search range {min}..={max} bytes is empty")]
+    PmtuRange {
+        /// Smallest size probed.
+        min: u16,
+        /// Largest size probed.
+        max: u16,
+    },
+}
+
+/// A setting that must be at least 1 ([`ConfigError::Zero`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[non_exhaustive]
+pub enum Setting {
+    /// Probes per hop per round.
+    #[error("the number of queries per hop")]
+    Queries,
+    /// Rounds.
+    #[error("the number of rounds (count)")]
+    Count,
+    /// TTLs released ahead of the answers (sans-IO trace).
+    #[error("the TTL window")]
+    Window,
+    /// Attempts per probe (MDA, PMTU).
+    #[error("the number of retries")]
+    Retries,
+    /// MDA probe budget.
+    #[error("the MDA probe budget (max probes)")]
+    MaxProbes,
+    /// TTL of PMTU probes.
+    #[error("the PMTU probe TTL")]
+    Ttl,
 }
 
 /// A probe to send now.
@@ -137,7 +212,7 @@ pub struct Transmit {
 
 /// A probe waiting for its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InFlight {
+pub(super) struct InFlight {
     /// Probe id.
     pub id: ProbeId,
     /// Flow.
@@ -156,7 +231,7 @@ pub struct InFlight {
 
 /// An answer matched to its probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Matched {
+pub(super) struct Matched {
     /// The probe.
     pub probe: InFlight,
     /// Round-trip time in nanoseconds.
@@ -167,7 +242,7 @@ pub struct Matched {
 
 /// Probe ids, pacing, in-flight table and matching.
 #[derive(Debug, Clone)]
-pub struct Prober {
+pub(super) struct Prober {
     cfg: ProbeConfig,
     spec: FlowSpec,
     next_id: ProbeId,
@@ -176,27 +251,36 @@ pub struct Prober {
     interval_ns: u64,
     next_send: Nanos,
     sent_total: u64,
-    unmatched: u64,
+}
+
+/// Checks a TTL range: `1 <= first_ttl <= max_ttl`.
+pub(crate) fn check_ttls(first_ttl: u8, max_ttl: u8) -> Result<(), ConfigError> {
+    if first_ttl == 0 || max_ttl < first_ttl {
+        return Err(ConfigError::TtlRange { first_ttl, max_ttl });
+    }
+    Ok(())
+}
+
+/// Checks an MDA confidence: strictly between 0 and 1.
+pub(crate) fn check_confidence(confidence: f64) -> Result<(), ConfigError> {
+    if confidence > 0.0 && confidence < 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Confidence(confidence))
+    }
 }
 
 impl Prober {
     /// Validates `cfg` (families, probe size) and builds the prober.
-    pub fn new(cfg: ProbeConfig) -> Result<Self, ConfigError> {
+    pub(super) fn new(cfg: ProbeConfig) -> Result<Self, ConfigError> {
         if cfg.src.is_ipv6() != cfg.dst.is_ipv6() {
             return Err(ConfigError::MixedFamilies {
                 src: cfg.src,
                 dst: cfg.dst,
             });
         }
+        cfg.check_size()?;
         let spec = cfg.flow_spec();
-        let p = spec.probe(FlowId(0), ProbeId::FIRST, 1, cfg.size);
-        if (cfg.size as usize) < p.min_size() {
-            return Err(ConfigError::Packet(PacketError::Truncated {
-                what: "probe size",
-                need: p.min_size(),
-                have: cfg.size as usize,
-            }));
-        }
         Ok(Prober {
             cfg,
             spec,
@@ -210,32 +294,21 @@ impl Prober {
             },
             next_send: Nanos::ZERO,
             sent_total: 0,
-            unmatched: 0,
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ProbeConfig {
-        &self.cfg
-    }
-
-    /// The flow description.
-    pub fn spec(&self) -> &FlowSpec {
-        &self.spec
-    }
-
     /// Earliest time pacing allows the next probe.
-    pub fn next_send_at(&self) -> Nanos {
+    pub(super) fn next_send_at(&self) -> Nanos {
         self.next_send
     }
 
     /// Whether pacing allows a probe at `now`.
-    pub fn may_send(&self, now: Nanos) -> bool {
+    pub(super) fn may_send(&self, now: Nanos) -> bool {
         now >= self.next_send && self.in_flight.len() < 0xFFF0
     }
 
     /// Emits a probe into `buf` and records it in flight.
-    pub fn send(
+    pub(super) fn send(
         &mut self,
         now: Nanos,
         flow: FlowId,
@@ -293,7 +366,7 @@ impl Prober {
     }
 
     /// Replaces the send time of a probe in flight (kernel transmit timestamp).
-    pub fn set_sent_time(&mut self, id: ProbeId, tx: Nanos) {
+    pub(super) fn set_sent_time(&mut self, id: ProbeId, tx: Nanos) {
         if let Some(p) = self.in_flight.get_mut(&id) {
             p.sent_at = tx;
         }
@@ -303,7 +376,7 @@ impl Prober {
     ///
     /// `flow_hint` is the flow the caller expects (Paris traces have one): it lets a UDP quote
     /// whose checksum a NAT rewrote be traced back to the probe id.
-    pub fn match_answer(
+    pub(super) fn match_answer(
         &mut self,
         a: &Answer,
         rx: Nanos,
@@ -312,10 +385,7 @@ impl Prober {
         if let (AnswerKind::Tcp(t), None) = (a.kind, &a.quote) {
             return self.match_tcp_reply(a, t, rx);
         }
-        let Some(rec) = self.spec.recognise(a) else {
-            self.unmatched += 1;
-            return None;
-        };
+        let rec = self.spec.recognise(a)?;
         let spec = self.spec;
         let clean = |p: &InFlight| {
             rec.seen_src.is_none_or(|(addr, port)| {
@@ -331,14 +401,10 @@ impl Prober {
             (id, false)
         } else {
             let unnat = flow_hint.and_then(|f| spec.unnat_udp_id(&rec, f));
-            let Some(id) = [unnat, rec.alt, Some(rec.id)]
+            let id = [unnat, rec.alt, Some(rec.id)]
                 .into_iter()
                 .flatten()
-                .find(|id| self.in_flight.contains_key(id))
-            else {
-                self.unmatched += 1;
-                return None;
-            };
+                .find(|id| self.in_flight.contains_key(id))?;
             (id, true)
         };
         let probe = self.take(id)?;
@@ -372,10 +438,7 @@ impl Prober {
                 })
             })
             .flatten();
-        let Some(probe) = found.and_then(|id| self.take(id)) else {
-            self.unmatched += 1;
-            return None;
-        };
+        let probe = found.and_then(|id| self.take(id))?;
         Some(Matched {
             probe,
             rtt_ns: rx - probe.sent_at,
@@ -384,14 +447,14 @@ impl Prober {
     }
 
     /// Removes a probe from the table (for glue that matched an answer by socket).
-    pub fn take(&mut self, id: ProbeId) -> Option<InFlight> {
+    pub(super) fn take(&mut self, id: ProbeId) -> Option<InFlight> {
         let p = self.in_flight.remove(&id)?;
         self.deadlines.remove(&(p.deadline, id));
         Some(p)
     }
 
     /// Removes and returns every probe whose deadline is at or before `now`, oldest first.
-    pub fn expire(&mut self, now: Nanos) -> Vec<InFlight> {
+    pub(super) fn expire(&mut self, now: Nanos) -> Vec<InFlight> {
         let mut out = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
@@ -406,7 +469,7 @@ impl Prober {
     }
 
     /// Drops the probes `pred` selects (no longer wanted); returns how many.
-    pub fn cancel_where(&mut self, pred: impl Fn(&InFlight) -> bool) -> usize {
+    pub(super) fn cancel_where(&mut self, pred: impl Fn(&InFlight) -> bool) -> usize {
         let ids: Vec<ProbeId> = self
             .in_flight
             .values()
@@ -420,28 +483,23 @@ impl Prober {
     }
 
     /// The earliest deadline of a probe in flight.
-    pub fn next_deadline(&self) -> Option<Nanos> {
+    pub(super) fn next_deadline(&self) -> Option<Nanos> {
         self.deadlines.first().map(|d| d.0)
     }
 
     /// Probes in flight.
-    pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
+    pub(super) fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
         self.in_flight.values()
     }
 
     /// Number of probes in flight.
-    pub fn in_flight_count(&self) -> usize {
+    pub(super) fn in_flight_count(&self) -> usize {
         self.in_flight.len()
     }
 
     /// Probes sent so far.
-    pub fn sent_total(&self) -> u64 {
+    pub(super) fn sent_total(&self) -> u64 {
         self.sent_total
-    }
-
-    /// Answers that matched no probe in flight (late, duplicate or foreign).
-    pub fn unmatched(&self) -> u64 {
-        self.unmatched
     }
 }
 

@@ -9,39 +9,36 @@ use crate::report::trace::RttMs;
 
 /// The RTT samples of one responder, in nanoseconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RttSamples {
+pub(crate) struct RttSamples {
     ns: Vec<i64>,
 }
 
 impl RttSamples {
     /// No samples yet.
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         RttSamples { ns: Vec::new() }
     }
 
     /// Records one round-trip time in nanoseconds.
-    pub fn record(&mut self, ns: i64) {
+    pub(crate) fn record(&mut self, ns: i64) {
         self.ns.push(ns);
     }
 
     /// Number of samples.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.ns.len()
     }
 
-    /// Whether there are no samples.
-    pub fn is_empty(&self) -> bool {
-        self.ns.is_empty()
-    }
-
     /// The samples in arrival order.
-    pub fn samples(&self) -> &[i64] {
+    #[cfg(test)]
+    fn samples(&self) -> &[i64] {
         &self.ns
     }
 
     /// The sample at quantile `q` (0..=1) by the nearest-rank method: the smallest sample with
     /// at least `q` of all samples at or below it.
-    pub fn quantile(&self, q: f64) -> Option<i64> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<i64> {
         let mut sorted = self.ns.clone();
         sorted.sort_unstable();
         let n = sorted.len();
@@ -50,7 +47,7 @@ impl RttSamples {
     }
 
     /// The summary in milliseconds; `None` without samples.
-    pub fn summary_ms(&self) -> Option<RttMs> {
+    pub(crate) fn summary_ms(&self) -> Option<RttMs> {
         let n = self.ns.len() as f64;
         let min = *self.ns.iter().min()?;
         let max = *self.ns.iter().max()?;

@@ -12,16 +12,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use pnet_packet::ipv4::{self, Ipv4Packet, MutableIpv4Packet};
+use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::ipv6::Ipv6Packet;
-use pnet_packet::tcp::{MutableTcpPacket, TcpFlags, TcpPacket};
+use pnet_packet::tcp::{TcpFlags, TcpPacket};
 
-use super::checksum::pseudo_header_checksum;
 use super::icmp::{IcmpKind, IcmpMessage};
 use super::mpls::MplsEntry;
 use super::packet_error::{PacketError, need};
 use super::probe::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP};
 use super::quote::Quote;
+use super::reply_kind::ReplyKind;
+use super::stamp::ReflectorPacket;
 
 /// A TCP segment from the target answering a SYN probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,7 +43,13 @@ pub struct TcpReply {
 
 impl TcpReply {
     /// Appends the 20-byte TCP segment (SYN-ACK or RST-ACK) with its checksum to `out`.
+    ///
+    /// Test support: built for probe-core's own tests and with the `test-util` feature.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn emit(&self, src: IpAddr, dst: IpAddr, out: &mut Vec<u8>) {
+        use super::checksum::pseudo_header_checksum;
+        use pnet_packet::tcp::MutableTcpPacket;
+
         let start = out.len();
         out.resize(start + 20, 0);
         let seg = &mut out[start..];
@@ -68,6 +75,19 @@ impl TcpReply {
     }
 }
 
+/// A UDP datagram from the target answering a UDP probe: a STAMP Session-Reflector's reply
+/// (RFC 8762), which carries the first four payload bytes of the probe as the Session-Sender
+/// Sequence Number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UdpReply {
+    /// Source port (the probed port).
+    pub src_port: u16,
+    /// Destination port (our probe's source port).
+    pub dst_port: u16,
+    /// The Session-Sender Sequence Number the reflector copied from the probe.
+    pub sender_seq: u32,
+}
+
 /// What kind of answer arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AnswerKind {
@@ -75,16 +95,14 @@ pub enum AnswerKind {
     Icmp(IcmpKind),
     /// A TCP segment from the target.
     Tcp(TcpReply),
+    /// A STAMP reply from the target.
+    Udp(UdpReply),
 }
 
 impl AnswerKind {
     /// Short description ("time exceeded", "port unreachable", "tcp syn-ack", ...).
     pub fn description(&self) -> &'static str {
-        match self {
-            AnswerKind::Icmp(k) => k.description(),
-            AnswerKind::Tcp(t) if t.rst => "tcp rst",
-            AnswerKind::Tcp(_) => "tcp syn-ack",
-        }
+        ReplyKind::from(*self).as_str()
     }
 }
 
@@ -191,6 +209,30 @@ impl Answer {
         })
     }
 
+    /// Parses the payload of a UDP datagram from `from` to our port `local_port` as a STAMP
+    /// reflector's reply (at least the 44-byte unauthenticated base packet).
+    pub fn parse_stamp_reply(
+        payload: &[u8],
+        from: std::net::SocketAddr,
+        local_port: u16,
+        ttl: Option<u8>,
+    ) -> Result<Answer, PacketError> {
+        let reply = ReflectorPacket::new_checked(payload)
+            .map_err(|_| PacketError::Malformed("stamp reply shorter than 44 bytes"))?;
+        Ok(Answer {
+            from: from.ip().to_canonical(),
+            reply_ttl: ttl,
+            kind: AnswerKind::Udp(UdpReply {
+                src_port: from.port(),
+                dst_port: local_port,
+                sender_seq: reply.sender_sequence_number(),
+            }),
+            icmp_type_code: None,
+            quote: None,
+            mpls: Vec::new(),
+        })
+    }
+
     fn from_icmp(
         msg: IcmpMessage<'_>,
         from: IpAddr,
@@ -220,6 +262,9 @@ impl Answer {
 
 /// Appends an IPv4 header (no options, checksum filled) and `payload` to `out`: how answers
 /// look on a raw IPv4 socket. Used by simulations and benchmarks.
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn emit_ipv4(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -228,6 +273,8 @@ pub fn emit_ipv4(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) {
+    use pnet_packet::ipv4::{self, MutableIpv4Packet};
+
     let start = out.len();
     out.resize(start + 20, 0);
     if let Some(mut ip) = MutableIpv4Packet::new(&mut out[start..]) {

@@ -112,26 +112,7 @@ pub enum IcmpKind {
 impl IcmpKind {
     /// A short human description: "time exceeded", "port unreachable", "admin prohibited", ...
     pub fn description(&self) -> &'static str {
-        match self {
-            IcmpKind::EchoReply { .. } => "echo reply",
-            IcmpKind::TimeExceeded { code: 1 } => "reassembly time exceeded",
-            IcmpKind::TimeExceeded { .. } => "time exceeded",
-            IcmpKind::Unreachable(u) => match u {
-                Unreachable::Net => "net unreachable",
-                Unreachable::Host => "host unreachable",
-                Unreachable::Protocol => "protocol unreachable",
-                Unreachable::Port => "port unreachable",
-                Unreachable::FragNeeded { .. } => "fragmentation needed",
-                Unreachable::SourceRoute => "source route failed",
-                Unreachable::AdminProhibited => "admin prohibited",
-                Unreachable::BeyondScope => "beyond scope",
-                Unreachable::Other(_) => "unreachable",
-            },
-            IcmpKind::PacketTooBig { .. } => "packet too big",
-            IcmpKind::ParameterProblem { .. } => "parameter problem",
-            IcmpKind::EchoRequest => "echo request",
-            IcmpKind::Other => "other icmp",
-        }
+        super::reply_kind::ReplyKind::from(*self).as_str()
     }
 
     /// Classifies a message from its type, code and second header word (`word`: echo
@@ -261,6 +242,9 @@ fn split_extensions(body: &[u8], attr_len: usize) -> (&[u8], Option<Extensions<'
 /// byte is overwritten. With extensions the original datagram is zero padded to 128 bytes and to
 /// the word size. The `ICMPv4` checksum is filled in; for `ICMPv6` it is left zero, see
 /// [`fill_icmpv6_checksum`].
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn emit_error(
     ipv6: bool,
     icmp_type: u8,
@@ -294,6 +278,9 @@ pub fn emit_error(
 }
 
 /// Appends an echo reply (`ICMPv4` type 0 or `ICMPv6` type 129) echoing `data`.
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn emit_echo_reply(ipv6: bool, ident: u16, seq: u16, data: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[if ipv6 { 129 } else { 0 }, 0, 0, 0]);
@@ -307,6 +294,9 @@ pub fn emit_echo_reply(ipv6: bool, ident: u16, seq: u16, data: &[u8], out: &mut 
 }
 
 /// Fills the `ICMPv6` checksum of `msg` (pseudo-header from `src` to `dst`).
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn fill_icmpv6_checksum(msg: &mut [u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
     if msg.len() < 4 {
         return;

@@ -99,6 +99,9 @@ impl<'a> Extensions<'a> {
 }
 
 /// Appends an extension structure holding `objects` to `out`, checksum filled in.
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn emit(objects: &[ExtensionObject<'_>], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[EXTENSION_VERSION << 4, 0, 0, 0]);
@@ -113,6 +116,9 @@ pub fn emit(objects: &[ExtensionObject<'_>], out: &mut Vec<u8>) {
 }
 
 /// Appends an extension structure with one MPLS incoming label stack object.
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn emit_mpls(stack: &[MplsEntry], out: &mut Vec<u8>) {
     let mut payload = Vec::with_capacity(stack.len() * 4);
     mpls::emit_stack(stack, &mut payload);

@@ -8,6 +8,7 @@ pub mod mpls;
 pub mod packet_error;
 pub mod probe;
 pub mod quote;
+pub mod reply_kind;
 pub mod stamp;
 pub mod stamp_clock_tlv;
 pub mod stamp_tlv;

@@ -63,6 +63,9 @@ pub fn parse_stack(payload: &[u8]) -> Result<Vec<MplsEntry>, PacketError> {
 }
 
 /// Appends the payload of a label stack object for `stack` to `out`.
+///
+/// Test support: built for probe-core's own tests and with the `test-util` feature.
+#[cfg(any(test, feature = "test-util"))]
 pub fn emit_stack(stack: &[MplsEntry], out: &mut Vec<u8>) {
     for e in stack {
         out.extend_from_slice(&e.to_word().to_be_bytes());

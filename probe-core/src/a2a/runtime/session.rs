@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use super::A2aError;
 use super::driver::{Io, drive};
 use super::local_clock_info;
-use crate::a2a::{Limit, Pace, SenderConfig, SenderSession, SessionConfig, TestOutcome};
+use crate::a2a::{
+    Limit, Pace, SenderConfig, SenderSession, SessionConfig, TestOutcome, VoiceConfig,
+};
 use crate::io::{Pacer, PacerConfig, SocketOptions, TimestampedSocket};
 use crate::report::IntervalReport;
 
@@ -56,6 +58,9 @@ pub struct A2aOptions {
     /// applies to isochronous schedules of at least 100 µs, which sleep most of the time,
     /// never to a flood. The priority stays with the thread after the test.
     pub realtime: bool,
+    /// Rate the stream as voice (`--profile voice`; the caller sets the matching interval,
+    /// size and DSCP, see [`VoiceConfig::packet_size`]).
+    pub voice: Option<VoiceConfig>,
 }
 
 impl A2aOptions {
@@ -78,6 +83,7 @@ impl A2aOptions {
             report_interval: None,
             interval_reports: None,
             realtime: false,
+            voice: None,
         }
     }
 }
@@ -128,7 +134,11 @@ fn session_for(opts: &A2aOptions) -> Result<SenderSession, A2aError> {
         no_answer_timeout: opts.no_answer_timeout,
         report_interval: opts.report_interval,
     };
-    Ok(SenderSession::new(cfg, session)?)
+    let mut s = SenderSession::new(cfg, session)?;
+    if let Some(v) = opts.voice {
+        s.enable_voice(v);
+    }
+    Ok(s)
 }
 
 fn bind_socket(opts: &A2aOptions, tx_timestamps: bool) -> Result<TimestampedSocket, A2aError> {

@@ -3,12 +3,13 @@
 use std::io;
 use std::net::IpAddr;
 
-use crate::dns::DnsError;
+use crate::dns::{DnsError, Family};
 use crate::io::IoError;
 use crate::trace::prober::ConfigError;
 
 /// Why a path test could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TraceError {
     /// Opening or configuring sockets failed (the message names the capability or sysctl).
     #[error(transparent)]
@@ -49,12 +50,12 @@ pub enum TraceError {
     #[error("receiving answers failed: {0}")]
     Recv(io::Error),
     /// The name resolved to no address of the family asked for.
-    #[error("`{name}` has no {family} address")]
+    #[error("`{name}` has no {} address", .family.describe())]
     NoAddress {
         /// The name.
         name: String,
-        /// The family, as [`crate::dns::Family::describe`] words it.
-        family: &'static str,
+        /// The family asked for.
+        family: Family,
     },
     /// The target name did not resolve (or the resolver could not be set up).
     #[error(transparent)]

@@ -51,7 +51,7 @@ fn probe_config(opts: &TraceOptions, src: IpAddr, shape: Shape) -> ProbeConfig {
 /// Fills in what the state machine cannot know.
 fn finish(report: &mut TraceReport, opts: &TraceOptions, privilege: Privilege) {
     report.target_name.clone_from(&opts.target_name);
-    report.privilege = Some(privilege.as_str().to_string());
+    report.privilege = Some(privilege);
     if privilege == Privilege::Unprivileged {
         // The error queue does not hand over the quoted IP header.
         for r in report.hops.iter_mut().flat_map(|h| h.responders.iter_mut()) {
@@ -64,6 +64,24 @@ fn finish(report: &mut TraceReport, opts: &TraceOptions, privilege: Privilege) {
 /// `opts.pmtu`, path MTU discovery once the target answered.
 ///
 /// Needs a tokio runtime with IO and time enabled.
+///
+/// ```no_run
+/// use std::net::Ipv4Addr;
+/// use probe_core::trace::{TraceOptions, run_trace};
+///
+/// # async fn demo() -> Result<(), probe_core::trace::TraceError> {
+/// let opts = TraceOptions::builder(Ipv4Addr::new(192, 0, 2, 1).into())
+///     .count(10)
+///     .pmtu(true)
+///     .build()?;
+/// let report = run_trace(&opts).await?;
+/// for hop in &report.hops {
+///     let addrs: Vec<String> = hop.responders.iter().map(|r| r.addr.to_string()).collect();
+///     println!("{:>2} {} ({:.0} % loss)", hop.ttl, addrs.join(" "), hop.loss_pct);
+/// }
+/// println!("reached: {}, path MTU: {:?}", report.reached, report.pmtu);
+/// # Ok(()) }
+/// ```
 pub async fn run_trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     let (mut transport, probe, _) = prepare(opts)?;
     let mut cfg = TraceConfig::new(probe);
@@ -94,7 +112,24 @@ async fn complete(
 
 /// Runs multipath discovery (MDA): every responder per hop behind per-flow load balancers and
 /// the links between them, then path MTU discovery with `opts.pmtu`. `opts.mode`, `queries`,
-/// `count` and `interval` do not apply.
+/// `count` and `interval` do not apply. UDP probes explore the most: per-flow balancers hash
+/// their ports, which ICMP echo lacks.
+///
+/// ```no_run
+/// use std::net::Ipv4Addr;
+/// use probe_core::trace::{MdaOptions, Protocol, TraceOptions, run_mda};
+///
+/// # async fn demo() -> Result<(), probe_core::trace::TraceError> {
+/// let opts = TraceOptions::builder(Ipv4Addr::new(192, 0, 2, 1).into())
+///     .protocol(Protocol::Udp)
+///     .build()?;
+/// let mda = MdaOptions::builder().confidence(0.99).build()?;
+/// let report = run_mda(&opts, &mda).await?;
+/// for link in &report.links {
+///     println!("ttl {}: {} -> {}", link.ttl, link.from, link.to);
+/// }
+/// # Ok(()) }
+/// ```
 pub async fn run_mda(opts: &TraceOptions, mda: &MdaOptions) -> Result<TraceReport, TraceError> {
     let (mut transport, probe, _) = prepare(opts)?;
     let mut cfg = MdaConfig::new(probe);
@@ -110,6 +145,22 @@ pub async fn run_mda(opts: &TraceOptions, mda: &MdaOptions) -> Result<TraceRepor
 
 /// Discovers the path MTU to `opts.target` with probes of `opts.protocol` carrying DF, from
 /// the route's MTU down (router reports, then bisection where routers stay silent).
+///
+/// ```no_run
+/// use std::net::Ipv6Addr;
+/// use probe_core::trace::{TraceOptions, run_pmtu};
+///
+/// # async fn demo() -> Result<(), probe_core::trace::TraceError> {
+/// let outcome = run_pmtu(&TraceOptions::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into())).await?;
+/// match outcome.pmtu {
+///     Some(mtu) => println!("path MTU {mtu} bytes, limited at {:?}", outcome.bottleneck),
+///     None => println!("no answer at any size"),
+/// }
+/// if outcome.black_hole {
+///     println!("some sizes vanished without an ICMP error: a PMTU black hole");
+/// }
+/// # Ok(()) }
+/// ```
 pub async fn run_pmtu(opts: &TraceOptions) -> Result<PmtuOutcome, TraceError> {
     let (mut transport, probe, route) = prepare(opts)?;
     let mut cfg = PmtuConfig::new(probe);
@@ -125,6 +176,16 @@ pub async fn run_pmtu(opts: &TraceOptions) -> Result<PmtuOutcome, TraceError> {
 /// Resolves a target given as an address or a host name, in `family` (IPv4 first for
 /// [`Family::Any`]), with `dns` (the system resolver configuration by default). An address
 /// literal is used as it is, without a query.
+///
+/// ```no_run
+/// use probe_core::dns::{DnsConfig, Family};
+/// use probe_core::trace::resolve_target;
+///
+/// # async fn demo() -> Result<(), probe_core::trace::TraceError> {
+/// let target = resolve_target("example.net", Family::V6, &DnsConfig::default()).await?;
+/// assert!(target.is_ipv6());
+/// # Ok(()) }
+/// ```
 pub async fn resolve_target(
     name: &str,
     family: Family,
@@ -138,12 +199,22 @@ pub async fn resolve_target(
     let addrs = Resolver::new(dns)?.lookup_host(name, family).await?;
     addrs.first().copied().ok_or_else(|| TraceError::NoAddress {
         name: name.to_string(),
-        family: family.describe(),
+        family,
     })
 }
 
 /// Fills in the responders' host names with reverse (PTR) lookups, all at once under the
 /// resolver's batch deadline; addresses without a name (or not answered in time) keep `None`.
+///
+/// ```no_run
+/// use probe_core::dns::{DnsConfig, Resolver};
+/// use probe_core::trace::{TraceOptions, name_hops, run_trace};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut report = run_trace(&TraceOptions::new("192.0.2.1".parse()?)).await?;
+/// name_hops(&mut report, &Resolver::new(&DnsConfig::default())?).await;
+/// # Ok(()) }
+/// ```
 pub async fn name_hops(report: &mut TraceReport, resolver: &Resolver) {
     let mut addrs: Vec<IpAddr> = report
         .hops
