@@ -1,6 +1,7 @@
 //! Command-line definitions (clap).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +46,9 @@ pub enum Command {
     Http(HttpArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
     Agent(PendingArgs),
+    /// Check a responder's control plane: identity, token, protocol version and clock.
+    #[command(hide = true)]
+    ControlPing(ControlPingArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         /// The shell to generate completions for.
@@ -101,9 +105,65 @@ pub struct ServeArgs {
     /// Default: answer every STAMP sender (RFC 8762 open mode).
     #[arg(long, value_name = "CIDR", value_parser = parse_prefix)]
     pub allow: Vec<IpNet>,
-    /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM).
+    /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM); the
+    /// control plane's are under `control`.
     #[arg(long)]
     pub json: bool,
+    /// UDP port of the control plane (QUIC, TLS 1.3), on the same addresses as STAMP.
+    #[arg(long, default_value_t = probe_core::control::CONTROL_PORT)]
+    pub control_port: u16,
+    /// Do not start the control plane (answer STAMP only).
+    #[arg(long)]
+    pub no_control: bool,
+    /// Most control connections open at once; more are refused.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_control_connections: u64,
+    /// State directory and token of the control plane.
+    #[command(flatten)]
+    pub control: ControlAccessArgs,
+}
+
+/// Where the control plane keeps its state, and the shared token (`probe serve` and the
+/// control clients).
+#[derive(Debug, Args)]
+pub struct ControlAccessArgs {
+    /// Directory of persistent state: the control identity (server) and the known-peers file
+    /// (client). Default: `$PROBE_STATE_DIR`; as root `/var/lib/probe`; otherwise
+    /// `$XDG_DATA_HOME/probe` or `~/.local/share/probe`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Shared token of the control plane (also `PROBE_TOKEN`). Other local users can see a
+    /// command line: prefer `--token-file` or the variable.
+    #[arg(long, value_name = "SECRET", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the shared token (surrounding white space ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `probe control-ping` (hidden): connects to a responder's control plane, checks its
+/// identity and token, and prints its hello.
+#[derive(Debug, Args)]
+pub struct ControlPingArgs {
+    /// The responder, `HOST[:PORT]` (control port 49152 by default).
+    #[arg(value_name = "HOST[:PORT]")]
+    pub peer: String,
+    /// Trust the responder only with this identity fingerprint (`sha256:HEX`, as `probe
+    /// serve` prints it). Default: trust on first use, kept in the known-peers file.
+    #[arg(long, value_name = "FP")]
+    pub peer_fingerprint: Option<String>,
+    /// How long to wait for the connection and the answer.
+    #[arg(long, default_value = "5s", value_parser = parse_wait)]
+    pub timeout: Duration,
+    /// Announce this protocol version instead of the current one (to test peers).
+    #[arg(long, hide = true)]
+    pub protocol_version: Option<u32>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// State directory and token.
+    #[command(flatten)]
+    pub control: ControlAccessArgs,
 }
 
 /// Send rate for `probe a2a --rate`.

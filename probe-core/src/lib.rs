@@ -65,6 +65,8 @@
 //!   state machines underneath.
 //! - [`a2a`]: agent-to-agent tests (STAMP sender and reflector), sans-IO sessions plus tokio
 //!   glue.
+//! - [`control`]: the control plane between probes (QUIC on 49152/udp): identity, pinning,
+//!   token access and the versioned message protocol.
 //! - [`dns`]: name resolution on hickory-resolver: forward, reverse (PTR) in bounded batches,
 //!   and timed per-server queries; the DNS test of `probe dns` ([`dns::Resolver::run_test`]).
 //! - [`http`]: HTTP(S) tests with per-phase timing, proxies (CONNECT for https) and classified
@@ -78,6 +80,7 @@
 //!   module with `unsafe`.
 
 pub mod a2a;
+pub mod control;
 pub mod dns;
 pub mod http;
 pub mod io;

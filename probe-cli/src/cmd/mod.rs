@@ -2,6 +2,8 @@
 
 mod a2a;
 mod a2a_table;
+mod control;
+mod control_ping;
 mod dns;
 mod http;
 mod ping;
@@ -27,6 +29,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
         Command::Trace(args) => trace::main(args, dns_config(&cli.dns)?),
+        Command::ControlPing(args) => runtime()?.block_on(control_ping::run(args)),
         Command::Ping(args) => ping::main(args, dns_config(&cli.dns)?),
         Command::Dns(args) => dns::main(args, &cli.dns),
         Command::Http(args) => http::main(args, &cli.dns),
