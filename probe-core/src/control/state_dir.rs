@@ -9,7 +9,8 @@ pub fn default_state_dir() -> Option<PathBuf> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     choose(
         var("PROBE_STATE_DIR").map(PathBuf::from),
-        nix::unistd::geteuid().is_root() && Path::new("/var/lib").is_dir(),
+        crate::io::Privileges::detect().is_ok_and(|p| p.euid == 0)
+            && Path::new("/var/lib").is_dir(),
         var("XDG_DATA_HOME").map(PathBuf::from),
         var("HOME").map(PathBuf::from),
     )

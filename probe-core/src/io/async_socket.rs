@@ -142,11 +142,7 @@ impl TimestampedSocket {
     /// Blocks the calling thread (not a runtime worker) until a datagram is queued or
     /// `timeout_ms` passed; returns whether one is queued.
     pub fn wait_readable_blocking(&self, timeout_ms: u16) -> bool {
-        poll_fd(
-            self.fd.get_ref().as_fd(),
-            libc::POLLIN,
-            timeout_ms,
-        )
+        poll_fd(self.fd.get_ref().as_fd(), libc::POLLIN, timeout_ms)
     }
 
     /// Sends `buf` to `dst`; returns the datagram's [`TxId`] for matching its transmit

@@ -11,10 +11,12 @@
 //!   blocking `clock_nanosleep`;
 //! - `timerfd`: `timerfd_create`, `timerfd_settime` and the expiry `read`, and handing the
 //!   timer to tokio's reactor;
-//! - `async_socket`: handing the socket to tokio's reactor (`AsyncFd::register_with_interest`)
-//!   and the `poll` of [`TimestampedSocket::wait_readable_blocking`];
-//! - in tests only: `sockaddr` and `cmsg` compare their layouts with socket2 and libc, and
-//!   `tests_icmp` moves a thread into a private network namespace (`unshare`).
+//! - `async_socket`: handing the socket to tokio's reactor (`AsyncFd::register_with_interest`);
+//! - `polled_socket`: the `poll` that both the responder's [`PolledSocket`] and
+//!   [`TimestampedSocket::wait_readable_blocking`] wait in;
+//! - in tests only: `sockaddr` and `cmsg` compare their layouts with socket2 and libc,
+//!   `tests_icmp` moves a thread into a private network namespace (`unshare`), and
+//!   `tests_pacer` reads the thread's CPU clock and resets its scheduling class.
 //!
 //! Control messages and socket addresses are decoded from bytes in safe code (`cmsg`,
 //! `sockaddr`).
