@@ -316,6 +316,11 @@ impl SendBatch {
         (i < self.len).then(|| &self.data[self.offsets[i]..self.offsets[i] + self.lens[i]])
     }
 
+    /// Bytes of queued datagram `i`, to change before the send (e.g. a last timestamp).
+    pub fn payload_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        (i < self.len).then(|| &mut self.data[self.offsets[i]..self.offsets[i] + self.lens[i]])
+    }
+
     /// Destination of queued datagram `i`.
     pub fn destination(&self, i: usize) -> Option<SocketAddr> {
         (i < self.len).then(|| self.dsts[i])

@@ -175,6 +175,13 @@ fn serve_socket(
             });
         }
         if !tx.is_empty() {
+            // t3 as late as possible: building the batch is not reverse-path delay.
+            let t3 = Nanos::now_realtime();
+            for i in 0..tx.len() {
+                if let Some(reply) = tx.payload_mut(i) {
+                    Reflector::restamp(reply, t3);
+                }
+            }
             let report = sock.send_batch(&mut tx, SEND_PATIENCE);
             if let Some(e) = report.first_error {
                 tracing::debug!("{} replies not sent from {local}: {e}", report.failed);
