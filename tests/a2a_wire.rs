@@ -39,8 +39,8 @@ struct Seen {
     /// Session-Reflector packets (back to the sender), by the sender sequence number they
     /// carry.
     reflector: HashMap<u32, Duration>,
-    /// The reflector's receive (t2) and transmit (t3) timestamps written in each reply,
-    /// nanoseconds since the UNIX epoch.
+    /// The reflector's receive (t2) and transmit (t3) timestamps written in each reply, as
+    /// times since the UNIX epoch like the capture times.
     t2_t3: HashMap<u32, (Duration, Duration)>,
 }
 
