@@ -152,3 +152,6 @@ pub fn dns_zone(
     }
     std::sync::Arc::new(z)
 }
+
+/// tcpdump captures inside testbed hosts.
+pub mod capture;
