@@ -19,7 +19,7 @@ use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::udp::UdpPacket;
 use probe_core::stats::Distribution;
-use probe_core::wire::stamp::{ReflectorPacket, SenderPacket};
+use probe_core::wire::stamp::{BASE_LEN, ReflectorPacket, SenderPacket};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::topology;
 
@@ -80,19 +80,27 @@ fn stamp_packets(cap: &Captured, ssid: u16) -> Seen {
             }
             (&mut seen.sender, p.sequence_number())
         } else if sport == PORT {
-            let Ok(p) = ReflectorPacket::new_checked(&payload[..]) else {
-                continue;
-            };
-            if p.ssid() != ssid {
-                continue;
+            // Replies to requests that arrived in one batch leave as one segmented (UDP GSO)
+            // buffer, which the capture sees before the kernel cuts it: one reply per
+            // test-packet size (the test sends the 44-octet minimum).
+            for reply in payload.chunks(BASE_LEN) {
+                let Ok(p) = ReflectorPacket::new_checked(reply) else {
+                    continue;
+                };
+                if p.ssid() != ssid {
+                    continue;
+                }
+                let ptp = p.error_estimate().ptp();
+                let (t2, t3) = (p.receive_timestamp().decode(ptp), p.timestamp().decode(ptp));
+                let seq = p.sender_sequence_number();
+                seen.t2_t3.insert(
+                    seq,
+                    (Duration::from_nanos(t2.0), Duration::from_nanos(t3.0)),
+                );
+                let earlier = seen.reflector.insert(seq, frame.time);
+                assert!(earlier.is_none(), "seq {seq} twice on {}", cap.label);
             }
-            let ptp = p.error_estimate().ptp();
-            let (t2, t3) = (p.receive_timestamp().decode(ptp), p.timestamp().decode(ptp));
-            seen.t2_t3.insert(
-                p.sender_sequence_number(),
-                (Duration::from_nanos(t2.0), Duration::from_nanos(t3.0)),
-            );
-            (&mut seen.reflector, p.sender_sequence_number())
+            continue;
         } else {
             continue;
         };

@@ -448,7 +448,9 @@ fn restamp_moves_only_the_transmit_timestamp() {
     assert_eq!(p.timestamp().decode(false), Nanos(T0 + 75_000));
     assert_eq!(p.receive_timestamp().decode(false), Nanos(T0));
     // Every octet but the 8 of the timestamp (offset 4) is unchanged.
-    let changed: Vec<usize> = (0..reply.len()).filter(|&i| reply[i] != before[i]).collect();
+    let changed: Vec<usize> = (0..reply.len())
+        .filter(|&i| reply[i] != before[i])
+        .collect();
     assert!(changed.iter().all(|i| (4..12).contains(i)), "{changed:?}");
     // Too short to be a reflector packet: untouched.
     let mut short = vec![7u8; BASE_LEN - 1];
