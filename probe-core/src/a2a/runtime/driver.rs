@@ -87,6 +87,9 @@ pub(super) async fn drive(
     slot_len: usize,
 ) -> Result<(), A2aError> {
     let mut tx = SendBatch::new(BATCH, slot_len);
+    // A flood (no per-packet TX timestamps) sends each batch of equal test packets as one
+    // segmented buffer (UDP GSO): one trip through the send path instead of one per packet.
+    tx.set_segmentation(!io.tx_timestamps);
     let mut rx = RecvBatch::new(BATCH, slot_len.max(2048));
     let mut errbuf = [0u8; 2048];
     let mut sent: [Option<Transmit>; BATCH] = [None; BATCH];
