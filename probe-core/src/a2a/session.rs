@@ -76,6 +76,7 @@ pub struct Transmit {
 
 /// The result of a test: the report and what the session saw around it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TestOutcome {
     /// The measurement.
     pub report: A2aReport,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The voice quality of both directions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VoiceReport {
     /// `g711` or `g729`.
     pub codec: String,
@@ -19,6 +20,7 @@ pub struct VoiceReport {
 
 /// The voice quality of one direction.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VoiceDirection {
     /// Network loss in percent of the packets sent this way (`null`: unknown).
     pub loss_pct: Option<f64>,
