@@ -50,8 +50,10 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         .peer_label(label.clone())
         // The test future runs on this thread (block_on) and nothing else does.
         .realtime(true);
-    if let Some(every) = show.every(args) {
-        opts = opts.interval_reports(every, reports_tx);
+    // Without reports the sender is dropped here, so that the printer sees the channel close.
+    match show.every(args) {
+        Some(every) => opts = opts.interval_reports(every, reports_tx),
+        None => drop(reports_tx),
     }
     let opts = opts.build()?;
     // The test and the interval printer run side by side in this one future; the channel
