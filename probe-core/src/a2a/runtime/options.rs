@@ -302,3 +302,68 @@ impl A2aOptionsBuilder {
         Ok(self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> A2aOptionsBuilder {
+        A2aOptions::builder(SocketAddr::from(([192, 0, 2, 7], 49_153)))
+    }
+
+    #[test]
+    fn defaults_build_and_bad_settings_are_named() {
+        let o = builder().build().expect("defaults are valid");
+        assert_eq!(
+            (o.size(), o.limit(), o.dscp()),
+            (44, Limit::Count(100), None)
+        );
+        assert_eq!(o.peer_label(), "192.0.2.7:49153");
+        let err = |b: A2aOptionsBuilder| b.build().err();
+        assert_eq!(err(builder().size(43)), Some(SenderError::Size(43).into()));
+        assert_eq!(
+            err(builder().size(65_508)),
+            Some(SenderError::Size(65_508).into())
+        );
+        assert_eq!(
+            err(builder().pace(Pace::Interval(Duration::ZERO))),
+            Some(SenderError::ZeroInterval.into())
+        );
+        assert_eq!(
+            err(builder().pace(Pace::Max { window: 0 })),
+            Some(SenderError::ZeroWindow.into())
+        );
+        assert_eq!(
+            err(builder().limit(Limit::Count(0))),
+            Some(SenderError::Count(0).into())
+        );
+        assert_eq!(err(builder().dscp(64)), Some(ConfigError::Dscp(64)));
+        let v6: IpAddr = "2001:db8::1".parse().expect("v6");
+        assert_eq!(
+            err(builder().source(v6)),
+            Some(ConfigError::FamilyMismatch {
+                source_ip: v6,
+                peer: SocketAddr::from(([192, 0, 2, 7], 49_153)),
+            })
+        );
+        let msg = ConfigError::from(SenderError::Size(43)).to_string();
+        assert!(msg.contains("44..=65507"), "{msg}");
+    }
+
+    #[test]
+    fn peer_replaces_the_label_unless_one_is_given_after() {
+        let other = SocketAddr::from(([192, 0, 2, 8], 7));
+        let o = builder()
+            .peer_label("x")
+            .peer(other)
+            .build()
+            .expect("valid");
+        assert_eq!((o.peer(), o.peer_label()), (other, "192.0.2.8:7"));
+        let o = builder()
+            .peer(other)
+            .peer_label("agent-b")
+            .build()
+            .expect("valid");
+        assert_eq!(o.peer_label(), "agent-b");
+    }
+}
