@@ -35,6 +35,7 @@ const TX_STAMP_GRACE_NS: i64 = 2_000_000;
 
 /// How the session paces its test packets.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Pace {
     /// An isochronous schedule: packet `n` at `start + n * interval`.
     Interval(Duration),
