@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # System packages: iproute2 and nftables build the testbed; the peer tools are measured beside
 # probe in the benchmark runner and some integration tests.
-packages=(iproute2 nftables conntrack iperf3 sockperf irtt fping mtr-tiny traceroute scamper)
+packages=(iproute2 nftables conntrack iperf3 sockperf irtt iputils-ping fping mtr-tiny traceroute scamper
+  nginx tinyproxy curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +22,9 @@ if ((${#missing[@]})); then
   echo "test-all: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The HTTP tests start nginx and tinyproxy themselves inside testbed namespaces; the services
+  # the packages may have started on install are not used.
+  for s in nginx tinyproxy; do service "$s" stop >/dev/null 2>&1 || true; done
 fi
 
 # As root nothing may be skipped for lack of privileges: the testbed tests must run.
@@ -39,5 +43,25 @@ step "build";   cargo build --workspace --all-targets
 # of them sharing the 2 cores would measure each other's load.
 step "tests, benches in test mode"; RUST_TEST_THREADS=1 cargo test --workspace --all-targets
 step "doc tests"; cargo test --workspace --doc
+# Fuzzing (fuzz/, nightly): each target ~30 s from the committed seeds; a finding (crash,
+# failed assertion, leak, timeout) fails the suite. README "Fuzzing" says how to run longer.
+step "fuzz"
+rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
+cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install --locked cargo-fuzz
+fuzz_secs=${PROBE_FUZZ_SECONDS:-30}
+cargo +nightly fuzz build
+fuzz_log=$(mktemp)
+for target in $(cargo +nightly fuzz list); do
+  mkdir -p "fuzz/corpus/$target"
+  if ! cargo +nightly fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+    -max_total_time="$fuzz_secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    >"$fuzz_log" 2>&1; then
+    tail -n 60 "$fuzz_log" >&2
+    echo "test-all: fuzz target $target failed (input saved under fuzz/artifacts/$target/)" >&2
+    exit 1
+  fi
+  echo "fuzz: $target: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$fuzz_log" | tail -n 1) in ${fuzz_secs} s"
+done
+rm -f "$fuzz_log"
 echo
 echo "test-all: all checks passed"

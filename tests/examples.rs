@@ -76,3 +76,59 @@ fn trace_example_in_a_chain() {
         "{stdout}"
     );
 }
+
+/// The ping example on loopback: three targets, three answers each.
+#[test]
+fn ping_example_on_loopback() {
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("ping")));
+    assert!(stdout.contains("3/3 targets answered"), "{stdout}");
+    let json = stdout.lines().last().expect("output");
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let targets = v["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 3);
+    for t in targets {
+        assert_eq!(
+            (t["sent"].as_u64(), t["received"].as_u64()),
+            (Some(3), Some(3)),
+            "{t}"
+        );
+        assert!(
+            t["rtt_ms"]["max"]
+                .as_f64()
+                .is_some_and(|m| m > 0.0 && m < 100.0),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn dns_example_against_its_own_server() {
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("dns")));
+    assert!(
+        stdout.contains("www.example.test.\t120\tA\t192.0.2.80"),
+        "{stdout}"
+    );
+    let json = stdout.lines().last().expect("output");
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let server = &v["servers"][0];
+    assert_eq!(server["status"], "ok");
+    assert_eq!(server["responses"], 5);
+    let p50 = server["latency_ms"]["p50"].as_f64().expect("p50");
+    assert!(p50 > 0.0 && p50 < 100.0, "{server}");
+}
+
+#[test]
+fn http_example_against_its_own_server() {
+    let stdout = stdout_ok(&mut Command::new(probe_suite::example_bin("http")));
+    let json = stdout.lines().last().expect("output");
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    assert_eq!(v["succeeded"], 3, "{v}");
+    for r in v["requests"].as_array().expect("requests") {
+        assert_eq!(r["status"], 200);
+        assert_eq!(r["size_bytes"], 30);
+        assert_eq!(r["http_version"], "HTTP/1.1");
+        let total = r["phases"]["total_ms"].as_f64().expect("total");
+        let connect = r["phases"]["connect_ms"].as_f64().expect("connect");
+        assert!(connect > 0.0 && connect < total && total < 1000.0, "{r}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -18,6 +19,11 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// DNS server for every name probe resolves, `ADDR[:PORT]` (repeatable, like
+    /// `docker run --dns`); overrides the system resolver configuration.
+    #[arg(long = "dns", global = true, value_name = "ADDR[:PORT]")]
+    pub dns: Vec<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -33,11 +39,16 @@ pub enum Command {
     /// Path test: traceroute with Paris flow ids, MDA, MPLS and PMTU.
     Trace(TraceArgs),
     /// Many-target ping over ICMP, UDP or TCP.
-    Ping(PendingArgs),
-    /// DNS resolution test against system or custom servers.
-    Dns(PendingArgs),
+    Ping(PingArgs),
+    /// DNS resolution test: latency per server, answers with TTLs, classified failures.
+    Dns(DnsArgs),
+    /// HTTP(S) test: each phase timed (resolve, connect, TLS, first byte, transfer), classified failures.
+    Http(HttpArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
     Agent(PendingArgs),
+    /// Check a responder's control plane: identity, token, protocol version and clock.
+    #[command(hide = true)]
+    ControlPing(ControlPingArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         /// The shell to generate completions for.
@@ -94,9 +105,65 @@ pub struct ServeArgs {
     /// Default: answer every STAMP sender (RFC 8762 open mode).
     #[arg(long, value_name = "CIDR", value_parser = parse_prefix)]
     pub allow: Vec<IpNet>,
-    /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM).
+    /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM); the
+    /// control plane's are under `control`.
     #[arg(long)]
     pub json: bool,
+    /// UDP port of the control plane (QUIC, TLS 1.3), on the same addresses as STAMP.
+    #[arg(long, default_value_t = probe_core::control::CONTROL_PORT)]
+    pub control_port: u16,
+    /// Do not start the control plane (answer STAMP only).
+    #[arg(long)]
+    pub no_control: bool,
+    /// Most control connections open at once; more are refused.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_control_connections: u64,
+    /// State directory and token of the control plane.
+    #[command(flatten)]
+    pub control: ControlAccessArgs,
+}
+
+/// Where the control plane keeps its state, and the shared token (`probe serve` and the
+/// control clients).
+#[derive(Debug, Args)]
+pub struct ControlAccessArgs {
+    /// Directory of persistent state: the control identity (server) and the known-peers file
+    /// (client). Default: `$PROBE_STATE_DIR`; as root `/var/lib/probe`; otherwise
+    /// `$XDG_DATA_HOME/probe` or `~/.local/share/probe`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Shared token of the control plane (also `PROBE_TOKEN`). Other local users can see a
+    /// command line: prefer `--token-file` or the variable.
+    #[arg(long, value_name = "SECRET", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the shared token (surrounding white space ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `probe control-ping` (hidden): connects to a responder's control plane, checks its
+/// identity and token, and prints its hello.
+#[derive(Debug, Args)]
+pub struct ControlPingArgs {
+    /// The responder, `HOST[:PORT]` (control port 49152 by default).
+    #[arg(value_name = "HOST[:PORT]")]
+    pub peer: String,
+    /// Trust the responder only with this identity fingerprint (`sha256:HEX`, as `probe
+    /// serve` prints it). Default: trust on first use, kept in the known-peers file.
+    #[arg(long, value_name = "FP")]
+    pub peer_fingerprint: Option<String>,
+    /// How long to wait for the connection and the answer.
+    #[arg(long, default_value = "5s", value_parser = parse_wait)]
+    pub timeout: Duration,
+    /// Announce this protocol version instead of the current one (to test peers).
+    #[arg(long, hide = true)]
+    pub protocol_version: Option<u32>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// State directory and token.
+    #[command(flatten)]
+    pub control: ControlAccessArgs,
 }
 
 /// Send rate for `probe a2a --rate`.
@@ -285,16 +352,180 @@ pub struct TraceArgs {
     /// Do not look up host names of the hops.
     #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
-    /// DNS server for the target name and the hop names, `ADDR[:PORT]` (repeatable; default:
-    /// the system resolver configuration).
-    #[arg(long = "dns", value_name = "ADDR[:PORT]")]
-    pub dns: Vec<String>,
     /// Print the result as JSON (schema in the README).
     #[arg(long)]
     pub json: bool,
     /// Address family.
     #[command(flatten)]
     pub family: FamilyArgs,
+}
+
+/// Record types `probe dns --type` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum DnsType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Mail exchanger.
+    Mx,
+    /// Text.
+    Txt,
+    /// Name server.
+    Ns,
+    /// Start of authority.
+    Soa,
+    /// Pointer (reverse name); an address is turned into its `.arpa` name.
+    Ptr,
+    /// Service location.
+    Srv,
+    /// Certification authority authorization.
+    Caa,
+}
+
+/// `probe dns`.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// The name to resolve (for `--type PTR` an address works too).
+    pub name: String,
+    /// DNS server to measure, `ADDR[:PORT]` (repeatable); default: the global `--dns` servers,
+    /// else those of /etc/resolv.conf.
+    #[arg(long, short = 's', value_name = "ADDR[:PORT]")]
+    pub server: Vec<String>,
+    /// Record type.
+    #[arg(
+        long = "type",
+        short = 't',
+        value_enum,
+        default_value = "A",
+        ignore_case = true
+    )]
+    pub record_type: DnsType,
+    /// Query over TCP (one connection per query) instead of UDP.
+    #[arg(long)]
+    pub tcp: bool,
+    /// Queries per server, for a latency distribution.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between the starts of rounds (each round asks every server once).
+    #[arg(long, short = 'i', default_value = "100ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long each query waits for its response (no retries: a lost query is a timeout).
+    #[arg(long, short = 'w', default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `probe http`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// The URL, `http://` or `https://`.
+    pub url: String,
+    /// Request method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(long, short = 'H', value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
+    /// Request body; `@FILE` reads it from a file.
+    #[arg(long, short = 'd', value_name = "DATA")]
+    pub data: Option<String>,
+    /// What success looks like (repeatable): a status (`200`, `2xx`, `200-299`, `301,302`;
+    /// default 200-399) or a regular expression the body must match (`re:` forces a regex).
+    #[arg(long, value_name = "STATUS|REGEX")]
+    pub expect: Vec<String>,
+    /// Accept any server certificate (expired, self-signed, other name).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file besides the system's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// HTTP proxy `http://[user:password@]host[:port]` for every request (default: the
+    /// `HTTP_PROXY` / `HTTPS_PROXY` environment variables).
+    #[arg(long, short = 'x', value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts that bypass the proxy, comma-separated (domains, addresses, CIDR blocks, `*`);
+    /// replaces `NO_PROXY`.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// Requests to make, each on a new connection.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between the starts of requests.
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long one request may take in all.
+    #[arg(long, short = 'w', default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Address family.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// `probe ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Targets: host names or IPv4/IPv6 addresses.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Read targets from FILE (`-` for stdin): one per line, `#` starts a comment.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// Probe protocol: ICMP echo, UDP (closed port, or a STAMP reflector with --port) or TCP SYN.
+    #[arg(long, short = 'P', value_enum, default_value = "icmp")]
+    pub proto: TraceProto,
+    /// Destination port for UDP (default 33434, closed) and TCP (default 80).
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// Probes per target.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between two probes to the same target (0 to 1 h).
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_ping_interval)]
+    pub interval: Duration,
+    /// Most probes per second over all targets (never more).
+    #[arg(long, value_name = "PPS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+    /// How long to wait for each answer before counting the probe as lost (1 ms to 1 h).
+    #[arg(long, short = 't', default_value = "1s", value_parser = parse_ping_timeout)]
+    pub timeout: Duration,
+    /// Payload bytes after the ICMP or UDP header (as ping and fping; TCP SYNs carry none).
+    #[arg(long, default_value_t = 56, value_parser = clap::value_parser!(u16).range(2..=65000))]
+    pub size: u16,
+    /// DSCP codepoint (0-63) of the probes.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub dscp: u8,
+    /// Also list every probe's round-trip time per target (`-` for lost), like `fping -C`.
+    #[arg(long)]
+    pub per_probe: bool,
+    /// Use ping sockets and UDP sockets even with `CAP_NET_RAW` (no TCP).
+    #[arg(long)]
+    pub unprivileged: bool,
+    /// Network interface to send through (`SO_BINDTODEVICE`).
+    #[arg(long, short = 'I', value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Print the result as JSON (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Address family.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+}
+
+/// Parses `ping --interval`: 0 to 1 hour.
+pub fn parse_ping_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::ZERO, Duration::from_secs(3_600))
+}
+
+/// Parses `ping --timeout`: 1 ms to 1 hour.
+pub fn parse_ping_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::from_millis(1), Duration::from_secs(3_600))
 }
 
 /// Parses `--confidence`: a percentage strictly between 0 and 100.

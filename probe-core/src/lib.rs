@@ -106,8 +106,12 @@
 //!   state machines underneath.
 //! - [`a2a`]: agent-to-agent tests (STAMP sender and reflector), sans-IO sessions plus tokio
 //!   glue.
+//! - [`control`]: the control plane between probes (QUIC on 49152/udp): identity, pinning,
+//!   token access and the versioned message protocol.
 //! - [`dns`]: name resolution on hickory-resolver: forward, reverse (PTR) in bounded batches,
-//!   and timed per-server queries.
+//!   and timed per-server queries; the DNS test of `probe dns` ([`dns::Resolver::run_test`]).
+//! - [`http`]: HTTP(S) tests with per-phase timing, proxies (CONNECT for https) and classified
+//!   failures ([`http::run_http`]).
 //! - [`report`]: serde result types shared by the CLI, the agent and library users.
 //! - [`wire`]: typed views over packet bytes (STAMP, ICMP, probe headers). Emitters that only
 //!   tests need are behind the `test-util` feature.
@@ -117,8 +121,11 @@
 //!   module with `unsafe`.
 
 pub mod a2a;
+pub mod control;
 pub mod dns;
+pub mod http;
 pub mod io;
+pub mod ping;
 pub mod report;
 pub mod stats;
 pub mod time;

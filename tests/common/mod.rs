@@ -29,11 +29,21 @@ pub fn serve(host: &Host, port: u16, extra: &[&str]) -> Background {
 
 /// Waits (at most 5 s) until something listens on UDP `port` in `host`.
 pub fn wait_udp_listening(host: &Host, port: u16) {
+    wait_listening(host, port, "udp");
+}
+
+/// Waits (at most 5 s) until something listens on TCP `port` in `host`.
+pub fn wait_tcp_listening(host: &Host, port: u16) {
+    wait_listening(host, port, "tcp");
+}
+
+fn wait_listening(host: &Host, port: u16, proto: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
+    let flags = if proto == "tcp" { "-Hltn" } else { "-Hlun" };
     loop {
         let out = host
             .command("ss")
-            .args(["-Hlun", &format!("sport = :{port}")])
+            .args([flags, &format!("sport = :{port}")])
             .output()
             .expect("run ss");
         if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
@@ -41,7 +51,7 @@ pub fn wait_udp_listening(host: &Host, port: u16) {
         }
         assert!(
             Instant::now() < deadline,
-            "nothing listens on {port}/udp in {}",
+            "nothing listens on {port}/{proto} in {}",
             host.name()
         );
         std::thread::sleep(Duration::from_millis(20));

@@ -2,6 +2,11 @@
 
 mod a2a;
 mod a2a_table;
+mod control;
+mod control_ping;
+mod dns;
+mod http;
+mod ping;
 mod serve;
 mod trace;
 
@@ -9,6 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::CommandFactory;
+use probe_core::dns::{DnsConfig, parse_server};
 
 use crate::cli::{Cli, Command};
 
@@ -22,11 +28,26 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
-        Command::Trace(args) => trace::main(args),
-        Command::Ping(_) => pending("ping", 0),
-        Command::Dns(_) => pending("dns", 0),
+        Command::Trace(args) => trace::main(args, dns_config(&cli.dns)?),
+        Command::ControlPing(args) => runtime()?.block_on(control_ping::run(args)),
+        Command::Ping(args) => ping::main(args, dns_config(&cli.dns)?),
+        Command::Dns(args) => dns::main(args, &cli.dns),
+        Command::Http(args) => http::main(args, &cli.dns),
         Command::Agent(_) => pending("agent", 0),
     }
+}
+
+/// The resolver settings of every command: the global `--dns` servers, else the system
+/// configuration.
+pub(crate) fn dns_config(servers: &[String]) -> anyhow::Result<DnsConfig> {
+    if servers.is_empty() {
+        return Ok(DnsConfig::default());
+    }
+    let servers = servers
+        .iter()
+        .map(|s| parse_server(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DnsConfig::custom(servers))
 }
 
 /// The tokio runtime for the network commands: two workers (receive and error-queue tasks),
@@ -37,6 +58,34 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// A single-threaded runtime, for the commands whose work is one task at a time.
+pub(crate) fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Prints a report as pretty JSON or as `text`, and turns `ok` into the exit status (0, or 1
+/// when something measured failed).
+pub(crate) fn print_report<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    text: impl FnOnce(&T) -> String,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", text(report));
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn pending(name: &str, issue: u32) -> anyhow::Result<ExitCode> {

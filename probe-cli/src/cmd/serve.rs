@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use probe_core::a2a::runtime::{Responder, ResponderConfig, local_clock_info};
 use probe_core::a2a::{AllowList, ReflectorConfig};
+use probe_core::control::identity::IDENTITY_FILE;
+use probe_core::control::{ControlServer, Identity, ServerConfig};
 
+use super::control::{state_dir, token};
 use crate::cli::ServeArgs;
 
 /// The reflector settings the serve flags describe.
@@ -33,33 +36,86 @@ pub fn reflector_config(args: &ServeArgs) -> anyhow::Result<ReflectorConfig> {
 /// on hosts without IPv6.
 pub fn bind(args: &ServeArgs) -> anyhow::Result<Responder> {
     let reflector = reflector_config(args)?;
-    let bind = |listen: Vec<SocketAddr>| Responder::bind(&ResponderConfig { listen, reflector });
+    bind_listen(args, args.port, |listen| {
+        Responder::bind(&ResponderConfig { listen, reflector })
+    })
+    .context("cannot start the STAMP responder")
+}
+
+/// Binds with `bind` on `--listen` addresses at `port`, or on dual-stack `[::]` falling back
+/// to `0.0.0.0` on hosts without IPv6.
+fn bind_listen<T, E: std::fmt::Display>(
+    args: &ServeArgs,
+    port: u16,
+    bind: impl Fn(Vec<SocketAddr>) -> Result<T, E>,
+) -> Result<T, E> {
     if !args.listen.is_empty() {
-        let listen = args
-            .listen
-            .iter()
-            .map(|&ip| SocketAddr::new(ip, args.port))
-            .collect();
-        return bind(listen).context("cannot start the STAMP responder");
+        return bind(
+            args.listen
+                .iter()
+                .map(|&ip| SocketAddr::new(ip, port))
+                .collect(),
+        );
     }
     match bind(vec![SocketAddr::new(
         IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        args.port,
+        port,
     )]) {
         Ok(r) => Ok(r),
         Err(e6) => {
             tracing::info!("dual-stack bind failed ({e6}); trying IPv4 only");
             bind(vec![SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                args.port,
+                port,
             )])
-            .context("cannot start the STAMP responder")
         }
     }
 }
 
+/// Loads (or creates) the identity and binds the control plane; `None` with `--no-control`.
+pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
+    if args.no_control {
+        return Ok(None);
+    }
+    let dir = state_dir(&args.control)?;
+    let identity = Identity::load_or_create(&dir)
+        .context("the control plane needs its identity (or pass --no-control)")?;
+    let token = token(&args.control)?;
+    let allow = AllowList::new(&args.allow).context("--allow")?;
+    let server = bind_listen(args, args.control_port, |listen| {
+        ControlServer::bind(ServerConfig {
+            listen,
+            identity: identity.clone(),
+            token: token.clone(),
+            allow,
+            clock: local_clock_info(),
+            max_connections: usize::try_from(args.max_control_connections).unwrap_or(usize::MAX),
+            software: concat!("probe ", env!("CARGO_PKG_VERSION")).into(),
+        })
+    })
+    .context("cannot start the control plane (pass --control-port PORT, or --no-control)")?;
+    let addrs: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(|a| format!("{a}/udp"))
+        .collect();
+    eprintln!(
+        "probe serve: control plane on {} (QUIC); identity {} ({}){}",
+        addrs.join(", "),
+        server.fingerprint(),
+        dir.join(IDENTITY_FILE).display(),
+        if token.is_some() {
+            ""
+        } else {
+            "; no token set: any client may connect (set --token-file, --token or PROBE_TOKEN)"
+        }
+    );
+    Ok(Some(server))
+}
+
 pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let responder = bind(args)?;
+    let control = bind_control(args)?;
     let addrs: Vec<String> = responder
         .local_addrs()
         .iter()
@@ -88,9 +144,33 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let nets: Vec<String> = args.allow.iter().map(ToString::to_string).collect();
         eprintln!("probe serve: answering only {}", nets.join(", "));
     }
-    let counters = responder.run(shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let control_task = control.map(|c| tokio::spawn(c.run(stopped(stop_rx.clone()))));
+    let stamp = responder.run(stopped(stop_rx));
+    tokio::pin!(stamp);
+    let counters = tokio::select! {
+        c = &mut stamp => c,
+        () = shutdown_signal() => {
+            let _ = stop_tx.send(true);
+            stamp.await
+        }
+    };
+    // Stops the control plane too when the reflector ended on its own (an error).
+    let _ = stop_tx.send(true);
+    let counters = counters?;
+    let control_counters = match control_task {
+        Some(task) => Some(task.await.context("control plane task")?),
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&counters)?);
+        let mut out = serde_json::to_value(counters)?;
+        if let (Some(c), Some(obj)) = (control_counters, out.as_object_mut()) {
+            obj.insert("control".into(), serde_json::to_value(c)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         eprintln!(
             "probe serve: received {}, reflected {}, not allowed {}, junk {}, rate-limited {}, refused {}, sessions {}",
@@ -102,6 +182,19 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             counters.refused,
             counters.sessions_created
         );
+        if let Some(c) = control_counters {
+            eprintln!(
+                "probe serve: control: connections {}, welcomed {}, unauthorized {}, version mismatch {}, malformed {}, not allowed {}, busy {}, failed {}",
+                c.connections,
+                c.welcomed,
+                c.unauthorized,
+                c.version_mismatch,
+                c.malformed,
+                c.not_allowed,
+                c.busy,
+                c.failed
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use probe_core::dns::{DnsConfig, Family, Resolver, parse_server};
+use probe_core::dns::{DnsConfig, Family, Resolver};
 use probe_core::report::trace::{TraceReport, render_table};
 use probe_core::trace::{
     ConfigError, FlowMode, MdaOptions, Privilege, PrivilegeChoice, Protocol, TraceOptions,
@@ -16,21 +16,20 @@ use crate::cli::{TraceArgs, TraceProto};
 
 /// Runs `probe trace` on a single-threaded runtime: one task drives the sockets, and a
 /// short trace is over before worker threads would have started.
-pub fn main(args: &TraceArgs) -> anyhow::Result<ExitCode> {
+pub fn main(args: &TraceArgs, dns: DnsConfig) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(run(args))
+        .block_on(run(args, dns))
 }
 
-async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
+async fn run(args: &TraceArgs, dns: DnsConfig) -> anyhow::Result<ExitCode> {
     let family = match (args.family.ipv4, args.family.ipv6) {
         (true, _) => Family::V4,
         (_, true) => Family::V6,
         _ => Family::Any,
     };
-    let dns = dns_config(args)?;
     let target = resolve_target(&args.target, family, &dns).await?;
     let opts = options_from(args, target)?;
     let warnings = warnings(args);
@@ -51,19 +50,6 @@ async fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     }
     print(args, &report, &warnings)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The resolver settings: `--dns` servers, else the system configuration.
-fn dns_config(args: &TraceArgs) -> anyhow::Result<DnsConfig> {
-    if args.dns.is_empty() {
-        return Ok(DnsConfig::default());
-    }
-    let servers = args
-        .dns
-        .iter()
-        .map(|s| parse_server(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(DnsConfig::custom(servers))
 }
 
 fn options_from(args: &TraceArgs, target: std::net::IpAddr) -> anyhow::Result<TraceOptions> {

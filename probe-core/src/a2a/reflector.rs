@@ -342,6 +342,16 @@ impl Reflector {
         Ok(len)
     }
 
+    /// Moves the transmit timestamp (t3) of a reply [`Reflector::reflect`] wrote to `tx`: the
+    /// runtime calls it just before the send, so that the time spent building the rest of a
+    /// batch is not counted as reverse-path delay. `reply` shorter than a reflector packet is
+    /// left alone.
+    pub fn restamp(reply: &mut [u8], tx: Nanos) {
+        if let Ok(mut p) = ReflectorPacket::new_checked(reply) {
+            p.set_timestamp(NtpTimestamp::from_nanos(tx));
+        }
+    }
+
     /// The session's next reflector sequence number (creating the session if new).
     fn next_seq(&mut self, key: SessionKey, now: Nanos) -> u32 {
         if let Some(s) = self.sessions.get_mut(&key) {

@@ -437,3 +437,23 @@ fn rate_limit_holds_for_sprayed_sources() {
         .count();
     assert_eq!(answered, burst as usize, "one /64, one bucket");
 }
+
+#[test]
+fn restamp_moves_only_the_transmit_timestamp() {
+    let mut r = Reflector::new(ReflectorConfig::default());
+    let mut reply = reflect(&mut r, &request(5, 9, BASE_LEN), src(4000), T0).expect("reply");
+    let before = reply.clone();
+    Reflector::restamp(&mut reply, Nanos(T0 + 75_000));
+    let p = ReflectorPacket::new_checked(&reply[..]).expect("reflector packet");
+    assert_eq!(p.timestamp().decode(false), Nanos(T0 + 75_000));
+    assert_eq!(p.receive_timestamp().decode(false), Nanos(T0));
+    // Every octet but the 8 of the timestamp (offset 4) is unchanged.
+    let changed: Vec<usize> = (0..reply.len())
+        .filter(|&i| reply[i] != before[i])
+        .collect();
+    assert!(changed.iter().all(|i| (4..12).contains(i)), "{changed:?}");
+    // Too short to be a reflector packet: untouched.
+    let mut short = vec![7u8; BASE_LEN - 1];
+    Reflector::restamp(&mut short, Nanos(T0));
+    assert_eq!(short, vec![7u8; BASE_LEN - 1]);
+}

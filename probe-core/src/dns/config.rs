@@ -48,6 +48,9 @@ pub struct DnsConfig {
     /// How long [`super::Resolver::reverse_many`] waits for the whole batch; addresses still
     /// unresolved then get no name.
     pub reverse_deadline: Duration,
+    /// Ask over TCP only (one connection per query) instead of UDP with TCP after a truncated
+    /// answer. Applies to [`Servers::Custom`] and to the per-server queries.
+    pub tcp: bool,
 }
 
 impl Default for DnsConfig {
@@ -60,6 +63,7 @@ impl Default for DnsConfig {
             attempts: 2,
             reverse_concurrency: 16,
             reverse_deadline: Duration::from_secs(4),
+            tcp: false,
         }
     }
 }
@@ -144,12 +148,16 @@ fn diagnose(s: &str) -> String {
     "expected an IPv4 or IPv6 address, optionally with :PORT".into()
 }
 
-/// hickory's configuration for one server at `addr`: UDP first, TCP for truncated answers.
-pub(super) fn name_server(addr: SocketAddr) -> NameServerConfig {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = addr.port();
+/// hickory's configuration for one server at `addr`: UDP first, TCP for truncated answers; or
+/// TCP alone when `tcp_only`.
+pub(super) fn name_server(addr: SocketAddr, tcp_only: bool) -> NameServerConfig {
     let mut tcp = ConnectionConfig::tcp();
     tcp.port = addr.port();
+    if tcp_only {
+        return NameServerConfig::new(addr.ip(), true, vec![tcp]);
+    }
+    let mut udp = ConnectionConfig::udp();
+    udp.port = addr.port();
     NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
 }
 
@@ -180,7 +188,7 @@ impl Prepared {
                 if list.is_empty() {
                     return Err(DnsError::NoServers);
                 }
-                let servers = list.iter().copied().map(name_server).collect();
+                let servers = list.iter().map(|&a| name_server(a, cfg.tcp)).collect();
                 (
                     ResolverConfig::from_name_servers(servers),
                     ResolverOpts::default(),

@@ -10,15 +10,19 @@
 //!   concurrent, bounded, under one overall deadline, with a cache shared by clones.
 //! - [`Resolver::query_each`]: one query sent to every configured server separately, each with its
 //!   response code, answers and query time.
+//! - [`Resolver::run_test`]: the DNS test of `probe dns`, a [`DnsTest`] repeated over rounds and
+//!   folded into a [`crate::report::dns::DnsReport`].
 
 mod config;
 mod error;
+mod measure;
 mod query;
 mod resolver;
 
 pub use config::{DEFAULT_PORT, DnsConfig, Servers, parse_server};
 pub use error::{DnsError, ServerList};
 pub use hickory_resolver::proto::rr::RecordType;
+pub use measure::{DnsTest, classify};
 pub use query::{Answer, Rcode, Response, ServerResult};
 pub use resolver::Resolver;
 

@@ -176,7 +176,7 @@ impl Resolver {
         let mut opts = self.inner().prepared.opts.clone();
         opts.use_hosts_file = ResolveHosts::Never;
         let prepared = Prepared {
-            config: ResolverConfig::from_name_servers(vec![name_server(server)]),
+            config: ResolverConfig::from_name_servers(vec![name_server(server, self.config().tcp)]),
             opts,
             servers: vec![server],
         };

@@ -29,6 +29,7 @@ use crate::io::cmsg::{self, RECV_CONTROL_LEN, SEND_CONTROL_LEN, SendOptions};
 use crate::io::error::IoError;
 use crate::io::errqueue::{ErrQueueMessage, recv_errqueue_fd};
 use crate::io::meta::RecvMeta;
+use crate::io::polled_socket::poll_fd;
 use crate::io::sockaddr::{self, SOCKADDR_LEN};
 use crate::io::socket::{SocketOptions, udp_socket};
 use crate::io::sys::{InMsg, OutMsg, recv_msg, retry_async_errors, send_msg};
@@ -64,14 +65,7 @@ impl TimestampedSocket {
         socket
             .set_nonblocking(true)
             .map_err(IoError::sockopt("O_NONBLOCK"))?;
-        let local = socket
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .map(|a| {
-                // An IPv6 socket bound to an IPv4-mapped address serves IPv4.
-                SocketAddr::new(a.ip().to_canonical(), a.port())
-            });
+        let local = canonical_local_addr(&socket);
         let v6 = socket.domain().map_err(IoError::sockopt("SO_DOMAIN"))? == socket2::Domain::IPV6;
         let mode = enable_timestamps(&socket, tx_timestamps);
         if let Err(e) = tokio::runtime::Handle::try_current() {
@@ -148,9 +142,7 @@ impl TimestampedSocket {
     /// Blocks the calling thread (not a runtime worker) until a datagram is queued or
     /// `timeout_ms` passed; returns whether one is queued.
     pub fn wait_readable_blocking(&self, timeout_ms: u16) -> bool {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let mut fds = [PollFd::new(self.fd.get_ref().as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::from(timeout_ms)), Ok(n) if n > 0)
+        poll_fd(self.fd.get_ref().as_fd(), libc::POLLIN, timeout_ms)
     }
 
     /// Sends `buf` to `dst`; returns the datagram's [`TxId`] for matching its transmit
@@ -222,6 +214,16 @@ impl TimestampedSocket {
     pub fn try_recv_error(&self, buf: &mut [u8]) -> io::Result<ErrQueueMessage> {
         recv_errqueue_fd(self.fd.get_ref().as_fd(), buf)
     }
+}
+
+/// The bound address of `socket`; an IPv6 socket bound to an IPv4-mapped address serves
+/// IPv4 and shows it as such.
+pub(crate) fn canonical_local_addr(socket: &Socket) -> Option<SocketAddr> {
+    socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
 }
 
 /// One non-blocking `recvmsg` with metadata.

@@ -1,9 +1,14 @@
 //! Batched receive and send (`recvmmsg` / `sendmmsg`) over preallocated buffers.
 //!
 //! A [`RecvBatch`] owns `capacity` payload slots, address and control buffers and a
-//! [`RecvMeta`] per slot; a [`SendBatch`] owns payload slots with a destination, an optional
-//! source address and, after sending, the [`TxId`] of each message. Nothing is allocated per
-//! packet or per call once a batch exists.
+//! [`RecvMeta`] per slot; a [`SendBatch`] owns payloads packed one after the other, each with
+//! a destination, an optional source address and, after sending, the [`TxId`] of its message.
+//! Nothing is allocated per packet or per call once a batch exists.
+//!
+//! With [segmentation](SendBatch::set_segmentation) on, a run of datagrams to one destination
+//! with the same options and size leaves as one message with `UDP_SEGMENT` (UDP GSO): the
+//! kernel builds, routes, filters and forwards one buffer and cuts it into datagrams at the
+//! end (the receiving socket, or the device). A reflector's replies to a flood are such runs.
 //!
 //! The `*_fd` methods do one non-blocking system call on a borrowed descriptor; the async
 //! socket ([`TimestampedSocket`](crate::io::TimestampedSocket)) drives them from readiness.
@@ -28,6 +33,7 @@ pub struct RecvBatch {
     meta: Box<[RecvMeta]>,
     headers: MmsgHeaders,
     len: usize,
+    user_time: Nanos,
 }
 
 impl RecvBatch {
@@ -43,6 +49,7 @@ impl RecvBatch {
             meta: vec![RecvMeta::default(); capacity].into_boxed_slice(),
             headers: MmsgHeaders::new(capacity),
             len: 0,
+            user_time: Nanos(0),
         }
     }
 
@@ -64,6 +71,13 @@ impl RecvBatch {
     /// Whether the last call received nothing.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// `CLOCK_REALTIME` read right after the last call returned: when user space got its
+    /// datagrams (for round trips measured user space to user space; each datagram's
+    /// [`RecvMeta::time`] is the kernel's receive time when there is one).
+    pub fn received_at(&self) -> Nanos {
+        self.user_time
     }
 
     /// Datagram `i` of the last call: its bytes and metadata.
@@ -103,6 +117,7 @@ impl RecvBatch {
             self.headers.recv(fd, msgs, libc::MSG_DONTWAIT)
         })?;
         let user_time = Nanos::now_realtime();
+        self.user_time = user_time;
         for i in 0..n {
             let control = &self.control[i * RECV_CONTROL_LEN..(i + 1) * RECV_CONTROL_LEN];
             self.meta[i] = RecvMeta::from_parts(
@@ -129,11 +144,24 @@ pub struct SendReport {
     pub first_error: Option<io::Error>,
 }
 
+/// Datagrams one segmented message carries at most (the kernel's `UDP_MAX_SEGMENTS` has been
+/// 64 or more since segmentation exists).
+const MAX_SEGMENTS: usize = 64;
+/// Largest datagram sent segmented: below the payload a 1280-byte IPv6 minimum MTU leaves,
+/// so a segment never needs fragmentation (which the kernel refuses for segmented sends).
+const MAX_SEGMENT_LEN: usize = 1200;
+/// Largest payload of one segmented message (a UDP length field holds 65 535).
+const MAX_SEGMENTED_BYTES: usize = 60_000;
+
 /// Preallocated buffers for sending up to `capacity` datagrams in one `sendmmsg`, each with
 /// its own destination and optional source address.
 pub struct SendBatch {
     slot_len: usize,
+    /// Payloads packed back to back (`capacity * slot_len` bytes, enough for any mix).
     data: Box<[u8]>,
+    /// Bytes of `data` in use.
+    end: usize,
+    offsets: Box<[usize]>,
     lens: Box<[usize]>,
     dsts: Box<[SocketAddr]>,
     opts: Box<[SendOptions]>,
@@ -142,6 +170,10 @@ pub struct SendBatch {
     control: Box<[[u8; SEND_CONTROL_LEN]]>,
     control_lens: Box<[usize]>,
     tx_ids: Box<[Option<TxId>]>,
+    /// Per message of the send in progress: its datagrams and control bytes.
+    msg_count: Box<[usize]>,
+    msg_control_len: Box<[usize]>,
+    segmentation: bool,
     headers: MmsgHeaders,
     len: usize,
     sent: usize,
@@ -156,6 +188,8 @@ impl SendBatch {
         SendBatch {
             slot_len,
             data: vec![0; capacity * slot_len].into_boxed_slice(),
+            end: 0,
+            offsets: vec![0; capacity].into_boxed_slice(),
             lens: vec![0; capacity].into_boxed_slice(),
             dsts: vec![unspecified; capacity].into_boxed_slice(),
             opts: vec![SendOptions::default(); capacity].into_boxed_slice(),
@@ -164,10 +198,30 @@ impl SendBatch {
             control: vec![[0; SEND_CONTROL_LEN]; capacity].into_boxed_slice(),
             control_lens: vec![0; capacity].into_boxed_slice(),
             tx_ids: vec![None; capacity].into_boxed_slice(),
+            msg_count: vec![0; capacity].into_boxed_slice(),
+            msg_control_len: vec![0; capacity].into_boxed_slice(),
+            segmentation: false,
             headers: MmsgHeaders::new(capacity),
             len: 0,
             sent: 0,
         }
+    }
+
+    /// Turns UDP segmentation offload (`UDP_SEGMENT`) on or off for later sends. When on,
+    /// consecutive datagrams to the same destination with the same options, the same length
+    /// (the last of a run may be shorter) and at most 1200 bytes leave as one message of up
+    /// to 64 datagrams. If the kernel refuses a segmented message (no UDP GSO, no checksum
+    /// offload on the route), the batch turns segmentation off and sends one by one.
+    ///
+    /// Not for sockets with transmit timestamps: a segmented message gets one [`TxId`], which
+    /// goes to its first datagram.
+    pub fn set_segmentation(&mut self, on: bool) {
+        self.segmentation = on;
+    }
+
+    /// Whether segmentation is on (see [`SendBatch::set_segmentation`]).
+    pub fn segmentation(&self) -> bool {
+        self.segmentation
     }
 
     /// How many datagrams the batch holds at most.
@@ -200,10 +254,21 @@ impl SendBatch {
         self.sent == self.len
     }
 
+    /// Datagrams sent or skipped so far.
+    pub(crate) fn sent_count(&self) -> usize {
+        self.sent
+    }
+
+    /// Gives up on the datagrams not sent yet (they count as done).
+    pub(crate) fn skip_rest(&mut self) {
+        self.sent = self.len;
+    }
+
     /// Empties the batch for reuse.
     pub fn clear(&mut self) {
         self.len = 0;
         self.sent = 0;
+        self.end = 0;
     }
 
     /// Queues a copy of `payload` for `dst` with per-datagram `opts` (source address, TTL,
@@ -231,10 +296,13 @@ impl SendBatch {
             return false;
         }
         let i = self.len;
-        let slot = &mut self.data[i * self.slot_len..(i + 1) * self.slot_len];
+        // Every datagram before takes at most a slot, so a whole slot is free from `end`.
+        let slot = &mut self.data[self.end..self.end + self.slot_len];
         let Some(len) = fill(slot).filter(|&len| len <= self.slot_len) else {
             return false;
         };
+        self.offsets[i] = self.end;
+        self.end += len;
         self.lens[i] = len;
         self.dsts[i] = dst;
         self.opts[i] = opts;
@@ -245,7 +313,12 @@ impl SendBatch {
 
     /// Bytes of queued datagram `i`.
     pub fn payload(&self, i: usize) -> Option<&[u8]> {
-        (i < self.len).then(|| &self.data[i * self.slot_len..i * self.slot_len + self.lens[i]])
+        (i < self.len).then(|| &self.data[self.offsets[i]..self.offsets[i] + self.lens[i]])
+    }
+
+    /// Bytes of queued datagram `i`, to change before the send (e.g. a last timestamp).
+    pub fn payload_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        (i < self.len).then(|| &mut self.data[self.offsets[i]..self.offsets[i] + self.lens[i]])
     }
 
     /// Destination of queued datagram `i`.
@@ -268,7 +341,7 @@ impl SendBatch {
     /// writable). A datagram the kernel refuses is skipped and counted in `report`.
     ///
     /// `v6_socket` tells how to encode destinations; `next_id` is the socket's transmit id
-    /// counter mirror (see [`TxId`]), advanced by the datagrams sent.
+    /// counter mirror (see [`TxId`]), advanced by the messages sent.
     pub fn send_on_fd(
         &mut self,
         fd: BorrowedFd<'_>,
@@ -284,185 +357,115 @@ impl SendBatch {
         }
         while self.sent < self.len {
             let from = self.sent;
+            let messages = self.plan_messages(from);
             let result = retry_async_errors(|| {
-                let msgs = (from..self.len).map(|i| OutMsg {
-                    data: &self.data[i * self.slot_len..i * self.slot_len + self.lens[i]],
-                    name: &self.names[i][..self.name_lens[i]],
-                    control: &self.control[i][..self.control_lens[i]],
-                });
+                let mut first = from;
+                let msgs = self.msg_count[..messages]
+                    .iter()
+                    .zip(&self.msg_control_len[..messages])
+                    .map(|(&count, &control_len)| {
+                        let (i, last) = (first, first + count - 1);
+                        first += count;
+                        OutMsg {
+                            data: &self.data[self.offsets[i]..self.offsets[last] + self.lens[last]],
+                            name: &self.names[i][..self.name_lens[i]],
+                            control: &self.control[i][..control_len],
+                        }
+                    });
                 self.headers.send(fd, msgs)
             });
             match result {
                 Ok(n) => {
-                    for id in &mut self.tx_ids[from..from + n] {
-                        *id = Some(*next_id);
+                    for &count in &self.msg_count[..n] {
+                        let i = self.sent;
+                        self.tx_ids[i] = Some(*next_id);
                         *next_id = next_id.next();
+                        self.sent += count;
+                        report.sent += count;
                     }
-                    self.sent += n;
-                    report.sent += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) if self.msg_count[0] > 1 && segmentation_refused(&e) => {
+                    // No segmentation on this kernel or route: one by one from now on.
+                    tracing::debug!("segmented send refused ({e}); sending datagrams singly");
+                    self.segmentation = false;
+                }
                 Err(e) => {
                     if e.raw_os_error() == Some(libc::ENOBUFS) {
                         *next_id = next_id.next();
                     }
+                    let count = self.msg_count[0];
                     self.tx_ids[from] = None;
-                    self.sent += 1;
-                    report.failed += 1;
+                    self.sent += count;
+                    report.failed += count;
                     report.first_error.get_or_insert(e);
                 }
             }
         }
         Ok(())
     }
+
+    /// Splits the datagrams from `from` on into messages (runs that may leave segmented,
+    /// else one datagram each) and writes their `UDP_SEGMENT` sizes; returns the count.
+    fn plan_messages(&mut self, from: usize) -> usize {
+        let mut messages = 0;
+        let mut i = from;
+        while i < self.len {
+            let count = if self.segmentation {
+                self.run_len(i)
+            } else {
+                1
+            };
+            let mut control_len = self.control_lens[i];
+            if count > 1 {
+                control_len += cmsg::write_segment_size(
+                    &mut self.control[i][control_len..],
+                    self.lens[i] as u16,
+                );
+            }
+            self.msg_count[messages] = count;
+            self.msg_control_len[messages] = control_len;
+            messages += 1;
+            i += count;
+        }
+        messages
+    }
+
+    /// How many datagrams from `first` on can leave as one segmented message: same
+    /// destination and options, all as long as the first but the last (no longer).
+    fn run_len(&self, first: usize) -> usize {
+        let size = self.lens[first];
+        if size == 0 || size > MAX_SEGMENT_LEN {
+            return 1;
+        }
+        let mut count = 1;
+        let mut bytes = size;
+        while first + count < self.len && count < MAX_SEGMENTS {
+            let j = first + count;
+            let fits = self.dsts[j] == self.dsts[first]
+                && self.opts[j] == self.opts[first]
+                && self.lens[j - 1] == size
+                && self.lens[j] <= size
+                && bytes + self.lens[j] <= MAX_SEGMENTED_BYTES;
+            if !fits {
+                break;
+            }
+            bytes += self.lens[j];
+            count += 1;
+        }
+        count
+    }
+}
+
+/// Whether a segmented send failed for want of segmentation support (old kernel, no
+/// checksum offload or `IPsec` on the route, a segment over the MTU), not for the datagrams.
+fn segmentation_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP | libc::EMSGSIZE)
+    )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::UdpSocket;
-    use std::os::fd::AsFd;
-
-    #[test]
-    fn push_respects_capacity_and_slot_size() {
-        let dst: SocketAddr = "127.0.0.1:9".parse().expect("literal");
-        let mut b = SendBatch::new(2, 4);
-        assert!(!b.push(&[1, 2, 3, 4, 5], dst, SendOptions::default()));
-        assert!(b.push(&[1, 2, 3], dst, SendOptions::default()));
-        assert!(b.push_with(dst, SendOptions::default(), |slot| {
-            slot[..2].copy_from_slice(&[7, 8]);
-            Some(2)
-        }));
-        assert!(b.is_full());
-        assert!(!b.push(&[1], dst, SendOptions::default()));
-        assert_eq!(b.payload(0), Some(&[1, 2, 3][..]));
-        assert_eq!(b.payload(1), Some(&[7, 8][..]));
-        assert_eq!(b.payload(2), None);
-        assert_eq!(b.tx_id(0), None);
-        b.clear();
-        assert!(b.is_empty());
-        assert_eq!(b.payload(0), None);
-    }
-
-    /// 64 datagrams of distinct sizes from two senders, out with one `sendmmsg` per sender
-    /// and in with one `recvmmsg`.
-    #[test]
-    fn sendmmsg_then_recvmmsg_64_on_loopback() {
-        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
-        let dst = rx.local_addr().expect("receiver address");
-        let tx_a = UdpSocket::bind("127.0.0.1:0").expect("bind sender a");
-        let tx_b = UdpSocket::bind("127.0.0.1:0").expect("bind sender b");
-        let mut out_a = SendBatch::new(32, 256);
-        let mut out_b = SendBatch::new(32, 256);
-        for i in 0..32u8 {
-            assert!(out_a.push(&vec![i; 10 + usize::from(i)], dst, SendOptions::default()));
-            assert!(out_b.push(
-                &vec![100 + i; 100 + usize::from(i)],
-                dst,
-                SendOptions::default()
-            ));
-        }
-        for (sock, batch) in [(&tx_a, &mut out_a), (&tx_b, &mut out_b)] {
-            let mut report = SendReport::default();
-            let mut next = TxId(0);
-            batch
-                .send_on_fd(sock.as_fd(), false, &mut next, &mut report)
-                .expect("sendmmsg on loopback");
-            assert_eq!((report.sent, report.failed), (32, 0));
-            assert_eq!(next, TxId(32));
-            assert_eq!(batch.tx_id(31), Some(TxId(31)));
-            assert!(batch.is_done());
-        }
-
-        let mut batch = RecvBatch::new(64, 2048);
-        let mut got = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while got.len() < 64 && std::time::Instant::now() < deadline {
-            match batch.recv_from_fd(rx.as_fd()) {
-                Ok(_) => got.extend(batch.iter().map(|(d, m)| (d.to_vec(), *m))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
-                Err(e) => panic!("recvmmsg failed: {e}"),
-            }
-        }
-        assert_eq!(got.len(), 64);
-        let a = tx_a.local_addr().expect("a address");
-        let b = tx_b.local_addr().expect("b address");
-        let from_a: Vec<_> = got.iter().filter(|(_, m)| m.source == Some(a)).collect();
-        let from_b: Vec<_> = got.iter().filter(|(_, m)| m.source == Some(b)).collect();
-        assert_eq!((from_a.len(), from_b.len()), (32, 32));
-        for (i, (data, meta)) in from_a.iter().enumerate() {
-            assert_eq!(meta.len, 10 + i);
-            assert_eq!(data, &vec![i as u8; 10 + i]);
-            assert!(!meta.truncated);
-        }
-        for (i, (data, meta)) in from_b.iter().enumerate() {
-            assert_eq!(meta.len, 100 + i);
-            assert_eq!(data[0], 100 + i as u8);
-        }
-    }
-
-    #[test]
-    fn recv_batch_reports_truncation_and_would_block() {
-        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
-        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
-        let mut batch = RecvBatch::new(4, 8);
-        let err = batch
-            .recv_from_fd(rx.as_fd())
-            .expect_err("nothing queued yet");
-        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        tx.send_to(&[9u8; 20], rx.local_addr().expect("address"))
-            .expect("send");
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-            .expect("timeout");
-        let mut peek = [0u8; 1];
-        rx.peek(&mut peek).expect("datagram arrives");
-        assert_eq!(batch.recv_from_fd(rx.as_fd()).expect("recvmmsg"), 1);
-        let (data, meta) = batch.get(0).expect("one datagram");
-        assert_eq!(data, &[9u8; 8]);
-        assert!(meta.truncated);
-        assert_eq!(meta.len, 8);
-    }
-
-    /// A receiver with a tiny buffer drops most of a burst of 64; the drop counter on the
-    /// next datagram accounts for every one that did not arrive.
-    #[test]
-    fn drop_counter_accounts_for_a_full_buffer() {
-        let opts = crate::io::SocketOptions {
-            recv_buffer: Some(4096),
-            drop_counter: true,
-            ..crate::io::SocketOptions::default()
-        };
-        let rx = crate::io::udp_socket("127.0.0.1:0".parse().expect("literal"), &opts)
-            .expect("receiver");
-        let dst = rx.local_addr().expect("address").as_socket().expect("inet");
-        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
-        let mut burst = SendBatch::new(64, 1000);
-        for _ in 0..64 {
-            assert!(burst.push(&[3u8; 1000], dst, SendOptions::default()));
-        }
-        let mut report = SendReport::default();
-        burst
-            .send_on_fd(tx.as_fd(), false, &mut TxId(0), &mut report)
-            .expect("sendmmsg");
-        assert_eq!(report.sent, 64);
-        // Loopback delivers within the send call; whatever fits is queued now.
-        let mut batch = RecvBatch::new(64, 2048);
-        let mut arrived = 0;
-        while let Ok(n) = batch.recv_from_fd(rx.as_fd()) {
-            arrived += n;
-        }
-        assert!(
-            arrived > 0 && arrived < 64,
-            "{arrived} of 64 fit a 4 KiB buffer"
-        );
-        tx.send_to(b"after", dst).expect("send");
-        let rx = UdpSocket::from(rx);
-        rx.set_nonblocking(false).expect("blocking");
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-            .expect("timeout");
-        rx.peek(&mut [0u8; 1]).expect("datagram after the burst");
-        assert_eq!(batch.recv_from_fd(rx.as_fd()).expect("recv"), 1);
-        let (_, meta) = batch.get(0).expect("one datagram");
-        assert_eq!(meta.drops, Some(64 - arrived as u32));
-    }
-}
+#[path = "batch_tests.rs"]
+mod tests;

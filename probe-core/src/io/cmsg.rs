@@ -19,10 +19,15 @@ use crate::time::Nanos;
 /// Control buffer bytes reserved per received message: room for a timestamp (3 timespecs),
 /// TTL, TOS, packet info and an extended error with its offender address, with slack.
 pub(crate) const RECV_CONTROL_LEN: usize = 256;
-/// Control buffer bytes reserved per sent message: one `IPV6_PKTINFO` (the larger pktinfo)
-/// and two `int` messages (TTL and TOS).
-pub(crate) const SEND_CONTROL_LEN: usize =
-    space(size_of::<libc::in6_pktinfo>()) + 2 * space(size_of::<libc::c_int>());
+/// Control buffer bytes reserved per sent message: one `IPV6_PKTINFO` (the larger pktinfo),
+/// two `int` messages (TTL and TOS) and a `UDP_SEGMENT` size.
+pub(crate) const SEND_CONTROL_LEN: usize = space(size_of::<libc::in6_pktinfo>())
+    + 2 * space(size_of::<libc::c_int>())
+    + SEGMENT_CONTROL_LEN;
+/// Bytes of a `UDP_SEGMENT` control message (a `u16` segment size).
+pub(crate) const SEGMENT_CONTROL_LEN: usize = space(size_of::<u16>());
+/// `UDP_SEGMENT` from `linux/udp.h` (not in every libc binding): UDP segmentation offload.
+const UDP_SEGMENT: i32 = 103;
 
 const ALIGN: usize = size_of::<usize>();
 const HDR_LEN: usize = align(size_of::<libc::cmsghdr>());
@@ -298,6 +303,13 @@ pub(crate) fn encode_send_options(
     used
 }
 
+/// Writes a `UDP_SEGMENT` control message at the start of `out`: the payload of the message
+/// is cut into datagrams of `size` bytes (the last may be shorter). Returns the bytes used,
+/// [`SEGMENT_CONTROL_LEN`].
+pub(crate) fn write_segment_size(out: &mut [u8], size: u16) -> usize {
+    write_cmsg(out, libc::SOL_UDP, UDP_SEGMENT, &size.to_ne_bytes())
+}
+
 /// Builders of control buffers for tests, following the kernel layouts.
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -520,7 +532,11 @@ mod tests {
             tos: Some(0xb8),
         };
         let n = encode_send_options(&opts, false, &mut out);
-        assert_eq!(n, SEND_CONTROL_LEN);
+        assert_eq!(
+            n,
+            SEND_CONTROL_LEN - SEGMENT_CONTROL_LEN,
+            "room left for UDP_SEGMENT"
+        );
         let a = parse(&out[..n]);
         assert_eq!((a.local, a.ifindex), (Some(src.addr), Some(1)));
         assert_eq!((a.ttl, a.tos), (Some(5), Some(0xb8)));

@@ -116,12 +116,15 @@ pub fn raw_ip_socket(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::test_skip::require;
 
     #[test]
     fn raw_sockets_open_as_root() {
         let privileges = Privileges::detect().expect("read /proc/self/status");
-        if !privileges.cap_net_raw {
-            eprintln!("skipped: no CAP_NET_RAW in this test process");
+        if !require(
+            privileges.cap_net_raw,
+            "no CAP_NET_RAW in this test process",
+        ) {
             return;
         }
         let s = icmp_socket(false, PrivilegeMode::Raw, &SocketOptions::default(), None)

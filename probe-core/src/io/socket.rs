@@ -1,5 +1,7 @@
-//! Socket builders: UDP and TCP sockets with the options probe needs, set through socket2 and
-//! nix (and one plain `setsockopt` for the path-MTU mode, which neither wraps).
+//! Socket builders: UDP and TCP sockets with the options probe needs, set through socket2 and,
+//! for the options socket2 does not wrap (`SO_RCVBUFFORCE`, `SO_RXQ_OVFL`, `IP_RECVTTL`,
+//! `IP_PKTINFO`, `IP_RECVERR`, `IPV6_DONTFRAG`, the path-MTU mode, ...), an integer
+//! `setsockopt` over libc (`sys::setsockopt_int`).
 //!
 //! [`SocketOptions`] describes what to set; [`apply_options`] sets it on any inet socket
 //! (UDP, TCP, raw, ICMP), and [`udp_socket`] / [`tcp_socket`] / [`tcp_listener`] create,
@@ -13,7 +15,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 
-use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::io::error::IoError;
@@ -109,10 +110,6 @@ impl SocketOptions {
     }
 }
 
-fn nix_err(e: nix::errno::Errno) -> io::Error {
-    io::Error::from(e)
-}
-
 /// Which per-family variants of an option to set.
 struct Families {
     v6: bool,
@@ -147,7 +144,7 @@ impl Families {
 /// sysctl cap), falling back to the plain one.
 fn set_buffer(
     option: &'static str,
-    force: impl FnOnce() -> nix::Result<()>,
+    force: impl FnOnce() -> io::Result<()>,
     plain: impl FnOnce() -> io::Result<()>,
 ) -> Result<(), IoError> {
     if let Err(e) = force() {
@@ -157,9 +154,15 @@ fn set_buffer(
     Ok(())
 }
 
+/// A buffer size as the `int` the `*FORCE` options take (sizes past `i32::MAX` saturate).
+fn buffer_int(size: usize) -> i32 {
+    i32::try_from(size).unwrap_or(i32::MAX)
+}
+
 /// Sets `opts` on `socket`, an inet socket of the family given by `v6`.
 pub fn apply_options(socket: &Socket, v6: bool, opts: &SocketOptions) -> Result<(), IoError> {
     let fd = socket.as_fd();
+    let on = |level, name| setsockopt_int(fd, level, name, 1);
     let fam = Families {
         v6,
         dual: v6 && opts.v6_only != Some(true),
@@ -190,20 +193,19 @@ pub fn apply_options(socket: &Socket, v6: bool, opts: &SocketOptions) -> Result<
     if let Some(size) = opts.recv_buffer {
         set_buffer(
             "SO_RCVBUF",
-            || setsockopt(&fd, sockopt::RcvBufForce, &size),
+            || setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, buffer_int(size)),
             || socket.set_recv_buffer_size(size),
         )?;
     }
     if let Some(size) = opts.send_buffer {
         set_buffer(
             "SO_SNDBUF",
-            || setsockopt(&fd, sockopt::SndBufForce, &size),
+            || setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, buffer_int(size)),
             || socket.set_send_buffer_size(size),
         )?;
     }
     if opts.drop_counter {
-        setsockopt(&fd, sockopt::RxqOvfl, &1)
-            .map_err(|e| IoError::sockopt("SO_RXQ_OVFL")(nix_err(e)))?;
+        on(libc::SOL_SOCKET, libc::SO_RXQ_OVFL).map_err(IoError::sockopt("SO_RXQ_OVFL"))?;
     }
     if let Some(tos) = opts.tos {
         let tos = u32::from(tos);
@@ -222,9 +224,7 @@ pub fn apply_options(socket: &Socket, v6: bool, opts: &SocketOptions) -> Result<
     if opts.recv_ttl {
         fam.set(
             ("IPV6_RECVHOPLIMIT", || socket.set_recv_hoplimit_v6(true)),
-            ("IP_RECVTTL", || {
-                setsockopt(&fd, sockopt::Ipv4RecvTtl, &true).map_err(nix_err)
-            }),
+            ("IP_RECVTTL", || on(libc::IPPROTO_IP, libc::IP_RECVTTL)),
         )?;
     }
     if opts.recv_tos {
@@ -239,21 +239,17 @@ pub fn apply_options(socket: &Socket, v6: bool, opts: &SocketOptions) -> Result<
         let v6_only = Families { v6, dual: false };
         v6_only.set(
             ("IPV6_RECVPKTINFO", || {
-                setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true).map_err(nix_err)
+                on(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
             }),
-            ("IP_PKTINFO", || {
-                setsockopt(&fd, sockopt::Ipv4PacketInfo, &true).map_err(nix_err)
-            }),
+            ("IP_PKTINFO", || on(libc::IPPROTO_IP, libc::IP_PKTINFO)),
         )?;
     }
     if opts.recv_err {
         fam.set(
             ("IPV6_RECVERR", || {
-                setsockopt(&fd, sockopt::Ipv6RecvErr, &true).map_err(nix_err)
+                on(libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
             }),
-            ("IP_RECVERR", || {
-                setsockopt(&fd, sockopt::Ipv4RecvErr, &true).map_err(nix_err)
-            }),
+            ("IP_RECVERR", || on(libc::IPPROTO_IP, libc::IP_RECVERR)),
         )?;
     }
     if let Some(mode) = opts.pmtu {
@@ -261,8 +257,9 @@ pub fn apply_options(socket: &Socket, v6: bool, opts: &SocketOptions) -> Result<
             // Without IPV6_DONTFRAG an oversized datagram is fragmented at the source (DONT)
             // or dropped after the send call succeeded (DO/PROBE); with it the send fails
             // with EMSGSIZE right away.
-            setsockopt(&fd, sockopt::Ipv6DontFrag, &(mode != PmtuMode::Dont))
-                .map_err(|e| IoError::sockopt("IPV6_DONTFRAG")(nix_err(e)))?;
+            let dont_frag = i32::from(mode != PmtuMode::Dont);
+            setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, dont_frag)
+                .map_err(IoError::sockopt("IPV6_DONTFRAG"))?;
         }
         let value = mode.value();
         fam.set(

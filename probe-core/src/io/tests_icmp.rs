@@ -11,6 +11,7 @@ use pnet_packet::icmp::{IcmpPacket, IcmpTypes, checksum};
 use pnet_packet::ipv4::Ipv4Packet;
 use tokio::time::timeout;
 
+use crate::io::test_skip::require;
 use crate::io::tests_udp::{kernel_rx_timestamps_on, recv_within};
 use crate::io::{
     ErrQueueMessage, PrivilegeMode, Privileges, SocketOptions, TimestampSource, TimestampedSocket,
@@ -52,8 +53,10 @@ async fn tx_time(s: &TimestampedSocket, id: TxId) -> crate::time::Nanos {
 async fn raw_icmp_echo_on_loopback() {
     kernel_rx_timestamps_on();
     let privileges = Privileges::detect().expect("read /proc");
-    if !privileges.cap_net_raw {
-        eprintln!("skipped: raw ICMP needs CAP_NET_RAW, which this test process lacks");
+    if !require(
+        privileges.cap_net_raw,
+        "raw ICMP needs CAP_NET_RAW, which this test process lacks",
+    ) {
         return;
     }
     let opts = SocketOptions {
@@ -95,19 +98,69 @@ async fn raw_icmp_echo_on_loopback() {
     assert!(min < 1_000_000, "fastest raw echo round trip {min} ns");
 }
 
-/// ICMP datagram ("ping") socket: runs when `ping_group_range` covers our groups; tests
-/// may not change that sysctl, so otherwise it says why it skips.
-#[tokio::test]
-async fn datagram_icmp_echo_on_loopback() {
+/// ICMP datagram ("ping") socket. It runs where `ping_group_range` covers our groups. As root
+/// elsewhere (CI: the default range covers no group) it runs on a thread moved into a network
+/// namespace of its own, whose range it opens; the host's sysctl is left alone. Otherwise it
+/// says why it skips.
+#[test]
+fn datagram_icmp_echo_on_loopback() {
     kernel_rx_timestamps_on();
     let privileges = Privileges::detect().expect("read /proc");
-    if !privileges.ping_allowed() {
-        eprintln!(
-            "skipped: net.ipv4.ping_group_range {:?} does not cover groups {:?}",
-            privileges.ping_group_range, privileges.groups
-        );
+    if privileges.ping_allowed() {
+        current_thread_runtime().block_on(datagram_echo());
         return;
     }
+    let why = format!(
+        "net.ipv4.ping_group_range {:?} does not cover groups {:?}, and only root may open it \
+         in a private network namespace",
+        privileges.ping_group_range, privileges.groups
+    );
+    if !require(privileges.euid == 0, why) {
+        return;
+    }
+    let run = std::thread::spawn(|| {
+        enter_private_netns_with_ping_range();
+        current_thread_runtime().block_on(datagram_echo());
+    });
+    if let Err(panic) = run.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Moves the calling thread (only it) into a new network namespace, brings its loopback up and
+/// lets every group open ping sockets there. The namespace goes away with the thread.
+fn enter_private_netns_with_ping_range() {
+    // SAFETY: unshare takes no pointers; CLONE_NEWNET changes the namespace of the calling
+    // thread only, which runs nothing but this test.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "unshare(CLONE_NEWNET): {}",
+        std::io::Error::last_os_error()
+    );
+    // /proc/sys/net resolves to the namespace of the thread that opens it.
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
+        .expect("set ping_group_range in the private namespace");
+    let status = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("run `ip` (iproute2) to bring the private loopback up");
+    assert!(status.success(), "ip link set lo up: {status}");
+    assert!(
+        Privileges::detect().expect("read /proc").ping_allowed(),
+        "the private namespace's ping range does not apply"
+    );
+}
+
+async fn datagram_echo() {
     let opts = SocketOptions {
         recv_ttl: true,
         ..SocketOptions::default()

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use pnet_packet::ipv4::{Ipv4Flags, Ipv4Packet};
 use pnet_packet::udp::UdpPacket;
 
+use crate::io::test_skip::require;
 use crate::io::tests_udp::recv_within;
 use crate::io::{PmtuMode, Privileges, SocketOptions, TimestampedSocket, raw_ip_socket};
 
@@ -40,8 +41,10 @@ async fn df_bit_on_the_wire(
 
 #[tokio::test]
 async fn df_bit_follows_the_pmtu_mode() {
-    if !Privileges::detect().expect("read /proc").cap_net_raw {
-        eprintln!("skipped: watching the DF bit needs a raw socket (CAP_NET_RAW)");
+    if !require(
+        Privileges::detect().expect("read /proc").cap_net_raw,
+        "watching the DF bit needs a raw socket (CAP_NET_RAW)",
+    ) {
         return;
     }
     let raw = raw_ip_socket(false, libc::IPPROTO_UDP, false, &SocketOptions::default())

@@ -22,8 +22,7 @@
 
 use std::os::fd::AsFd;
 
-use nix::sys::socket::{TimestampingFlag, setsockopt, sockopt};
-
+use crate::io::sys::setsockopt_int;
 use crate::time::Nanos;
 
 pub use crate::time::TimestampSource;
@@ -92,18 +91,20 @@ impl TxId {
 /// owner must drain the error queue (it counts against the receive buffer, and a full
 /// receive buffer drops incoming packets).
 pub fn enable_timestamps(socket: &impl AsFd, tx: bool) -> TimestampMode {
-    let mut flags = TimestampingFlag::SOF_TIMESTAMPING_SOFTWARE
-        | TimestampingFlag::SOF_TIMESTAMPING_RX_SOFTWARE;
+    let fd = socket.as_fd();
+    let mut flags = libc::SOF_TIMESTAMPING_SOFTWARE | libc::SOF_TIMESTAMPING_RX_SOFTWARE;
     if tx {
-        flags |= TimestampingFlag::SOF_TIMESTAMPING_TX_SOFTWARE
-            | TimestampingFlag::SOF_TIMESTAMPING_OPT_ID
-            | TimestampingFlag::SOF_TIMESTAMPING_OPT_TSONLY;
+        flags |= libc::SOF_TIMESTAMPING_TX_SOFTWARE
+            | libc::SOF_TIMESTAMPING_OPT_ID
+            | libc::SOF_TIMESTAMPING_OPT_TSONLY;
     }
-    match setsockopt(socket, sockopt::Timestamping, &flags) {
+    // The flags are an `int` bit set; every bit used is below 2^31.
+    let flags = flags as i32;
+    match setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, flags) {
         Ok(()) => return TimestampMode::Timestamping { tx },
         Err(e) => tracing::debug!("SO_TIMESTAMPING unavailable ({e}), trying SO_TIMESTAMPNS"),
     }
-    match setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
+    match setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1) {
         Ok(()) => TimestampMode::TimestampNs,
         Err(e) => {
             tracing::debug!("SO_TIMESTAMPNS unavailable ({e}), using user-space receive times");

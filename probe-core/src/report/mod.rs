@@ -7,5 +7,8 @@ pub use a2a::{
     A2aReport, ClockBasis, ClockReport, DirectionReport, IntervalDirection, IntervalReport,
     ScheduleErrorReport, TimestampSource,
 };
+pub mod dns;
+pub mod http;
+pub mod ping;
 pub mod trace;
 pub use voice::{VoiceDirection, VoiceReport};

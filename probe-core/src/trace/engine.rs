@@ -75,7 +75,8 @@ fn terminal(a: &Answer, target: std::net::IpAddr) -> Option<bool> {
     match a.kind {
         AnswerKind::Icmp(IcmpKind::Unreachable(Unreachable::FragNeeded { .. })) => None,
         AnswerKind::Icmp(IcmpKind::EchoReply { .. } | IcmpKind::Unreachable(_))
-        | AnswerKind::Tcp(_) => Some(from_target),
+        | AnswerKind::Tcp(_)
+        | AnswerKind::Udp(_) => Some(from_target),
         AnswerKind::Icmp(_) => None,
     }
 }

@@ -431,7 +431,8 @@ impl Mda {
         let terminal = match a.kind {
             AnswerKind::Icmp(IcmpKind::Unreachable(Unreachable::FragNeeded { .. })) => false,
             AnswerKind::Icmp(IcmpKind::Unreachable(_) | IcmpKind::EchoReply { .. })
-            | AnswerKind::Tcp(_) => true,
+            | AnswerKind::Tcp(_)
+            | AnswerKind::Udp(_) => true,
             AnswerKind::Icmp(_) => false,
         };
         if terminal {

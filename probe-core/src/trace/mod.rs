@@ -39,14 +39,14 @@
 //! simulator.
 
 mod engine;
-mod flow;
+pub(crate) mod flow;
 mod hop;
 mod mda;
 mod mda_rule;
 mod pmtu;
 mod prober;
 mod rtt;
-mod runtime;
+pub(crate) mod runtime;
 
 #[cfg(test)]
 mod sim;

@@ -217,6 +217,7 @@ impl ProbeMachine for Pmtu {
             }
             AnswerKind::Icmp(IcmpKind::EchoReply { .. } | IcmpKind::Unreachable(_))
             | AnswerKind::Tcp(_)
+            | AnswerKind::Udp(_)
                 if from_target =>
             {
                 self.lo = self.lo.max(size);

@@ -22,6 +22,7 @@ use super::packet_error::{PacketError, need};
 use super::probe::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP};
 use super::quote::Quote;
 use super::reply_kind::ReplyKind;
+use super::stamp::ReflectorPacket;
 
 /// A TCP segment from the target answering a SYN probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +75,19 @@ impl TcpReply {
     }
 }
 
+/// A UDP datagram from the target answering a UDP probe: a STAMP Session-Reflector's reply
+/// (RFC 8762), which carries the first four payload bytes of the probe as the Session-Sender
+/// Sequence Number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UdpReply {
+    /// Source port (the probed port).
+    pub src_port: u16,
+    /// Destination port (our probe's source port).
+    pub dst_port: u16,
+    /// The Session-Sender Sequence Number the reflector copied from the probe.
+    pub sender_seq: u32,
+}
+
 /// What kind of answer arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AnswerKind {
@@ -81,6 +95,8 @@ pub enum AnswerKind {
     Icmp(IcmpKind),
     /// A TCP segment from the target.
     Tcp(TcpReply),
+    /// A STAMP reply from the target.
+    Udp(UdpReply),
 }
 
 impl AnswerKind {
@@ -186,6 +202,30 @@ impl Answer {
                 ack: tcp.get_acknowledgement(),
                 syn,
                 rst,
+            }),
+            icmp_type_code: None,
+            quote: None,
+            mpls: Vec::new(),
+        })
+    }
+
+    /// Parses the payload of a UDP datagram from `from` to our port `local_port` as a STAMP
+    /// reflector's reply (at least the 44-byte unauthenticated base packet).
+    pub fn parse_stamp_reply(
+        payload: &[u8],
+        from: std::net::SocketAddr,
+        local_port: u16,
+        ttl: Option<u8>,
+    ) -> Result<Answer, PacketError> {
+        let reply = ReflectorPacket::new_checked(payload)
+            .map_err(|_| PacketError::Malformed("stamp reply shorter than 44 bytes"))?;
+        Ok(Answer {
+            from: from.ip().to_canonical(),
+            reply_ttl: ttl,
+            kind: AnswerKind::Udp(UdpReply {
+                src_port: from.port(),
+                dst_port: local_port,
+                sender_seq: reply.sender_sequence_number(),
             }),
             icmp_type_code: None,
             quote: None,

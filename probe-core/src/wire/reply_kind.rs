@@ -66,6 +66,9 @@ pub enum ReplyKind {
     /// TCP SYN-ACK from the target (port open).
     #[serde(rename = "tcp syn-ack")]
     TcpSynAck,
+    /// A STAMP reflector's reply to a UDP probe (port open).
+    #[serde(rename = "stamp reply")]
+    StampReply,
 }
 
 impl ReplyKind {
@@ -89,6 +92,7 @@ impl ReplyKind {
         ReplyKind::OtherIcmp,
         ReplyKind::TcpRst,
         ReplyKind::TcpSynAck,
+        ReplyKind::StampReply,
     ];
 
     /// The name in reports: "time exceeded", "port unreachable", "tcp syn-ack", ...
@@ -112,6 +116,7 @@ impl ReplyKind {
             ReplyKind::OtherIcmp => "other icmp",
             ReplyKind::TcpRst => "tcp rst",
             ReplyKind::TcpSynAck => "tcp syn-ack",
+            ReplyKind::StampReply => "stamp reply",
         }
     }
 
@@ -161,6 +166,7 @@ impl From<AnswerKind> for ReplyKind {
             AnswerKind::Icmp(k) => k.into(),
             AnswerKind::Tcp(t) if t.rst => ReplyKind::TcpRst,
             AnswerKind::Tcp(_) => ReplyKind::TcpSynAck,
+            AnswerKind::Udp(_) => ReplyKind::StampReply,
         }
     }
 }
@@ -198,6 +204,7 @@ mod tests {
             "other icmp",
             "tcp rst",
             "tcp syn-ack",
+            "stamp reply",
         ];
         assert_eq!(ReplyKind::ALL.len(), want.len());
         for (k, s) in ReplyKind::ALL.iter().zip(want) {

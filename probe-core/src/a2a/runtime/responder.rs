@@ -1,5 +1,9 @@
 //! The STAMP responder: one thread per listening socket, each with its own sans-IO
 //! [`Reflector`], batched receive and send, kernel receive timestamps.
+//!
+//! The sockets are [`PolledSocket`]s, outside the tokio runtime: registered with epoll,
+//! every datagram queued and every reply freed would wake a runtime thread for readiness
+//! nobody awaits (under a flood that was the largest cost in the profile, on both ends).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +13,7 @@ use std::time::Duration;
 
 use super::{A2aError, ConfigError};
 use crate::a2a::{Datagram, Reflector, ReflectorConfig, ReflectorCounters};
-use crate::io::{RecvBatch, SendBatch, SocketOptions, TimestampedSocket};
+use crate::io::{PolledSocket, RecvBatch, SendBatch, SocketOptions};
 use crate::time::Nanos;
 
 /// Datagrams taken per `recvmmsg` and sent per `sendmmsg`.
@@ -18,6 +22,8 @@ const BATCH: usize = 64;
 const SLOT: usize = 65_536;
 /// How long the socket thread sleeps in `poll` before checking for shutdown.
 const POLL_MS: u16 = 100;
+/// How long one reply batch may wait for send-buffer space before its rest is dropped.
+const SEND_PATIENCE: Duration = Duration::from_millis(100);
 /// How often idle sessions are swept.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -32,12 +38,12 @@ pub struct ResponderConfig {
 
 /// A bound STAMP responder; [`Responder::run`] serves until shut down.
 pub struct Responder {
-    sockets: Vec<Arc<TimestampedSocket>>,
+    sockets: Vec<PolledSocket>,
     config: ReflectorConfig,
 }
 
 impl Responder {
-    /// Binds every listen address. Must be called within a tokio runtime.
+    /// Binds every listen address.
     pub fn bind(cfg: &ResponderConfig) -> Result<Self, A2aError> {
         if cfg.listen.is_empty() {
             return Err(ConfigError::NoListenAddress.into());
@@ -50,13 +56,12 @@ impl Responder {
                 pktinfo: true,
                 recv_buffer: Some(8 << 20),
                 send_buffer: Some(8 << 20),
-                drop_counter: true,
                 ..SocketOptions::default()
             };
             if addr.is_ipv6() && addr.ip().is_unspecified() {
                 opts.v6_only = Some(false);
             }
-            sockets.push(Arc::new(TimestampedSocket::bind_udp(addr, &opts, false)?));
+            sockets.push(PolledSocket::bind_udp(addr, &opts)?);
         }
         Ok(Responder {
             sockets,
@@ -66,7 +71,10 @@ impl Responder {
 
     /// The bound addresses (ports resolved).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets.iter().filter_map(|s| s.local_addr()).collect()
+        self.sockets
+            .iter()
+            .filter_map(PolledSocket::local_addr)
+            .collect()
     }
 
     /// Whether receive timestamps come from the kernel on every socket.
@@ -85,9 +93,9 @@ impl Responder {
         let mut tasks = Vec::with_capacity(self.sockets.len());
         for sock in self.sockets {
             let reflector = Reflector::new(self.config);
-            let (stop, rt) = (stop.clone(), tokio::runtime::Handle::current());
+            let stop = stop.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                serve_socket(&rt, &sock, reflector, &stop)
+                serve_socket(&sock, reflector, &stop)
             }));
         }
         shutdown.await;
@@ -112,8 +120,7 @@ impl Responder {
 /// One socket's loop on a thread of its own: non-blocking `recvmmsg` while datagrams are
 /// queued, `poll` when none is (no runtime wake-up per batch), replies by `sendmmsg`.
 fn serve_socket(
-    rt: &tokio::runtime::Handle,
-    sock: &TimestampedSocket,
+    sock: &PolledSocket,
     mut reflector: Reflector,
     stop: &AtomicBool,
 ) -> ReflectorCounters {
@@ -122,17 +129,20 @@ fn serve_socket(
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut rx = RecvBatch::new(BATCH, SLOT);
     let mut tx = SendBatch::new(BATCH, SLOT);
+    // Replies to one flood are runs of equal datagrams to one peer: one buffer each run
+    // through the send path instead of one per reply.
+    tx.set_segmentation(true);
     let mut last_sweep = Nanos::now_realtime();
     let mut truncated = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let n = match sock.try_recv_batch(&mut rx) {
             Ok(n) if n > 0 => n,
             Ok(_) => {
-                sock.wait_readable_blocking(POLL_MS);
+                sock.wait_readable(POLL_MS);
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                sock.wait_readable_blocking(POLL_MS);
+                sock.wait_readable(POLL_MS);
                 let now = Nanos::now_realtime();
                 if now.since(last_sweep) > SWEEP.as_nanos() as i64 {
                     reflector.expire(now);
@@ -143,7 +153,7 @@ fn serve_socket(
             Err(e) => {
                 // A daemon never dies of one bad receive: log and go on.
                 tracing::warn!("receive on {local} failed: {e}");
-                sock.wait_readable_blocking(POLL_MS);
+                sock.wait_readable(POLL_MS);
                 continue;
             }
         };
@@ -165,13 +175,16 @@ fn serve_socket(
             });
         }
         if !tx.is_empty() {
-            match rt.block_on(sock.send_batch(&mut tx)) {
-                Ok(report) => {
-                    if let Some(e) = report.first_error {
-                        tracing::debug!("{} replies not sent from {local}: {e}", report.failed);
-                    }
+            // t3 as late as possible: building the batch is not reverse-path delay.
+            let t3 = Nanos::now_realtime();
+            for i in 0..tx.len() {
+                if let Some(reply) = tx.payload_mut(i) {
+                    Reflector::restamp(reply, t3);
                 }
-                Err(e) => tracing::warn!("send on {local} failed: {e}"),
+            }
+            let report = sock.send_batch(&mut tx, SEND_PATIENCE);
+            if let Some(e) = report.first_error {
+                tracing::debug!("{} replies not sent from {local}: {e}", report.failed);
             }
             tx.clear();
         }

@@ -17,11 +17,16 @@ use crate::trace::{Mda, Pmtu, ProbeMachine, Trace};
 
 /// A state machine the driver can run, with its answer to a probe the local interface
 /// refused as too big.
-pub(super) trait Machine: ProbeMachine {
+pub(crate) trait Machine: ProbeMachine {
     /// Probe `id` of `size` bytes did not fit the outgoing interface.
     fn too_big(&mut self, id: ProbeId, size: u16) -> Result<(), TraceError> {
         let _ = id;
         Err(TraceError::TooBig { size })
+    }
+
+    /// Probe `id` could not be sent this time (`error`); it stays in flight and times out.
+    fn send_failed(&mut self, id: ProbeId, error: &std::io::Error) {
+        let _ = (id, error);
     }
 }
 
@@ -65,7 +70,7 @@ fn apply(m: &mut impl ProbeMachine, events: &mut Vec<Event>, counts: &mut Counts
 }
 
 /// Runs `m` to completion on `t`.
-pub(super) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(), TraceError> {
+pub(crate) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(), TraceError> {
     let mut buf = Vec::with_capacity(2048);
     let mut events = Vec::new();
     let mut counts = Counts::default();
@@ -78,6 +83,7 @@ pub(super) async fn drive(m: &mut impl Machine, t: &mut Transport) -> Result<(),
                 Ok(()) => {}
                 Err(SendError::TooBig) => m.too_big(tx.id, tx.probe.size)?,
                 Err(SendError::Dropped(e)) => {
+                    m.send_failed(tx.id, &e);
                     tracing::debug!("probe {:?} (ttl {}) not sent: {e}", tx.id, tx.ttl);
                 }
                 Err(SendError::Fatal(e)) => return Err(e),

@@ -2,12 +2,12 @@
 //! [`Mda`](super::Mda) and [`Pmtu`](super::Pmtu) state machines. Its public items are
 //! re-exported from [`crate::trace`], which documents them.
 
-mod driver;
+pub(crate) mod driver;
 mod error;
 mod options;
 mod run;
 mod sockets;
-mod transport;
+pub(crate) mod transport;
 
 pub use error::TraceError;
 pub use options::{

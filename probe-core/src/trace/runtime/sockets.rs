@@ -42,6 +42,11 @@ pub(super) enum Parse {
     Icmpv6,
     /// TCP segments without IP header (raw IPv6 TCP sockets).
     Tcp,
+    /// UDP payloads (UDP sockets bound to our probes' source port): STAMP replies.
+    Udp {
+        /// The socket's local port.
+        port: u16,
+    },
     /// Nothing we use (send-only sockets); read and dropped.
     Ignore,
 }
@@ -126,44 +131,53 @@ impl Endpoint {
 }
 
 /// The UDP checksums of our recent unprivileged UDP probes, keyed by what an ICMP error about
-/// them shows: local port, destination port and the first payload word (the word that steers
-/// the checksum to the probe id). The kernel's error queue returns the quoted payload but not
-/// the quoted UDP header, so this is how an error is traced back to its probe.
+/// them shows: local port, destination (address and port) and the first payload word (the word
+/// that steers the checksum to the probe id). The kernel's error queue returns the quoted
+/// payload but not the quoted UDP header, so this is how an error is traced back to its probe.
+/// Two generations of [`UDP_MEMORY`] probes are kept: a long run to many targets stays bounded.
 #[derive(Debug, Default)]
 pub(super) struct UdpChecksums {
-    by_payload: HashMap<(u16, u16, u16), u16>,
-    /// Checksum per (local port, destination port) and how many probes used that pair: when a
+    by_payload: HashMap<(u16, SocketAddr, u16), u16>,
+    older: HashMap<(u16, SocketAddr, u16), u16>,
+    /// Checksum per (local port, destination) and how many probes used that pair: when a
     /// router quotes no payload, a pair used once (classic mode) still identifies the probe.
-    by_ports: HashMap<(u16, u16), (u16, u32)>,
+    by_ports: HashMap<(u16, SocketAddr), (u16, u32)>,
 }
 
+/// Probes per generation of [`UdpChecksums`]: more than the 16-bit probe ids in flight.
+const UDP_MEMORY: usize = 1 << 16;
+
 impl UdpChecksums {
-    /// Remembers a probe sent from `port` to `dst_port`; `segment` is its UDP header and payload.
-    pub(super) fn record(&mut self, port: u16, dst_port: u16, segment: &[u8]) {
+    /// Remembers a probe sent from `port` to `dst`; `segment` is its UDP header and payload.
+    pub(super) fn record(&mut self, port: u16, dst: SocketAddr, segment: &[u8]) {
         if segment.len() < 8 {
             return;
+        }
+        if self.by_payload.len() >= UDP_MEMORY {
+            self.older = std::mem::take(&mut self.by_payload);
+            self.by_ports.clear();
         }
         let checksum = u16::from_be_bytes([segment[6], segment[7]]);
         if let Some(word) = segment.get(8..10) {
             let word = u16::from_be_bytes([word[0], word[1]]);
-            self.by_payload.insert((port, dst_port, word), checksum);
+            self.by_payload.insert((port, dst, word), checksum);
         }
-        let e = self
-            .by_ports
-            .entry((port, dst_port))
-            .or_insert((checksum, 0));
+        let e = self.by_ports.entry((port, dst)).or_insert((checksum, 0));
         *e = (checksum, e.1 + 1);
     }
 
-    /// The checksum of the probe an error quoting `payload` is about.
-    fn lookup(&self, port: u16, dst_port: u16, payload: &[u8]) -> Option<u16> {
+    /// The checksum of the probe to `dst` an error quoting `payload` is about.
+    fn lookup(&self, port: u16, dst: SocketAddr, payload: &[u8]) -> Option<u16> {
+        let dst = SocketAddr::new(dst.ip().to_canonical(), dst.port());
         if let Some(w) = payload.get(0..2) {
+            let key = (port, dst, u16::from_be_bytes([w[0], w[1]]));
             return self
                 .by_payload
-                .get(&(port, dst_port, u16::from_be_bytes([w[0], w[1]])))
+                .get(&key)
+                .or_else(|| self.older.get(&key))
                 .copied();
         }
-        match self.by_ports.get(&(port, dst_port)) {
+        match self.by_ports.get(&(port, dst)) {
             Some(&(checksum, 1)) => Some(checksum),
             _ => None,
         }
@@ -198,7 +212,7 @@ fn error_answer(
             )
         }
         Errors::Udp { port } => {
-            let checksum = udp.lookup(port, dst.port(), payload)?;
+            let checksum = udp.lookup(port, dst, payload)?;
             (
                 PROTO_UDP,
                 QuotedL4::Udp {
@@ -243,6 +257,10 @@ fn parse_datagram(parse: Parse, buf: &[u8], meta: &RecvMeta) -> Option<Answer> {
         (Parse::Icmpv4, Some(IpAddr::V4(a))) => Answer::parse_icmpv4(buf, a, meta.ttl),
         (Parse::Icmpv6, Some(IpAddr::V6(a))) => Answer::parse_icmpv6(buf, a, meta.ttl),
         (Parse::Tcp, Some(a)) => Answer::parse_tcp(buf, a, meta.ttl),
+        (Parse::Udp { port }, Some(_)) => match meta.source {
+            Some(s) => Answer::parse_stamp_reply(buf, s, port, meta.ttl),
+            None => return None,
+        },
         _ => return None,
     };
     r.map_err(|e| tracing::trace!("ignored a datagram: {e}"))

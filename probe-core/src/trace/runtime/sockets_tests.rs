@@ -26,6 +26,11 @@ fn icmp_error(icmp_type: u8, code: u8, info: u32, dst_port: u16, payload_len: us
     }
 }
 
+/// The target's address with `port`.
+fn dst_addr(port: u16) -> SocketAddr {
+    SocketAddr::new(DST.parse().expect("addr"), port)
+}
+
 /// The answer an error-queue report stands for, from our source `SRC`.
 fn answer(e: &IcmpError, payload: &[u8], errors: Errors, udp: &UdpChecksums) -> Option<Answer> {
     error_answer(e, payload, errors, SRC.parse().expect("addr"), udp)
@@ -53,7 +58,7 @@ fn udp_time_exceeded_from_the_error_queue_matches_its_probe() {
         let tx = prober
             .send(Nanos(1_000), FlowId(0), ttl, 60, 0, &mut buf)
             .expect("probe");
-        udp.record(40000, 33434, &buf);
+        udp.record(40000, dst_addr(33434), &buf);
         segments.push((tx.id, buf));
     }
     // The error about the second probe quotes its payload (after the UDP header).
@@ -85,7 +90,7 @@ fn classic_udp_matches_by_port_without_payload() {
             .send(Nanos(1_000), FlowId(0), ttl, 60, 0, &mut buf)
             .expect("probe");
         let dst_port = udp_dst_port(&tx.probe.l4);
-        udp.record(40000, dst_port, &buf);
+        udp.record(40000, dst_addr(dst_port), &buf);
         sent.push((tx.id, dst_port));
     }
     let (id, dst_port) = sent[1];

@@ -30,7 +30,7 @@ const RECV_BUFFER: usize = 1 << 20;
 
 /// What routing says about the target before any probe goes out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Route {
+pub(crate) struct Route {
     /// The source address probes carry (it enters their checksums).
     pub src: IpAddr,
     /// The route's MTU (outgoing interface, or a path MTU the kernel learned).
@@ -52,25 +52,33 @@ pub(super) fn route(opts: &TraceOptions) -> Result<Route, TraceError> {
         ..SocketOptions::default()
     };
     let s = udp_socket(SocketAddr::new(opts.source.unwrap_or(any), 0), &sock_opts)?;
-    let port = opts.port.unwrap_or(33434);
+    let src = source_towards(&s, target, opts.port.unwrap_or(33434))?;
+    let mtu = route_mtu(&s, v6).unwrap_or(1500);
+    Ok(Route { src, mtu })
+}
+
+/// The source address routing picks from socket `s` towards `target` (connecting a UDP socket
+/// sends nothing; `s` may be connected again for the next target).
+pub(crate) fn source_towards(
+    s: &socket2::Socket,
+    target: IpAddr,
+    port: u16,
+) -> Result<IpAddr, TraceError> {
     s.connect(&SocketAddr::new(target, port).into())
         .map_err(|source| TraceError::NoRoute { target, source })?;
-    let src = s
-        .local_addr()
+    s.local_addr()
         .ok()
         .and_then(|a| a.as_socket())
         .map(|a| a.ip().to_canonical())
         .ok_or_else(|| TraceError::NoRoute {
             target,
             source: io::Error::other("no source address"),
-        })?;
-    let mtu = route_mtu(&s, v6).unwrap_or(1500);
-    Ok(Route { src, mtu })
+        })
 }
 
 /// How probes must be shaped for the sockets that send them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Shape {
+pub(crate) struct Shape {
     /// Whole IP packets or L4 only.
     pub emit: EmitLayer,
     /// The ICMP echo identifier on the wire (a ping socket imposes its own).
@@ -81,7 +89,7 @@ pub(super) struct Shape {
 
 /// Why a probe did not leave.
 #[derive(Debug)]
-pub(super) enum SendError {
+pub(crate) enum SendError {
     /// Larger than the outgoing interface allows (`EMSGSIZE`).
     TooBig,
     /// Refused this time (no buffer space, a transient route error); it counts as lost.
@@ -104,11 +112,10 @@ enum Sender {
 
 /// The sockets of one path test.
 #[derive(Debug)]
-pub(super) struct Transport {
+pub(crate) struct Transport {
     set: SocketSet,
     sender: Sender,
     privilege: Privilege,
-    target: IpAddr,
     src: IpAddr,
     tos: u8,
     /// Options for unprivileged UDP sockets opened later.
@@ -126,7 +133,7 @@ fn base_options(opts: &TraceOptions) -> SocketOptions {
 
 impl Transport {
     /// Opens the sockets `opts.privilege` calls for; returns them and the probe shape.
-    pub(super) fn open(opts: &TraceOptions, route: Route) -> Result<(Self, Shape), TraceError> {
+    pub(crate) fn open(opts: &TraceOptions, route: Route) -> Result<(Self, Shape), TraceError> {
         match opts.privilege {
             PrivilegeChoice::Raw => Self::open_raw(opts, route),
             PrivilegeChoice::Unprivileged => Self::open_unprivileged(opts, route),
@@ -150,7 +157,6 @@ impl Transport {
             set: SocketSet::new(route.src),
             sender: Sender::Udp(HashMap::new()),
             privilege,
-            target: opts.target,
             src: route.src,
             tos: opts.tos,
             udp_opts: base_options(opts),
@@ -276,7 +282,8 @@ impl Transport {
             .ok()
             .and_then(|a| a.as_socket())
             .map_or(port, |a| a.port());
-        let ep = Endpoint::new(s, Parse::Ignore, Errors::Udp { port: bound }, true)?;
+        let parse = Parse::Udp { port: bound };
+        let ep = Endpoint::new(s, parse, Errors::Udp { port: bound }, true)?;
         let i = self.set.push(ep);
         if let Sender::Udp(ports) = &mut self.sender {
             ports.insert(bound, i);
@@ -284,8 +291,23 @@ impl Transport {
         Ok(i)
     }
 
+    /// Binds a UDP socket on a free port to receive replies (STAMP reflectors) to UDP probes
+    /// that raw sockets send from that port; returns the port.
+    pub(crate) fn listen_udp(&mut self) -> Result<u16, TraceError> {
+        let any = SocketAddr::new(self.src, 0);
+        let s = udp_socket(any, &self.udp_opts)?;
+        let port = s
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map_or(0, |a| a.port());
+        let ep = Endpoint::new(s, Parse::Udp { port }, Errors::TxOnly, false)?;
+        self.set.push(ep);
+        Ok(port)
+    }
+
     /// How the probes were sent.
-    pub(super) fn privilege(&self) -> Privilege {
+    pub(crate) fn privilege(&self) -> Privilege {
         self.privilege
     }
 
@@ -296,12 +318,13 @@ impl Transport {
             ttl: Some(tx.ttl),
             tos: (self.tos != 0).then_some(self.tos),
         };
-        let target = self.target;
+        let target = tx.probe.dst;
         let to = |port: u16| SocketAddr::new(target, port);
         let (i, data, dst, send_opts) = match &self.sender {
             Sender::RawV4(i) => (*i, buf, to(0), SendOptions::default()),
             Sender::RawV6(i) => {
-                let source = Some(PacketSource::addr(self.src));
+                let src = tx.probe.src;
+                let source = (!src.is_unspecified()).then(|| PacketSource::addr(src));
                 (*i, buf, to(0), SendOptions { source, ..ttl_opts })
             }
             Sender::Ping(i) => (*i, buf, to(0), ttl_opts),
@@ -313,14 +336,14 @@ impl Transport {
                     Some(&i) => i,
                     None => self.open_udp(src_port).map_err(SendError::Fatal)?,
                 };
-                self.set.udp.record(src_port, dst_port, buf);
+                self.set.udp.record(src_port, to(dst_port), buf);
                 let payload = buf.get(8..).unwrap_or_default();
                 (i, payload, to(dst_port), ttl_opts)
             }
         };
         match self.set.send(i, data, dst, &send_opts, tx.id).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(classify_send_error(e, self.target)),
+            Err(e) => Err(classify_send_error(e, target)),
         }
     }
 

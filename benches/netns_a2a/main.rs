@@ -1,0 +1,359 @@
+//! The A2A benchmark runner in the netns testbed, beside peer tools measured in the same run.
+//!
+//! `cargo bench --bench netns_a2a` (as root) measures, on the direct, nat and macvlan
+//! topologies, with 64-byte UDP payloads:
+//! - reflected round trips per second (`probe a2a --rate max`) next to the one-way packets per
+//!   second of a minimal `sendmmsg`/`recvmmsg` blaster ([`blaster`]) and iperf3's received
+//!   UDP packets per second (`-u -l 64 -b 0`) on the same path; the three take turns, run
+//!   after run, so machine load hits them alike;
+//! - on direct veth, the RTT in user space (probe's `rtt_user_ms`) next to sockperf
+//!   ping-pong, the kernel-timestamped RTT minimum next to `ping`'s minimum, and the schedule
+//!   error at a 1 ms interval next to irtt's timer error.
+//!
+//! It prints Markdown tables (the README's). A peer tool whose output does not parse fails
+//! the run. Without `--bench` (as `cargo test --all-targets` runs it) it checks the output
+//! readers and makes one short smoke run of probe and of the blaster.
+
+mod blaster;
+mod peers;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use probe_lab::{Background, Host, topology};
+use serde_json::Value;
+
+const SECONDS: u64 = 3;
+/// Runs of each tool; rates take turns run by run and ratios are medians of per-run ratios,
+/// which machine load moves less than the rates themselves.
+const RUNS: usize = 5;
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    peers::self_test();
+    if !probe_lab::require_root() {
+        return;
+    }
+    if !full {
+        smoke();
+        return;
+    }
+    let mut rows = Vec::new();
+    let delays;
+    {
+        let lab = topology::direct().expect("direct");
+        rows.push(rate_row("direct", &lab.a, &lab.b, lab.b.ipv4()));
+        delays = delay_rows(&lab.a, &lab.b);
+    }
+    {
+        let lab = topology::nat().expect("nat");
+        rows.push(rate_row(
+            "nat (agent → peer)",
+            &lab.agent,
+            &lab.peer,
+            lab.peer.ipv4(),
+        ));
+    }
+    {
+        let lab = topology::macvlan().expect("macvlan");
+        rows.push(rate_row(
+            "macvlan (agent → peer)",
+            &lab.agent,
+            &lab.peer,
+            lab.peer.ipv4(),
+        ));
+    }
+    println!(
+        "\n| path | probe reflected round trips/s | blaster one-way packets/s | iperf3 received packets/s | probe ÷ blaster: median (runs) | iperf3 ÷ blaster |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        r.print();
+    }
+    println!("\n| direct veth | probe | peer tool | ratio |");
+    println!("|---|---|---|---|");
+    for (what, p, peer) in delays {
+        match p {
+            Some(p) => println!("| {what} | {p:.1} | {peer:.1} | {:.2} |", p / peer),
+            None => println!("| {what} | not reported by this probe | {peer:.1} | |"),
+        }
+    }
+}
+
+/// A few seconds: the readers, a 5000-packet flood and a 0.2 s blast on direct veth.
+fn smoke() {
+    let lab = topology::direct().expect("direct");
+    let _srv = serve(&lab.b);
+    let v = a2a_json(
+        &lab.a,
+        &lab.b.ipv4().to_string(),
+        &["--rate", "max", "-c", "5000", "--size", "64"],
+    );
+    let received = number("probe", &v, "received");
+    let pps = received / number("probe", &v, "duration_s").max(1e-9);
+    println!("netns_a2a smoke: {pps:.0} reflected round trips/s (5000 packets)");
+    assert!(received > 4500.0, "{v}");
+    let b = blaster::blast(&lab.a, &lab.b, lab.b.ipv4(), Duration::from_millis(200));
+    println!(
+        "netns_a2a smoke: blaster {:.0} packets/s received ({} of {} sent)",
+        b.received_pps(),
+        b.received,
+        b.sent
+    );
+    assert!(
+        b.sent > 0 && b.received > 0 && b.received <= b.sent,
+        "{b:?}"
+    );
+}
+
+/// A number from a tool's JSON, or the benchmark fails naming what is missing.
+fn number(tool: &str, v: &Value, path: &str) -> f64 {
+    peers::json_number(tool, v, path).unwrap_or_else(|e| panic!("{e}: {v}"))
+}
+
+fn probe(host: &Host, args: &[&str]) -> Command {
+    let mut c = host.command(probe_suite::probe_bin());
+    c.args(args);
+    c
+}
+
+fn serve(host: &Host) -> Background {
+    let mut c = probe(host, &["serve", "--rate-limit", "0"]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let bg = host.spawn(&mut c).expect("probe serve");
+    std::thread::sleep(Duration::from_millis(300));
+    bg
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn a2a_json(from: &Host, peer: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["a2a", "--peer", peer, "--json"];
+    args.extend_from_slice(extra);
+    let out = run(&mut probe(from, &args));
+    peers::json("probe", &out.stdout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One topology's rates, medians of `RUNS`, and probe ÷ blaster of each run.
+struct RateRow {
+    name: &'static str,
+    probe: f64,
+    blaster: f64,
+    iperf3: f64,
+    ratios: Vec<f64>,
+    iperf3_ratios: Vec<f64>,
+}
+
+impl RateRow {
+    fn print(&self) {
+        let runs: Vec<String> = self.ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} ({}) | {:.2} |",
+            self.name,
+            self.probe,
+            self.blaster,
+            self.iperf3,
+            median(self.ratios.clone()),
+            runs.join(", "),
+            median(self.iperf3_ratios.clone())
+        );
+    }
+}
+
+fn rate_row(name: &'static str, client: &Host, server: &Host, addr: std::net::Ipv4Addr) -> RateRow {
+    let secs = format!("{SECONDS}s");
+    let peer = addr.to_string();
+    let _srv = serve(server);
+    let (mut probe_pps, mut blaster_pps, mut iperf_pps) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ratios, mut iperf3_ratios) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let v = a2a_json(
+            client,
+            &peer,
+            &["--rate", "max", "-d", &secs, "--size", "64"],
+        );
+        let p = number("probe", &v, "received") / number("probe", &v, "duration_s").max(1e-9);
+        let b = blaster::blast(client, server, addr, Duration::from_secs(SECONDS)).received_pps();
+        let i = iperf3_pps(client, server, &peer);
+        eprintln!("{name}: probe {p:.0} round trips/s, blaster {b:.0}/s, iperf3 {i:.0}/s");
+        probe_pps.push(p);
+        blaster_pps.push(b);
+        iperf_pps.push(i);
+        ratios.push(p / b);
+        iperf3_ratios.push(i / b);
+    }
+    RateRow {
+        name,
+        probe: median(probe_pps),
+        blaster: median(blaster_pps),
+        iperf3: median(iperf_pps),
+        ratios,
+        iperf3_ratios,
+    }
+}
+
+fn iperf3_pps(client: &Host, server: &Host, addr: &str) -> f64 {
+    let mut s = server.command("iperf3");
+    s.args(["-s", "-1", "-p", "5201"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _srv = server.spawn(&mut s).expect("iperf3 -s");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(client.command("iperf3").args([
+        "-c",
+        addr,
+        "-p",
+        "5201",
+        "-u",
+        "-l",
+        "64",
+        "-b",
+        "0",
+        "-t",
+        &SECONDS.to_string(),
+        "--json",
+    ]));
+    peers::json("iperf3", &out.stdout)
+        .and_then(|v| peers::iperf3_received_pps(&v))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The RTT and schedule rows on one path: (what, probe's median or `None` when probe does
+/// not report it, the peer tool's median).
+fn delay_rows(client: &Host, server: &Host) -> Vec<(String, Option<f64>, f64)> {
+    let addr = server.ipv4().to_string();
+    let (mut user_rtt, mut kernel_rtt_min) = (Vec::new(), Vec::new());
+    let (mut sched_mean, mut sched_p50, mut sched_p99) = (Vec::new(), Vec::new(), Vec::new());
+    {
+        let _srv = serve(server);
+        for _ in 0..RUNS {
+            let v = a2a_json(client, &addr, &["-c", "3000", "-i", "1ms", "--size", "64"]);
+            kernel_rtt_min.push(number("probe", &v, "rtt_ms.min") * 1000.0);
+            sched_mean.push(number("probe", &v, "schedule_error_us.mean"));
+            // Reported by newer probes; absent keys are shown as "not reported".
+            let optional = |path| peers::json_number("probe", &v, path).ok();
+            user_rtt.extend(optional("rtt_user_ms.p50").map(|ms| ms * 1000.0));
+            sched_p50.extend(optional("schedule_error_us.p50"));
+            sched_p99.extend(optional("schedule_error_us.p99"));
+        }
+    }
+    let sockperf = sockperf_rtt_us(client, server, &addr);
+    let ping = ping_min_us(client, &addr);
+    let irtt = irtt_timer_error_us(client, server, &addr);
+    let some = |v: Vec<f64>| (!v.is_empty()).then(|| median(v));
+    vec![
+        (
+            "RTT median, user space to user space, µs (peer: sockperf ping-pong)".into(),
+            some(user_rtt),
+            sockperf,
+        ),
+        (
+            "RTT minimum, kernel timestamps, µs (peer: ping minimum)".into(),
+            some(kernel_rtt_min),
+            ping,
+        ),
+        (
+            "schedule error at 1 ms, mean µs (peer: irtt timer error mean)".into(),
+            some(sched_mean),
+            irtt,
+        ),
+        (
+            "schedule error at 1 ms, median µs (peer: irtt timer error mean)".into(),
+            some(sched_p50),
+            irtt,
+        ),
+        (
+            "schedule error at 1 ms, p99 µs (peer: irtt timer error mean)".into(),
+            some(sched_p99),
+            irtt,
+        ),
+    ]
+}
+
+/// sockperf ping-pong round trip median, µs (median of `RUNS`).
+fn sockperf_rtt_us(client: &Host, server: &Host, addr: &str) -> f64 {
+    let mut s = server.command("sockperf");
+    s.args(["sr", "-i", addr, "-p", "11111", "--msg-size", "64"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _srv = server.spawn(&mut s).expect("sockperf sr");
+    std::thread::sleep(Duration::from_millis(500));
+    let runs = (0..RUNS)
+        .map(|_| {
+            let out = run(client.command("sockperf").args([
+                "pp",
+                "-i",
+                addr,
+                "-p",
+                "11111",
+                "-t",
+                &SECONDS.to_string(),
+                "--msg-size",
+                "64",
+            ]));
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            peers::sockperf_rtt_p50_us(&text).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    median(runs)
+}
+
+/// `ping`'s minimum round trip at a 1 ms interval with 64 bytes of data, µs (median of
+/// `RUNS` runs of 3000).
+fn ping_min_us(client: &Host, addr: &str) -> f64 {
+    let runs = (0..RUNS)
+        .map(|_| {
+            let out = run(client
+                .command("ping")
+                .args(["-q", "-c", "3000", "-i", "0.001", "-s", "64", addr]));
+            peers::ping_min_us(&String::from_utf8_lossy(&out.stdout))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    median(runs)
+}
+
+/// irtt's mean timer error at `-i 1ms`, µs (median of `RUNS`).
+fn irtt_timer_error_us(client: &Host, server: &Host, addr: &str) -> f64 {
+    let mut s = server.command("irtt");
+    s.args(["server", "-i", "0", "-b", &format!("{addr}:2112")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _srv = server.spawn(&mut s).expect("irtt server");
+    std::thread::sleep(Duration::from_millis(300));
+    let runs = (0..RUNS)
+        .map(|_| {
+            let out = run(client.command("irtt").args([
+                "client",
+                "-i",
+                "1ms",
+                "-d",
+                &format!("{SECONDS}s"),
+                "-l",
+                "64",
+                "-Q",
+                "-o",
+                "-",
+                &format!("{addr}:2112"),
+            ]));
+            peers::json("irtt", &out.stdout)
+                .and_then(|v| peers::irtt_timer_error_mean_us(&v))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    median(runs)
+}

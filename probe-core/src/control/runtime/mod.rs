@@ -1,0 +1,11 @@
+//! The control plane over quinn: the responder's listener and the client.
+
+mod client;
+mod error;
+mod frame_io;
+mod server;
+mod tls;
+
+pub use client::{ClientConfig, ControlClient, connect};
+pub use error::ControlError;
+pub use server::{ControlCounters, ControlServer, ServerConfig};
