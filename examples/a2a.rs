@@ -39,18 +39,18 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let mut opts = A2aOptions::new(peer);
-    opts.limit = Limit::Count(200);
-    opts.pace = Pace::Interval(Duration::from_millis(5));
     let (reports, mut incoming) = tokio::sync::mpsc::channel(16);
-    opts.report_interval = Some(Duration::from_millis(250));
-    opts.interval_reports = Some(reports);
-    // Rate the stream as G.711 voice too (what `probe a2a --profile voice` adds to the report;
-    // the CLI profile also sends the codec's packet size every 20 ms).
-    opts.voice = Some(VoiceConfig {
-        codec: Codec::G711,
-        jitter_buffer: JitterBufferMode::Fixed { ms: 20 },
-    });
+    let opts = A2aOptions::builder(peer)
+        .limit(Limit::Count(200))
+        .pace(Pace::Interval(Duration::from_millis(5)))
+        .interval_reports(Duration::from_millis(250), reports)
+        // Rate the stream as G.711 voice too (what `probe a2a --profile voice` adds to the
+        // report; the CLI profile also sends the codec's packet size every 20 ms).
+        .voice(VoiceConfig {
+            codec: Codec::G711,
+            jitter_buffer: JitterBufferMode::Fixed { ms: 20 },
+        })
+        .build()?;
     let show = async {
         while let Some(i) = incoming.recv().await {
             eprintln!(

@@ -31,31 +31,72 @@
 //! ## Agent-to-agent tests
 //!
 //! [`run_test`] measures delay, loss and jitter both ways against a peer's STAMP responder
-//! (`probe serve`, or [`a2a::runtime::Responder`] in the same program) and returns an
-//! [`A2aReport`] in its [`TestOutcome`].
+//! (`probe serve`, or a [`Responder`] in the same program) and returns an [`A2aReport`] (the
+//! JSON of `probe a2a --json`) in its [`TestOutcome`]. It takes [`A2aOptions`] from
+//! [`A2aOptions::builder`], which refuses settings that cannot work with an
+//! [`A2aConfigError`]; a test that cannot run fails with an [`A2aError`].
 //!
 //! ```no_run
+//! use std::time::Duration;
+//! use probe_core::a2a::{Limit, Pace};
 //! use probe_core::{A2aOptions, run_test};
 //!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let (reports, mut incoming) = tokio::sync::mpsc::channel(16);
+//! let opts = A2aOptions::builder("192.0.2.7:49153".parse()?)
+//!     .limit(Limit::Duration(Duration::from_secs(10)))
+//!     .pace(Pace::Interval(Duration::from_millis(20)))
+//!     .interval_reports(Duration::from_secs(1), reports)
+//!     .build()?;
+//! let show = async {
+//!     while let Some(i) = incoming.recv().await {
+//!         println!("{:.0} s: {} of {} answered", i.end_s, i.received, i.sent);
+//!     }
+//! };
+//! let (outcome, ()) = tokio::join!(run_test(opts), show);
+//! println!("{}", serde_json::to_string(&outcome?.report)?);
+//! # Ok(()) }
+//! ```
+//!
+//! A [`Responder`] answers STAMP (what `probe serve` runs) until its shutdown future
+//! completes:
+//!
+//! ```no_run
+//! use probe_core::a2a::ReflectorConfig;
+//! use probe_core::{Responder, ResponderConfig};
+//!
 //! # async fn demo() -> Result<(), probe_core::A2aError> {
-//! let outcome = run_test(A2aOptions::new("192.0.2.7:49153".parse().expect("peer"))).await?;
-//! println!("{}", serde_json::to_string(&outcome.report).expect("json"));
+//! let responder = Responder::bind(&ResponderConfig {
+//!     listen: vec!["[::]:49153".parse().expect("address")],
+//!     reflector: ReflectorConfig::default(),
+//! })?;
+//! println!("listening on {:?}", responder.local_addrs());
+//! let counters = responder.run(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! println!("reflected {}", counters.reflected);
 //! # Ok(()) }
 //! ```
 //!
 //! ## DNS
 //!
-//! [`dns::Resolver`] resolves names with the system configuration or given servers, and
-//! reverse-resolves addresses in bounded batches.
+//! [`Resolver`] resolves names with the system configuration or given servers
+//! ([`DnsConfig`]), reverse-resolves addresses in bounded batches, and times one query at
+//! each server; failures are [`DnsError`]s.
 //!
 //! ```no_run
-//! use probe_core::dns::{DnsConfig, Family, Resolver};
+//! use probe_core::dns::{Family, RecordType};
+//! use probe_core::{DnsConfig, Resolver};
 //!
-//! # async fn demo() -> Result<(), probe_core::dns::DnsError> {
+//! # async fn demo() -> Result<(), probe_core::DnsError> {
 //! let resolver = Resolver::new(&DnsConfig::default())?;
 //! let addrs = resolver.lookup_host("example.net", Family::Any).await?;
 //! let names = resolver.reverse_many(&addrs).await;
 //! println!("{addrs:?} {names:?}");
+//!
+//! let servers = vec![probe_core::dns::parse_server("[2001:db8::53]")?];
+//! let each = Resolver::new(&DnsConfig::custom(servers))?;
+//! for r in each.query_each("example.net", RecordType::AAAA).await? {
+//!     println!("{} in {:?}: {:?}", r.server, r.elapsed, r.outcome.map(|a| a.rcode));
+//! }
 //! # Ok(()) }
 //! ```
 //!
@@ -91,9 +132,15 @@ pub mod time;
 pub mod trace;
 pub mod wire;
 
-// Agent-to-agent entry points, kept to what exists today (the a2a options are being reworked).
-pub use a2a::runtime::{A2aError, A2aOptions, TestOutcome, run_test};
-pub use report::A2aReport;
+// Agent-to-agent entry points.
+pub use a2a::runtime::{
+    A2aError, A2aOptions, A2aOptionsBuilder, ConfigError as A2aConfigError, Responder,
+    ResponderConfig, TestOutcome, run_test,
+};
+pub use report::{A2aReport, IntervalReport};
+
+// DNS entry points.
+pub use dns::{DnsConfig, DnsError, Resolver};
 
 // Path-test entry points.
 pub use report::trace::TraceReport;

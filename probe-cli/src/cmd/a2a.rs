@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use probe_core::a2a::runtime::{
-    A2aOptions, Family, Pace, PeerSpec, Responder, ResponderConfig, TestOutcome, run_test,
+    A2aOptions, A2aOptionsBuilder, Family, Pace, PeerSpec, Responder, ResponderConfig, TestOutcome,
+    run_test,
 };
 use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig, VoiceConfig, planned_duration};
 use probe_core::report::IntervalReport;
@@ -25,7 +26,7 @@ const FLOOD_WINDOW: u32 = 256;
 const DEFAULT_COUNT: u32 = 100;
 
 pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
-    let opts_base = options_from(args)?;
+    let (base, plan) = options_from(args)?;
     let family = match (args.family.ipv4, args.family.ipv6) {
         (true, _) => Family::V4,
         (_, true) => Family::V6,
@@ -42,17 +43,19 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (addr, addr.to_string(), Some((stop, task)))
         }
     };
-    let show = Show::choose(args, &opts_base);
+    let show = Show::choose(args, plan);
     let (reports_tx, reports_rx) = mpsc::channel(64);
-    let opts = A2aOptions {
-        peer,
-        peer_label: label.clone(),
-        report_interval: show.every(args),
-        interval_reports: Some(reports_tx),
+    let mut opts = base
+        .peer(peer)
+        .peer_label(label.clone())
         // The test future runs on this thread (block_on) and nothing else does.
-        realtime: true,
-        ..opts_base
-    };
+        .realtime(true);
+    // Without reports the sender is dropped here, so that the printer sees the channel close.
+    match show.every(args) {
+        Some(every) => opts = opts.interval_reports(every, reports_tx),
+        None => drop(reports_tx),
+    }
+    let opts = opts.build()?;
     // The test and the interval printer run side by side in this one future; the channel
     // closes when the test's future ends.
     let (outcome, intervals) = tokio::join!(run_test(opts), show.consume(reports_rx));
@@ -76,8 +79,9 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The test settings the flags describe (peer filled in later).
-fn options_from(args: &A2aArgs) -> anyhow::Result<A2aOptions> {
+/// The test settings the flags describe (peer filled in later, settings checked then), and
+/// the planned `(pace, limit)`.
+fn options_from(args: &A2aArgs) -> anyhow::Result<(A2aOptionsBuilder, (Pace, Limit))> {
     if !(BASE_LEN..=MAX_SIZE).contains(&args.size) {
         bail!(
             "--size {} is outside {BASE_LEN}..={MAX_SIZE}: a STAMP test packet needs at least {BASE_LEN} bytes of UDP payload",
@@ -109,18 +113,20 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<A2aOptions> {
         None if args.interval.is_zero() => bail!("--interval must be positive (or use --rate max)"),
         None => Pace::Interval(args.interval),
     };
-    let mut o = A2aOptions::new(SocketAddr::from(([127, 0, 0, 1], STAMP_PORT)));
-    o.limit = limit;
-    o.pace = pace;
-    o.size = args.size;
-    o.dscp = args.dscp;
-    o.source = args.source;
-    o.interface.clone_from(&args.interface);
-    o.wait = args.wait;
-    if args.profile == Some(Profile::Voice) {
-        voice_options(args, &mut o)?;
+    let mut o = A2aOptions::builder(SocketAddr::from(([127, 0, 0, 1], STAMP_PORT)))
+        .size(args.size)
+        .dscp(args.dscp)
+        .source(args.source)
+        .wait(args.wait);
+    if let Some(dev) = &args.interface {
+        o = o.interface(dev.clone());
     }
-    Ok(o)
+    let (o, pace, limit) = if args.profile == Some(Profile::Voice) {
+        voice_options(args, o)?
+    } else {
+        (o, pace, limit)
+    };
+    Ok((o.pace(pace).limit(limit), (pace, limit)))
 }
 
 /// Voice profile bounds on --duration.
@@ -129,7 +135,10 @@ const VOICE_DURATION: (Duration, Duration) = (Duration::from_secs(5), Duration::
 const VOICE_DSCP: u8 = 46;
 
 /// `--profile voice`: the codec's packet every 20 ms, DSCP 46, 5 to 30 s (10 s by default).
-fn voice_options(args: &A2aArgs, o: &mut A2aOptions) -> anyhow::Result<()> {
+fn voice_options(
+    args: &A2aArgs,
+    o: A2aOptionsBuilder,
+) -> anyhow::Result<(A2aOptionsBuilder, Pace, Limit)> {
     let d = args.duration.unwrap_or(Duration::from_secs(10));
     let (lo, hi) = VOICE_DURATION;
     if !(lo..=hi).contains(&d) {
@@ -142,12 +151,12 @@ fn voice_options(args: &A2aArgs, o: &mut A2aOptions) -> anyhow::Result<()> {
         codec: args.codec.codec(),
         jitter_buffer: args.jitter_buffer,
     };
-    o.limit = Limit::Duration(d);
-    o.pace = Pace::Interval(Duration::from_millis(Codec::PACKET_MS));
-    o.size = voice.packet_size();
-    o.dscp = Some(args.dscp.unwrap_or(VOICE_DSCP));
-    o.voice = Some(voice);
-    Ok(())
+    let o = o
+        .size(voice.packet_size())
+        .dscp(args.dscp.unwrap_or(VOICE_DSCP))
+        .voice(voice);
+    let pace = Pace::Interval(Duration::from_millis(Codec::PACKET_MS));
+    Ok((o, pace, Limit::Duration(d)))
 }
 
 /// How interval reports show while the test runs.
@@ -162,12 +171,11 @@ enum Show {
 }
 
 impl Show {
-    fn choose(args: &A2aArgs, opts: &A2aOptions) -> Show {
+    fn choose(args: &A2aArgs, (pace, limit): (Pace, Limit)) -> Show {
         if args.report_interval.is_some() && !args.json {
             return Show::Lines;
         }
-        let long =
-            planned_duration(opts.pace, opts.limit).is_none_or(|d| d > Duration::from_secs(2));
+        let long = planned_duration(pace, limit).is_none_or(|d| d > Duration::from_secs(2));
         if !args.quiet && long && std::io::stderr().is_terminal() {
             Show::Progress
         } else {

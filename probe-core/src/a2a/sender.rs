@@ -51,6 +51,7 @@ pub const MAX_SIZE: usize = 65_507;
 
 /// How long a test runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Limit {
     /// This many packets.
     Count(u32),
@@ -115,6 +116,7 @@ impl SenderConfig {
 
 /// Invalid settings or calls.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SenderError {
     /// Packet size outside `44..=65507`.
     #[error("packet size {0} outside {BASE_LEN}..={MAX_SIZE}")]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::sender::Sender;
 use super::sender_state::DelayStats;
-use crate::report::{A2aReport, ClockReport, DirectionReport, ScheduleErrorReport};
+use crate::report::{A2aReport, ClockBasis, ClockReport, DirectionReport, ScheduleErrorReport};
 use crate::stats::{InterarrivalJitter, loss_pct};
 use crate::time::{ClockMode, OffsetEstimate, PeerClock, decide_mode};
 
@@ -42,7 +42,7 @@ fn fill(
 /// The clock part of the report.
 fn clock_report(
     mode: ClockMode,
-    basis: &str,
+    basis: ClockBasis,
     synced_error: Option<Duration>,
     est: Option<&OffsetEstimate>,
     drift_residual_ns: f64,
@@ -69,7 +69,7 @@ fn clock_report(
     };
     ClockReport {
         mode,
-        basis: basis.to_string(),
+        basis,
         offset_ms,
         error_ms,
         drift_ppm,
@@ -79,9 +79,9 @@ fn clock_report(
 
 impl Sender {
     /// The clock mode, what decided it, and the error bound a synced mode allows.
-    fn clock_decision(&self) -> (ClockMode, &'static str, Option<Duration>) {
+    fn clock_decision(&self) -> (ClockMode, ClockBasis, Option<Duration>) {
         let (peer, basis) = if let Some(info) = self.peer_clock {
-            (PeerClock::Known(info), "tlv")
+            (PeerClock::Known(info), ClockBasis::Tlv)
         } else if self.peer_estimates.seen {
             let pe = self.peer_estimates;
             let max_error = if pe.invalid {
@@ -93,9 +93,9 @@ impl Sender {
                 all_synchronized: pe.all_synchronized,
                 max_error,
             };
-            (peer, "error_estimate")
+            (peer, ClockBasis::ErrorEstimate)
         } else {
-            (PeerClock::Unknown, "none")
+            (PeerClock::Unknown, ClockBasis::None)
         };
         let (mode, error) = decide_mode(&self.config.clock, &peer);
         match self.config.clock_mode {
@@ -106,9 +106,9 @@ impl Sender {
                     ClockMode::Synced => self.config.clock.max_error,
                     ClockMode::Estimated => None,
                 };
-                (forced, "configured", error)
+                (forced, ClockBasis::Configured, error)
             }
-            Some(forced) => (forced, "configured", error),
+            Some(forced) => (forced, ClockBasis::Configured, error),
             None => (mode, basis, error),
         }
     }

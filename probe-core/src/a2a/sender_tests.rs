@@ -119,7 +119,7 @@ fn shared_clock_forward_loss_exactly_ten_percent() {
         (100, 90, 10, 0, 0)
     );
     assert_eq!(r.clock.mode, ClockMode::Shared);
-    assert_eq!(r.clock.basis, "tlv");
+    assert_eq!(r.clock.basis.as_str(), "tlv");
     assert_eq!(r.forward.loss_pct, Some(10.0));
     assert_eq!(
         (r.forward.sent, r.forward.received, r.forward.lost),
@@ -151,7 +151,7 @@ fn estimated_offset_recovers_one_way_delays() {
     }
     let r = sim.sender.finish();
     assert_eq!(r.clock.mode, ClockMode::Estimated);
-    assert_eq!(r.clock.basis, "error_estimate");
+    assert_eq!(r.clock.basis.as_str(), "error_estimate");
     let off = r.clock.offset_ms.expect("offset");
     assert!(close(off, 500.0, 1e-3), "offset {off}");
     // Half the 10 ms minimum round trip; every window holds an unqueued exchange.
@@ -205,7 +205,7 @@ fn synced_by_error_estimates() {
     }
     let r = sim.sender.finish();
     assert_eq!(r.clock.mode, ClockMode::Synced);
-    assert_eq!(r.clock.basis, "error_estimate");
+    assert_eq!(r.clock.basis.as_str(), "error_estimate");
     // 0.3 ms local plus the reflector's 0.2 ms as its Error Estimate rounds it (up, < 1%).
     let err = r.clock.error_ms.expect("error");
     assert!((0.5..0.502).contains(&err), "error {err}");

@@ -35,6 +35,7 @@ const TX_STAMP_GRACE_NS: i64 = 2_000_000;
 
 /// How the session paces its test packets.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Pace {
     /// An isochronous schedule: packet `n` at `start + n * interval`.
     Interval(Duration),
@@ -76,6 +77,7 @@ pub struct Transmit {
 
 /// The result of a test: the report and what the session saw around it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TestOutcome {
     /// The measurement.
     pub report: A2aReport,

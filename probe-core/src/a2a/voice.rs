@@ -83,7 +83,7 @@ impl VoiceMonitor {
     pub fn report(&self, report: &A2aReport) -> VoiceReport {
         let rtt_half = report.rtt_ms.map(|s| s.mean / 2.0);
         VoiceReport {
-            codec: self.cfg.codec.name().to_owned(),
+            codec: self.cfg.codec,
             jitter_buffer: self.cfg.jitter_buffer.to_string(),
             forward: self.direction(&self.forward, &report.forward, rtt_half),
             reverse: self.direction(&self.reverse, &report.reverse, rtt_half),
@@ -178,13 +178,13 @@ mod tests {
             ..DirectionReport::default()
         };
         let v = VoiceReport {
-            codec: cfg.codec.name().to_owned(),
+            codec: cfg.codec,
             jitter_buffer: cfg.jitter_buffer.to_string(),
             forward: m.direction(&m.forward, &fwd_dir, None),
             reverse: m.direction(&m.reverse, &rev_dir, None),
         };
         assert_eq!(
-            (v.codec.as_str(), v.jitter_buffer.as_str()),
+            (v.codec.name(), v.jitter_buffer.as_str()),
             ("g711", "fixed:20")
         );
         // Late forward packets: seq % 4 == 3 (40 ms > 10 ms + 20 ms), all 25 of them arrived

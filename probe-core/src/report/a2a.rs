@@ -13,6 +13,7 @@ pub use crate::time::TimestampSource;
 
 /// One direction of the test.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DirectionReport {
     /// Packets that entered this direction (forward: sent; reverse: reflected).
     pub sent: u64,
@@ -38,14 +39,48 @@ pub struct DirectionReport {
     pub reordered: u64,
 }
 
+/// What decided the clock mode (the report's `clock.basis`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClockBasis {
+    /// The mode was forced by the caller (`configured`).
+    Configured,
+    /// The peer answered probe's clock TLV (`tlv`).
+    Tlv,
+    /// The peer's STAMP Error Estimate S bits (`error_estimate`).
+    ErrorEstimate,
+    /// Nothing known of the peer's clock (`none`).
+    None,
+}
+
+impl ClockBasis {
+    /// The name in reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClockBasis::Configured => "configured",
+            ClockBasis::Tlv => "tlv",
+            ClockBasis::ErrorEstimate => "error_estimate",
+            ClockBasis::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for ClockBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the two ends' clocks were related.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClockReport {
     /// `shared`, `synced` or `estimated`.
     pub mode: ClockMode,
     /// What decided the mode: `configured`, `tlv` (the peer answered probe's clock TLV),
     /// `error_estimate` (the peer's STAMP Error Estimate S bits) or `none`.
-    pub basis: String,
+    pub basis: ClockBasis,
     /// Peer clock minus local clock applied to one-way delays, ms (0 for shared and synced).
     pub offset_ms: Option<f64>,
     /// Bound on the one-way delay error from the clocks, ms.
@@ -59,6 +94,7 @@ pub struct ClockReport {
 /// Schedule error: actual send time minus planned send time (all `null` for `--rate max`,
 /// which has no schedule).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ScheduleErrorReport {
     /// Mean, µs.
     pub mean: Option<f64>,
@@ -74,6 +110,7 @@ pub struct ScheduleErrorReport {
 
 /// One direction within an interval report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IntervalDirection {
     /// Packets that entered this direction in the interval.
     pub sent: u64,
@@ -94,6 +131,7 @@ pub struct IntervalDirection {
 /// therefore close to, not exactly, the loss of the packets sent in it; the final report is
 /// exact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IntervalReport {
     /// Start of the interval, seconds since the first test packet was due.
     pub start_s: f64,
@@ -119,6 +157,7 @@ pub struct IntervalReport {
 
 /// The report of one agent-to-agent test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct A2aReport {
     /// The peer as the user named it.
     pub peer: String,
@@ -229,7 +268,7 @@ mod tests {
             reverse: direction(),
             clock: ClockReport {
                 mode: ClockMode::Estimated,
-                basis: "none".into(),
+                basis: ClockBasis::None,
                 offset_ms: Some(0.5),
                 error_ms: Some(0.1),
                 drift_ppm: Some(0.0),
@@ -348,6 +387,21 @@ mod tests {
         assert_eq!(interval_keys, want_interval);
         assert_eq!(v["clock"]["mode"], "estimated");
         assert_eq!(v["timestamps"], "kernel");
+    }
+
+    #[test]
+    fn clock_basis_strings_are_pinned() {
+        for (basis, text) in [
+            (ClockBasis::Configured, "configured"),
+            (ClockBasis::Tlv, "tlv"),
+            (ClockBasis::ErrorEstimate, "error_estimate"),
+            (ClockBasis::None, "none"),
+        ] {
+            assert_eq!(serde_json::to_value(basis).expect("json"), text);
+            assert_eq!(basis.to_string(), text);
+            let back: ClockBasis = serde_json::from_value(text.into()).expect("parse");
+            assert_eq!(back, basis);
+        }
     }
 
     #[test]

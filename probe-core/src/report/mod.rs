@@ -4,7 +4,7 @@ mod a2a;
 mod voice;
 
 pub use a2a::{
-    A2aReport, ClockReport, DirectionReport, IntervalDirection, IntervalReport,
+    A2aReport, ClockBasis, ClockReport, DirectionReport, IntervalDirection, IntervalReport,
     ScheduleErrorReport, TimestampSource,
 };
 pub mod dns;

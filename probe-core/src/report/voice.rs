@@ -4,11 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::emodel::Codec;
+
 /// The voice quality of both directions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VoiceReport {
     /// `g711` or `g729`.
-    pub codec: String,
+    pub codec: Codec,
     /// The jitter buffer setting, `fixed:MS` or `adaptive:MIN-MAX`.
     pub jitter_buffer: String,
     /// Toward the peer.
@@ -19,6 +22,7 @@ pub struct VoiceReport {
 
 /// The voice quality of one direction.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VoiceDirection {
     /// Network loss in percent of the packets sent this way (`null`: unknown).
     pub loss_pct: Option<f64>,
@@ -52,12 +56,19 @@ mod tests {
     #[test]
     fn json_field_names_are_pinned() {
         let v = serde_json::to_value(VoiceReport {
-            codec: "g711".into(),
+            codec: Codec::G711,
             jitter_buffer: "fixed:60".into(),
             forward: VoiceDirection::default(),
             reverse: VoiceDirection::default(),
         })
         .expect("json");
+        assert_eq!(v["codec"], "g711");
+        for (codec, text) in [(Codec::G711, "g711"), (Codec::G729, "g729")] {
+            assert_eq!(serde_json::to_value(codec).expect("json"), text);
+            assert_eq!(codec.to_string(), text);
+            let back: Codec = serde_json::from_value(text.into()).expect("parse");
+            assert_eq!(back, codec);
+        }
         let mut top: Vec<&str> = v
             .as_object()
             .map(|m| m.keys().map(String::as_str).collect())

@@ -46,13 +46,21 @@ const TELR: f64 = 65.0;
 /// Weighted echo path loss (default, G.107 table 3).
 const WEPL: f64 = 110.0;
 
-/// A voice codec as the E-model and the RTP stream shape see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A voice codec as the E-model and the RTP stream shape see it (in reports: `g711`,
+/// `g729`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Codec {
     /// G.711 (64 kbit/s PCM) with packet loss concealment, 20 ms per packet.
     G711,
     /// G.729A (8 kbit/s CS-ACELP), two 10 ms frames per packet.
     G729,
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Codec {

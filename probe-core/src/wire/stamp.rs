@@ -41,15 +41,15 @@ pub const BASE_LEN: usize = 44;
 /// Field offsets (RFC 8762 figures 2 and 4).
 mod field {
     use std::ops::Range;
-    pub const SEQ: Range<usize> = 0..4;
-    pub const TIMESTAMP: Range<usize> = 4..12;
-    pub const ERROR_ESTIMATE: Range<usize> = 12..14;
-    pub const SSID: Range<usize> = 14..16;
-    pub const RECEIVE_TIMESTAMP: Range<usize> = 16..24;
-    pub const SENDER_SEQ: Range<usize> = 24..28;
-    pub const SENDER_TIMESTAMP: Range<usize> = 28..36;
-    pub const SENDER_ERROR_ESTIMATE: Range<usize> = 36..38;
-    pub const SENDER_TTL: usize = 40;
+    pub(super) const SEQ: Range<usize> = 0..4;
+    pub(super) const TIMESTAMP: Range<usize> = 4..12;
+    pub(super) const ERROR_ESTIMATE: Range<usize> = 12..14;
+    pub(super) const SSID: Range<usize> = 14..16;
+    pub(super) const RECEIVE_TIMESTAMP: Range<usize> = 16..24;
+    pub(super) const SENDER_SEQ: Range<usize> = 24..28;
+    pub(super) const SENDER_TIMESTAMP: Range<usize> = 28..36;
+    pub(super) const SENDER_ERROR_ESTIMATE: Range<usize> = 36..38;
+    pub(super) const SENDER_TTL: usize = 40;
 }
 
 /// A buffer too short for a STAMP base packet.

@@ -1,12 +1,14 @@
 //! Errors of the A2A runtime, each naming the problem and the fix.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
+use super::ConfigError;
 use crate::a2a::SenderError;
 use crate::io::IoError;
 
 /// Why an A2A test or responder could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum A2aError {
     /// `HOST[:PORT]` is malformed.
     #[error(
@@ -41,26 +43,16 @@ pub enum A2aError {
         /// The system error.
         source: std::io::Error,
     },
-    /// The source address and the peer are of different address families.
-    #[error(
-        "--source {source_ip} and the peer {peer} are of different address families: give a source of the peer's family"
-    )]
-    FamilyMismatch {
-        /// The source address asked for.
-        source_ip: IpAddr,
-        /// The peer.
-        peer: SocketAddr,
-    },
     /// The pacer's timer could not be made.
     #[error("cannot create the pacer timer (timerfd): {0}")]
     Pacer(std::io::Error),
     /// The test settings are invalid (size, interval, count, window).
     #[error("invalid test settings: {0}")]
     Settings(#[from] SenderError),
-    /// The responder settings are inconsistent.
+    /// The settings cannot work.
     #[error("invalid settings: {0}")]
-    Config(String),
-    /// A responder socket task ended abnormally.
-    #[error("internal task failure: {0}")]
-    Task(String),
+    Config(#[from] ConfigError),
+    /// A responder socket task ended abnormally (panicked or was cancelled).
+    #[error("a responder socket task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }

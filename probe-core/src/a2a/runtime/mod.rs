@@ -11,6 +11,7 @@
 mod driver;
 mod error;
 mod local_clock;
+mod options;
 mod peer;
 mod responder;
 mod session;
@@ -18,6 +19,7 @@ mod session;
 pub use crate::a2a::{Pace, TestOutcome};
 pub use error::A2aError;
 pub use local_clock::local_clock_info;
+pub use options::{A2aOptions, A2aOptionsBuilder, ConfigError};
 pub use peer::{Family, PeerSpec};
 pub use responder::{Responder, ResponderConfig};
-pub use session::{A2aOptions, run_test};
+pub use session::run_test;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::A2aError;
+use super::{A2aError, ConfigError};
 use crate::a2a::{Datagram, Reflector, ReflectorConfig, ReflectorCounters};
 use crate::io::{PolledSocket, RecvBatch, SendBatch, SocketOptions};
 use crate::time::Nanos;
@@ -46,7 +46,7 @@ impl Responder {
     /// Binds every listen address.
     pub fn bind(cfg: &ResponderConfig) -> Result<Self, A2aError> {
         if cfg.listen.is_empty() {
-            return Err(A2aError::Config("no listen address".into()));
+            return Err(ConfigError::NoListenAddress.into());
         }
         let mut sockets = Vec::with_capacity(cfg.listen.len());
         for &addr in &cfg.listen {
@@ -106,7 +106,7 @@ impl Responder {
             match t.await {
                 Ok(c) => total.merge(&c),
                 Err(e) => {
-                    first_err.get_or_insert(A2aError::Task(e.to_string()));
+                    first_err.get_or_insert(A2aError::Task(e));
                 }
             }
         }

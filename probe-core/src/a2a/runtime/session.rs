@@ -8,87 +8,29 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use super::A2aError;
 use super::driver::{Io, drive};
 use super::local_clock_info;
-use crate::a2a::{
-    Limit, Pace, SenderConfig, SenderSession, SessionConfig, TestOutcome, VoiceConfig,
-};
+use super::options::{A2aOptions, ConfigError};
+use crate::a2a::{Pace, SenderSession, TestOutcome};
 use crate::io::{Pacer, PacerConfig, SocketOptions, TimestampedSocket};
-use crate::report::IntervalReport;
 
-/// Settings of one A2A test.
-#[derive(Clone, Debug)]
-pub struct A2aOptions {
-    /// The peer's STAMP responder.
-    pub peer: SocketAddr,
-    /// The peer as the user named it (goes to the report).
-    pub peer_label: String,
-    /// Test length: a packet count or a duration.
-    pub limit: Limit,
-    /// Pacing.
-    pub pace: Pace,
-    /// UDP payload size (44 ..= 65507).
-    pub size: usize,
-    /// DSCP codepoint (0-63).
-    pub dscp: Option<u8>,
-    /// Source address to bind.
-    pub source: Option<IpAddr>,
-    /// Interface to bind to (`SO_BINDTODEVICE`).
-    pub interface: Option<String>,
-    /// How long to wait for replies after the last packet (also the late-reply timeout, at
-    /// least 100 ms).
-    pub wait: Duration,
-    /// The test stops early when nothing at all has answered this long after it started.
-    pub no_answer_timeout: Duration,
-    /// Hello packets (clock exchange) sent before the test, one per 200 ms until answered.
-    pub hellos: u32,
-    /// STAMP session id; random when `None`.
-    pub ssid: Option<u16>,
-    /// Hand out an [`IntervalReport`] this often while the test runs (on `interval_reports`).
-    pub report_interval: Option<Duration>,
-    /// Where interval reports go. The test never waits for the receiver: a report that
-    /// finds the channel full is dropped (and logged).
-    pub interval_reports: Option<mpsc::Sender<IntervalReport>>,
-    /// Ask for `SCHED_FIFO` priority for the thread that polls the test (root or
-    /// `CAP_SYS_NICE`), so that other work on a busy host does not delay the sends. Only
-    /// when that thread runs nothing else (e.g. `Runtime::block_on` on the main thread); it
-    /// applies to isochronous schedules of at least 100 µs, which sleep most of the time,
-    /// never to a flood. The priority stays with the thread after the test.
-    pub realtime: bool,
-    /// Rate the stream as voice (`--profile voice`; the caller sets the matching interval,
-    /// size and DSCP, see [`VoiceConfig::packet_size`]).
-    pub voice: Option<VoiceConfig>,
-}
-
-impl A2aOptions {
-    /// 100 packets every 10 ms of 44 octets to `peer`, 1 s final wait, 3 hellos, no interval
-    /// reports.
-    pub fn new(peer: SocketAddr) -> Self {
-        A2aOptions {
-            peer,
-            peer_label: peer.to_string(),
-            limit: Limit::Count(100),
-            pace: Pace::Interval(Duration::from_millis(10)),
-            size: crate::wire::stamp::BASE_LEN,
-            dscp: None,
-            source: None,
-            interface: None,
-            wait: Duration::from_secs(1),
-            no_answer_timeout: Duration::from_secs(2),
-            hellos: 3,
-            ssid: None,
-            report_interval: None,
-            interval_reports: None,
-            realtime: false,
-            voice: None,
-        }
-    }
-}
-
-/// Runs one test against `opts.peer` (see the module documentation).
+/// Runs one test against the options' peer (see the module documentation).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use probe_core::a2a::Limit;
+/// use probe_core::{A2aOptions, run_test};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let opts = A2aOptions::builder("192.0.2.7:49153".parse()?)
+///     .limit(Limit::Count(50))
+///     .wait(Duration::from_millis(500))
+///     .build()?;
+/// let outcome = run_test(opts).await?;
+/// println!("{} of {} answered", outcome.report.received, outcome.report.sent);
+/// # Ok(()) }
+/// ```
 pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
     let mut session = session_for(&opts)?;
     let flood = matches!(opts.pace, Pace::Max { .. });
@@ -119,21 +61,8 @@ fn pacer_for(opts: &A2aOptions) -> std::io::Result<Pacer> {
 
 /// The sans-IO session the options describe.
 fn session_for(opts: &A2aOptions) -> Result<SenderSession, A2aError> {
-    let mut cfg = SenderConfig::new(
-        opts.peer_label.clone(),
-        opts.ssid.unwrap_or_else(rand::random),
-    );
-    cfg.size = opts.size;
+    let (mut cfg, session) = opts.session_configs(opts.ssid.unwrap_or_else(rand::random));
     cfg.clock = local_clock_info();
-    let session = SessionConfig {
-        pace: opts.pace,
-        limit: opts.limit,
-        hellos: opts.hellos,
-        hello_interval: Duration::from_millis(200),
-        wait: opts.wait,
-        no_answer_timeout: opts.no_answer_timeout,
-        report_interval: opts.report_interval,
-    };
     let mut s = SenderSession::new(cfg, session)?;
     if let Some(v) = opts.voice {
         s.enable_voice(v);
@@ -148,10 +77,11 @@ fn bind_socket(opts: &A2aOptions, tx_timestamps: bool) -> Result<TimestampedSock
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     });
     if bind_ip.is_ipv4() != opts.peer.is_ipv4() {
-        return Err(A2aError::FamilyMismatch {
+        return Err(ConfigError::FamilyMismatch {
             source_ip: bind_ip,
             peer: opts.peer,
-        });
+        }
+        .into());
     }
     let mut sopts = SocketOptions {
         device: opts.interface.clone(),

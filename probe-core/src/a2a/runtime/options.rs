@@ -1,0 +1,369 @@
+//! What an A2A test should do: peer, length, pacing, packet shape, sockets, reports. Built
+//! with [`A2aOptions::builder`], which checks the settings.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::a2a::{
+    Limit, Pace, SenderConfig, SenderError, SenderSession, SessionConfig, VoiceConfig,
+};
+use crate::report::IntervalReport;
+
+/// Highest DSCP codepoint (six bits).
+const MAX_DSCP: u8 = 63;
+
+/// Settings that cannot work, each naming the setting and what it accepts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Size, interval, flood window or packet count out of range (see [`SenderError`]).
+    #[error(transparent)]
+    Test(#[from] SenderError),
+    /// A DSCP codepoint over 63.
+    #[error("DSCP {0} is outside 0..={MAX_DSCP}")]
+    Dscp(u8),
+    /// The source address and the peer are of different address families.
+    #[error(
+        "the source {source_ip} and the peer {peer} are of different address families: give a source of the peer's family"
+    )]
+    FamilyMismatch {
+        /// The source address asked for.
+        source_ip: IpAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// A responder with nothing to listen on.
+    #[error("no listen address: a responder needs at least one")]
+    NoListenAddress,
+}
+
+/// Settings of one A2A test: build them with [`A2aOptions::builder`] (or take the defaults
+/// with [`A2aOptions::new`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use probe_core::a2a::{Limit, Pace};
+/// use probe_core::a2a::runtime::{A2aOptions, ConfigError};
+///
+/// let peer = "192.0.2.7:49153".parse()?;
+/// let opts = A2aOptions::builder(peer)
+///     .limit(Limit::Duration(Duration::from_secs(5)))
+///     .pace(Pace::Interval(Duration::from_millis(20)))
+///     .size(172)
+///     .dscp(46)
+///     .build()?;
+/// assert_eq!(opts.size(), 172);
+///
+/// // Settings that cannot work are refused with a typed error.
+/// let err = A2aOptions::builder(peer).dscp(64).build();
+/// assert_eq!(err.unwrap_err(), ConfigError::Dscp(64));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct A2aOptions {
+    pub(super) peer: SocketAddr,
+    pub(super) peer_label: String,
+    pub(super) limit: Limit,
+    pub(super) pace: Pace,
+    pub(super) size: usize,
+    pub(super) dscp: Option<u8>,
+    pub(super) source: Option<IpAddr>,
+    pub(super) interface: Option<String>,
+    pub(super) wait: Duration,
+    pub(super) no_answer_timeout: Duration,
+    pub(super) hellos: u32,
+    pub(super) ssid: Option<u16>,
+    pub(super) report_interval: Option<Duration>,
+    pub(super) interval_reports: Option<mpsc::Sender<IntervalReport>>,
+    pub(super) realtime: bool,
+    pub(super) voice: Option<VoiceConfig>,
+}
+
+impl A2aOptions {
+    /// 100 packets every 10 ms of 44 octets to `peer`, 1 s final wait, 2 s no-answer
+    /// timeout, 3 hellos, no interval reports.
+    pub fn new(peer: SocketAddr) -> Self {
+        A2aOptions {
+            peer,
+            peer_label: peer.to_string(),
+            limit: Limit::Count(100),
+            pace: Pace::Interval(Duration::from_millis(10)),
+            size: crate::wire::stamp::BASE_LEN,
+            dscp: None,
+            source: None,
+            interface: None,
+            wait: Duration::from_secs(1),
+            no_answer_timeout: Duration::from_secs(2),
+            hellos: 3,
+            ssid: None,
+            report_interval: None,
+            interval_reports: None,
+            realtime: false,
+            voice: None,
+        }
+    }
+
+    /// A builder starting from the defaults of [`A2aOptions::new`].
+    pub fn builder(peer: SocketAddr) -> A2aOptionsBuilder {
+        A2aOptionsBuilder(A2aOptions::new(peer))
+    }
+
+    /// The peer's STAMP responder.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The peer as the user named it (goes to the report).
+    pub fn peer_label(&self) -> &str {
+        &self.peer_label
+    }
+
+    /// Test length.
+    pub fn limit(&self) -> Limit {
+        self.limit
+    }
+
+    /// Pacing.
+    pub fn pace(&self) -> Pace {
+        self.pace
+    }
+
+    /// UDP payload size of test packets.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// DSCP codepoint of test packets.
+    pub fn dscp(&self) -> Option<u8> {
+        self.dscp
+    }
+
+    /// How long the test waits for replies after the last packet.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// The voice rating, if asked for.
+    pub fn voice(&self) -> Option<VoiceConfig> {
+        self.voice
+    }
+
+    /// The sans-IO session settings: `(sender, session)`.
+    pub(super) fn session_configs(&self, ssid: u16) -> (SenderConfig, SessionConfig) {
+        let mut cfg = SenderConfig::new(self.peer_label.clone(), ssid);
+        cfg.size = self.size;
+        let session = SessionConfig {
+            pace: self.pace,
+            limit: self.limit,
+            hellos: self.hellos,
+            hello_interval: Duration::from_millis(200),
+            wait: self.wait,
+            no_answer_timeout: self.no_answer_timeout,
+            report_interval: self.report_interval,
+        };
+        (cfg, session)
+    }
+
+    /// Checks what the session and the socket would refuse later.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(d) = self.dscp.filter(|&d| d > MAX_DSCP) {
+            return Err(ConfigError::Dscp(d));
+        }
+        if let Some(src) = self.source.filter(|s| s.is_ipv4() != self.peer.is_ipv4()) {
+            return Err(ConfigError::FamilyMismatch {
+                source_ip: src,
+                peer: self.peer,
+            });
+        }
+        let (sender, session) = self.session_configs(0);
+        SenderSession::new(sender, session)?;
+        Ok(())
+    }
+}
+
+/// Builds [`A2aOptions`]; [`A2aOptionsBuilder::build`] checks the settings.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct A2aOptionsBuilder(A2aOptions);
+
+impl A2aOptionsBuilder {
+    /// The peer's STAMP responder (replaces the one given to [`A2aOptions::builder`]; the
+    /// label follows unless [`peer_label`](Self::peer_label) is called after).
+    pub fn peer(mut self, peer: SocketAddr) -> Self {
+        self.0.peer = peer;
+        self.0.peer_label = peer.to_string();
+        self
+    }
+
+    /// The peer as the user named it, for the report (default: the address).
+    pub fn peer_label(mut self, label: impl Into<String>) -> Self {
+        self.0.peer_label = label.into();
+        self
+    }
+
+    /// Test length: a packet count or a duration (default 100 packets).
+    pub fn limit(mut self, limit: Limit) -> Self {
+        self.0.limit = limit;
+        self
+    }
+
+    /// Pacing: an interval or a flood (default every 10 ms).
+    pub fn pace(mut self, pace: Pace) -> Self {
+        self.0.pace = pace;
+        self
+    }
+
+    /// UDP payload size of test packets, 44 ..= 65507 (default 44).
+    pub fn size(mut self, size: usize) -> Self {
+        self.0.size = size;
+        self
+    }
+
+    /// DSCP codepoint of test packets, 0 ..= 63 (default: none set).
+    pub fn dscp(mut self, dscp: impl Into<Option<u8>>) -> Self {
+        self.0.dscp = dscp.into();
+        self
+    }
+
+    /// Source address to bind (of the peer's family; default: the wildcard).
+    pub fn source(mut self, source: impl Into<Option<IpAddr>>) -> Self {
+        self.0.source = source.into();
+        self
+    }
+
+    /// Interface to bind to (`SO_BINDTODEVICE`).
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.0.interface = Some(name.into());
+        self
+    }
+
+    /// How long to wait for replies after the last packet; also the late-reply timeout, at
+    /// least 100 ms (default 1 s).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.0.wait = wait;
+        self
+    }
+
+    /// The test stops early when nothing at all has answered this long after it started
+    /// (default 2 s).
+    pub fn no_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.0.no_answer_timeout = timeout;
+        self
+    }
+
+    /// Hello packets (clock exchange) sent before the test, one per 200 ms until answered
+    /// (default 3).
+    pub fn hellos(mut self, hellos: u32) -> Self {
+        self.0.hellos = hellos;
+        self
+    }
+
+    /// STAMP session id (default: random).
+    pub fn ssid(mut self, ssid: impl Into<Option<u16>>) -> Self {
+        self.0.ssid = ssid.into();
+        self
+    }
+
+    /// Hands out an [`IntervalReport`] every `every` on `reports` while the test runs. The
+    /// test never waits for the receiver: a report that finds the channel full is dropped
+    /// (and logged).
+    pub fn interval_reports(
+        mut self,
+        every: Duration,
+        reports: mpsc::Sender<IntervalReport>,
+    ) -> Self {
+        self.0.report_interval = Some(every);
+        self.0.interval_reports = Some(reports);
+        self
+    }
+
+    /// Asks for `SCHED_FIFO` priority for the thread that polls the test (root or
+    /// `CAP_SYS_NICE`), so that other work on a busy host does not delay the sends. Only
+    /// when that thread runs nothing else (e.g. `Runtime::block_on` on the main thread); it
+    /// applies to isochronous schedules of at least 100 µs, which sleep most of the time,
+    /// never to a flood. The priority stays with the thread after the test.
+    pub fn realtime(mut self, realtime: bool) -> Self {
+        self.0.realtime = realtime;
+        self
+    }
+
+    /// Rates the stream as voice (`--profile voice`; set the matching interval, size and
+    /// DSCP too, see [`VoiceConfig::packet_size`]).
+    pub fn voice(mut self, voice: VoiceConfig) -> Self {
+        self.0.voice = Some(voice);
+        self
+    }
+
+    /// The options, or the first setting that cannot work.
+    pub fn build(self) -> Result<A2aOptions, ConfigError> {
+        self.0.validate()?;
+        Ok(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> A2aOptionsBuilder {
+        A2aOptions::builder(SocketAddr::from(([192, 0, 2, 7], 49_153)))
+    }
+
+    #[test]
+    fn defaults_build_and_bad_settings_are_named() {
+        let o = builder().build().expect("defaults are valid");
+        assert_eq!(
+            (o.size(), o.limit(), o.dscp()),
+            (44, Limit::Count(100), None)
+        );
+        assert_eq!(o.peer_label(), "192.0.2.7:49153");
+        let err = |b: A2aOptionsBuilder| b.build().err();
+        assert_eq!(err(builder().size(43)), Some(SenderError::Size(43).into()));
+        assert_eq!(
+            err(builder().size(65_508)),
+            Some(SenderError::Size(65_508).into())
+        );
+        assert_eq!(
+            err(builder().pace(Pace::Interval(Duration::ZERO))),
+            Some(SenderError::ZeroInterval.into())
+        );
+        assert_eq!(
+            err(builder().pace(Pace::Max { window: 0 })),
+            Some(SenderError::ZeroWindow.into())
+        );
+        assert_eq!(
+            err(builder().limit(Limit::Count(0))),
+            Some(SenderError::Count(0).into())
+        );
+        assert_eq!(err(builder().dscp(64)), Some(ConfigError::Dscp(64)));
+        let v6: IpAddr = "2001:db8::1".parse().expect("v6");
+        assert_eq!(
+            err(builder().source(v6)),
+            Some(ConfigError::FamilyMismatch {
+                source_ip: v6,
+                peer: SocketAddr::from(([192, 0, 2, 7], 49_153)),
+            })
+        );
+        let msg = ConfigError::from(SenderError::Size(43)).to_string();
+        assert!(msg.contains("44..=65507"), "{msg}");
+    }
+
+    #[test]
+    fn peer_replaces_the_label_unless_one_is_given_after() {
+        let other = SocketAddr::from(([192, 0, 2, 8], 7));
+        let o = builder()
+            .peer_label("x")
+            .peer(other)
+            .build()
+            .expect("valid");
+        assert_eq!((o.peer(), o.peer_label()), (other, "192.0.2.8:7"));
+        let o = builder()
+            .peer(other)
+            .peer_label("agent-b")
+            .build()
+            .expect("valid");
+        assert_eq!(o.peer_label(), "agent-b");
+    }
+}
