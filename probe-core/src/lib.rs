@@ -120,6 +120,8 @@
 //! - [`io`]: the thin socket layer (socket2, kernel timestamps, batching, privileges). The only
 //!   module with `unsafe`.
 
+#![warn(unreachable_pub)]
+
 pub mod a2a;
 pub mod control;
 pub mod dns;

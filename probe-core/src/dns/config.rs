@@ -174,7 +174,7 @@ pub(super) struct Prepared {
 
 impl Prepared {
     /// Reads the servers' source and applies the settings of `cfg`.
-    pub fn new(cfg: &DnsConfig) -> Result<Self, DnsError> {
+    pub(super) fn new(cfg: &DnsConfig) -> Result<Self, DnsError> {
         let (config, mut opts, hosts) = match &cfg.servers {
             Servers::System => {
                 let (c, o) = read_resolv_conf(Path::new(SYSTEM_RESOLV_CONF))?;

@@ -144,7 +144,7 @@ pub(super) struct LookupContext<'a> {
 
 impl LookupContext<'_> {
     /// The error for a server's answer that carries no records.
-    pub fn negative(&self, rcode: Rcode) -> DnsError {
+    pub(super) fn negative(&self, rcode: Rcode) -> DnsError {
         let (name, servers) = (self.name.to_owned(), self.servers.clone());
         match rcode {
             Rcode::NXDOMAIN => DnsError::NxDomain { name, servers },
@@ -162,7 +162,7 @@ impl LookupContext<'_> {
     }
 
     /// The error for a lookup that got no usable answer at all.
-    pub fn timeout(&self) -> DnsError {
+    pub(super) fn timeout(&self) -> DnsError {
         DnsError::Timeout {
             servers: self.servers.clone(),
             timeout: self.timeout,
@@ -171,7 +171,7 @@ impl LookupContext<'_> {
     }
 
     /// Maps a hickory failure to ours.
-    pub fn classify(&self, err: NetError) -> DnsError {
+    pub(super) fn classify(&self, err: NetError) -> DnsError {
         if let Some(rcode) = answered_rcode(&err) {
             return self.negative(rcode);
         }

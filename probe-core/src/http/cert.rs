@@ -26,7 +26,7 @@ const GENERALIZED_TIME: u8 = 0x18;
 
 /// `notBefore` and `notAfter` of a DER certificate as Unix seconds; `None` when the bytes are
 /// not a certificate this reader understands.
-pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
+pub(super) fn validity(der: &[u8]) -> Option<(i64, i64)> {
     let (SEQUENCE, cert, _) = element(der)? else {
         return None;
     };
@@ -81,7 +81,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// Unix seconds as RFC 3339 UTC, `2027-03-01T12:00:00Z`.
-pub fn rfc3339(secs: i64) -> String {
+pub(super) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);
     // Inverse of days_from_civil.

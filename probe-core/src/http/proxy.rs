@@ -67,7 +67,7 @@ impl Proxy {
 }
 
 /// `host:port`, with brackets around an IPv6 address.
-pub fn authority(host: &str, port: u16) -> String {
+pub(super) fn authority(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -210,7 +210,7 @@ fn in_block(ip: IpAddr, net: IpAddr, len: u8) -> bool {
 }
 
 /// The CONNECT request opening a tunnel to `target` (`host:port`).
-pub fn connect_request(target: &str, proxy: &Proxy) -> Vec<u8> {
+pub(super) fn connect_request(target: &str, proxy: &Proxy) -> Vec<u8> {
     let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(auth) = &proxy.authorization {
         req.push_str("Proxy-Authorization: ");
@@ -225,7 +225,7 @@ pub fn connect_request(target: &str, proxy: &Proxy) -> Vec<u8> {
 
 /// The proxy's answer to CONNECT, once its head is complete: the status code and how many
 /// bytes the head took. `Ok(None)` while more bytes are needed.
-pub fn parse_connect_response(buf: &[u8]) -> Result<Option<(u16, usize)>, String> {
+pub(super) fn parse_connect_response(buf: &[u8]) -> Result<Option<(u16, usize)>, String> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return if buf.len() > 16 * 1024 {
             Err("the proxy's answer to CONNECT has no end of header within 16 KiB".into())

@@ -23,7 +23,7 @@ pub struct TlsOptions {
 }
 
 /// Builds the client configuration, offering HTTP/2 and HTTP/1.1 by ALPN.
-pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, HttpError> {
+pub(super) fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, HttpError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -73,7 +73,7 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), HttpError> 
 }
 
 /// The server name to send (SNI) and to check the certificate against.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub(super) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_owned()).map_err(|e| format!("`{host}`: {e}"))
 }
 

@@ -40,7 +40,7 @@ pub(crate) struct SimNode {
 }
 
 impl SimNode {
-    pub fn router(addr: &str) -> Self {
+    pub(super) fn router(addr: &str) -> Self {
         SimNode {
             addr: addr.parse().expect("sim address"),
             next: Vec::new(),
@@ -72,7 +72,7 @@ pub(crate) struct SimNet {
 
 impl SimNet {
     /// A chain of routers `addrs` followed by the target (last address).
-    pub fn chain(src: &str, addrs: &[&str]) -> SimNet {
+    pub(super) fn chain(src: &str, addrs: &[&str]) -> SimNet {
         let mut nodes: Vec<SimNode> = addrs.iter().map(|a| SimNode::router(a)).collect();
         let n = nodes.len();
         for (i, node) in nodes.iter_mut().enumerate().take(n - 1) {
@@ -90,12 +90,12 @@ impl SimNet {
     }
 
     /// Address of node `i`.
-    pub fn addr(&self, i: usize) -> IpAddr {
+    pub(super) fn addr(&self, i: usize) -> IpAddr {
         self.nodes[i].addr
     }
 
     /// The node sequence a probe with these hashed fields follows (hop 1 first).
-    pub fn path_of(&self, key: &[u8]) -> Vec<usize> {
+    pub(super) fn path_of(&self, key: &[u8]) -> Vec<usize> {
         let mut path = vec![0];
         let mut cur = 0;
         while !self.nodes[cur].next.is_empty() && path.len() < 64 {
@@ -108,7 +108,7 @@ impl SimNet {
 
     /// Feeds a transmitted probe to the network; returns the answer (as the glue would parse
     /// it) and its arrival time.
-    pub fn respond(&mut self, tx: &Transmit, bytes: &[u8]) -> Option<(Answer, Nanos)> {
+    pub(super) fn respond(&mut self, tx: &Transmit, bytes: &[u8]) -> Option<(Answer, Nanos)> {
         self.probes_seen += 1;
         let mut ip = Self::as_ip_packet(tx, bytes)?;
         let v6 = tx.probe.is_ipv6();

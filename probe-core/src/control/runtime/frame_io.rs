@@ -4,7 +4,7 @@ use crate::control::messages::{FrameError, HEADER_LEN, Message, body_len, encode
 
 /// Why a frame could not be read from a stream.
 #[derive(Debug)]
-pub enum ReadFrameError {
+pub(super) enum ReadFrameError {
     /// The frame itself is bad (too long).
     Frame(FrameError),
     /// The stream ended or failed before a whole frame arrived.
@@ -12,7 +12,7 @@ pub enum ReadFrameError {
 }
 
 /// Reads one frame body (bounded by the frame size limit).
-pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, ReadFrameError> {
+pub(super) async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, ReadFrameError> {
     let mut header = [0; HEADER_LEN];
     recv.read_exact(&mut header)
         .await
@@ -26,7 +26,10 @@ pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, ReadFra
 }
 
 /// Writes one message as a frame.
-pub async fn write_message(send: &mut quinn::SendStream, msg: &Message) -> Result<(), String> {
+pub(super) async fn write_message(
+    send: &mut quinn::SendStream,
+    msg: &Message,
+) -> Result<(), String> {
     send.write_all(&encode(msg))
         .await
         .map_err(|e| e.to_string())

@@ -9,10 +9,10 @@ use crate::control::identity::Identity;
 use crate::control::verifier::PinVerifier;
 
 /// A connection idle this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The crypto provider (ring).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -29,7 +29,7 @@ fn tls_err(e: impl std::fmt::Display) -> ControlError {
 }
 
 /// The server side: the identity's certificate, TLS 1.3, the control ALPN.
-pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, ControlError> {
+pub(super) fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, ControlError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_err)?
@@ -44,7 +44,9 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, Control
 }
 
 /// The client side: the pinning verifier, TLS 1.3, the control ALPN.
-pub fn client_config(verifier: Arc<PinVerifier>) -> Result<quinn::ClientConfig, ControlError> {
+pub(super) fn client_config(
+    verifier: Arc<PinVerifier>,
+) -> Result<quinn::ClientConfig, ControlError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_err)?
