@@ -95,6 +95,11 @@ fn check_answer(answer: &Answer) {
             let again = Answer::parse_tcp(&seg, answer.from, answer.reply_ttl).expect("tcp");
             assert_eq!(again.kind, answer.kind);
         }
+        // STAMP replies to UDP pings come from `Answer::parse_stamp_reply`, which no entry
+        // point here reaches.
+        AnswerKind::Udp(_) => {
+            assert!(answer.quote.is_none() && answer.mpls.is_empty());
+        }
     }
     assert!(!answer.kind.description().is_empty());
 }

@@ -18,7 +18,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use probe_core::a2a::{DEFAULT_PORT, Datagram, DropReason, Reflector, ReflectorConfig};
+use probe_core::a2a::{AllowList, DEFAULT_PORT, Datagram, DropReason, Reflector, ReflectorConfig};
 use probe_core::time::{BootId, ClockInfo, Nanos, NtpTimestamp};
 use probe_core::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket};
 
@@ -38,6 +38,7 @@ static STATE: LazyLock<Mutex<State>> = LazyLock::new(|| {
             rate_limit_pps: 1_000,
             rate_limit_burst: 20,
             max_sources: 4,
+            allow: AllowList::default(),
             loop_guard_port: Some(DEFAULT_PORT),
             clock: ClockInfo {
                 boot_id: BootId([0x11; 16]),
@@ -89,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(after.received, before.received + 1);
     assert_eq!(
         after.received,
-        after.reflected + after.junk + after.rate_limited + after.refused
+        after.reflected + after.junk + after.rate_limited + after.refused + after.not_allowed
     );
     assert!(after.active_sessions <= MAX_SESSIONS as u64);
 
@@ -124,6 +125,7 @@ fuzz_target!(|data: &[u8]| {
         Err(DropReason::LoopGuard { port: p }) => assert_eq!(p, DEFAULT_PORT),
         Err(DropReason::BufferTooSmall { .. }) => unreachable!("the buffer always fits"),
         Err(DropReason::RateLimited) => {}
+        Err(DropReason::NotAllowed { .. }) => unreachable!("no allow list: everyone is answered"),
     }
     if bytes.len() < BASE_LEN {
         assert!(result.is_err());
