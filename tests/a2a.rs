@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{json_ok, num, output, probe, serve, text};
+use common::{count_ef_from, ef_packets, json_ok, num, output, probe, serve, text};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::topology;
 
@@ -258,11 +258,7 @@ fn source_interface_and_dscp_apply_to_test_packets() {
     }
     let lab = topology::direct().expect("direct topology");
     let src = lab.a.ipv4().to_string();
-    lab.b
-        .nft(&format!(
-            "table inet t {{\n counter ef {{ }}\n chain c {{\n type filter hook input priority 0;\n ip saddr {src} udp dport 49153 ip dscp ef counter name ef\n }}\n}}\n"
-        ))
-        .expect("nft");
+    count_ef_from(&lab.b, &src);
     let _srv = serve(&lab.b, PORT, &[]);
     let v = json_ok(&mut probe(
         &lab.a,
@@ -284,11 +280,7 @@ fn source_interface_and_dscp_apply_to_test_packets() {
         ],
     ));
     assert_eq!(num(&v, "received"), 50.0, "{v}");
-    let seen = lab
-        .b
-        .nft_counter("inet", "t", "ef")
-        .expect("counter")
-        .packets;
+    let seen = ef_packets(&lab.b);
     // 50 test packets plus the hello(s), all marked EF.
     assert!(seen >= 51, "only {seen} EF-marked packets from {src}");
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{json_ok, num, output, probe, serve, text};
+use common::{count_ef_from, ef_packets, json_ok, num, output, probe, serve, text};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::topology;
 use serde_json::Value;
@@ -182,11 +182,7 @@ fn g729_profile_marks_ef_and_rates_the_codec() {
     }
     let lab = topology::direct().expect("direct topology");
     let src = lab.a.ipv4().to_string();
-    lab.b
-        .nft(&format!(
-            "table inet t {{\n counter ef {{ }}\n chain c {{\n type filter hook input priority 0;\n ip saddr {src} udp dport 49153 ip dscp ef counter name ef\n }}\n}}\n"
-        ))
-        .expect("nft");
+    count_ef_from(&lab.b, &src);
     let _srv = serve(&lab.b, PORT, &[]);
     let v = json_ok(&mut probe(
         &lab.a,
@@ -207,11 +203,7 @@ fn g729_profile_marks_ef_and_rates_the_codec() {
     assert_eq!(num(&v, "size"), 44.0);
     assert_eq!(text(&v, "voice.codec"), "g729");
     assert_eq!(text(&v, "voice.jitter_buffer"), "adaptive:20-200");
-    let seen = lab
-        .b
-        .nft_counter("inet", "t", "ef")
-        .expect("counter")
-        .packets;
+    let seen = ef_packets(&lab.b);
     assert!(
         seen as f64 >= num(&v, "sent"),
         "only {seen} EF-marked packets"

@@ -27,6 +27,22 @@ pub fn serve(host: &Host, port: u16, extra: &[&str]) -> Background {
     bg
 }
 
+/// Counts, in `host`, the STAMP datagrams (UDP to 49153) from `src` marked DSCP EF; read
+/// the count with [`ef_packets`].
+pub fn count_ef_from(host: &Host, src: &str) {
+    host.nft(&format!(
+        "table inet t {{\n counter ef {{ }}\n chain c {{\n type filter hook input priority 0;\n ip saddr {src} udp dport 49153 ip dscp ef counter name ef\n }}\n}}\n"
+    ))
+    .expect("nft");
+}
+
+/// The packets [`count_ef_from`] counted so far.
+pub fn ef_packets(host: &Host) -> u64 {
+    host.nft_counter("inet", "t", "ef")
+        .expect("counter")
+        .packets
+}
+
 /// Waits (at most 5 s) until something listens on UDP `port` in `host`.
 pub fn wait_udp_listening(host: &Host, port: u16) {
     wait_listening(host, port, "udp");
