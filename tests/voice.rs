@@ -123,7 +123,19 @@ fn random_forward_loss_lowers_forward_mos_only() {
     // At exactly 5 % random loss and 50 ms: Ie,eff = 95 * 5/30.1 = 15.78, R = 75.98,
     // MOS = 3.863; the measured loss moves it within this band.
     assert!((3.6..4.1).contains(&fwd_mos), "forward MOS {fwd_mos}");
-    assert!((rev_mos - 4.380).abs() < 0.005, "reverse MOS {rev_mos}");
+    // The reverse path loses nothing, so its MOS is the clean path's. A scheduling stall of
+    // the 2-core host longer than the 20 ms buffer makes a reply late, and the buffer then
+    // rightly discards it: the rating above already checked that such a discard is priced by
+    // G.107, so one discard (0.4 %) only moves the bound by its hand-computed cost.
+    let rev_discards = num(&v, "voice.reverse.discards");
+    assert!(rev_discards <= 1.0, "reverse discards {rev_discards}: {v}");
+    // One discard in 250 costs Ie,eff = 95 * 0.4/(0.4 + 25.1) = 1.5, about 0.04 of MOS.
+    let floor = if rev_discards == 0.0 { 4.375 } else { 4.330 };
+    assert!((floor..4.385).contains(&rev_mos), "reverse MOS {rev_mos}");
+    assert!(
+        rev_mos - fwd_mos > 0.3,
+        "reverse {rev_mos} vs forward {fwd_mos}"
+    );
 }
 
 #[test]
