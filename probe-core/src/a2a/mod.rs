@@ -4,6 +4,7 @@
 //! values and produce bytes and reports; the socket and runtime glue drives them.
 
 mod allow_list;
+mod direction;
 mod interval;
 mod rate_limit;
 mod reflect_tlv;
@@ -17,6 +18,7 @@ mod session;
 mod voice;
 
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
+pub use direction::{Direction, ParseDirectionError};
 pub use rate_limit::RateLimiter;
 pub use reflector::{Datagram, DropReason, Reflector, ReflectorConfig, ReflectorCounters};
 pub use schedule::Schedule;

@@ -1,0 +1,11 @@
+//! The long-running probe agent, as its own crate so that embedding `probe-core` never pulls an
+//! HTTP server or exporters.
+//!
+//! The agent runs the responder and the scheduled tests, keeps every result in a crash-safe
+//! spool and exports them. Every test run ends as one [`ResultRecord`]: the spool stores these
+//! records, the metrics and the HTTP endpoints read them.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod record;
+
+pub use record::{ErrorClass, ResultRecord};
