@@ -7,5 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod record;
+pub mod state;
 
 pub use record::{ErrorClass, ResultRecord};
+pub use state::{AgentInfo, AgentShared, Readiness};
