@@ -6,8 +6,11 @@
 //! records, the metrics and the HTTP endpoints read them.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod config;
+mod config_toml;
 pub mod record;
 pub mod state;
 
+pub use config::{Config, Problems};
 pub use record::{ErrorClass, ResultRecord};
 pub use state::{AgentInfo, AgentShared, Readiness};
