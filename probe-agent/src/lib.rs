@@ -9,6 +9,7 @@
 pub mod config;
 mod config_toml;
 pub mod record;
+pub mod schedule;
 pub mod spool;
 pub mod state;
 
