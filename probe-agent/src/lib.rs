@@ -8,6 +8,7 @@
 
 pub mod config;
 mod config_toml;
+pub mod mesh;
 pub mod record;
 pub mod schedule;
 pub mod spool;
