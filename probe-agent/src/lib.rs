@@ -10,6 +10,7 @@ pub mod config;
 mod config_toml;
 pub mod mesh;
 pub mod record;
+pub mod runner;
 pub mod schedule;
 pub mod spool;
 pub mod state;
