@@ -553,11 +553,11 @@ impl Config {
             }
         }
         if let Some(fp) = &self.fingerprint
-            && (fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
+            && crate::identity::normalize_fingerprint(fp).is_none()
         {
             problems.push(
                 Where::Env("PROBE_FINGERPRINT".into()),
-                "not a fingerprint (64 hex digits)",
+                "not a fingerprint (sha256: and 64 hex digits)",
                 "copy it from `curl http://agent:8000` or the agent's log",
             );
         }

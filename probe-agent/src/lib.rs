@@ -8,12 +8,16 @@
 
 pub mod config;
 mod config_toml;
+pub mod identity;
+pub mod log_file;
 pub mod mesh;
 pub mod record;
+pub mod run_loop;
 pub mod runner;
 pub mod schedule;
 pub mod spool;
 pub mod state;
+pub mod targets;
 
 pub use config::{Config, Problems};
 pub use record::{ErrorClass, ResultRecord};
