@@ -584,17 +584,17 @@ fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<TestConfig> {
     let kind = t.string("kind", problems);
     let target = t.string("target", problems).map(|v| v.0);
     let interval = t.duration("interval", problems);
-    if name.is_none() {
+    if !t.has("name") {
         missing(problems, "name", "every test needs a unique name");
     }
-    if target.is_none() {
+    if !t.has("target") {
         missing(
             problems,
             "target",
             "give an address, HOST:PORT or a DNS name",
         );
     }
-    if interval.is_none() {
+    if !t.has("interval") {
         missing(problems, "interval", r#"e.g. interval = "10s""#);
     }
     let kind = match kind {
@@ -611,7 +611,9 @@ fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<TestConfig> {
             }
         },
         None => {
-            missing(problems, "kind", "a2a or trace");
+            if !t.has("kind") {
+                missing(problems, "kind", "a2a or trace");
+            }
             None
         }
     };

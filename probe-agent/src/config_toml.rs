@@ -218,7 +218,15 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// The span of this table's first key.
     pub(crate) fn first_span(&self) -> Option<std::ops::Range<usize>> {
-        self.table.iter().next().map(|(k, _)| k.span())
+        self.table
+            .iter()
+            .map(|(k, _)| k.span())
+            .min_by_key(|s| s.start)
+    }
+
+    /// Whether the table has `key` (valid or not).
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
     }
 }
 

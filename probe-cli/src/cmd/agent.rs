@@ -66,7 +66,11 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
     };
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stdout))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_writer(std::io::stdout),
+        )
         .with(file)
         .init();
     Ok(())
