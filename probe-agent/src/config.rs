@@ -181,7 +181,7 @@ pub struct ExportConfig {
     /// `export.remote_write.url`: where Prometheus remote write pushes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_write_url: Option<String>,
-    /// `export.upload.url`: where results are POSTed as NDJSON.
+    /// `export.upload.url`: where results are `POST`ed as `NDJSON`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_url: Option<String>,
 }
@@ -235,6 +235,7 @@ pub struct Config {
     pub tests: Vec<TestConfig>,
 }
 
+#[allow(clippy::ref_option)] // serde's `serialize_with` hands a reference to the field.
 fn redact<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(_) => s.serialize_str("<redacted>"),
@@ -468,7 +469,7 @@ impl Config {
         let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
         let at = |k: &str| Where::Env(k.into());
         if let Some(v) = get("PROBE_NAME") {
-            self.name = v.trim().to_owned();
+            v.trim().clone_into(&mut self.name);
         }
         if let Some(v) = get("PROBE_TAGS") {
             self.tags = split_list(&v);

@@ -13,7 +13,7 @@ pub(crate) struct Table<'a, 'i> {
     src: &'a str,
     file: &'a str,
     path: String,
-    table: &'a DeTable<'i>,
+    keys: &'a DeTable<'i>,
 }
 
 impl<'a, 'i> Table<'a, 'i> {
@@ -23,7 +23,7 @@ impl<'a, 'i> Table<'a, 'i> {
             src,
             file,
             path: String::new(),
-            table,
+            keys: table,
         }
     }
 
@@ -46,7 +46,7 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// Reports every key not in `known`, with the nearest known one as a hint.
     pub(crate) fn check_keys(&self, known: &[&str], problems: &mut Problems) {
-        for (k, _) in self.table {
+        for (k, _) in self.keys {
             let name = k.get_ref().as_ref();
             if known.contains(&name) {
                 continue;
@@ -60,7 +60,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     fn get(&self, key: &str) -> Option<(&'a Spanned<DeValue<'i>>, Where)> {
-        self.table
+        self.keys
             .get_key_value(key)
             .map(|(k, v)| (v, self.at(key, k.span())))
     }
@@ -94,7 +94,7 @@ impl<'a, 'i> Table<'a, 'i> {
             return None;
         };
         let mut out = Vec::new();
-        for item in arr.iter() {
+        for item in arr {
             match item.get_ref().as_str() {
                 Some(s) => out.push(s.to_owned()),
                 None => {
@@ -164,7 +164,7 @@ impl<'a, 'i> Table<'a, 'i> {
                 src: self.src,
                 file: self.file,
                 path: self.key_path(key),
-                table,
+                keys: table,
             });
         }
         problems.push(
@@ -195,7 +195,7 @@ impl<'a, 'i> Table<'a, 'i> {
                     src: self.src,
                     file: self.file,
                     path: format!("{}[{i}]", self.key_path(key)),
-                    table,
+                    keys: table,
                 }),
                 None => problems.push(
                     at.clone(),
@@ -218,7 +218,7 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// The span of this table's first key.
     pub(crate) fn first_span(&self) -> Option<std::ops::Range<usize>> {
-        self.table
+        self.keys
             .iter()
             .map(|(k, _)| k.span())
             .min_by_key(|s| s.start)
@@ -226,17 +226,13 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// Whether the table has `key` (valid or not).
     pub(crate) fn has(&self, key: &str) -> bool {
-        self.table.contains_key(key)
+        self.keys.contains_key(key)
     }
 }
 
 /// The 1-based line of byte `offset` in `src`.
 pub(crate) fn line_of(src: &str, offset: usize) -> usize {
-    src.as_bytes()[..offset.min(src.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    src[..offset.min(src.len())].matches('\n').count() + 1
 }
 
 /// The known name closest to `name`, when it is close enough to be a typo.

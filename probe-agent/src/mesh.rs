@@ -1,5 +1,5 @@
 //! Mesh membership without lists: a target name resolving to many addresses (a Kubernetes
-//! headless Service over a DaemonSet) makes every address but the agent's own a peer.
+//! headless Service over a `DaemonSet`) makes every address but the agent's own a peer.
 //!
 //! Sans-IO: [`PeerSet::update`] takes each resolution's addresses and the agent's own
 //! addresses and says which peers joined and which are gone (the caller forgets those, so no

@@ -162,10 +162,9 @@ impl Scheduler {
                 Some("the previous run is still going".to_owned())
             } else if let Some(w) = self.waiting {
                 Some(format!("throughput test #{w} is waiting for the line"))
-            } else if let Some(x) = self.exclusive_running() {
-                Some(format!("throughput test #{x} holds the line"))
             } else {
-                None
+                self.exclusive_running()
+                    .map(|x| format!("throughput test #{x} holds the line"))
             };
             if let Some(reason) = reason {
                 self.tests[i].ran_once = true;

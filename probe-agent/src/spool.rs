@@ -141,7 +141,11 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, SpoolError> {
     for e in entries {
         let p = e.map_err(err(dir, "list"))?.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.starts_with("results-") && name.ends_with(".jsonl") {
+        if name.starts_with("results-")
+            && Path::new(name)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
+        {
             rotated.push(p);
         }
     }
