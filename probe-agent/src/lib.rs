@@ -8,6 +8,7 @@
 
 pub mod config;
 mod config_toml;
+mod config_values;
 pub mod identity;
 pub mod log_file;
 pub mod mesh;
