@@ -112,6 +112,29 @@ fn check_prints_the_effective_configuration_with_secrets_redacted() {
     assert!(!s.0.join("state").exists(), "--check starts nothing");
 }
 
+#[test]
+fn adopting_a_fingerprint_the_state_directory_does_not_hold_is_refused() {
+    let s = Scratch::new("adopt");
+    let fp = format!("sha256:{}", "ab".repeat(32));
+    let out = output(
+        Command::new(probe_suite::probe_bin())
+            .arg("agent")
+            .env("PROBE_FINGERPRINT", &fp)
+            .env("PROBE_STATE_DIR", s.0.join("state"))
+            .env_remove("PROBE_CONFIG"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&fp) && err.contains("control-identity.pem"),
+        "{err}"
+    );
+    assert!(
+        !s.0.join("state/control-identity.pem").exists(),
+        "a new identity cannot take an old fingerprint"
+    );
+}
+
 /// A running agent with its output in files (a full pipe would stall it).
 struct Agent {
     bg: Option<Background>,

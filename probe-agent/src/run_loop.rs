@@ -163,12 +163,11 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     grace: Duration,
 ) {
-    let agent_id = shared.info().id;
     let origin = tokio::time::Instant::now();
     let now_ns = || origin.elapsed().as_nanos() as u64;
     let mut generation = 0u64;
     let mut sched = Scheduler::new(&specs(&cfg), now_ns(), rand::random());
-    let mut targets = Arc::new(Targets::new(&cfg, &agent_id));
+    let mut targets = Arc::new(Targets::new(&cfg, Arc::clone(&shared)));
     let mut first_done = vec![false; cfg.tests.len()];
     let (stop_tx, stop_rx) = watch::channel(None);
     let mut runs: JoinSet<(u64, usize, Vec<ResultRecord>)> = JoinSet::new();
@@ -235,7 +234,8 @@ pub async fn run(
                     cfg = *new;
                     generation += 1;
                     sched = Scheduler::new(&specs(&cfg), now_ns(), rand::random());
-                    targets = Arc::new(Targets::new(&cfg, &agent_id));
+                    targets = Arc::new(Targets::new(&cfg, Arc::clone(&shared)));
+                    shared.retain_tests(&cfg.tests.iter().map(|t| t.name.clone()).collect());
                     first_done = vec![false; cfg.tests.len()];
                     shared.set_name_and_tags(cfg.name.clone(), cfg.tags.clone());
                 }

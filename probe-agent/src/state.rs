@@ -5,7 +5,7 @@
 //! behind a mutex held only to push or copy, and every new record is also broadcast so that
 //! metrics follow without polling.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -63,7 +63,13 @@ pub struct AgentShared {
     recent: Mutex<VecDeque<ResultRecord>>,
     recent_cap: usize,
     records: broadcast::Sender<ResultRecord>,
+    peers: watch::Sender<Peers>,
 }
+
+/// The peers each test measures now, by test name (`ADDR:PORT` strings, as in
+/// [`ResultRecord::peer`]). A peer that left the mesh, or a test removed by a reload, is no
+/// longer here: exporters drop its series.
+pub type Peers = BTreeMap<String, BTreeSet<String>>;
 
 impl AgentShared {
     /// New shared state for `info`, keeping up to `recent` results in memory (at least one).
@@ -77,7 +83,38 @@ impl AgentShared {
             recent: Mutex::new(VecDeque::new()),
             recent_cap: recent.max(1),
             records,
+            peers: watch::Sender::new(Peers::new()),
         })
+    }
+
+    /// Sets the peers `test` measures now.
+    pub fn set_peers(&self, test: &str, peers: BTreeSet<String>) {
+        self.peers.send_if_modified(|all| {
+            if all.get(test) == Some(&peers) {
+                return false;
+            }
+            all.insert(test.to_owned(), peers);
+            true
+        });
+    }
+
+    /// Keeps only the tests named in `tests` (after a reload).
+    pub fn retain_tests(&self, tests: &BTreeSet<String>) {
+        self.peers.send_if_modified(|all| {
+            let before = all.len();
+            all.retain(|t, _| tests.contains(t));
+            all.len() != before
+        });
+    }
+
+    /// The peers of every test now.
+    pub fn peers(&self) -> Peers {
+        self.peers.borrow().clone()
+    }
+
+    /// Follows changes of the peers.
+    pub fn watch_peers(&self) -> watch::Receiver<Peers> {
+        self.peers.subscribe()
     }
 
     /// Who the agent is now.
@@ -211,5 +248,24 @@ mod tests {
         s.set_name_and_tags("edge-2".into(), vec![]);
         assert_eq!(s.info().name, "edge-2");
         assert_eq!(s.info().fingerprint, "ab".repeat(32));
+    }
+
+    #[test]
+    fn peers_follow_the_mesh_and_reloads() {
+        let s = AgentShared::new(info(), 1);
+        let mut rx = s.watch_peers();
+        let set = |v: &[&str]| v.iter().map(|p| (*p).to_owned()).collect::<BTreeSet<_>>();
+        s.set_peers("mesh", set(&["10.0.0.1:49153", "10.0.0.2:49153"]));
+        s.set_peers("other", set(&["10.0.0.3:49153"]));
+        assert!(rx.has_changed().expect("open"));
+        rx.mark_unchanged();
+        s.set_peers("mesh", set(&["10.0.0.1:49153", "10.0.0.2:49153"]));
+        assert!(!rx.has_changed().expect("open"), "no change, no wake-up");
+        s.set_peers("mesh", set(&["10.0.0.2:49153"]));
+        s.retain_tests(&set(&["mesh"]));
+        assert_eq!(
+            s.peers(),
+            Peers::from([("mesh".into(), set(&["10.0.0.2:49153"]))])
+        );
     }
 }

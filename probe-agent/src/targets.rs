@@ -15,6 +15,7 @@ use crate::config::{Config, Inet, TestConfig};
 use crate::mesh::PeerSet;
 use crate::record::ErrorClass;
 use crate::runner::{Failure, classify_dns};
+use crate::state::AgentShared;
 
 struct Cached {
     peers: PeerSet,
@@ -23,6 +24,7 @@ struct Cached {
 
 /// The peers of every test, with the resolution cache.
 pub struct Targets {
+    shared: std::sync::Arc<AgentShared>,
     resolver: Option<Resolver>,
     family: Family,
     agent_id: String,
@@ -56,7 +58,9 @@ pub fn dns_config(cfg: &Config) -> Result<DnsConfig, probe_core::DnsError> {
 impl Targets {
     /// Targets resolved as `cfg` says, for the agent `agent_id`. A resolver that cannot be
     /// made (no system configuration) only fails the tests that need names.
-    pub fn new(cfg: &Config, agent_id: &str) -> Targets {
+    /// The peers measured are published to `shared`.
+    pub fn new(cfg: &Config, shared: std::sync::Arc<AgentShared>) -> Targets {
+        let agent_id = shared.info().id;
         let resolver = match dns_config(cfg).and_then(|c| Resolver::new(&c)) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -65,13 +69,14 @@ impl Targets {
             }
         };
         Targets {
+            shared,
             resolver,
             family: match cfg.inet {
                 Inet::V4 => Family::V4,
                 Inet::V6 => Family::V6,
                 Inet::Any => Family::Any,
             },
-            agent_id: agent_id.to_owned(),
+            agent_id,
             max_peers: cfg.mesh.max_peers,
             resolve_interval: cfg.mesh.resolve_interval,
             cache: Mutex::new(HashMap::new()),
@@ -83,7 +88,10 @@ impl Targets {
         let spec = PeerSpec::parse(&test.target, test.port)
             .map_err(|e| Failure::new(ErrorClass::Other, e.to_string()))?;
         if let Ok(ip) = spec.host.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, spec.port)]);
+            let peer = SocketAddr::new(ip, spec.port);
+            self.shared
+                .set_peers(&test.name, [peer.to_string()].into_iter().collect());
+            return Ok(vec![peer]);
         }
         let fresh = {
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -96,10 +104,13 @@ impl Targets {
             Some(ips) => ips,
             None => self.resolve(test, &spec.host).await?,
         };
-        Ok(ips
+        let peers: Vec<SocketAddr> = ips
             .into_iter()
             .map(|ip| SocketAddr::new(ip, spec.port))
-            .collect())
+            .collect();
+        self.shared
+            .set_peers(&test.name, peers.iter().map(ToString::to_string).collect());
+        Ok(peers)
     }
 
     async fn resolve(&self, test: &TestConfig, host: &str) -> Result<Vec<IpAddr>, Failure> {
@@ -132,14 +143,6 @@ impl Targets {
             );
         }
         Ok(entry.peers.peers().collect())
-    }
-
-    /// Forgets every cached resolution (after a reload).
-    pub fn forget(&self) {
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
     }
 }
 
