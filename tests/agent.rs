@@ -441,3 +441,47 @@ fn sighup_with_a_bad_file_keeps_the_running_configuration() {
     });
     assert_eq!(agent.stop(), Some(0), "{}", agent.log());
 }
+
+#[test]
+fn sigterm_cuts_a_long_run_short_within_the_grace_and_exits_0() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = probe_lab::topology::direct().expect("direct topology");
+    let _peer = common::serve(&lab.b, 49153, &["--no-control"]);
+    let s = Scratch::new("term");
+    let config = s.0.join("agent.toml");
+    // One run takes 60 s: SIGTERM always finds it in flight.
+    write(
+        &config,
+        &format!(
+            "[[tests]]\nname = \"long\"\nkind = \"a2a\"\ntarget = \"{}\"\ninterval = \"500ms\"\ndeadline = \"2m\"\ncount = 6000\npacket_interval = \"10ms\"\n",
+            lab.b.ipv4()
+        ),
+    );
+    let mut agent = Agent::start(&lab.a, &s.0, "a", &config, "127.0.0.1");
+    std::thread::sleep(Duration::from_millis(1500));
+    let t0 = Instant::now();
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log());
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(8), "stopping took {took:?}");
+    let all = agent.records(Some("long"));
+    // The slots that came while the run went on are skipped, with the reason.
+    let (skipped, r): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|x| x["error_class"] == "skipped");
+    assert!(
+        !skipped.is_empty()
+            && skipped
+                .iter()
+                .all(|x| x["error"] == "the previous run is still going"),
+        "{all:#?}"
+    );
+    assert_eq!(r.len(), 1, "{all:#?}");
+    assert_eq!(r[0]["error_class"], "cut_short", "{all:#?}");
+    assert!(
+        r[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("agent stopped")),
+        "{all:#?}"
+    );
+}
