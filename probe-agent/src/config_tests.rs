@@ -95,7 +95,7 @@ colour = "blue"
 [[tests]]
 name = "t"
 kind = "a2z"
-target = "h"
+target = "h:0"
 intervall = "10s"
 count = -3
 [mesh]
@@ -116,12 +116,13 @@ max_peers = "many"
         format!("{file}:8: tests[0].count: expected a whole number"),
         "`interval` is missing".to_owned(),
         format!("{file}:10: mesh.max_peers: expected a whole number"),
+        format!("{file}:6: tests[0].target: `h:0` is not HOST[:PORT]"),
         "PROBE_INET (environment): `5` is not a family".to_owned(),
         "PROBE_HTTP (environment): `nowhere` is not ADDRESS:PORT".to_owned(),
     ] {
         assert!(text.contains(&want), "missing {want:?} in\n{text}");
     }
-    assert_eq!(p.0.len(), 8, "{text}");
+    assert_eq!(p.0.len(), 9, "{text}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
     };
     let name = t.string("name", problems).map(|v| v.0);
     let kind = t.string("kind", problems);
-    let target = t.string("target", problems).map(|v| v.0);
+    let target = t.string("target", problems);
     let interval = t.duration("interval", problems);
     if !t.has("name") {
         missing(problems, "name", "every test needs a unique name");
@@ -73,13 +73,23 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
     let interval = interval.unwrap_or(Duration::from_secs(60));
     let deadline = t.duration("deadline", problems).unwrap_or(interval);
     let jitter = t.duration("jitter", problems).unwrap_or(interval / 10);
-    if interval.is_zero() || count == 0 || deadline.is_zero() {
+    if interval.is_zero() || count == 0 || deadline.is_zero() || packet_interval.is_zero() {
         problems.push(
             t.here(t.first_span()),
-            "interval, count and deadline must be above zero",
+            "interval, count, deadline and packet_interval must be above zero",
             "give positive values",
         );
     }
+    if let Some((spec, at)) = &target
+        && let Err(e) = probe_core::a2a::runtime::PeerSpec::parse(spec, port)
+    {
+        problems.push(
+            at.clone(),
+            e.to_string(),
+            "give an address, HOST:PORT or a DNS name",
+        );
+    }
+    let target = target.map(|v| v.0);
     if problems.0.len() > before {
         return None;
     }
