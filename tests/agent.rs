@@ -485,3 +485,54 @@ fn sigterm_cuts_a_long_run_short_within_the_grace_and_exits_0() {
         "{all:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_tests_record_phases_and_classify_refusals() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = probe_lab::topology::direct().expect("direct topology");
+    let b_ip = lab.b.ipv4();
+    let listener = lab.b.run_in(move || {
+        let l = std::net::TcpListener::bind((b_ip, 8080)).expect("bind http");
+        l.set_nonblocking(true).expect("nonblocking");
+        l
+    });
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio tcp");
+    let server = tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = c.read(&mut buf).await;
+                let _ = c
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    let s = Scratch::new("http");
+    let config = s.0.join("agent.toml");
+    write(
+        &config,
+        &format!(
+            "[[tests]]\nname = \"web\"\nkind = \"http\"\ntarget = \"http://{b_ip}:8080/\"\ninterval = \"1s\"\ncount = 3\npacket_interval = \"50ms\"\n\n[[tests]]\nname = \"closed\"\nkind = \"http\"\ntarget = \"http://{b_ip}:8081/\"\ninterval = \"1s\"\ncount = 1\n"
+        ),
+    );
+    let mut agent = Agent::start(&lab.a, &s.0, "a", &config, "127.0.0.1");
+    let r = tokio::task::block_in_place(|| {
+        wait_for(&agent, 10, "http results", |r| {
+            r.iter().any(|x| x["test"] == "web") && r.iter().any(|x| x["test"] == "closed")
+        })
+    });
+    let web = r.iter().find(|x| x["test"] == "web").expect("web");
+    assert_eq!(web["ok"], true, "{web}");
+    assert_eq!(web["report"]["succeeded"], 3, "{web}");
+    assert_eq!(web["report"]["requests"][0]["status"], 200, "{web}");
+    let closed = r.iter().find(|x| x["test"] == "closed").expect("closed");
+    assert_eq!(closed["error_class"], "refused", "{closed}");
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log());
+    server.abort();
+}

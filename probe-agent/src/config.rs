@@ -92,6 +92,8 @@ pub enum Kind {
     A2a,
     /// Path test (traceroute).
     Trace,
+    /// HTTP(S) requests to a URL, each phase timed.
+    Http,
 }
 
 impl Kind {
@@ -100,6 +102,7 @@ impl Kind {
         match self {
             Kind::A2a => "a2a",
             Kind::Trace => "trace",
+            Kind::Http => "http",
         }
     }
 }
@@ -140,9 +143,9 @@ pub struct TestConfig {
     /// Time between runs.
     #[serde(with = "humantime_serde_str")]
     pub interval: Duration,
-    /// Packets per run (a2a), probes per hop (trace).
+    /// Packets per run (a2a), rounds (trace), requests (http).
     pub count: u32,
-    /// Time between packets of a run (a2a).
+    /// Time between packets (a2a) or requests (http) of a run.
     #[serde(with = "humantime_serde_str")]
     pub packet_interval: Duration,
     /// A run still going after this is cut short.

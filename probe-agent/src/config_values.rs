@@ -35,18 +35,19 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
         Some((k, at)) => match k.as_str() {
             "a2a" => Some(Kind::A2a),
             "trace" => Some(Kind::Trace),
+            "http" => Some(Kind::Http),
             other => {
                 problems.push(
                     at,
                     format!("the agent cannot run kind `{other}`"),
-                    "use a2a or trace",
+                    "use a2a, trace or http",
                 );
                 None
             }
         },
         None => {
             if !t.has("kind") {
-                missing(problems, "kind", "a2a or trace");
+                missing(problems, "kind", "a2a, trace or http");
             }
             None
         }
@@ -80,14 +81,16 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
             "give positive values",
         );
     }
-    if let Some((spec, at)) = &target
-        && let Err(e) = probe_core::a2a::runtime::PeerSpec::parse(spec, port)
-    {
-        problems.push(
-            at.clone(),
-            e.to_string(),
-            "give an address, HOST:PORT or a DNS name",
-        );
+    if let Some((spec, at)) = &target {
+        if kind == Some(Kind::Http) {
+            check_url(spec, at.clone(), problems);
+        } else if let Err(e) = probe_core::a2a::runtime::PeerSpec::parse(spec, port) {
+            problems.push(
+                at.clone(),
+                e.to_string(),
+                "give an address, HOST:PORT or a DNS name",
+            );
+        }
     }
     let target = target.map(|v| v.0);
     if problems.0.len() > before {

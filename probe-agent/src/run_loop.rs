@@ -74,6 +74,13 @@ fn record(
     }
 }
 
+fn cut_short(why: String) -> Outcome {
+    Outcome {
+        report: serde_json::Value::Null,
+        failure: Some(Failure::new(ErrorClass::CutShort, why)),
+    }
+}
+
 /// Completes when the stop signal has been given and its grace period is over.
 async fn grace_over(mut stop: watch::Receiver<Option<tokio::time::Instant>>) {
     let Ok(at) = stop.wait_for(Option::is_some).await.map(|v| *v) else {
@@ -96,6 +103,18 @@ async fn one_run(
 ) -> Vec<ResultRecord> {
     let start = unix_ns();
     let t0 = Instant::now();
+    if test.kind == crate::config::Kind::Http {
+        let ctx = targets.http_context().clone();
+        let outcome = tokio::select! {
+            o = runner::run(&test, std::net::SocketAddr::from(([0, 0, 0, 0], 0)), &ctx) => o,
+            () = tokio::time::sleep_until(deadline) => cut_short(format!(
+                "the run passed its deadline of {}",
+                humantime::format_duration(test.deadline)
+            )),
+            () = grace_over(stop) => cut_short("the agent stopped before the run finished".into()),
+        };
+        return vec![record(&agent, &test, None, start, t0.elapsed(), outcome)];
+    }
     let peers = match targets.peers(&test).await {
         Ok(p) => p,
         Err(f) => {
@@ -118,20 +137,17 @@ async fn one_run(
     let mut set = JoinSet::new();
     for peer in peers {
         let (agent, test, stop) = (agent.clone(), test.clone(), stop.clone());
+        let ctx = targets.http_context().clone();
         set.spawn(async move {
             let start = unix_ns();
             let t0 = Instant::now();
-            let cut = |why: String| Outcome {
-                report: serde_json::Value::Null,
-                failure: Some(Failure::new(ErrorClass::CutShort, why)),
-            };
             let outcome = tokio::select! {
-                o = runner::run(&test, peer) => o,
-                () = tokio::time::sleep_until(deadline) => cut(format!(
+                o = runner::run(&test, peer, &ctx) => o,
+                () = tokio::time::sleep_until(deadline) => cut_short(format!(
                     "the run passed its deadline of {}",
                     humantime::format_duration(test.deadline)
                 )),
-                () = grace_over(stop) => cut("the agent stopped before the run finished".into()),
+                () = grace_over(stop) => cut_short("the agent stopped before the run finished".into()),
             };
             record(
                 &agent,

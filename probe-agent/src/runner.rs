@@ -41,11 +41,69 @@ pub struct Outcome {
     pub failure: Option<Failure>,
 }
 
-/// Runs `test` against `peer` (the port is the responder's, for a2a).
-pub async fn run(test: &TestConfig, peer: SocketAddr) -> Outcome {
+/// Runs `test` against `peer` (the port is the responder's, for a2a); an http test goes to
+/// its URL and ignores `peer`.
+pub async fn run(test: &TestConfig, peer: SocketAddr, ctx: &HttpContext) -> Outcome {
     match test.kind {
         Kind::A2a => run_a2a(test, peer).await,
         Kind::Trace => run_trace(test, peer.ip()).await,
+        Kind::Http => run_http(test, ctx).await,
+    }
+}
+
+/// What an http test takes from the agent's configuration.
+#[derive(Clone, Debug, Default)]
+pub struct HttpContext {
+    /// The resolver (`PROBE_DNS`).
+    pub dns: probe_core::DnsConfig,
+    /// The family names resolve to (`PROBE_INET`).
+    pub family: probe_core::dns::Family,
+    /// `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`.
+    pub proxy: probe_core::http::ProxyConfig,
+}
+
+async fn run_http(test: &TestConfig, ctx: &HttpContext) -> Outcome {
+    let mut opts = probe_core::http::HttpOptions::new(test.target.clone());
+    opts.count = test.count;
+    opts.interval = test.packet_interval;
+    opts.timeout = test.deadline;
+    opts.dns = ctx.dns.clone();
+    opts.family = ctx.family;
+    opts.proxy = ctx.proxy.clone();
+    match probe_core::http::run_http(&opts).await {
+        Ok(r) => {
+            let failure = r.requests.iter().find_map(|q| q.error.as_ref()).map(|f| {
+                Failure::new(
+                    classify_http(f.class),
+                    format!(
+                        "{} of {} requests failed; first: {}",
+                        r.count - r.succeeded,
+                        r.count,
+                        f.message
+                    ),
+                )
+            });
+            Outcome {
+                report: serde_json::to_value(&r).unwrap_or_default(),
+                failure,
+            }
+        }
+        Err(e) => failed(Failure::new(ErrorClass::Other, e.to_string())),
+    }
+}
+
+/// The agent's class of an HTTP request failure.
+pub fn classify_http(c: probe_core::http::FailureClass) -> ErrorClass {
+    use probe_core::http::FailureClass as F;
+    match c {
+        F::Refused => ErrorClass::Refused,
+        F::Timeout => ErrorClass::Timeout,
+        F::NameNotFound => ErrorClass::NameNotFound,
+        F::Tls => ErrorClass::Tls,
+        F::Proxy => ErrorClass::Proxy,
+        F::HttpStatus | F::HttpBody => ErrorClass::HttpStatus,
+        F::Network => ErrorClass::Unreachable,
+        F::Protocol => ErrorClass::Other,
     }
 }
 

@@ -14,7 +14,7 @@ use probe_core::{DnsConfig, Resolver};
 use crate::config::{Config, Inet, TestConfig};
 use crate::mesh::PeerSet;
 use crate::record::ErrorClass;
-use crate::runner::{Failure, classify_dns};
+use crate::runner::{Failure, HttpContext, classify_dns};
 use crate::state::AgentShared;
 
 struct Cached {
@@ -25,6 +25,7 @@ struct Cached {
 /// The peers of every test, with the resolution cache.
 pub struct Targets {
     shared: std::sync::Arc<AgentShared>,
+    http: HttpContext,
     resolver: Option<Resolver>,
     family: Family,
     agent_id: String,
@@ -61,21 +62,28 @@ impl Targets {
     /// The peers measured are published to `shared`.
     pub fn new(cfg: &Config, shared: std::sync::Arc<AgentShared>) -> Targets {
         let agent_id = shared.info().id;
-        let resolver = match dns_config(cfg).and_then(|c| Resolver::new(&c)) {
+        let dns = dns_config(cfg).unwrap_or_default();
+        let resolver = match Resolver::new(&dns) {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!("no DNS resolver ({e}); tests toward names will fail");
                 None
             }
         };
+        let family = match cfg.inet {
+            Inet::V4 => Family::V4,
+            Inet::V6 => Family::V6,
+            Inet::Any => Family::Any,
+        };
         Targets {
             shared,
-            resolver,
-            family: match cfg.inet {
-                Inet::V4 => Family::V4,
-                Inet::V6 => Family::V6,
-                Inet::Any => Family::Any,
+            http: HttpContext {
+                dns,
+                family,
+                proxy: cfg.proxy.clone(),
             },
+            resolver,
+            family,
             agent_id,
             max_peers: cfg.mesh.max_peers,
             resolve_interval: cfg.mesh.resolve_interval,
@@ -83,7 +91,12 @@ impl Targets {
         }
     }
 
-    /// The peers `test` measures now.
+    /// What http tests need of the configuration.
+    pub fn http_context(&self) -> &HttpContext {
+        &self.http
+    }
+
+    /// The peers `test` measures now (not for http: the URL names its server).
     pub async fn peers(&self, test: &TestConfig) -> Result<Vec<SocketAddr>, Failure> {
         let spec = PeerSpec::parse(&test.target, test.port)
             .map_err(|e| Failure::new(ErrorClass::Other, e.to_string()))?;
