@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::capture::{Capture, Captured};
-use common::{json_ok, num, probe, serve, text};
+use common::{a2a_json, num, serve, text};
 use pcap_file::DataLink;
 use pnet_packet::Packet;
 use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
@@ -157,19 +157,11 @@ fn one_way_medians_match_captures_on_both_sides_of_the_hop() {
     let at_sender = Capture::start(&lab.a, "eth0", &filter);
     let at_reflector = Capture::start(&lab.b, "eth0", &filter);
     let count = COUNT.to_string();
-    let v = json_ok(&mut probe(
+    let v = a2a_json(
         &lab.a,
-        &[
-            "a2a",
-            "--peer",
-            &lab.b.ipv4().to_string(),
-            "-c",
-            &count,
-            "-i",
-            "1ms",
-            "--json",
-        ],
-    ));
+        &lab.b.ipv4().to_string(),
+        &["-c", &count, "-i", "1ms"],
+    );
     let [a, b] = Capture::stop_all([at_sender, at_reflector]);
     for cap in [&a, &b] {
         assert_eq!(cap.dropped_by_kernel, Some(0), "tcpdump on {}", cap.label);
