@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{a2a_json, count_ef_from, ef_packets, num, output, probe, serve, text};
+use common::{a2a_json, direct_reflector_counting_ef, ef_packets, num, output, probe, serve, text};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::topology;
 
@@ -234,10 +234,8 @@ fn source_interface_and_dscp_apply_to_test_packets() {
     if !probe_lab::require_root() {
         return;
     }
-    let lab = topology::direct().expect("direct topology");
+    let (lab, _srv) = direct_reflector_counting_ef();
     let src = lab.a.ipv4().to_string();
-    count_ef_from(&lab.b, &src);
-    let _srv = serve(&lab.b, PORT, &[]);
     let v = a2a_json(
         &lab.a,
         &lab.b.ipv4().to_string(),

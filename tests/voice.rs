@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{a2a_json, count_ef_from, ef_packets, num, output, serve, text};
+use common::{a2a_json, direct_reflector_counting_ef, ef_packets, num, output, serve, text};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::topology;
 use serde_json::Value;
@@ -189,10 +189,7 @@ fn g729_profile_marks_ef_and_rates_the_codec() {
     if !probe_lab::require_root() {
         return;
     }
-    let lab = topology::direct().expect("direct topology");
-    let src = lab.a.ipv4().to_string();
-    count_ef_from(&lab.b, &src);
-    let _srv = serve(&lab.b, PORT, &[]);
+    let (lab, _srv) = direct_reflector_counting_ef();
     let v = a2a_json(
         &lab.a,
         &lab.b.ipv4().to_string(),

@@ -114,6 +114,15 @@ pub fn count_ef_from(host: &Host, src: &str) {
     .expect("nft");
 }
 
+/// A direct topology whose host b runs `probe serve` on 49153 and counts the STAMP packets
+/// from a marked EF (read the count with [`ef_packets`]).
+pub fn direct_reflector_counting_ef() -> (probe_lab::topology::Direct, Served) {
+    let lab = probe_lab::topology::direct().expect("direct topology");
+    count_ef_from(&lab.b, &lab.a.ipv4().to_string());
+    let srv = serve(&lab.b, 49153, &[]);
+    (lab, srv)
+}
+
 /// The packets [`count_ef_from`] counted so far.
 pub fn ef_packets(host: &Host) -> u64 {
     host.nft_counter("inet", "t", "ef")

@@ -14,12 +14,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pnet_packet::Packet;
-use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
 use pnet_packet::ip::IpNextHeaderProtocols;
-use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::tcp::{TcpFlags, TcpPacket};
 
-use super::common::capture::{Capture, Captured};
+use super::common::capture::{Capture, Captured, Frame};
 use super::{BLOB_SIZE, Command, HTTPS, NetnsResolvConf, bed, num, parse, run, run_ok, text};
 
 /// Interleaved rounds of one curl and one probe run each.
@@ -44,15 +42,8 @@ struct Segment {
     len: usize,
 }
 
-fn segment(time: Duration, frame: &[u8]) -> Option<Segment> {
-    let eth = EthernetPacket::new(frame)?;
-    if eth.get_ethertype() != EtherTypes::Ipv4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new(eth.payload())?;
-    if ip.get_next_level_protocol() != IpNextHeaderProtocols::Tcp {
-        return None;
-    }
+fn segment(frame: &Frame) -> Option<Segment> {
+    let ip = frame.ipv4(IpNextHeaderProtocols::Tcp)?;
     let tcp = TcpPacket::new(ip.payload())?;
     // From the lengths in the headers: a short frame carries Ethernet padding.
     let len = usize::from(ip.get_total_length())
@@ -65,7 +56,7 @@ fn segment(time: Duration, frame: &[u8]) -> Option<Segment> {
         tcp.get_destination()
     };
     Some(Segment {
-        time,
+        time: frame.time,
         client_port,
         from_client,
         flags: tcp.get_flags(),
@@ -90,7 +81,7 @@ struct WireConn {
 fn connections(cap: &Captured) -> Vec<WireConn> {
     let mut by_port: BTreeMap<u16, Vec<Segment>> = BTreeMap::new();
     for f in &cap.frames {
-        if let Some(s) = segment(f.time, &f.data) {
+        if let Some(s) = segment(f) {
             by_port.entry(s.client_port).or_default().push(s);
         }
     }
@@ -111,8 +102,8 @@ fn connections(cap: &Captured) -> Vec<WireConn> {
                 .find(|s| s.from_client && s.len > 0 && s.time > flight.time)?;
             Some(WireConn {
                 syn: syn.time,
-                connect_ms: ms(syn_ack.time - syn.time),
-                tls_ms: ms(finished.time - syn_ack.time),
+                connect_ms: ms(syn_ack.time.saturating_sub(syn.time)),
+                tls_ms: ms(finished.time.saturating_sub(syn_ack.time)),
                 blob: segs.iter().any(|s| !s.from_client && s.len >= 1000),
             })
         })
@@ -176,7 +167,7 @@ async fn phases_match_curl_on_the_same_request() {
             "curl: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let c = curl_phases(&String::from_utf8_lossy(&out.stdout));
+        let curl_w = curl_phases(&String::from_utf8_lossy(&out.stdout));
 
         let mut ours_cmd = bed.lab.a.command("nice");
         ours_cmd
@@ -184,28 +175,28 @@ async fn phases_match_curl_on_the_same_request() {
             .arg(probe_suite::probe_bin())
             .args(["http", "--json", "-c", "2", "-i", "0s", "-k", &url]);
         let out = run(ours_cmd).await;
-        let (code, v) = (out.status.code(), parse(&out));
-        assert_eq!(code, Some(0), "{v}");
-        let r = &v["requests"][1];
-        assert_eq!(r["status"], 200);
-        assert_eq!(r["size_bytes"], BLOB_SIZE);
-        assert_eq!(r["http_version"], "HTTP/1.1");
-        assert_eq!(text(r, "tls.version"), "TLSv1.3");
-        let days = num(r, "tls.cert_expires_in_days");
-        assert!((29.0..=30.0).contains(&days), "{r}");
-        let p = |k: &str| num(&r["phases"], k);
-        let o = [
-            p("resolve_ms"),
-            p("connect_ms"),
-            p("tls_ms"),
-            p("ttfb_ms"),
-            p("transfer_ms"),
-            p("total_ms"),
+        let (code, report) = (out.status.code(), parse(&out));
+        assert_eq!(code, Some(0), "{report}");
+        let req = &report["requests"][1];
+        assert_eq!(req["status"], 200);
+        assert_eq!(req["size_bytes"], BLOB_SIZE);
+        assert_eq!(req["http_version"], "HTTP/1.1");
+        assert_eq!(text(req, "tls.version"), "TLSv1.3");
+        let days = num(req, "tls.cert_expires_in_days");
+        assert!((29.0..=30.0).contains(&days), "{req}");
+        let phase = |k: &str| num(&req["phases"], k);
+        let probe_now = [
+            phase("resolve_ms"),
+            phase("connect_ms"),
+            phase("tls_ms"),
+            phase("ttfb_ms"),
+            phase("transfer_ms"),
+            phase("total_ms"),
         ];
-        eprintln!("probe {o:.3?}\ncurl  {c:.3?}");
+        eprintln!("probe {probe_now:.3?}\ncurl  {curl_w:.3?}");
         for i in 0..6 {
-            ours[i].push(o[i]);
-            theirs[i].push(c[i]);
+            ours[i].push(probe_now[i]);
+            theirs[i].push(curl_w[i]);
         }
     }
     let captured = capture.stop();
