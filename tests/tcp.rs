@@ -125,9 +125,13 @@ fn throughput_each_direction_matches_its_rate_limit() {
     assert_near_rate("from", num(&v, "from.bits_per_second"), 10e6);
     assert!(num(&v, "from.rtt_ms") > 0.0, "the server's TCP_INFO: {v}");
 
+    // Both at once: each direction's ACKs wait in the queue behind the other direction's
+    // data (up to 100 packets: 60 ms at 20 Mbit/s, 120 ms at 10 Mbit/s), which slows each
+    // sender's ramp-up, so only the ceiling is tight; each stays below its own link.
     let v = throughput(&lab.a, &peer, &["--direction", "both", "-d", "2s"]);
-    assert_near_rate("both: to", num(&v, "to.bits_per_second"), 20e6);
-    assert_near_rate("both: from", num(&v, "from.bits_per_second"), 10e6);
+    let (to, from) = (num(&v, "to.bits_per_second"), num(&v, "from.bits_per_second"));
+    assert!(to > 0.5 * 20e6 && to < 20e6, "both: to {to} bit/s through 20 Mbit/s");
+    assert!(from > 0.5 * 10e6 && from < 10e6, "both: from {from} bit/s through 10 Mbit/s");
 
     let v = throughput(
         &lab.a,
