@@ -22,7 +22,15 @@ fn serve_tcp(host: &probe_lab::Host) -> probe_lab::Background {
 
 /// `probe a2a --proto tcp --throughput --json ARGS` from `host` to `peer`.
 fn throughput(host: &probe_lab::Host, peer: &str, args: &[&str]) -> Value {
-    let mut all = vec!["a2a", "--proto", "tcp", "--throughput", "--peer", peer, "--json"];
+    let mut all = vec![
+        "a2a",
+        "--proto",
+        "tcp",
+        "--throughput",
+        "--peer",
+        peer,
+        "--json",
+    ];
     all.extend_from_slice(args);
     json_ok(&mut probe(host, &all))
 }
@@ -51,7 +59,10 @@ fn connect_latency_follows_the_configured_rtt() {
     // SYN out, SYN-ACK back: one round trip of 10 + 5 ms through the impairment hop.
     for stat in ["min", "p50"] {
         let got = num(&v, &format!("handshake_ms.{stat}"));
-        assert!((15.0..16.0).contains(&got), "handshake {stat} {got} ms: {v}");
+        assert!(
+            (15.0..16.0).contains(&got),
+            "handshake {stat} {got} ms: {v}"
+        );
     }
     let kernel = num(&v, "tcp_info_rtt_ms.p50");
     assert!((15.0..16.5).contains(&kernel), "TCP_INFO rtt {kernel} ms");
@@ -84,7 +95,10 @@ fn connect_without_listener_is_refused() {
     assert_eq!(num(&v, "connected"), 0.0);
     assert!(v["handshake_ms"].is_null());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no connect") && err.contains("refused"), "{err}");
+    assert!(
+        err.contains("no connect") && err.contains("refused"),
+        "{err}"
+    );
 }
 
 /// Goodput bounds for a link of `bps`: TCP/IP headers take 52 of every 1500 bytes, slow
@@ -129,9 +143,18 @@ fn throughput_each_direction_matches_its_rate_limit() {
     // data (up to 100 packets: 60 ms at 20 Mbit/s, 120 ms at 10 Mbit/s), which slows each
     // sender's ramp-up, so only the ceiling is tight; each stays below its own link.
     let v = throughput(&lab.a, &peer, &["--direction", "both", "-d", "2s"]);
-    let (to, from) = (num(&v, "to.bits_per_second"), num(&v, "from.bits_per_second"));
-    assert!(to > 0.5 * 20e6 && to < 20e6, "both: to {to} bit/s through 20 Mbit/s");
-    assert!(from > 0.5 * 10e6 && from < 10e6, "both: from {from} bit/s through 10 Mbit/s");
+    let (to, from) = (
+        num(&v, "to.bits_per_second"),
+        num(&v, "from.bits_per_second"),
+    );
+    assert!(
+        to > 0.5 * 20e6 && to < 20e6,
+        "both: to {to} bit/s through 20 Mbit/s"
+    );
+    assert!(
+        from > 0.5 * 10e6 && from < 10e6,
+        "both: from {from} bit/s through 10 Mbit/s"
+    );
 
     let v = throughput(
         &lab.a,
@@ -160,7 +183,10 @@ fn throughput_from_behind_nat_with_nothing_published() {
     );
     for dir in ["to", "from"] {
         assert!(num(&v, &format!("{dir}.bytes")) > 1e6, "{dir}: {v}");
-        assert!(num(&v, &format!("{dir}.bits_per_second")) > 1e7, "{dir}: {v}");
+        assert!(
+            num(&v, &format!("{dir}.bits_per_second")) > 1e7,
+            "{dir}: {v}"
+        );
     }
     // --mss caps the segments both ways (the sender's MSS is at most what was asked).
     for dir in ["to", "from"] {
@@ -178,7 +204,15 @@ fn a_second_throughput_test_is_told_busy_with_the_wait() {
     let _srv = serve_tcp(&lab.b);
     let peer = lab.b.ipv4().to_string();
     let args = [
-        "a2a", "--proto", "tcp", "--throughput", "--peer", &peer, "-d", "3s", "--json",
+        "a2a",
+        "--proto",
+        "tcp",
+        "--throughput",
+        "--peer",
+        &peer,
+        "-d",
+        "3s",
+        "--json",
     ];
     let mut cmd = probe(&lab.a, &args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -201,7 +235,15 @@ fn a_second_throughput_test_is_told_busy_with_the_wait() {
     let v = json_ok(&mut probe(
         &lab.a,
         &[
-            "a2a", "--proto", "tcp", "--throughput", "--peer", &peer, "-d", "1s", "--json",
+            "a2a",
+            "--proto",
+            "tcp",
+            "--throughput",
+            "--peer",
+            &peer,
+            "-d",
+            "1s",
+            "--json",
         ],
     ));
     assert!(num(&v, "to.bytes") > 0.0);
@@ -218,8 +260,8 @@ fn loss_on_the_path_shows_as_retransmits() {
         seed: Some(8),
         ..ImpairConfig::default()
     };
-    let lab = topology::impaired(lossy, ImpairConfig::delay(Duration::from_millis(2)))
-        .expect("impaired");
+    let lab =
+        topology::impaired(lossy, ImpairConfig::delay(Duration::from_millis(2))).expect("impaired");
     let _srv = serve_tcp(&lab.b);
     let v = throughput(
         &lab.a,
@@ -229,7 +271,84 @@ fn loss_on_the_path_shows_as_retransmits() {
     let dropped = lab.forward_report().stats.dropped_random;
     assert!(dropped > 0, "the hop dropped nothing");
     let retrans = num(&v, "to.retransmits");
-    assert!(retrans > 0.0, "{dropped} dropped, {retrans} retransmits: {v}");
+    assert!(
+        retrans > 0.0,
+        "{dropped} dropped, {retrans} retransmits: {v}"
+    );
     let rtt = num(&v, "to.rtt_ms");
     assert!(rtt >= 4.0, "rtt {rtt} ms over a 2 + 2 ms path");
+}
+
+#[test]
+fn server_answers_junk_and_a_wrong_version_and_keeps_serving() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let srv = {
+        let mut cmd = probe(&lab.b, &["serve", "--no-control", "--json"]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        lab.b.spawn(&mut cmd).expect("serve")
+    };
+    wait_tcp_listening(&lab.b, PORT);
+    let target = std::net::SocketAddr::new(lab.b.ipv4().into(), PORT);
+    let replies = lab.a.run_in(move || {
+        use std::io::{Read, Write};
+        let mut out = Vec::new();
+        // HTTP instead of a request; then a request of version 9.
+        let mut bad_version = [0u8; 48];
+        bad_version[..5].copy_from_slice(b"PRTQ\x09");
+        for msg in [
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\r\n\r\n\r\n\r\n".as_slice(),
+            &bad_version,
+        ] {
+            let mut s = std::net::TcpStream::connect(target).expect("connect");
+            s.write_all(msg).expect("send");
+            let mut reply = Vec::new();
+            s.read_to_end(&mut reply).expect("reply");
+            out.push(reply);
+        }
+        out
+    });
+    // Status 6 (malformed), then status 5 (unsupported version) from a version-1 server.
+    assert_eq!(&replies[0][..6], b"PRTA\x01\x06", "{replies:?}");
+    assert_eq!(&replies[1][..6], b"PRTA\x01\x05", "{replies:?}");
+    let v = json_ok(&mut probe(
+        &lab.a,
+        &[
+            "a2a",
+            "--proto",
+            "tcp",
+            "--peer",
+            &lab.b.ipv4().to_string(),
+            "-c",
+            "5",
+            "-i",
+            "10ms",
+            "--json",
+        ],
+    ));
+    assert_eq!(num(&v, "connected"), 5.0, "{v}");
+    // The connect probes are closed by the client right away: give the server a moment to
+    // see them end before it prints its counters.
+    std::thread::sleep(Duration::from_millis(300));
+    let out = srv.terminate(Duration::from_secs(3)).expect("stop serve");
+    let c: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(num(&c, "tcp.malformed"), 2.0, "{c}");
+    assert_eq!(num(&c, "tcp.connect_probes"), 5.0, "{c}");
+    assert_eq!(num(&c, "tcp.connections"), 7.0, "{c}");
+}
+
+#[test]
+fn tcp_settings_without_proto_tcp_are_a_clear_error() {
+    let out = output(std::process::Command::new(probe_suite::probe_bin()).args([
+        "a2a",
+        "--throughput",
+        "--peer",
+        "127.0.0.1",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("add --proto tcp"), "{err}");
 }

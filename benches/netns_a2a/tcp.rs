@@ -76,13 +76,27 @@ fn row(name: &'static str, client: &Host, server: &Host) -> TcpRow {
     let (mut p_to, mut i_to, mut r_to) = (Vec::new(), Vec::new(), Vec::new());
     let (mut p_from, mut i_from, mut r_from) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
-        let (p, i) = (probe_bps(client, &addr, "to"), iperf3_bps(client, server, &addr, false));
-        eprintln!("{name} to: probe {:.2} Gbit/s, iperf3 {:.2} Gbit/s", p / 1e9, i / 1e9);
+        let (p, i) = (
+            probe_bps(client, &addr, "to"),
+            iperf3_bps(client, server, &addr, false),
+        );
+        eprintln!(
+            "{name} to: probe {:.2} Gbit/s, iperf3 {:.2} Gbit/s",
+            p / 1e9,
+            i / 1e9
+        );
         p_to.push(p);
         i_to.push(i);
         r_to.push(p / i);
-        let (p, i) = (probe_bps(client, &addr, "from"), iperf3_bps(client, server, &addr, true));
-        eprintln!("{name} from: probe {:.2} Gbit/s, iperf3 -R {:.2} Gbit/s", p / 1e9, i / 1e9);
+        let (p, i) = (
+            probe_bps(client, &addr, "from"),
+            iperf3_bps(client, server, &addr, true),
+        );
+        eprintln!(
+            "{name} from: probe {:.2} Gbit/s, iperf3 -R {:.2} Gbit/s",
+            p / 1e9,
+            i / 1e9
+        );
         p_from.push(p);
         i_from.push(i);
         r_from.push(p / i);

@@ -139,17 +139,30 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+/// Checks magic and version as soon as their bytes are there (so a stranger is told at once),
+/// then the length.
 fn check(b: &[u8], want: usize, magic: [u8; 4]) -> Result<(), CodecError> {
+    if b.iter().zip(magic).any(|(x, m)| *x != m) {
+        return Err(CodecError::BadMagic);
+    }
+    if let Some(&v) = b.get(4)
+        && v != VERSION
+    {
+        return Err(CodecError::Version { got: v });
+    }
     if b.len() < want {
         return Err(CodecError::Truncated { got: b.len(), want });
     }
-    if b[..4] != magic {
-        return Err(CodecError::BadMagic);
-    }
-    if b[4] != VERSION {
-        return Err(CodecError::Version { got: b[4] });
-    }
     Ok(())
+}
+
+/// Whether the first bytes of a request already show it cannot be one (wrong magic or
+/// version): the server answers without waiting for the rest.
+pub fn hopeless(b: &[u8]) -> bool {
+    matches!(
+        check(b, 0, REQUEST_MAGIC),
+        Err(CodecError::BadMagic | CodecError::Version { .. })
+    )
 }
 
 impl Request {
@@ -337,6 +350,9 @@ mod tests {
                 .to_string()
                 .contains("version 9, this probe speaks version 1")
         );
+        assert_eq!(Request::parse(b"GET / HTTP/1.1"), Err(CodecError::BadMagic));
+        assert!(hopeless(b"GE") && hopeless(b"PRTQ\x02") && !hopeless(b"PRTQ\x01\x01"));
+        assert!(!hopeless(b"PR"));
         let mut c = b;
         c[5] = 7;
         assert_eq!(

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use super::stream::{BUF_LEN, read_tcp_info, receive, send_until};
 use crate::io::{IoError, SocketOptions, tcp_listener};
+use crate::tcp::request;
 use crate::tcp::{
     Admission, ByteCounter, CodecError, GRACE, Mode, REQUEST_LEN, Refusal, Reply, Request,
     ServerResults, StreamEnd,
@@ -197,6 +198,9 @@ async fn read_request(stream: &mut TcpStream) -> Option<Result<Request, CodecErr
             Ok(Ok(0)) | Err(_) if got == 0 => return None,
             Ok(Ok(n)) if n > 0 => got += n,
             _ => break,
+        }
+        if request::hopeless(&buf[..got]) {
+            break;
         }
     }
     Some(Request::parse(&buf[..got]))
