@@ -348,7 +348,7 @@ fn tcp_settings_without_proto_tcp_are_a_clear_error() {
         "--peer",
         "127.0.0.1",
     ]));
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("add --proto tcp"), "{err}");
 }
