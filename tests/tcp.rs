@@ -1,5 +1,6 @@
 //! `probe a2a --proto tcp` / `probe serve` on 49153/tcp in the testbed: connect latency and
 //! throughput against the configured truth.
+#![allow(clippy::float_cmp)] // Counts are compared exactly on purpose.
 
 mod common;
 
@@ -231,7 +232,8 @@ fn a_second_throughput_test_is_told_busy_with_the_wait() {
     assert!(first.status.success(), "{first:?}");
     let v: Value = serde_json::from_slice(&first.stdout).expect("json");
     assert!(num(&v, "to.bytes") > 0.0 && num(&v, "from.bytes") > 0.0);
-    // Once it ended, the next is admitted at once.
+    // Once it ended, the next is admitted at once (over IPv6: the server is dual-stack).
+    let peer6 = format!("[{}]:{PORT}", lab.b.ipv6());
     let v = json_ok(&mut probe(
         &lab.a,
         &[
@@ -240,13 +242,17 @@ fn a_second_throughput_test_is_told_busy_with_the_wait() {
             "tcp",
             "--throughput",
             "--peer",
-            &peer,
+            &peer6,
             "-d",
             "1s",
             "--json",
         ],
     ));
-    assert!(num(&v, "to.bytes") > 0.0);
+    assert!(
+        num(&v, "to.bytes") > 0.0 && num(&v, "from.bytes") > 0.0,
+        "{v}"
+    );
+    assert!(text(&v, "address").starts_with("[fd00:"), "{v}");
 }
 
 #[test]

@@ -96,6 +96,7 @@ pub fn sum_slices<'a>(series: impl IntoIterator<Item = &'a [u64]>) -> Vec<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // The rates here are exact in binary floating point.
 mod tests {
     use super::*;
 

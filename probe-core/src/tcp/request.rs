@@ -158,7 +158,7 @@ fn check(b: &[u8], want: usize, magic: [u8; 4]) -> Result<(), CodecError> {
 
 /// Whether the first bytes of a request already show it cannot be one (wrong magic or
 /// version): the server answers without waiting for the rest.
-pub fn hopeless(b: &[u8]) -> bool {
+pub(crate) fn hopeless(b: &[u8]) -> bool {
     matches!(
         check(b, 0, REQUEST_MAGIC),
         Err(CodecError::BadMagic | CodecError::Version { .. })
