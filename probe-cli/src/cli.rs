@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use ipnet::IpNet;
+use probe_core::a2a::Direction;
 
 /// Default STAMP port (RFC 8762 test traffic, A2A UDP tests).
 pub const STAMP_PORT: u16 = 49153;
@@ -195,6 +196,8 @@ pub struct A2aArgs {
     /// DSCP codepoint (0-63) for the test packets.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=63))]
     pub dscp: Option<u8>,
+    #[arg(long, value_name = "to|from|both")]
+    pub direction: Option<Direction>,
     /// Source address to send from (choose an uplink on a multi-homed host).
     #[arg(long, value_name = "ADDR")]
     pub source: Option<IpAddr>,
@@ -234,6 +237,29 @@ pub struct A2aArgs {
         requires = "profile"
     )]
     pub jitter_buffer: probe_core::stats::JitterBufferMode,
+    /// Test protocol: `udp` (STAMP on 49153/udp) or `tcp` (connect latency, or with
+    /// --throughput bulk transfer, on 49153/tcp).
+    #[arg(long, value_enum, default_value = "udp")]
+    pub proto: A2aProto,
+    /// Bulk-transfer throughput test (`--proto tcp`) in the --direction(s), for --duration
+    /// (default 10s).
+    #[arg(long)]
+    pub throughput: bool,
+    /// Parallel TCP connections per direction of a throughput test (1-128).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub streams: u16,
+    /// TCP maximum segment size to ask for (`TCP_MAXSEG`, 88-65535 bytes).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(88..=65_535))]
+    pub mss: Option<u32>,
+}
+
+/// `probe a2a --proto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum A2aProto {
+    /// STAMP test packets on 49153/udp.
+    Udp,
+    /// TCP connects or bulk transfer on 49153/tcp.
+    Tcp,
 }
 
 /// `probe a2a --profile`.

@@ -11,5 +11,6 @@ pub use a2a::{
 pub mod dns;
 pub mod http;
 pub mod ping;
+pub mod tcp;
 pub mod trace;
 pub use voice::{VoiceDirection, VoiceReport};
