@@ -330,11 +330,12 @@ impl LoopbackPeer {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (a, s, st) = (arrived.clone(), sender.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let mut reflector = probe_core::a2a::Reflector::new(probe_core::a2a::ReflectorConfig {
-                rate_limit_pps: 0,
-                clock: probe_core::a2a::runtime::local_clock_info(),
-                ..probe_core::a2a::ReflectorConfig::default()
-            });
+            let config = probe_core::a2a::ReflectorConfig::builder()
+                .rate_limit_pps(0)
+                .clock(probe_core::a2a::runtime::local_clock_info())
+                .build()
+                .expect("valid");
+            let mut reflector = probe_core::a2a::Reflector::new(config);
             let (mut buf, mut out) = (vec![0u8; 2048], vec![0u8; 2048]);
             while !st.load(Ordering::Relaxed) {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else {

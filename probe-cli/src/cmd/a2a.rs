@@ -232,15 +232,12 @@ fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
         Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
-    let responder = Responder::bind(&ResponderConfig {
-        listen: vec![SocketAddr::new(ip, 0)],
-        reflector: ReflectorConfig {
-            clock: probe_core::a2a::runtime::local_clock_info(),
-            rate_limit_pps: 0,
-            ..ReflectorConfig::default()
-        },
-    })
-    .context("cannot start the embedded responder")?;
+    let reflector = ReflectorConfig::builder()
+        .clock(probe_core::a2a::runtime::local_clock_info())
+        .rate_limit_pps(0)
+        .build()?;
+    let responder = Responder::bind(&ResponderConfig::new([SocketAddr::new(ip, 0)], reflector)?)
+        .context("cannot start the embedded responder")?;
     let addr = *responder
         .local_addrs()
         .first()

@@ -26,10 +26,12 @@ impl Sim {
     fn new(config: SenderConfig, reflector_clock: ClockInfo, peer_offset: i64) -> Self {
         Sim {
             sender: Sender::new(config, Nanos(T0)).expect("valid config"),
-            reflector: Reflector::new(ReflectorConfig {
-                clock: reflector_clock,
-                ..ReflectorConfig::default()
-            }),
+            reflector: Reflector::new(
+                ReflectorConfig::builder()
+                    .clock(reflector_clock)
+                    .build()
+                    .expect("valid reflector settings"),
+            ),
             peer_offset,
             drift: 0.0,
         }

@@ -37,6 +37,18 @@ pub enum ConfigError {
     /// A responder with nothing to listen on.
     #[error("no listen address: a responder needs at least one")]
     NoListenAddress,
+    /// A reflector that may keep no session.
+    #[error("the reflector must keep at least 1 session")]
+    ZeroSessions,
+    /// A rate limiter with no source bucket.
+    #[error("the rate limiter needs at least 1 source bucket")]
+    ZeroSources,
+    /// Sessions forgotten as soon as they start.
+    #[error("the session idle timeout must be positive")]
+    ZeroIdleTimeout,
+    /// A rate limit whose bucket holds nothing, so that nothing is ever answered.
+    #[error("a rate limit needs a burst of at least 1 packet (or turn the limit off with 0)")]
+    ZeroBurst,
 }
 
 /// Settings of one A2A test: build them with [`A2aOptions::builder`] (or take the defaults
