@@ -12,6 +12,7 @@ use probe_core::a2a::runtime::{
     run_test,
 };
 use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig, VoiceConfig, planned_duration};
+use probe_core::io::PacerConfig;
 use probe_core::report::IntervalReport;
 use probe_core::stats::emodel::Codec;
 use probe_core::wire::stamp::BASE_LEN;
@@ -120,6 +121,14 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<(A2aOptionsBuilder, (Pace, Lim
         .wait(args.wait);
     if let Some(dev) = &args.interface {
         o = o.interface(dev.clone());
+    }
+    if let Some(margin) = args.spin {
+        let pacer = PacerConfig::default();
+        o = o.pacer(if margin.is_zero() {
+            pacer.no_spin()
+        } else {
+            pacer.spin(margin).max_spin(margin.saturating_mul(2))
+        });
     }
     let (o, pace, limit) = if args.profile == Some(Profile::Voice) {
         voice_options(args, o)?
