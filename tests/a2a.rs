@@ -54,14 +54,14 @@ fn impaired_path_split_per_direction() {
     }
     let rtt = num(&v, "rtt_ms.p50");
     assert!((rtt - 12.0).abs() < 0.5, "rtt p50 {rtt}");
-    user_rtt_brackets_kernel_rtt(&v, 2.0);
+    user_rtt_brackets_kernel_rtt(&v);
 }
 
 /// The user-space round trip (`rtt_user_ms`) encloses the kernel-timestamped one packet by
 /// packet, so every order statistic of it is at least the kernel one's (within the
-/// histogram's resolution), and it adds at most `slack_ms` at the median: the wake-ups and
-/// the reflector's turnaround.
-fn user_rtt_brackets_kernel_rtt(v: &serde_json::Value, slack_ms: f64) {
+/// histogram's resolution). No upper bound: it includes the reflector's turnaround, which a
+/// loaded testbed stretches to hundreds of ms (`rtt_ms` nets it out).
+fn user_rtt_brackets_kernel_rtt(v: &serde_json::Value) {
     for stat in ["min", "p50", "mean", "p99", "max"] {
         let (k, u) = (
             num(v, &format!("rtt_ms.{stat}")),
@@ -72,8 +72,6 @@ fn user_rtt_brackets_kernel_rtt(v: &serde_json::Value, slack_ms: f64) {
             "rtt_user_ms.{stat} {u} under rtt_ms.{stat} {k}: {v}"
         );
     }
-    let (k, u) = (num(v, "rtt_ms.p50"), num(v, "rtt_user_ms.p50"));
-    assert!(u - k < slack_ms, "user-space rtt p50 {u} ms, kernel {k} ms");
 }
 
 /// Runs `probe a2a` from `from` to `peer` and checks a clean result.
@@ -89,7 +87,7 @@ fn clean_run(from: &probe_lab::Host, peer: &str, label: &str) {
     assert_eq!(text(&v, "clock.mode"), "shared", "{label}");
     let rtt = num(&v, "rtt_ms.p50");
     assert!(rtt > 0.0 && rtt < 5.0, "{label}: rtt p50 {rtt} ms");
-    user_rtt_brackets_kernel_rtt(&v, 5.0);
+    user_rtt_brackets_kernel_rtt(&v);
 }
 
 #[test]

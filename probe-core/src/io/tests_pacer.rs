@@ -219,6 +219,24 @@ fn config_builders_set_margin_and_budget() {
 }
 
 #[test]
+fn spin_is_capped_at_a_fifth_of_the_interval() {
+    let us = Duration::from_micros;
+    let c = PacerConfig::default();
+    // 1 ms: the default margin (150 µs) fits under the cap (200 µs), the budget is cut.
+    let one_ms = c.capped_for(Duration::from_millis(1));
+    assert_eq!(
+        (one_ms.spin_margin(), one_ms.spin_budget()),
+        (us(150), us(200))
+    );
+    // 100 µs: both at 20 µs, so at most a fifth of each interval is spun.
+    let fast = c.capped_for(us(100));
+    assert_eq!((fast.spin_margin(), fast.spin_budget()), (us(20), us(20)));
+    // Long intervals keep the settings.
+    assert_eq!(c.capped_for(Duration::from_secs(1)), c);
+    assert_eq!(c.no_spin().capped_for(us(100)), c.no_spin());
+}
+
+#[test]
 fn blocking_wait_in_order_never_early() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
