@@ -210,9 +210,10 @@ pub struct A2aArgs {
     /// How long to wait for late replies after the last packet (up to 1h).
     #[arg(long, default_value = "1s", value_parser = parse_wait)]
     pub wait: Duration,
-    /// Pacer spin before each send of the schedule: the timer sleep ends this long before the
-    /// send time and the rest is spun, e.g. `150us` (the default), `0s` never spins. The spin
-    /// is capped at a fifth of the interval, so it takes at most 20% of a core.
+    /// Pacer spin before each send of the schedule: the timer sleep ends at least this long
+    /// before the send time (longer while wake-ups come late) and the rest is spun, e.g.
+    /// `150us` (the default), `0s` never spins. The spin is capped at twice this and at a
+    /// fifth of the interval, so it takes at most 20% of a core.
     #[arg(long, value_name = "DURATION", value_parser = parse_spin)]
     pub spin: Option<Duration>,
     /// Report every this long while the test runs (a line per interval, as iperf3 does;

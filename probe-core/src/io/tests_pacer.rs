@@ -194,6 +194,40 @@ async fn steps_sleep_then_spin_within_the_budget() {
     );
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn late_wake_ups_lengthen_the_lead_within_the_budget() {
+    let us = 1_000;
+    let cfg = PacerConfig::default()
+        .spin(Duration::from_micros(20))
+        .max_spin(Duration::from_micros(200));
+    let mut p = Pacer::new(cfg).expect("pacer");
+    let d = Nanos(10 * MS);
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 20 * us))
+    );
+    // A wake-up 80 µs late: the next sleep ends 120 µs (its peak and half again) early.
+    p.note_wake(Nanos(5 * MS), Nanos(5 * MS + 80 * us));
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 120 * us))
+    );
+    // Never more than the spin budget, however late the wake-ups.
+    p.note_wake(Nanos(5 * MS), Nanos(6 * MS));
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 200 * us))
+    );
+    // Punctual wake-ups let the peak decay back to the margin.
+    for _ in 0..2_000 {
+        p.note_wake(Nanos(5 * MS), Nanos(5 * MS));
+    }
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 20 * us))
+    );
+}
+
 #[test]
 fn needs_a_runtime() {
     assert!(Pacer::new(PacerConfig::default()).is_err());
