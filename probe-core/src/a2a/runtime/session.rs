@@ -54,7 +54,9 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
 fn pacer_for(opts: &A2aOptions) -> std::io::Result<Pacer> {
     let cfg = match opts.pace {
         Pace::Interval(i) => opts.pacer.capped_for(i),
-        _ => opts.pacer,
+        // A flood waits for replies; its only deadlines are stall and end timers, which need
+        // no spin (a spin there only takes the CPU from the peer on a small host).
+        _ => opts.pacer.no_spin(),
     };
     let sleeps = matches!(opts.pace, Pace::Interval(i) if i >= Duration::from_micros(100));
     if opts.realtime && sleeps {
