@@ -79,16 +79,13 @@ fn reflect(c: &mut Criterion) {
     let mut g = c.benchmark_group("reflector");
     g.throughput(Throughput::Elements(1));
     // 64 senders on loopback ports, one session each; no rate limit in the way.
-    let open = ReflectorConfig {
-        rate_limit_pps: 0,
-        ..ReflectorConfig::default()
-    };
+    let open = open_reflector();
     // The policy paths: the per-source rate limit on (above the offered rate, so every datagram
     // is answered), and an allow list of 8 prefixes whose last one holds the sender.
-    let rate_limited = ReflectorConfig {
-        rate_limit_pps: 10_000_000,
-        ..ReflectorConfig::default()
-    };
+    let rate_limited = ReflectorConfig::builder()
+        .rate_limit_pps(10_000_000)
+        .build()
+        .expect("valid");
     let prefixes: Vec<ipnet::IpNet> = ["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16"]
         .into_iter()
         .chain([
@@ -99,10 +96,11 @@ fn reflect(c: &mut Criterion) {
         ])
         .map(|p| p.parse().expect("prefix"))
         .collect();
-    let allow = ReflectorConfig {
-        allow: AllowList::new(&prefixes).expect("allow list"),
-        ..open
-    };
+    let allow = open
+        .to_builder()
+        .allow(AllowList::new(&prefixes).expect("allow list"))
+        .build()
+        .expect("valid");
     for (name, size, config) in [
         ("reflect_44B", BASE_LEN, open),
         ("reflect_1400B", 1_400, open),
@@ -141,10 +139,7 @@ fn sender_with_replies(n: u32) -> (Sender, Vec<(Vec<u8>, Nanos)>) {
         ..SenderConfig::new("bench", 7)
     };
     let mut s = Sender::new(config, Nanos(T0)).expect("valid config");
-    let mut r = Reflector::new(ReflectorConfig {
-        rate_limit_pps: 0,
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(open_reflector());
     let src = SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000));
     let mut replies = Vec::with_capacity(n as usize);
     let mut buf = [0u8; BASE_LEN];
@@ -195,3 +190,11 @@ fn sender(c: &mut Criterion) {
 
 criterion_group!(benches, codec, reflect, sender);
 criterion_main!(benches);
+
+/// A reflector without rate limit.
+fn open_reflector() -> ReflectorConfig {
+    ReflectorConfig::builder()
+        .rate_limit_pps(0)
+        .build()
+        .expect("valid")
+}

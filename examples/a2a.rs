@@ -23,13 +23,11 @@ async fn main() -> anyhow::Result<()> {
             (spec.resolve(Family::Any).await?, None)
         }
         None => {
-            let responder = Responder::bind(&ResponderConfig {
-                listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-                reflector: ReflectorConfig {
-                    clock: local_clock_info(),
-                    ..ReflectorConfig::default()
-                },
-            })?;
+            let reflector = ReflectorConfig::builder()
+                .clock(local_clock_info())
+                .build()?;
+            let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+            let responder = Responder::bind(&ResponderConfig::new([listen], reflector)?)?;
             let addr = responder.local_addrs()[0];
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let task = tokio::spawn(responder.run(async move {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use probe_core::ping::PingConfig;
 use probe_core::ping::runtime::{PingOptions, run_ping};
 use probe_core::report::ping::render_summary;
 use probe_core::trace::Protocol;
@@ -17,11 +18,13 @@ async fn main() -> anyhow::Result<()> {
     if targets.is_empty() {
         targets = ["127.0.0.1", "127.0.0.2", "::1"].map(String::from).to_vec();
     }
-    let mut opts = PingOptions::new(targets, Protocol::Icmp);
-    opts.config.count = 3;
-    opts.config.interval = Duration::from_millis(10);
-    opts.config.timeout = Duration::from_millis(500);
-    opts.config.rate_pps = 1000;
+    let config = PingConfig::builder(Protocol::Icmp)
+        .count(3)
+        .interval(Duration::from_millis(10))
+        .timeout(Duration::from_millis(500))
+        .rate_pps(1000)
+        .build()?;
+    let opts = PingOptions::builder(targets, config).build()?;
     let report = run_ping(&opts).await?;
     print!("{}", render_summary(&report));
     let answered = report.targets.iter().filter(|t| t.reachable()).count();

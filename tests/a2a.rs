@@ -51,6 +51,24 @@ fn impaired_path_split_per_direction() {
     }
     let rtt = num(&v, "rtt_ms.p50");
     assert!((rtt - 12.0).abs() < 0.5, "rtt p50 {rtt}");
+    user_rtt_brackets_kernel_rtt(&v);
+}
+
+/// The user-space round trip (`rtt_user_ms`) encloses the kernel-timestamped one packet by
+/// packet, so every order statistic of it is at least the kernel one's (within the
+/// histogram's resolution). No upper bound: it includes the reflector's turnaround, which a
+/// loaded testbed stretches to hundreds of ms (`rtt_ms` nets it out).
+fn user_rtt_brackets_kernel_rtt(v: &serde_json::Value) {
+    for stat in ["min", "p50", "mean", "p99", "max"] {
+        let (k, u) = (
+            num(v, &format!("rtt_ms.{stat}")),
+            num(v, &format!("rtt_user_ms.{stat}")),
+        );
+        assert!(
+            u >= k * 0.99,
+            "rtt_user_ms.{stat} {u} under rtt_ms.{stat} {k}: {v}"
+        );
+    }
 }
 
 /// Runs `probe a2a` from `from` to `peer` and checks a clean result.
@@ -63,6 +81,7 @@ fn clean_run(from: &probe_lab::Host, peer: &str, label: &str) {
     assert_eq!(text(&v, "clock.mode"), "shared", "{label}");
     let rtt = num(&v, "rtt_ms.p50");
     assert!(rtt > 0.0 && rtt < 5.0, "{label}: rtt p50 {rtt} ms");
+    user_rtt_brackets_kernel_rtt(&v);
 }
 
 #[test]
@@ -303,11 +322,12 @@ impl LoopbackPeer {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (a, s, st) = (arrived.clone(), sender.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let mut reflector = probe_core::a2a::Reflector::new(probe_core::a2a::ReflectorConfig {
-                rate_limit_pps: 0,
-                clock: probe_core::a2a::runtime::local_clock_info(),
-                ..probe_core::a2a::ReflectorConfig::default()
-            });
+            let config = probe_core::a2a::ReflectorConfig::builder()
+                .rate_limit_pps(0)
+                .clock(probe_core::a2a::runtime::local_clock_info())
+                .build()
+                .expect("valid");
+            let mut reflector = probe_core::a2a::Reflector::new(config);
             let (mut buf, mut out) = (vec![0u8; 2048], vec![0u8; 2048]);
             while !st.load(Ordering::Relaxed) {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else {

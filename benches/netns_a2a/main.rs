@@ -50,12 +50,16 @@ fn main() {
     }
     let mut rows = Vec::new();
     let delays;
+    // `--delays`: only the RTT and schedule rows (a quick run for the pacer).
+    let only_delays = std::env::args().any(|a| a == "--delays");
     {
         let lab = topology::direct().expect("direct");
-        rows.push(rate_row("direct", &lab.a, &lab.b, lab.b.ipv4()));
+        if !only_delays {
+            rows.push(rate_row("direct", &lab.a, &lab.b, lab.b.ipv4()));
+        }
         delays = delay_rows(&lab.a, &lab.b);
     }
-    {
+    if !only_delays {
         let lab = topology::nat().expect("nat");
         rows.push(rate_row(
             "nat (agent → peer)",
@@ -64,7 +68,7 @@ fn main() {
             lab.peer.ipv4(),
         ));
     }
-    {
+    if !only_delays {
         let lab = topology::macvlan().expect("macvlan");
         rows.push(rate_row(
             "macvlan (agent → peer)",
@@ -281,7 +285,12 @@ fn delay_rows(client: &Host, server: &Host) -> Vec<(String, Option<f64>, f64)> {
     }
     let sockperf = sockperf_rtt_us(client, server, &addr);
     let ping = ping_min_us(client, &addr);
-    let irtt = irtt_timer_error_us(client, server, &addr);
+    let irtt_runs = irtt_timer_error_us(client, server, &addr);
+    // The spread behind the medians of the table.
+    println!("\nper run: probe rtt_user_ms.p50 µs {user_rtt:.1?}");
+    println!("per run: probe schedule error mean µs {sched_mean:.1?}, p99 µs {sched_p99:.1?}");
+    println!("per run: irtt timer error mean µs {irtt_runs:.1?}");
+    let irtt = median(irtt_runs);
     let some = |v: Vec<f64>| (!v.is_empty()).then(|| median(v));
     vec![
         (
@@ -356,15 +365,15 @@ fn ping_min_us(client: &Host, addr: &str) -> f64 {
     median(runs)
 }
 
-/// irtt's mean timer error at `-i 1ms`, µs (median of `RUNS`).
-fn irtt_timer_error_us(client: &Host, server: &Host, addr: &str) -> f64 {
+/// irtt's mean timer error at `-i 1ms`, µs, of each of `RUNS` runs.
+fn irtt_timer_error_us(client: &Host, server: &Host, addr: &str) -> Vec<f64> {
     let mut s = server.command("irtt");
     s.args(["server", "-i", "0", "-b", &format!("{addr}:2112")])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let _srv = server.spawn(&mut s).expect("irtt server");
     std::thread::sleep(Duration::from_millis(300));
-    let runs = (0..RUNS)
+    (0..RUNS)
         .map(|_| {
             let out = run(client.command("irtt").args([
                 "client",
@@ -383,6 +392,5 @@ fn irtt_timer_error_us(client: &Host, server: &Host, addr: &str) -> f64 {
                 .and_then(|v| peers::irtt_timer_error_mean_us(&v))
                 .unwrap_or_else(|e| panic!("{e}"))
         })
-        .collect();
-    median(runs)
+        .collect()
 }

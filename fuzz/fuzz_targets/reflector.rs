@@ -32,20 +32,23 @@ struct State {
 
 static STATE: LazyLock<Mutex<State>> = LazyLock::new(|| {
     Mutex::new(State {
-        reflector: Reflector::new(ReflectorConfig {
-            max_sessions: MAX_SESSIONS,
-            idle_timeout: Duration::from_millis(50),
-            rate_limit_pps: 1_000,
-            rate_limit_burst: 20,
-            max_sources: 4,
-            allow: AllowList::default(),
-            loop_guard_port: Some(DEFAULT_PORT),
-            clock: ClockInfo {
-                boot_id: BootId([0x11; 16]),
-                synchronized: false,
-                max_error: None,
-            },
-        }),
+        reflector: Reflector::new(
+            ReflectorConfig::builder()
+                .max_sessions(MAX_SESSIONS)
+                .idle_timeout(Duration::from_millis(50))
+                .rate_limit_pps(1_000)
+                .rate_limit_burst(20)
+                .max_sources(4)
+                .allow(AllowList::default())
+                .loop_guard_port(Some(DEFAULT_PORT))
+                .clock(ClockInfo {
+                    boot_id: BootId([0x11; 16]),
+                    synchronized: false,
+                    max_error: None,
+                })
+                .build()
+                .expect("valid reflector settings"),
+        ),
         now: 1_700_000_000_000_000_000,
     })
 });

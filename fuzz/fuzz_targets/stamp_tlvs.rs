@@ -68,18 +68,20 @@ fuzz_target!(|data: &[u8]| {
     // The reflector's answer keeps the framing.
     let mut request = vec![0u8; BASE_LEN + data.len()];
     request[BASE_LEN..].copy_from_slice(data);
-    let mut reflector = Reflector::new(ReflectorConfig {
-        clock: ClockInfo {
-            boot_id: BootId([0x5A; 16]),
-            synchronized: true,
-            max_error: Some(Duration::from_micros(20)),
-        },
-        // Small tables and no rate limit: a fresh reflector per input stays cheap.
-        max_sessions: 1,
-        max_sources: 1,
-        rate_limit_pps: 0,
-        ..ReflectorConfig::default()
-    });
+    let mut reflector = Reflector::new(
+        ReflectorConfig::builder()
+            .clock(ClockInfo {
+                boot_id: BootId([0x5A; 16]),
+                synchronized: true,
+                max_error: Some(Duration::from_micros(20)),
+            })
+            // Small tables and no rate limit: a fresh reflector per input stays cheap.
+            .max_sessions(1)
+            .max_sources(1)
+            .rate_limit_pps(0)
+            .build()
+            .expect("valid reflector settings"),
+    );
     let mut out = vec![0u8; request.len()];
     let dgram = Datagram {
         bytes: &request,

@@ -207,6 +207,12 @@ pub struct A2aArgs {
     /// How long to wait for late replies after the last packet (up to 1h).
     #[arg(long, default_value = "1s", value_parser = parse_wait)]
     pub wait: Duration,
+    /// Pacer spin before each send of the schedule: the timer sleep ends at least this long
+    /// before the send time (longer while wake-ups come late) and the rest is spun, e.g.
+    /// `150us` (the default), `0s` never spins. The spin is capped at twice this and at a
+    /// fifth of the interval, so it takes at most 20% of a core.
+    #[arg(long, value_name = "DURATION", value_parser = parse_spin)]
+    pub spin: Option<Duration>,
     /// Report every this long while the test runs (a line per interval, as iperf3 does;
     /// with --json, the `intervals` array), e.g. `1s` (100ms to 1h).
     #[arg(long, value_name = "DURATION", value_parser = parse_report_interval)]
@@ -574,6 +580,11 @@ pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e}: write a duration with a unit, e.g. 3s, 500ms, 200us"))
+}
+
+/// Parses `--spin`: 0 to 10 ms.
+fn parse_spin(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::ZERO, Duration::from_millis(10))
 }
 
 /// Parses a duration and checks it lies within `min..=max` (both named in the error).

@@ -66,10 +66,8 @@
 //! use probe_core::{Responder, ResponderConfig};
 //!
 //! # async fn demo() -> Result<(), probe_core::A2aError> {
-//! let responder = Responder::bind(&ResponderConfig {
-//!     listen: vec!["[::]:49153".parse().expect("address")],
-//!     reflector: ReflectorConfig::default(),
-//! })?;
+//! let listen = "[::]:49153".parse().expect("address");
+//! let responder = Responder::bind(&ResponderConfig::new([listen], ReflectorConfig::default())?)?;
 //! println!("listening on {:?}", responder.local_addrs());
 //! let counters = responder.run(async { tokio::signal::ctrl_c().await.ok(); }).await?;
 //! println!("reflected {}", counters.reflected);

@@ -12,6 +12,7 @@ use probe_core::a2a::runtime::{
     run_test,
 };
 use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig, VoiceConfig, planned_duration};
+use probe_core::io::PacerConfig;
 use probe_core::report::IntervalReport;
 use probe_core::stats::emodel::Codec;
 use probe_core::wire::stamp::BASE_LEN;
@@ -129,6 +130,14 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<(A2aOptionsBuilder, (Pace, Lim
     if let Some(dev) = &args.interface {
         o = o.interface(dev.clone());
     }
+    if let Some(margin) = args.spin {
+        let pacer = PacerConfig::default();
+        o = o.pacer(if margin.is_zero() {
+            pacer.no_spin()
+        } else {
+            pacer.spin(margin).max_spin(margin.saturating_mul(2))
+        });
+    }
     let (o, pace, limit) = if args.profile == Some(Profile::Voice) {
         voice_options(args, o)?
     } else {
@@ -240,15 +249,12 @@ fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
         Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
-    let responder = Responder::bind(&ResponderConfig {
-        listen: vec![SocketAddr::new(ip, 0)],
-        reflector: ReflectorConfig {
-            clock: probe_core::a2a::runtime::local_clock_info(),
-            rate_limit_pps: 0,
-            ..ReflectorConfig::default()
-        },
-    })
-    .context("cannot start the embedded responder")?;
+    let reflector = ReflectorConfig::builder()
+        .clock(probe_core::a2a::runtime::local_clock_info())
+        .rate_limit_pps(0)
+        .build()?;
+    let responder = Responder::bind(&ResponderConfig::new([SocketAddr::new(ip, 0)], reflector)?)
+        .context("cannot start the embedded responder")?;
     let addr = *responder
         .local_addrs()
         .first()

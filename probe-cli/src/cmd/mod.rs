@@ -29,7 +29,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
-        Command::A2a(args) => runtime()?.block_on(a2a::run(args)),
+        // One thread: the test's own (SCHED_FIFO) thread waits in epoll for the pacer's
+        // timerfd itself, instead of being woken by a worker thread at normal priority.
+        Command::A2a(args) => current_thread()?.block_on(a2a::run(args)),
         Command::Trace(args) => trace::main(args, dns_config(&cli.dns)?),
         Command::ControlPing(args) => runtime()?.block_on(control_ping::run(args)),
         Command::Ping(args) => ping::main(args, dns_config(&cli.dns)?),

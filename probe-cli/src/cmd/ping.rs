@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use probe_core::dns::{DnsConfig, Family};
 use probe_core::ping::runtime::{PingOptions, run_ping};
-use probe_core::ping::{is_valid_target, parse_target_list};
+use probe_core::ping::{PingConfig, is_valid_target, parse_target_list};
 use probe_core::report::ping::{PingReport, render_per_probe, render_summary};
 use probe_core::trace::{PrivilegeChoice, Protocol};
 
@@ -76,31 +76,33 @@ fn options_from(args: &PingArgs, dns: DnsConfig) -> anyhow::Result<PingOptions> 
         TraceProto::Udp => Protocol::Udp,
         TraceProto::Tcp => Protocol::Tcp,
     };
-    let mut o = PingOptions::new(targets(args)?, protocol);
-    o.family = match (args.family.ipv4, args.family.ipv6) {
-        (true, _) => Family::V4,
-        (_, true) => Family::V6,
-        _ => Family::Any,
-    };
-    o.dns = dns;
-    let c = &mut o.config;
-    c.count = args.count;
-    c.interval = args.interval;
-    c.timeout = args.timeout;
-    c.rate_pps = args.rate;
-    c.size = args.size;
-    c.tos = args.dscp << 2;
-    c.per_probe = args.per_probe;
+    let mut c = PingConfig::builder(protocol)
+        .count(args.count)
+        .interval(args.interval)
+        .timeout(args.timeout)
+        .rate_pps(args.rate)
+        .size(args.size)
+        .tos(args.dscp << 2)
+        .per_probe(args.per_probe);
     if let Some(p) = args.port {
-        c.dst_port = p;
+        c = c.dst_port(p);
     }
-    o.interface.clone_from(&args.interface);
-    o.privilege = if args.unprivileged {
-        PrivilegeChoice::Unprivileged
-    } else {
-        PrivilegeChoice::Auto
-    };
-    Ok(o)
+    let mut o = PingOptions::builder(targets(args)?, c.build()?)
+        .family(match (args.family.ipv4, args.family.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        })
+        .dns(dns)
+        .privilege(if args.unprivileged {
+            PrivilegeChoice::Unprivileged
+        } else {
+            PrivilegeChoice::Auto
+        });
+    if let Some(dev) = &args.interface {
+        o = o.interface(dev.clone());
+    }
+    Ok(o.build()?)
 }
 
 fn print(args: &PingArgs, r: &PingReport) -> anyhow::Result<()> {

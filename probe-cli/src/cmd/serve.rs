@@ -19,20 +19,22 @@ use crate::cli::ServeArgs;
 pub fn reflector_config(args: &ServeArgs) -> anyhow::Result<ReflectorConfig> {
     let max_sessions = args.max_sessions.max(1);
     let allow = AllowList::new(&args.allow).context("--allow")?;
-    Ok(ReflectorConfig {
-        max_sessions,
-        idle_timeout: args.idle_timeout,
-        rate_limit_pps: args.rate_limit,
-        rate_limit_burst: args
-            .rate_limit_burst
-            .unwrap_or((args.rate_limit / 10).max(100)),
-        max_sources: args
-            .rate_limit_sources
-            .map_or(max_sessions, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-        allow,
-        clock: local_clock_info(),
-        ..ReflectorConfig::default()
-    })
+    let burst = args
+        .rate_limit_burst
+        .unwrap_or((args.rate_limit / 10).max(100));
+    let sources = args
+        .rate_limit_sources
+        .map_or(max_sessions, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    ReflectorConfig::builder()
+        .max_sessions(max_sessions)
+        .idle_timeout(args.idle_timeout)
+        .rate_limit_pps(args.rate_limit)
+        .rate_limit_burst(burst)
+        .max_sources(sources)
+        .allow(allow)
+        .clock(local_clock_info())
+        .build()
+        .context("check --idle-timeout")
 }
 
 /// Binds the responder: the given addresses, or dual-stack `[::]` falling back to `0.0.0.0`
@@ -40,7 +42,7 @@ pub fn reflector_config(args: &ServeArgs) -> anyhow::Result<ReflectorConfig> {
 pub fn bind(args: &ServeArgs) -> anyhow::Result<Responder> {
     let reflector = reflector_config(args)?;
     bind_listen(args, args.port, |listen| {
-        Responder::bind(&ResponderConfig { listen, reflector })
+        Responder::bind(&ResponderConfig::new(listen, reflector)?)
     })
     .context("cannot start the STAMP responder")
 }
@@ -277,11 +279,14 @@ mod tests {
     #[test]
     fn defaults_give_every_session_a_bucket_and_answer_everyone() {
         let c = config(&[]).expect("config");
-        assert_eq!((c.max_sessions, c.max_sources), (65_536, 65_536));
-        assert_eq!((c.rate_limit_pps, c.rate_limit_burst), (200_000, 20_000));
-        assert!(c.allow.is_open());
+        assert_eq!((c.max_sessions(), c.max_sources()), (65_536, 65_536));
+        assert_eq!(
+            (c.rate_limit_pps(), c.rate_limit_burst()),
+            (200_000, 20_000)
+        );
+        assert!(c.allow().is_open());
         let c = config(&["--max-sessions", "100", "--rate-limit", "50"]).expect("config");
-        assert_eq!((c.max_sources, c.rate_limit_burst), (100, 100));
+        assert_eq!((c.max_sources(), c.rate_limit_burst()), (100, 100));
     }
 
     #[test]
@@ -297,9 +302,9 @@ mod tests {
             "2001:db8::1",
         ])
         .expect("config");
-        assert_eq!((c.max_sources, c.rate_limit_burst), (10, 7));
+        assert_eq!((c.max_sources(), c.rate_limit_burst()), (10, 7));
         assert_eq!(
-            c.allow
+            c.allow()
                 .prefixes()
                 .iter()
                 .map(ToString::to_string)
@@ -313,5 +318,16 @@ mod tests {
         }
         let e = config(&argv).expect_err("33 prefixes");
         assert!(format!("{e:#}").contains("at most 32"), "{e:#}");
+    }
+
+    #[test]
+    fn a_zero_idle_timeout_is_refused_with_the_flag_named() {
+        let e = config(&["--idle-timeout", "0s"]).expect_err("refused");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("idle timeout must be positive") && msg.contains("--idle-timeout"),
+            "{msg}"
+        );
+        config(&["--idle-timeout", "1ms"]).expect("positive");
     }
 }

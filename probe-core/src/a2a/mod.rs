@@ -15,12 +15,15 @@ mod sender;
 mod sender_report;
 mod sender_state;
 mod session;
+mod session_config;
 mod voice;
 
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use direction::{Direction, ParseDirectionError};
 pub use rate_limit::RateLimiter;
-pub use reflector::{Datagram, DropReason, Reflector, ReflectorConfig, ReflectorCounters};
+pub use reflector::{
+    Datagram, DropReason, Reflector, ReflectorConfig, ReflectorConfigBuilder, ReflectorCounters,
+};
 pub use schedule::Schedule;
 pub use sender::{
     HELLO_SSID_FLIP, IgnoreReason, Limit, MAX_SIZE, ReplyOutcome, Sender, SenderConfig,
@@ -28,7 +31,8 @@ pub use sender::{
 };
 pub use sender_state::{MAX_RING, REORDER_SLOTS};
 pub use session::{
-    Pace, SenderSession, SessionConfig, TX_ID_SLOTS, TestOutcome, Transmit, planned_duration,
+    Pace, SenderSession, SessionConfig, SessionConfigBuilder, TX_ID_SLOTS, TestOutcome, Transmit,
+    planned_duration,
 };
 pub use voice::{VoiceConfig, VoiceMonitor};
 

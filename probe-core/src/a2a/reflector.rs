@@ -34,36 +34,49 @@ use super::DEFAULT_PORT;
 use super::allow_list::AllowList;
 use super::rate_limit::RateLimiter;
 use super::reflect_tlv::reflect_tlv_area;
+use super::runtime::ConfigError;
 use crate::time::{ClockInfo, ErrorEstimate, Nanos, NtpTimestamp};
 use crate::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket};
 
 /// Idle sessions dropped per datagram at most, so that expiry work stays bounded per packet.
 const EXPIRE_PER_PACKET: usize = 2;
 
-/// Reflector settings.
+/// Reflector settings: the defaults ([`ReflectorConfig::default`]) or built with
+/// [`ReflectorConfig::builder`], which checks them.
+///
+/// ```
+/// use std::time::Duration;
+/// use probe_core::a2a::ReflectorConfig;
+/// use probe_core::a2a::runtime::ConfigError;
+///
+/// let cfg = ReflectorConfig::builder()
+///     .max_sessions(1_000)
+///     .idle_timeout(Duration::from_secs(30))
+///     .rate_limit_pps(5_000)
+///     .rate_limit_burst(500)
+///     .build()?;
+/// assert_eq!((cfg.max_sessions(), cfg.rate_limit_pps()), (1_000, 5_000));
+///
+/// // Settings that cannot work are refused with a typed error.
+/// let err = ReflectorConfig::builder().max_sessions(0).build();
+/// assert_eq!(err.unwrap_err(), ConfigError::ZeroSessions);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReflectorConfig {
-    /// Most sessions kept at once (at least 1).
-    pub max_sessions: usize,
-    /// A session silent this long is forgotten (its counter restarts at 0 if it comes back).
-    pub idle_timeout: Duration,
-    /// Sustained packets per second answered per source IP; 0 disables rate limiting.
-    pub rate_limit_pps: u32,
-    /// Burst allowance per source IP, packets.
-    pub rate_limit_burst: u32,
-    /// Most sources (IPv4 addresses, IPv6 /64s) with a token bucket of their own (at least 1);
-    /// sources beyond share one bucket. Keep it at least `max_sessions`.
-    pub max_sources: usize,
-    /// Sources answered at all; empty (the default) answers everyone.
-    pub allow: AllowList,
-    /// The reflector's own port: datagrams *from* this port are dropped, so two reflectors tricked
-    /// into answering each other do not loop. `None` disables the guard.
-    pub loop_guard_port: Option<u16>,
-    /// What the reflector says about its clock (Error Estimate and clock TLV answers).
-    pub clock: ClockInfo,
+    max_sessions: usize,
+    idle_timeout: Duration,
+    rate_limit_pps: u32,
+    rate_limit_burst: u32,
+    max_sources: usize,
+    allow: AllowList,
+    loop_guard_port: Option<u16>,
+    clock: ClockInfo,
 }
 
 impl Default for ReflectorConfig {
+    /// 4,096 sessions idle after 60 s, 10,000 packets/s per source with bursts of 1,000,
+    /// 4,096 source buckets, open mode, loop guard on port 49153, unknown clock.
     fn default() -> Self {
         ReflectorConfig {
             max_sessions: 4_096,
@@ -75,6 +88,136 @@ impl Default for ReflectorConfig {
             loop_guard_port: Some(DEFAULT_PORT),
             clock: ClockInfo::default(),
         }
+    }
+}
+
+impl ReflectorConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ReflectorConfigBuilder {
+        ReflectorConfigBuilder(ReflectorConfig::default())
+    }
+
+    /// A builder starting from these settings.
+    pub fn to_builder(self) -> ReflectorConfigBuilder {
+        ReflectorConfigBuilder(self)
+    }
+
+    /// Most sessions kept at once.
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
+    /// A session silent this long is forgotten (its counter restarts at 0 if it comes back).
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Sustained packets per second answered per source; 0: no rate limiting.
+    pub fn rate_limit_pps(&self) -> u32 {
+        self.rate_limit_pps
+    }
+
+    /// Burst allowance per source, packets.
+    pub fn rate_limit_burst(&self) -> u32 {
+        self.rate_limit_burst
+    }
+
+    /// Most sources (IPv4 addresses, IPv6 /64s) with a token bucket of their own.
+    pub fn max_sources(&self) -> usize {
+        self.max_sources
+    }
+
+    /// Sources answered at all (open: everyone).
+    pub fn allow(&self) -> &AllowList {
+        &self.allow
+    }
+
+    /// The port datagrams are never answered from (`None`: no loop guard).
+    pub fn loop_guard_port(&self) -> Option<u16> {
+        self.loop_guard_port
+    }
+
+    /// What the reflector says about its clock.
+    pub fn clock(&self) -> ClockInfo {
+        self.clock
+    }
+}
+
+/// Builds a [`ReflectorConfig`]; [`ReflectorConfigBuilder::build`] checks the settings.
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct ReflectorConfigBuilder(ReflectorConfig);
+
+impl ReflectorConfigBuilder {
+    /// Most sessions kept at once, at least 1 (default 4,096); the least recently active is
+    /// evicted when a new one needs room.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.0.max_sessions = n;
+        self
+    }
+
+    /// A session silent this long is forgotten, more than zero (default 60 s).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.0.idle_timeout = timeout;
+        self
+    }
+
+    /// Sustained packets per second answered per source (IPv4 address, IPv6 /64); 0 turns
+    /// rate limiting off (default 10,000).
+    pub fn rate_limit_pps(mut self, pps: u32) -> Self {
+        self.0.rate_limit_pps = pps;
+        self
+    }
+
+    /// Burst allowance per source, packets, at least 1 when rate limiting is on (default
+    /// 1,000).
+    pub fn rate_limit_burst(mut self, burst: u32) -> Self {
+        self.0.rate_limit_burst = burst;
+        self
+    }
+
+    /// Most sources (IPv4 addresses, IPv6 /64s) with a token bucket of their own, at least 1
+    /// (default 4,096); sources beyond share one bucket. Keep it at least the session count.
+    pub fn max_sources(mut self, n: usize) -> Self {
+        self.0.max_sources = n;
+        self
+    }
+
+    /// Answers only these sources; everything else is counted and dropped (default: open).
+    pub fn allow(mut self, allow: AllowList) -> Self {
+        self.0.allow = allow;
+        self
+    }
+
+    /// The reflector's own port: datagrams *from* it are dropped, so two reflectors tricked
+    /// into answering each other do not loop. `None` disables the guard (default 49153).
+    pub fn loop_guard_port(mut self, port: impl Into<Option<u16>>) -> Self {
+        self.0.loop_guard_port = port.into();
+        self
+    }
+
+    /// What the reflector says about its clock (Error Estimate and clock TLV answers).
+    pub fn clock(mut self, clock: ClockInfo) -> Self {
+        self.0.clock = clock;
+        self
+    }
+
+    /// The settings, or the first one that cannot work.
+    pub fn build(self) -> Result<ReflectorConfig, ConfigError> {
+        let c = self.0;
+        if c.max_sessions == 0 {
+            return Err(ConfigError::ZeroSessions);
+        }
+        if c.max_sources == 0 {
+            return Err(ConfigError::ZeroSources);
+        }
+        if c.idle_timeout.is_zero() {
+            return Err(ConfigError::ZeroIdleTimeout);
+        }
+        if c.rate_limit_pps > 0 && c.rate_limit_burst == 0 {
+            return Err(ConfigError::ZeroBurst);
+        }
+        Ok(c)
     }
 }
 

@@ -53,10 +53,12 @@ fn reflect(
 
 #[test]
 fn answers_a_plain_rfc8762_sender() {
-    let mut r = Reflector::new(ReflectorConfig {
-        clock: synced_clock(),
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .clock(synced_clock())
+            .build()
+            .expect("valid reflector settings"),
+    );
     let req = request(17, 0, BASE_LEN);
     let reply = reflect(&mut r, &req, src(40_000), T0 + 5_000_000).expect("reply");
     assert_eq!(reply.len(), BASE_LEN);
@@ -161,11 +163,13 @@ fn junk_loops_and_small_buffers_get_no_reply() {
 
 #[test]
 fn rate_limit_per_source() {
-    let mut r = Reflector::new(ReflectorConfig {
-        rate_limit_pps: 10,
-        rate_limit_burst: 3,
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .rate_limit_pps(10)
+            .rate_limit_burst(3)
+            .build()
+            .expect("valid reflector settings"),
+    );
     let req = request(0, 0, BASE_LEN);
     let ok = (0..10)
         .filter(|_| reflect(&mut r, &req, src(40_000), T0).is_ok())
@@ -179,10 +183,12 @@ fn rate_limit_per_source() {
 
 #[test]
 fn bounded_table_evicts_least_recent() {
-    let mut r = Reflector::new(ReflectorConfig {
-        max_sessions: 2,
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .max_sessions(2)
+            .build()
+            .expect("valid reflector settings"),
+    );
     let seq = |r: &mut Reflector, port, t| {
         let reply = reflect(r, &request(0, 0, BASE_LEN), src(port), t).expect("reply");
         ReflectorPacket::new_checked(&reply[..])
@@ -204,10 +210,12 @@ fn bounded_table_evicts_least_recent() {
 
 #[test]
 fn idle_sessions_expire() {
-    let mut r = Reflector::new(ReflectorConfig {
-        idle_timeout: Duration::from_secs(10),
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .idle_timeout(Duration::from_secs(10))
+            .build()
+            .expect("valid reflector settings"),
+    );
     let req = request(0, 0, BASE_LEN);
     reflect(&mut r, &req, src(1_001), T0).expect("reply");
     reflect(&mut r, &req, src(1_002), T0 + 5_000_000_000).expect("reply");
@@ -226,10 +234,12 @@ fn idle_sessions_expire() {
 
 #[test]
 fn clock_tlv_answered_with_reflector_facts() {
-    let mut r = Reflector::new(ReflectorConfig {
-        clock: synced_clock(),
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .clock(synced_clock())
+            .build()
+            .expect("valid reflector settings"),
+    );
     let mut req = request(0, 5, BASE_LEN + CLOCK_TLV_LEN);
     let sender = ClockInfo {
         boot_id: BootId([1; 16]),
@@ -258,10 +268,12 @@ fn clock_tlv_answered_with_reflector_facts() {
 fn arbitrary_datagrams_never_panic_or_amplify() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
-    let mut r = Reflector::new(ReflectorConfig {
-        rate_limit_pps: 0,
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .rate_limit_pps(0)
+            .build()
+            .expect("valid reflector settings"),
+    );
     let mut out = [0u8; 2048];
     let mut answered = 0;
     for i in 0..20_000u64 {
@@ -300,10 +312,12 @@ fn arbitrary_datagrams_never_panic_or_amplify() {
 /// with exactly as many octets as it received, however large the caller's buffer.
 #[test]
 fn replies_are_exactly_as_long_as_requests_from_44_octets() {
-    let mut r = Reflector::new(ReflectorConfig {
-        rate_limit_pps: 0,
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .rate_limit_pps(0)
+            .build()
+            .expect("valid reflector settings"),
+    );
     let mut out = vec![0xEEu8; 65_536];
     for len in [44, 45, 47, 48, 64, 100, 1_400, 1_473, 9_000, 65_507] {
         let req = request(1, 9, len);
@@ -334,10 +348,12 @@ fn allow_only(prefixes: &[&str]) -> Reflector {
         .iter()
         .map(|p| p.parse().expect("prefix"))
         .collect();
-    Reflector::new(ReflectorConfig {
-        allow: AllowList::new(&nets).expect("allow list"),
-        ..ReflectorConfig::default()
-    })
+    Reflector::new(
+        ReflectorConfig::builder()
+            .allow(AllowList::new(&nets).expect("allow list"))
+            .build()
+            .expect("valid reflector settings"),
+    )
 }
 
 #[test]
@@ -403,13 +419,15 @@ fn allow_list_answers_only_listed_sources_v6() {
 #[test]
 fn rate_limit_holds_for_sprayed_sources() {
     let (burst, table) = (3u32, 100usize);
-    let mut r = Reflector::new(ReflectorConfig {
-        rate_limit_pps: 10,
-        rate_limit_burst: burst,
-        max_sources: table,
-        max_sessions: 65_536,
-        ..ReflectorConfig::default()
-    });
+    let mut r = Reflector::new(
+        ReflectorConfig::builder()
+            .rate_limit_pps(10)
+            .rate_limit_burst(burst)
+            .max_sources(table)
+            .max_sessions(65_536)
+            .build()
+            .expect("valid reflector settings"),
+    );
     let req = request(0, 0, BASE_LEN);
     let mut answered = 0u64;
     for i in 0..10_000u32 {
@@ -424,11 +442,13 @@ fn rate_limit_holds_for_sprayed_sources() {
     assert_eq!(c.rate_limit_shared, 3 * (10_000 - table as u64));
     assert_eq!(c.rate_limit_recycled, 0);
 
-    let mut r6 = Reflector::new(ReflectorConfig {
-        rate_limit_pps: 10,
-        rate_limit_burst: burst,
-        ..ReflectorConfig::default()
-    });
+    let mut r6 = Reflector::new(
+        ReflectorConfig::builder()
+            .rate_limit_pps(10)
+            .rate_limit_burst(burst)
+            .build()
+            .expect("valid reflector settings"),
+    );
     let answered = (0..10_000u16)
         .filter(|&i| {
             let a = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, i, 1);

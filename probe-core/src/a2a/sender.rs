@@ -228,6 +228,9 @@ pub struct Sender {
     pub(super) ring: SendRing,
     /// Round trips of first replies.
     pub(super) rtt: Distribution,
+    /// Round trips of first replies as user space sees them: from the user-space send time
+    /// to the user-space receive time, the reflector's turnaround included.
+    pub(super) rtt_user: Distribution,
     /// Forward delays of first replies (recorded scale), forward IPDV.
     pub(super) fwd: DelayStats,
     /// Reverse delays of every distinct reflector packet (recorded scale), reverse jitter.
@@ -279,6 +282,7 @@ impl Sender {
             error_estimate: config.clock.error_estimate(),
             ring: SendRing::new(u64::from(count).min(in_timeout)),
             rtt: Distribution::new(),
+            rtt_user: Distribution::new(),
             fwd: DelayStats::default(),
             rev: DelayStats::default(),
             refl_order: ReflOrder::default(),
@@ -468,16 +472,24 @@ impl Sender {
         }
     }
 
-    /// Takes a datagram received at `rx` (kernel timestamp when available).
+    /// Takes a datagram received at `rx` (kernel timestamp when available), which is also
+    /// taken as the user-space receive time (see [`Sender::on_reply_at`]).
     pub fn on_reply(&mut self, bytes: &[u8], rx: Nanos) -> ReplyOutcome {
-        let outcome = self.classify_reply(bytes, rx);
+        self.on_reply_at(bytes, rx, rx)
+    }
+
+    /// Takes a datagram received at `rx` (kernel timestamp when available) that user space
+    /// got at `user_rx` (the time read when the receive call returned): the user-space round
+    /// trip (`rtt_user_ms`) runs from the user-space send time to `user_rx`.
+    pub fn on_reply_at(&mut self, bytes: &[u8], rx: Nanos, user_rx: Nanos) -> ReplyOutcome {
+        let outcome = self.classify_reply(bytes, rx, user_rx);
         if matches!(outcome, ReplyOutcome::Ignored(_)) {
             self.ignored += 1;
         }
         outcome
     }
 
-    fn classify_reply(&mut self, bytes: &[u8], rx: Nanos) -> ReplyOutcome {
+    fn classify_reply(&mut self, bytes: &[u8], rx: Nanos, user_rx: Nanos) -> ReplyOutcome {
         let Ok(p) = ReflectorPacket::new_checked(bytes) else {
             return ReplyOutcome::Ignored(IgnoreReason::Malformed);
         };
@@ -538,6 +550,7 @@ impl Sender {
             self.forward_duplicates += 1;
         } else {
             self.on_first_reply(seq, slot.t1, fwd, rtt_ns);
+            self.rtt_user.record(user_rx.since(slot.user_t1));
             self.offset.add_raw(slot.t1, fwd_raw, rev_raw);
         }
         self.rev.delay.record(rev);

@@ -189,6 +189,7 @@ impl Sender {
             ignored: self.ignored,
             pps: self.schedule.achieved_pps(),
             rtt_ms: self.rtt.summary_ms(),
+            rtt_user_ms: self.rtt_user.summary_ms(),
             forward,
             reverse,
             clock: clock_report(mode, basis, synced_error, est.as_ref(), drift_residual_ns),

@@ -32,6 +32,9 @@ pub(super) struct Slot {
     pub(super) stamp: NtpTimestamp,
     /// The best send time known (kernel TX timestamp when given).
     pub(super) t1: Nanos,
+    /// The send time read in user space just before the send call (kept when a kernel TX
+    /// timestamp replaces `t1`).
+    pub(super) user_t1: Nanos,
     /// Forward delay of the first reply (recorded scale, see `Sender::provisional`).
     pub(super) fwd: i64,
 }
@@ -87,6 +90,7 @@ impl SendRing {
             replied: false,
             stamp,
             t1,
+            user_t1: t1,
             fwd: 0,
         };
     }

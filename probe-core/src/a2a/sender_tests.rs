@@ -26,10 +26,12 @@ impl Sim {
     fn new(config: SenderConfig, reflector_clock: ClockInfo, peer_offset: i64) -> Self {
         Sim {
             sender: Sender::new(config, Nanos(T0)).expect("valid config"),
-            reflector: Reflector::new(ReflectorConfig {
-                clock: reflector_clock,
-                ..ReflectorConfig::default()
-            }),
+            reflector: Reflector::new(
+                ReflectorConfig::builder()
+                    .clock(reflector_clock)
+                    .build()
+                    .expect("valid reflector settings"),
+            ),
             peer_offset,
             drift: 0.0,
         }
@@ -490,4 +492,34 @@ fn arbitrary_datagrams_never_panic_the_sender() {
     let report = s.finish();
     assert_eq!(report.received, 0);
     assert_eq!(report.ignored, 20_000);
+}
+
+#[test]
+fn user_space_round_trip_brackets_the_kernel_one() {
+    // Kernel TX timestamps 7 µs after the user-space send time, user space gets each reply
+    // 20 µs after the kernel stamped it: the user-space round trip is the kernel one plus
+    // 27 µs plus the reflector's turnaround (which `rtt_ms` nets out and user space sees).
+    let mut sim = Sim::new(config(50), clock(9, false, 0), 0);
+    sim.sender.set_clock(clock(9, false, 0));
+    hello(&mut sim);
+    for i in 0..50u64 {
+        let (seq, pkt, t1) = sim.send();
+        assert!(sim.sender.on_tx_timestamp(seq, Nanos(t1 + 7_000)));
+        let fwd = MS + i * 10_000;
+        let (reply, t3) = sim.reflect(&pkt, t1 + fwd);
+        let rx = t3 + 2 * MS;
+        let out = sim
+            .sender
+            .on_reply_at(&reply, Nanos(rx), Nanos(rx + 20_000));
+        assert!(matches!(out, ReplyOutcome::Test { .. }), "{out:?}");
+    }
+    let r = sim.sender.finish();
+    let (k, u) = (r.rtt_ms.expect("rtt"), r.rtt_user_ms.expect("user rtt"));
+    let extra_ms = (7_000.0 + 20_000.0 + TURNAROUND as f64) / 1e6;
+    assert!(close(u.min, k.min + extra_ms, 1e-3), "{k:?} {u:?}");
+    assert!(close(u.mean, k.mean + extra_ms, 1e-3), "{k:?} {u:?}");
+    assert!(close(u.max, k.max + extra_ms, 0.01), "{k:?} {u:?}");
+    assert!(u.min >= k.max.min(k.min) && u.p50 > k.p50);
+    let json = serde_json::to_value(&r).expect("json");
+    assert!(json["rtt_user_ms"]["p50"].is_number(), "{json}");
 }

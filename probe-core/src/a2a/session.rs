@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use super::interval::{Intervals, Totals};
+pub use super::session_config::{SessionConfig, SessionConfigBuilder};
 use super::{Limit, ReplyOutcome, Sender, SenderConfig, SenderError, VoiceConfig, VoiceMonitor};
 use crate::io::IcmpError;
 use crate::report::{A2aReport, IntervalReport, ScheduleErrorReport};
@@ -44,26 +45,6 @@ pub enum Pace {
         /// Unanswered packets allowed in flight.
         window: u32,
     },
-}
-
-/// Settings of a [`SenderSession`] beyond the [`SenderConfig`].
-#[derive(Clone, Debug)]
-pub struct SessionConfig {
-    /// Pacing.
-    pub pace: Pace,
-    /// Test length.
-    pub limit: Limit,
-    /// Hellos sent before the test, one per `hello_interval` until one is answered.
-    pub hellos: u32,
-    /// Time between hellos.
-    pub hello_interval: Duration,
-    /// Final wait for replies after the last packet (also the late-reply timeout, at least
-    /// 100 ms).
-    pub wait: Duration,
-    /// The test stops when nothing at all answered this long after it started.
-    pub no_answer_timeout: Duration,
-    /// Interval reports every this long (`None`: none).
-    pub report_interval: Option<Duration>,
 }
 
 /// What [`SenderSession::poll_transmit`] wrote.
@@ -316,9 +297,16 @@ impl SenderSession {
         self.local_drops = Some(drops);
     }
 
-    /// A datagram received at `rx` (kernel timestamp when available).
+    /// A datagram received at `rx` (kernel timestamp when available), also taken as the
+    /// user-space receive time.
     pub fn handle_datagram(&mut self, bytes: &[u8], rx: Nanos) -> ReplyOutcome {
-        let outcome = self.sender.on_reply(bytes, rx);
+        self.handle_datagram_at(bytes, rx, rx)
+    }
+
+    /// A datagram received at `rx` (kernel timestamp when available) that user space got at
+    /// `user_rx` (read when the receive call returned; see [`Sender::on_reply_at`]).
+    pub fn handle_datagram_at(&mut self, bytes: &[u8], rx: Nanos, user_rx: Nanos) -> ReplyOutcome {
+        let outcome = self.sender.on_reply_at(bytes, rx, user_rx);
         match outcome {
             ReplyOutcome::Test {
                 seq,

@@ -23,15 +23,16 @@ fn clock() -> ClockInfo {
 fn session(pace: Pace, limit: Limit, report_interval: Option<Duration>) -> SenderSession {
     let mut sc = SenderConfig::new("sim", 0x4242);
     sc.clock = clock();
-    let cfg = SessionConfig {
-        pace,
-        limit,
-        hellos: 3,
-        hello_interval: Duration::from_millis(200),
-        wait: Duration::from_millis(500),
-        no_answer_timeout: Duration::from_secs(2),
-        report_interval,
-    };
+    let cfg = SessionConfig::builder()
+        .pace(pace)
+        .limit(limit)
+        .hellos(3)
+        .hello_interval(Duration::from_millis(200))
+        .wait(Duration::from_millis(500))
+        .no_answer_timeout(Duration::from_secs(2))
+        .report_interval(report_interval)
+        .build()
+        .expect("valid session settings");
     SenderSession::new(sc, cfg).expect("valid session")
 }
 
@@ -47,11 +48,13 @@ struct Path {
 impl Path {
     fn new() -> Self {
         Path {
-            reflector: Reflector::new(ReflectorConfig {
-                clock: clock(),
-                rate_limit_pps: 0,
-                ..ReflectorConfig::default()
-            }),
+            reflector: Reflector::new(
+                ReflectorConfig::builder()
+                    .clock(clock())
+                    .rate_limit_pps(0)
+                    .build()
+                    .expect("valid reflector settings"),
+            ),
             inflight: Vec::new(),
             out: vec![0; 2048],
         }

@@ -4,9 +4,11 @@
 //! tokio's timer rounds to milliseconds, far too coarse for a 1 ms schedule, so the sleep is a
 //! kernel timerfd with an absolute expiry (no timer slack, and absolute deadlines keep errors
 //! from accumulating across packets). The wake-up still passes through the reactor and the
-//! scheduler, which costs tens of microseconds on a busy host; the spin absorbs that. Each wait
-//! spins for at most [`PacerConfig::max_spin`], so on a current-thread runtime the pacer blocks
-//! the thread only that long, and a busy host never loses a core to it.
+//! scheduler, which costs tens of microseconds on a busy host; the spin absorbs that. The pacer
+//! tracks how late its wake-ups come (a decaying peak) and ends the sleep earlier when they
+//! get later than the margin. Each wait spins for at most [`PacerConfig::max_spin`], so on a
+//! current-thread runtime the pacer blocks the thread only that long, and a busy host never
+//! loses a core to it; [`PacerConfig::capped_for`] bounds it to a fifth of the interval.
 
 use std::io;
 use std::time::Duration;
@@ -14,10 +16,15 @@ use std::time::Duration;
 use super::timerfd::{TimerFd, timespec};
 use crate::time::Nanos;
 
-/// Default [`PacerConfig::spin`] margin.
-const DEFAULT_MARGIN: Duration = Duration::from_micros(75);
+/// Default [`PacerConfig::spin`] margin: covers the wake-up of a `SCHED_FIFO` thread from
+/// the timerfd on a busy 2-vCPU VM at its 99th percentile (README, "Schedule error").
+const DEFAULT_MARGIN: Duration = Duration::from_micros(150);
 /// Default [`PacerConfig::max_spin`] budget.
-const DEFAULT_MAX_SPIN: Duration = Duration::from_micros(250);
+const DEFAULT_MAX_SPIN: Duration = Duration::from_micros(300);
+/// The recent peak of wake-up lateness decays by 1/this per wake.
+const WAKE_PEAK_DECAY: u64 = 64;
+/// [`PacerConfig::capped_for`] spins at most this fraction of each interval (1/5).
+const SPIN_SHARE: u32 = 5;
 
 /// Pacer settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +37,7 @@ pub struct PacerConfig {
 }
 
 impl Default for PacerConfig {
-    /// A 75 µs spin margin and at most 250 µs of spinning per wait.
+    /// A 150 µs spin margin and at most 300 µs of spinning per wait.
     fn default() -> Self {
         PacerConfig {
             margin: DEFAULT_MARGIN,
@@ -40,8 +47,9 @@ impl Default for PacerConfig {
 }
 
 impl PacerConfig {
-    /// Sets the spin margin: the sleep ends this long before each deadline and the pacer spins
-    /// through the rest (never for longer than [`PacerConfig::max_spin`] in one wait).
+    /// Sets the spin margin: the sleep ends at least this long before each deadline (longer
+    /// while recent wake-ups came late) and the pacer spins through the rest (never for longer
+    /// than [`PacerConfig::max_spin`] in one wait).
     #[must_use]
     pub const fn spin(mut self, margin: Duration) -> Self {
         self.margin = margin;
@@ -63,6 +71,16 @@ impl PacerConfig {
         self.spin(Duration::ZERO).max_spin(Duration::ZERO)
     }
 
+    /// Bounds the spin for a schedule of one wait per `interval`: margin and budget at most a
+    /// fifth of it, so that spinning never takes more than 20% of a core (at the default
+    /// 150 µs margin, a schedule of 1 ms spins 15% of a core; of 10 ms, 1.5%).
+    #[must_use]
+    pub fn capped_for(self, interval: Duration) -> Self {
+        let cap = interval / SPIN_SHARE;
+        self.spin(self.margin.min(cap))
+            .max_spin(self.max_spin.min(cap))
+    }
+
     /// The spin margin.
     pub const fn spin_margin(&self) -> Duration {
         self.margin
@@ -80,6 +98,9 @@ pub struct Pacer {
     timer: TimerFd,
     margin_ns: u64,
     max_spin_ns: u64,
+    /// Recent worst lateness of the sleep's wake-up (ns), decaying by 1/64 per wake: the
+    /// lead grows to cover it (up to the spin budget) when the host gets busy.
+    wake_peak_ns: u64,
 }
 
 /// What a wait does next.
@@ -107,6 +128,7 @@ impl Pacer {
             timer: TimerFd::new()?,
             margin_ns: duration_ns(cfg.margin),
             max_spin_ns: duration_ns(cfg.max_spin),
+            wake_peak_ns: 0,
         })
     }
 
@@ -156,6 +178,7 @@ impl Pacer {
                         tracing::warn!("timerfd wait failed ({e}); sleeping the thread instead");
                         nanosleep_until(until);
                     }
+                    self.note_wake(until, Nanos::now_realtime());
                 }
                 Step::Spin => {
                     if let Some(now) = spin(deadline, &mut budget) {
@@ -174,7 +197,10 @@ impl Pacer {
         loop {
             match self.step(Nanos::now_realtime(), deadline, budget) {
                 Step::Done(now) => return now,
-                Step::Sleep(until) => nanosleep_until(until),
+                Step::Sleep(until) => {
+                    nanosleep_until(until);
+                    self.note_wake(until, Nanos::now_realtime());
+                }
                 Step::Spin => {
                     if let Some(now) = spin(deadline, &mut budget) {
                         return now;
@@ -184,13 +210,27 @@ impl Pacer {
         }
     }
 
+    /// Records how late a sleep meant to end at `until` woke (at `now`).
+    fn note_wake(&mut self, until: Nanos, now: Nanos) {
+        let late = now.0.saturating_sub(until.0);
+        let decayed = self.wake_peak_ns - self.wake_peak_ns / WAKE_PEAK_DECAY;
+        self.wake_peak_ns = late.max(decayed);
+    }
+
+    /// How long before a deadline the sleep ends: the margin, or more when recent wake-ups
+    /// were later than it (their peak and half again), never more than the spin budget.
+    fn lead_ns(&self) -> u64 {
+        let adaptive = self.wake_peak_ns.saturating_add(self.wake_peak_ns / 2);
+        self.margin_ns.max(adaptive).min(self.max_spin_ns)
+    }
+
     /// The next move of a wait for `deadline` at `now`, with `budget` ns of spin left: sleep
     /// until the spin can cover the rest, then spin.
     fn step(&self, now: Nanos, deadline: Nanos, budget: u64) -> Step {
         if now >= deadline {
             return Step::Done(now);
         }
-        let lead = self.margin_ns.min(budget);
+        let lead = self.lead_ns().min(budget);
         if deadline.0 - now.0 <= lead {
             Step::Spin
         } else {

@@ -194,6 +194,40 @@ async fn steps_sleep_then_spin_within_the_budget() {
     );
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn late_wake_ups_lengthen_the_lead_within_the_budget() {
+    let us = 1_000;
+    let cfg = PacerConfig::default()
+        .spin(Duration::from_micros(20))
+        .max_spin(Duration::from_micros(200));
+    let mut p = Pacer::new(cfg).expect("pacer");
+    let d = Nanos(10 * MS);
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 20 * us))
+    );
+    // A wake-up 80 µs late: the next sleep ends 120 µs (its peak and half again) early.
+    p.note_wake(Nanos(5 * MS), Nanos(5 * MS + 80 * us));
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 120 * us))
+    );
+    // Never more than the spin budget, however late the wake-ups.
+    p.note_wake(Nanos(5 * MS), Nanos(6 * MS));
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 200 * us))
+    );
+    // Punctual wake-ups let the peak decay back to the margin.
+    for _ in 0..2_000 {
+        p.note_wake(Nanos(5 * MS), Nanos(5 * MS));
+    }
+    assert_eq!(
+        p.step(Nanos(0), d, 200 * us),
+        Step::Sleep(Nanos(d.0 - 20 * us))
+    );
+}
+
 #[test]
 fn needs_a_runtime() {
     assert!(Pacer::new(PacerConfig::default()).is_err());
@@ -216,6 +250,24 @@ fn config_builders_set_margin_and_budget() {
         (c.spin_margin(), c.spin_budget()),
         (Duration::ZERO, Duration::ZERO)
     );
+}
+
+#[test]
+fn spin_is_capped_at_a_fifth_of_the_interval() {
+    let us = Duration::from_micros;
+    let c = PacerConfig::default();
+    // 1 ms: the default margin (150 µs) fits under the cap (200 µs), the budget is cut.
+    let one_ms = c.capped_for(Duration::from_millis(1));
+    assert_eq!(
+        (one_ms.spin_margin(), one_ms.spin_budget()),
+        (us(150), us(200))
+    );
+    // 100 µs: both at 20 µs, so at most a fifth of each interval is spun.
+    let fast = c.capped_for(us(100));
+    assert_eq!((fast.spin_margin(), fast.spin_budget()), (us(20), us(20)));
+    // Long intervals keep the settings.
+    assert_eq!(c.capped_for(Duration::from_secs(1)), c);
+    assert_eq!(c.no_spin().capped_for(us(100)), c.no_spin());
 }
 
 #[test]

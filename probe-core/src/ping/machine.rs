@@ -4,8 +4,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::time::Duration;
 
+use super::config::{PingConfig, PingConfigError};
 use super::rate::TokenBucket;
 use super::summary::RttSummary;
 use crate::time::Nanos;
@@ -18,90 +18,8 @@ use crate::wire::icmp::{IcmpKind, Unreachable};
 /// reused while an earlier probe with it may still be answered.
 const MAX_IN_FLIGHT: usize = 0xFFF0;
 
-/// A ping configuration the machine refuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PingConfigError {
-    /// `count` is 0.
-    #[error("the probe count per target must be at least 1")]
-    ZeroCount,
-    /// The payload size is out of range.
-    #[error("a payload of {size} bytes is out of range: give 2 to 65000 bytes (--size)")]
-    Size {
-        /// The size asked for.
-        size: u16,
-    },
-    /// A target and our source address are of different address families.
-    #[error("source {src} and target {dst} are of different address families")]
-    MixedFamilies {
-        /// Source.
-        src: IpAddr,
-        /// Target.
-        dst: IpAddr,
-    },
-}
-
-/// Largest payload: the IPv6 header and the L4 header still fit a 16-bit packet size.
-const MAX_PAYLOAD: u16 = 65_000;
-
 /// TTL / hop limit of ping probes.
 const PROBE_TTL: u8 = 64;
-
-/// How a ping run looks. [`PingConfig::new`] gives fping-like defaults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PingConfig {
-    /// Probe protocol: ICMP echo, UDP (closed port or STAMP reflector) or TCP SYN.
-    pub protocol: Protocol,
-    /// Probes per target (default 1).
-    pub count: u32,
-    /// Time between two probes to the same target (default 1 s).
-    pub interval: Duration,
-    /// How long to wait for an answer before a probe counts as lost (default 1 s).
-    pub timeout: Duration,
-    /// Probes per second over all targets, 0 for unpaced (default 1000).
-    pub rate_pps: u32,
-    /// Token bucket depth of the global rate (default [`TokenBucket::default_burst`]).
-    pub burst: u32,
-    /// Payload bytes after the ICMP or UDP header (default 56, as ping and fping); at least 2
-    /// (the word that carries the probe id into the checksum). TCP SYNs carry no payload.
-    pub size: u16,
-    /// IPv4 TOS / IPv6 traffic class byte (DSCP << 2).
-    pub tos: u8,
-    /// Destination port for UDP (default 33434, closed) and TCP (default 80).
-    pub dst_port: u16,
-    /// Source port of UDP and TCP probes.
-    pub src_port: u16,
-    /// ICMP echo identifier (a ping socket imposes its own: pass it here).
-    pub icmp_ident: u16,
-    /// High 16 bits of TCP sequence numbers.
-    pub tcp_nonce: u16,
-    /// Whole IP packets (raw IPv4 sockets) or L4 segments.
-    pub emit: EmitLayer,
-    /// Keep every probe's round-trip time (fping `-C`).
-    pub per_probe: bool,
-}
-
-impl PingConfig {
-    /// Defaults for `protocol`.
-    pub fn new(protocol: Protocol) -> Self {
-        PingConfig {
-            protocol,
-            count: 1,
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            rate_pps: 1000,
-            burst: TokenBucket::default_burst(1000),
-            size: 56,
-            tos: 0,
-            dst_port: if protocol == Protocol::Tcp { 80 } else { 33434 },
-            src_port: 40000,
-            icmp_ident: 0x7072,
-            tcp_nonce: 0x7072,
-            emit: EmitLayer::L4,
-            per_probe: false,
-        }
-    }
-}
 
 /// One target of a run, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,12 +107,7 @@ impl Ping {
         targets: Vec<PingTarget>,
         now: Nanos,
     ) -> Result<Self, PingConfigError> {
-        if cfg.count == 0 {
-            return Err(PingConfigError::ZeroCount);
-        }
-        if (cfg.size < 2 && cfg.protocol != Protocol::Tcp) || cfg.size > MAX_PAYLOAD {
-            return Err(PingConfigError::Size { size: cfg.size });
-        }
+        cfg.validate()?;
         let mut by_addr = HashMap::with_capacity(targets.len());
         let mut due = BinaryHeap::with_capacity(targets.len());
         let mut stats = Vec::with_capacity(targets.len());

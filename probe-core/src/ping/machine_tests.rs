@@ -32,13 +32,15 @@ fn targets(n: usize) -> Vec<PingTarget> {
 }
 
 fn config(protocol: Protocol, count: u32) -> PingConfig {
-    let mut c = PingConfig::new(protocol);
-    c.count = count;
-    c.interval = Duration::from_millis(100);
-    c.timeout = Duration::from_millis(500);
-    c.rate_pps = 0;
-    c.src_port = 40000;
-    c
+    PingConfig::builder(protocol)
+        .count(count)
+        .interval(Duration::from_millis(100))
+        .timeout(Duration::from_millis(500))
+        .rate_pps(0)
+        .burst(TokenBucket::default_burst(1000))
+        .src_port(40000)
+        .build()
+        .expect("valid ping settings")
 }
 
 /// The answer the target gives to `tx` (echo reply, port unreachable, SYN-ACK or RST).
@@ -322,7 +324,17 @@ fn answers_must_come_from_the_probed_target() {
 
 #[test]
 fn bad_settings_are_refused() {
-    let mut c = config(Protocol::Icmp, 0);
+    let b = || PingConfig::builder(Protocol::Icmp);
+    assert_eq!(b().count(0).build(), Err(PingConfigError::ZeroCount));
+    assert_eq!(b().size(1).build(), Err(PingConfigError::Size { size: 1 }));
+    assert_eq!(
+        b().size(u16::MAX).build(),
+        Err(PingConfigError::Size { size: u16::MAX })
+    );
+    assert!(PingConfig::builder(Protocol::Tcp).size(0).build().is_ok());
+    // The machine checks again what it is handed.
+    let mut c = config(Protocol::Icmp, 1);
+    c.count = 0;
     assert!(Ping::new(c, targets(1), T0).is_err());
     c.count = 1;
     c.size = 1;

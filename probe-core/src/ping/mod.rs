@@ -23,13 +23,16 @@
 //! assert_eq!(tx.probe.dst, addr);
 //! ```
 
+mod config;
 mod machine;
+mod options;
 pub mod rate;
 pub mod runtime;
 pub mod summary;
 mod targets;
 
-pub use machine::{Ping, PingConfig, PingConfigError, PingTarget, PortState, TargetStats};
+pub use config::{PingConfig, PingConfigBuilder, PingConfigError};
+pub use machine::{Ping, PingTarget, PortState, TargetStats};
 pub use rate::TokenBucket;
 pub use summary::RttSummary;
 pub use targets::{TargetError, is_valid_target, parse_target_list};

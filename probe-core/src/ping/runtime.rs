@@ -18,15 +18,17 @@ use rand::Rng;
 use thiserror::Error;
 use tokio::task::JoinSet;
 
-use super::machine::{Ping, PingConfig, PingConfigError, PingTarget};
+use super::config::PingConfigError;
+use super::machine::{Ping, PingTarget};
+pub use super::options::{PingOptions, PingOptionsBuilder};
 use super::rate::TokenBucket;
-use crate::dns::{DnsConfig, Family, Resolver};
+use crate::dns::Resolver;
 use crate::io::{SocketOptions, udp_socket};
 use crate::report::ping::{PingReport, PingTargetReport};
 use crate::time::Nanos;
 use crate::trace::runtime::driver::{Machine, drive};
 use crate::trace::runtime::transport::{Route, Transport, source_towards};
-use crate::trace::{PrivilegeChoice, Protocol, TraceError, TraceOptions};
+use crate::trace::{Protocol, TraceError, TraceOptions};
 
 impl Machine for Ping {
     fn send_failed(&mut self, id: crate::trace::ProbeId, error: &std::io::Error) {
@@ -58,38 +60,6 @@ impl From<TraceError> for PingError {
         match e {
             TraceError::TcpNeedsRaw => PingError::TcpNeedsRaw,
             other => PingError::Sockets(other),
-        }
-    }
-}
-
-/// Settings of a ping run.
-#[derive(Clone, Debug)]
-pub struct PingOptions {
-    /// Targets: host names or addresses, in report order.
-    pub targets: Vec<String>,
-    /// Address family of names (`-4`, `-6`); literals of the other family are refused.
-    pub family: Family,
-    /// Probe shape and timing. `src_port`, `icmp_ident`, `tcp_nonce`, `emit` and `burst` are
-    /// chosen by the runtime.
-    pub config: PingConfig,
-    /// Which sockets to use.
-    pub privilege: PrivilegeChoice,
-    /// Interface to send through (`SO_BINDTODEVICE`).
-    pub interface: Option<String>,
-    /// Resolver settings for names.
-    pub dns: DnsConfig,
-}
-
-impl PingOptions {
-    /// Defaults ([`PingConfig::new`]) for `targets` with `protocol`.
-    pub fn new(targets: Vec<String>, protocol: Protocol) -> Self {
-        PingOptions {
-            targets,
-            family: Family::Any,
-            config: PingConfig::new(protocol),
-            privilege: PrivilegeChoice::Auto,
-            interface: None,
-            dns: DnsConfig::default(),
         }
     }
 }

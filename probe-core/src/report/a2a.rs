@@ -185,6 +185,12 @@ pub struct A2aReport {
     pub pps: Option<f64>,
     /// Round-trip time without the reflector's turnaround: `(t4 - t1) - (t3 - t2)`.
     pub rtt_ms: Option<Summary>,
+    /// Round-trip time as user space sees it, the reflector's turnaround included: from the
+    /// time read just before the send call to the time read when the receive call returned
+    /// (what a user-space ping-pong such as sockperf measures). Never below `rtt_ms` for a
+    /// packet.
+    #[serde(default)]
+    pub rtt_user_ms: Option<Summary>,
     /// Toward the peer.
     pub forward: DirectionReport,
     /// Back from the peer.
@@ -264,6 +270,7 @@ mod tests {
             ignored: 0,
             pps: Some(100.0),
             rtt_ms: Some(summary()),
+            rtt_user_ms: Some(summary()),
             forward: direction(),
             reverse: direction(),
             clock: ClockReport {
@@ -318,6 +325,7 @@ mod tests {
             "ignored",
             "pps",
             "rtt_ms",
+            "rtt_user_ms",
             "forward",
             "reverse",
             "clock",
@@ -340,6 +348,7 @@ mod tests {
         .map(|s| (*s).to_string())
         .collect();
         want.extend(summary_keys.iter().map(|k| format!("rtt_ms.{k}")));
+        want.extend(summary_keys.iter().map(|k| format!("rtt_user_ms.{k}")));
         for dir in ["forward", "reverse"] {
             for k in [
                 "sent",

@@ -51,13 +51,15 @@ fn on_error_message(m: &mut SenderSession, msg: ErrQueueMessage) {
     }
 }
 
-/// Hands the `n` datagrams of `batch` to the machine.
+/// Hands the `n` datagrams of `batch` to the machine, with the kernel's receive time and the
+/// time user space got them.
 fn deliver(m: &mut SenderSession, batch: &RecvBatch, n: usize) {
+    let user_rx = batch.received_at();
     for (bytes, meta) in batch.iter().take(n) {
         if let Some(d) = meta.drops {
             m.handle_local_drops(d);
         }
-        m.handle_datagram(bytes, meta.time);
+        m.handle_datagram_at(bytes, meta.time, user_rx);
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::a2a::{
     Limit, Pace, SenderConfig, SenderError, SenderSession, SessionConfig, VoiceConfig,
 };
+use crate::io::PacerConfig;
 use crate::report::IntervalReport;
 
 /// Highest DSCP codepoint (six bits).
@@ -37,6 +38,18 @@ pub enum ConfigError {
     /// A responder with nothing to listen on.
     #[error("no listen address: a responder needs at least one")]
     NoListenAddress,
+    /// A reflector that may keep no session.
+    #[error("the reflector must keep at least 1 session")]
+    ZeroSessions,
+    /// A rate limiter with no source bucket.
+    #[error("the rate limiter needs at least 1 source bucket")]
+    ZeroSources,
+    /// Sessions forgotten as soon as they start.
+    #[error("the session idle timeout must be positive")]
+    ZeroIdleTimeout,
+    /// A rate limit whose bucket holds nothing, so that nothing is ever answered.
+    #[error("a rate limit needs a burst of at least 1 packet (or turn the limit off with 0)")]
+    ZeroBurst,
 }
 
 /// Settings of one A2A test: build them with [`A2aOptions::builder`] (or take the defaults
@@ -78,6 +91,7 @@ pub struct A2aOptions {
     pub(super) report_interval: Option<Duration>,
     pub(super) interval_reports: Option<mpsc::Sender<IntervalReport>>,
     pub(super) realtime: bool,
+    pub(super) pacer: PacerConfig,
     pub(super) voice: Option<VoiceConfig>,
 }
 
@@ -101,6 +115,7 @@ impl A2aOptions {
             report_interval: None,
             interval_reports: None,
             realtime: false,
+            pacer: PacerConfig::default(),
             voice: None,
         }
     }
@@ -143,6 +158,11 @@ impl A2aOptions {
     /// How long the test waits for replies after the last packet.
     pub fn wait(&self) -> Duration {
         self.wait
+    }
+
+    /// The pacer settings (before the cap of [`PacerConfig::capped_for`] the interval).
+    pub fn pacer(&self) -> PacerConfig {
+        self.pacer
     }
 
     /// The voice rating, if asked for.
@@ -286,6 +306,15 @@ impl A2aOptionsBuilder {
     /// never to a flood. The priority stays with the thread after the test.
     pub fn realtime(mut self, realtime: bool) -> Self {
         self.0.realtime = realtime;
+        self
+    }
+
+    /// How the isochronous schedule waits for each send: a timerfd sleep to `spin_margin`
+    /// before the deadline, then a spin (default [`PacerConfig::default`]). The spin is
+    /// capped at a fifth of the interval ([`PacerConfig::capped_for`]);
+    /// [`PacerConfig::no_spin`] never spins.
+    pub fn pacer(mut self, pacer: PacerConfig) -> Self {
+        self.0.pacer = pacer;
         self
     }
 

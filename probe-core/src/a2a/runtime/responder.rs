@@ -27,13 +27,49 @@ const SEND_PATIENCE: Duration = Duration::from_millis(100);
 /// How often idle sessions are swept.
 const SWEEP: Duration = Duration::from_secs(1);
 
-/// Settings of a [`Responder`].
+/// Settings of a [`Responder`]: where it listens and how each socket's reflector answers,
+/// made with the checking [`ResponderConfig::new`].
+///
+/// ```
+/// use probe_core::a2a::ReflectorConfig;
+/// use probe_core::a2a::runtime::{ConfigError, ResponderConfig};
+///
+/// let listen = "127.0.0.1:0".parse()?;
+/// let cfg = ResponderConfig::new([listen], ReflectorConfig::default())?;
+/// assert_eq!(cfg.listen(), &[listen]);
+/// let none = ResponderConfig::new([], ReflectorConfig::default());
+/// assert_eq!(none.unwrap_err(), ConfigError::NoListenAddress);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ResponderConfig {
-    /// Socket addresses to listen on. An IPv6 wildcard (`[::]:P`) listens dual-stack.
-    pub listen: Vec<SocketAddr>,
-    /// Settings of each socket's reflector.
-    pub reflector: ReflectorConfig,
+    listen: Vec<SocketAddr>,
+    reflector: ReflectorConfig,
+}
+
+impl ResponderConfig {
+    /// Listens on every address of `listen` (at least one; an IPv6 wildcard `[::]:P` listens
+    /// dual-stack), each socket with a reflector of `reflector`'s settings.
+    pub fn new(
+        listen: impl IntoIterator<Item = SocketAddr>,
+        reflector: ReflectorConfig,
+    ) -> Result<Self, ConfigError> {
+        let listen: Vec<SocketAddr> = listen.into_iter().collect();
+        if listen.is_empty() {
+            return Err(ConfigError::NoListenAddress);
+        }
+        Ok(ResponderConfig { listen, reflector })
+    }
+
+    /// The socket addresses to listen on.
+    pub fn listen(&self) -> &[SocketAddr] {
+        &self.listen
+    }
+
+    /// The settings of each socket's reflector.
+    pub fn reflector(&self) -> &ReflectorConfig {
+        &self.reflector
+    }
 }
 
 /// A bound STAMP responder; [`Responder::run`] serves until shut down.
@@ -45,9 +81,6 @@ pub struct Responder {
 impl Responder {
     /// Binds every listen address.
     pub fn bind(cfg: &ResponderConfig) -> Result<Self, A2aError> {
-        if cfg.listen.is_empty() {
-            return Err(ConfigError::NoListenAddress.into());
-        }
         let mut sockets = Vec::with_capacity(cfg.listen.len());
         for &addr in &cfg.listen {
             let mut opts = SocketOptions {

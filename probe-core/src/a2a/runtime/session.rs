@@ -13,7 +13,7 @@ use super::driver::{Io, drive};
 use super::local_clock_info;
 use super::options::{A2aOptions, ConfigError};
 use crate::a2a::{Pace, SenderSession, TestOutcome};
-use crate::io::{Pacer, PacerConfig, SocketOptions, TimestampedSocket};
+use crate::io::{Pacer, SocketOptions, TimestampedSocket};
 
 /// Runs one test against the options' peer (see the module documentation).
 ///
@@ -49,13 +49,20 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
     Ok(session.finish())
 }
 
-/// The pacer: `SCHED_FIFO` only when asked for and the schedule sleeps between packets.
+/// The pacer: the options' settings with the spin capped for the interval; `SCHED_FIFO`
+/// only when asked for and the schedule sleeps between packets.
 fn pacer_for(opts: &A2aOptions) -> std::io::Result<Pacer> {
+    let cfg = match opts.pace {
+        Pace::Interval(i) => opts.pacer.capped_for(i),
+        // A flood waits for replies; its only deadlines are stall and end timers, which need
+        // no spin (a spin there only takes the CPU from the peer on a small host).
+        _ => opts.pacer.no_spin(),
+    };
     let sleeps = matches!(opts.pace, Pace::Interval(i) if i >= Duration::from_micros(100));
     if opts.realtime && sleeps {
-        Ok(Pacer::realtime(PacerConfig::default())?.0)
+        Ok(Pacer::realtime(cfg)?.0)
     } else {
-        Pacer::new(PacerConfig::default())
+        Pacer::new(cfg)
     }
 }
 
