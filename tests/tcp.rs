@@ -15,7 +15,7 @@ use serde_json::Value;
 const PORT: u16 = 49153;
 
 /// Starts `probe serve` in `host` and waits until 49153/tcp listens too.
-fn serve_tcp(host: &probe_lab::Host) -> probe_lab::Background {
+fn serve_tcp(host: &probe_lab::Host) -> common::Served {
     let bg = serve(host, PORT, &["--no-control"]);
     wait_tcp_listening(host, PORT);
     bg
