@@ -5,6 +5,7 @@ mod a2a_table;
 mod control;
 mod control_ping;
 mod dns;
+mod healthcheck;
 mod http;
 mod ping;
 mod serve;
@@ -33,6 +34,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ping(args) => ping::main(args, dns_config(&cli.dns)?),
         Command::Dns(args) => dns::main(args, &cli.dns),
         Command::Http(args) => http::main(args, &cli.dns),
+        Command::Healthcheck(args) => healthcheck::main(args),
         Command::Agent(_) => pending("agent", 0),
     }
 }
