@@ -32,7 +32,7 @@ if [[ -z $binary ]]; then
     -p probe-cli --target "$triple" --target-dir "$target_dir"
   binary=$target_dir/$triple/container/probe
 fi
-if ldd "$binary" >/dev/null 2>&1; then
+if ldd "$binary" 2>&1 | grep -q "=>"; then
   echo "build-image: $binary is dynamically linked; the image needs a static binary" >&2
   exit 1
 fi
