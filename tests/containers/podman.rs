@@ -100,7 +100,7 @@ impl Podman {
 
     /// Runs `podman ARGS` and panics unless it succeeds; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args, Duration::from_secs(60));
+        let out = self.output(args, Duration::from_mins(1));
         assert!(
             out.status.success(),
             "podman {args:?} failed ({}):\n{}\n{}",
