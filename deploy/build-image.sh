@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the probe container image `localhost/probe:latest` with podman from a locally built
+# static binary (the runtime stage of deploy/Dockerfile; no registry needed), installing podman
+# and runc when missing. Prints the image size.
+#
+# Environment: PROBE_IMAGE (default localhost/probe:latest); PROBE_STATIC_TARGET_DIR (cargo
+# target directory of the static build, default target/static, kept apart so the static
+# RUSTFLAGS do not invalidate the normal build); PROBE_BINARY (use this static binary instead
+# of building one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+image=${PROBE_IMAGE:-localhost/probe:latest}
+triple=x86_64-unknown-linux-gnu
+
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "build-image: podman and runc are missing (as root: apt-get install -y podman runc)" >&2
+    exit 1
+  fi
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc
+fi
+# runc and ulimits within this machine's limits (see the file).
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/deploy/containers.conf}
+
+binary=${PROBE_BINARY:-}
+if [[ -z $binary ]]; then
+  target_dir=${PROBE_STATIC_TARGET_DIR:-$root/target/static}
+  # glibc, statically linked: the image has no libc. probe resolves names with hickory (no NSS).
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --profile container \
+    -p probe-cli --target "$triple" --target-dir "$target_dir"
+  binary=$target_dir/$triple/container/probe
+fi
+if ldd "$binary" 2>&1 | grep -q "=>"; then
+  echo "build-image: $binary is dynamically linked; the image needs a static binary" >&2
+  exit 1
+fi
+
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+cp "$binary" "$context/probe"
+cp -r deploy/rootfs/etc "$context/etc"
+mkdir -p "$context/var/lib/probe" "$context/var/log/probe"
+# Docker format: the OCI image format has no HEALTHCHECK.
+podman build --format docker --build-arg PROBE_BINARY=prebuilt --target runtime \
+  -f deploy/Dockerfile -t "$image" "$context"
+size=$(podman image inspect --format '{{.Size}}' "$image")
+echo "build-image: $image: $((size / 1024)) KiB"
