@@ -2,12 +2,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use probe_core::a2a::runtime::{Responder, ResponderConfig, local_clock_info};
-use probe_core::a2a::{AllowList, ReflectorConfig};
+use probe_core::a2a::{Admission, AllowList, ReflectorConfig};
 use probe_core::control::identity::IDENTITY_FILE;
-use probe_core::control::{ControlServer, Identity, ServerConfig};
+use probe_core::control::{ControlServer, Identity, Limits, ServerConfig, TestsConfig};
 
 use super::control::{state_dir, token};
 use crate::cli::ServeArgs;
@@ -42,6 +43,16 @@ pub fn bind(args: &ServeArgs) -> anyhow::Result<Responder> {
     .context("cannot start the STAMP responder")
 }
 
+/// The operator's limits on negotiated tests.
+pub fn limits(args: &ServeArgs) -> Limits {
+    Limits {
+        max_rate_pps: args.max_rate,
+        max_duration: args.max_duration,
+        max_sessions: args.max_sessions.max(1),
+        max_bandwidth_bps: args.max_bandwidth,
+    }
+}
+
 /// Binds with `bind` on `--listen` addresses at `port`, or on dual-stack `[::]` falling back
 /// to `0.0.0.0` on hosts without IPv6.
 fn bind_listen<T, E: std::fmt::Display>(
@@ -73,7 +84,11 @@ fn bind_listen<T, E: std::fmt::Display>(
 }
 
 /// Loads (or creates) the identity and binds the control plane; `None` with `--no-control`.
-pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
+/// With `tests`, the control plane grants test requests.
+pub fn bind_control(
+    args: &ServeArgs,
+    tests: Option<TestsConfig>,
+) -> anyhow::Result<Option<ControlServer>> {
     if args.no_control {
         return Ok(None);
     }
@@ -94,6 +109,10 @@ pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
         })
     })
     .context("cannot start the control plane (pass --control-port PORT, or --no-control)")?;
+    let server = match tests {
+        Some(t) => server.serve_tests(t),
+        None => server,
+    };
     let addrs: Vec<String> = server
         .local_addrs()
         .iter()
@@ -114,8 +133,26 @@ pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
 }
 
 pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let responder = bind(args)?;
-    let control = bind_control(args)?;
+    let admission = Arc::new(Admission::new(args.require_auth));
+    let responder = bind(args)?.with_admission(Arc::clone(&admission));
+    let stamp_port = responder
+        .local_addrs()
+        .first()
+        .map_or(args.port, std::net::SocketAddr::port);
+    let control = bind_control(
+        args,
+        Some(TestsConfig {
+            limits: limits(args),
+            admission,
+            stamp_port,
+            clock: local_clock_info(),
+        }),
+    )?;
+    if args.require_auth {
+        eprintln!(
+            "probe serve: --require-auth: STAMP answers only sessions negotiated over the              control plane"
+        );
+    }
     let addrs: Vec<String> = responder
         .local_addrs()
         .iter()
@@ -173,18 +210,19 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         eprintln!(
-            "probe serve: received {}, reflected {}, not allowed {}, junk {}, rate-limited {}, refused {}, sessions {}",
+            "probe serve: received {}, reflected {}, not allowed {}, junk {}, rate-limited {}, refused {}, sessions {}, not negotiated {}",
             counters.received,
             counters.reflected,
             counters.not_allowed,
             counters.junk,
             counters.rate_limited,
             counters.refused,
-            counters.sessions_created
+            counters.sessions_created,
+            counters.not_negotiated
         );
         if let Some(c) = control_counters {
             eprintln!(
-                "probe serve: control: connections {}, welcomed {}, unauthorized {}, version mismatch {}, malformed {}, not allowed {}, busy {}, failed {}",
+                "probe serve: control: connections {}, welcomed {}, unauthorized {}, version mismatch {}, malformed {}, not allowed {}, busy {}, failed {}, tests accepted {}, tests refused {}, bad session {}",
                 c.connections,
                 c.welcomed,
                 c.unauthorized,
@@ -192,7 +230,10 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 c.malformed,
                 c.not_allowed,
                 c.busy,
-                c.failed
+                c.failed,
+                c.tests_accepted,
+                c.tests_refused,
+                c.bad_session
             );
         }
     }

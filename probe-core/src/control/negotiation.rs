@@ -156,6 +156,11 @@ pub struct FarEndResults {
     pub clock: ClockFacts,
 }
 
+/// A random Session-Sender Identifier for a negotiated test.
+pub fn random_ssid() -> u16 {
+    rand::random()
+}
+
 /// Magic of a punch datagram: `PRBP` then the session id, big-endian.
 pub const PUNCH_MAGIC: [u8; 4] = *b"PRBP";
 
