@@ -50,7 +50,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     let control = if embedded.is_some() {
         Control::None("the embedded responder has no control plane".into())
     } else if args.no_control {
-        Control::None("--no-control: plain STAMP (RFC 8762) toward the peer only".into())
+        Control::None("--no-control".into())
     } else {
         let probe_opts = base.clone().peer(peer).build()?;
         let asked = args.direction.unwrap_or(Direction::Both);
@@ -60,9 +60,22 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         Control::None(note) => a2a_control::check_direction(args.direction, note)?,
         Control::Negotiated(n) => n.direction,
     };
-    let near = match &control {
-        Control::Negotiated(n) if direction.includes_from() => Some(n.start_from(peer).await?),
-        _ => None,
+    let (near, from_note) = match &control {
+        Control::Negotiated(n) if direction.includes_from() => match n.start_from(peer).await {
+            Ok(r) => (Some(r), None),
+            // The default (both) runs what can run; an explicit `from` or `both` fails.
+            Err(e) if args.direction.is_none() => (None, Some(format!("{e:#}"))),
+            Err(e) => {
+                let _ = n.finish(Some(Duration::ZERO)).await;
+                return Err(e);
+            }
+        },
+        _ => (None, None),
+    };
+    let direction = if from_note.is_some() {
+        Direction::To
+    } else {
+        direction
     };
     let show = Show::choose(args, plan);
     let (reports_tx, reports_rx) = mpsc::channel(64);
@@ -134,7 +147,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if let Some(note) = &control_note
         && !args.json
     {
-        eprintln!("probe: {note}");
+        eprintln!("probe: {note}: plain STAMP (RFC 8762) toward the peer only");
     }
     let views = Views {
         direction,
@@ -143,7 +156,13 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         near: near_counters.as_ref(),
         label: &label,
         control_note: control_note.as_deref(),
+        direction_note: from_note.as_deref(),
     };
+    if let Some(note) = &from_note
+        && !args.json
+    {
+        eprintln!("probe: direction both: `from` did not run: {note}");
+    }
     print(args, &views, embedded_note(args))?;
     let mut code = ExitCode::SUCCESS;
     if let Some(o) = &outcome
@@ -187,6 +206,8 @@ struct Views<'a> {
     label: &'a str,
     /// Why the test ran without the control plane (against a peer).
     control_note: Option<&'a str>,
+    /// Why `from` did not run although the default (both) asked for it.
+    direction_note: Option<&'a str>,
 }
 
 impl Views<'_> {
@@ -204,6 +225,9 @@ impl Views<'_> {
             "control".into(),
             if negotiated { "negotiated" } else { "none" }.into(),
         );
+        if let Some(note) = self.direction_note {
+            obj.insert("direction_note".into(), note.into());
+        }
         if let Some(note) = self.control_note {
             obj.insert("control_note".into(), note.into());
         }

@@ -26,6 +26,10 @@ use crate::cli::A2aArgs;
 const PUNCHES: u32 = 3;
 /// Time between punches.
 const PUNCH_GAP: Duration = Duration::from_millis(50);
+/// How long the far end may take to see our punch (else its sender port is unreachable).
+const PUNCH_CONFIRM: Duration = Duration::from_millis(1500);
+/// Time between checks of the far end's sender state.
+const PUNCH_POLL: Duration = Duration::from_millis(100);
 /// Extra time the final results request may take beyond the planned test.
 const RESULTS_PATIENCE: Duration = Duration::from_secs(15);
 
@@ -90,9 +94,11 @@ pub async fn open(
         Ok(c) => c,
         Err(ControlError::Timeout { secs, .. }) => {
             return Ok(Control::None(format!(
-                "no control plane answered at {key}/udp within {secs} s: plain STAMP (RFC 8762) \
-                 toward the peer only"
+                "no control plane answered at {key}/udp within {secs} s"
             )));
+        }
+        Err(e @ ControlError::Refused { .. }) => {
+            return Ok(Control::None(e.to_string()));
         }
         Err(e) => return Err(e).with_context(|| format!("the control plane of {key}")),
     };
@@ -187,7 +193,34 @@ impl Negotiated {
         let task = tokio::spawn(responder.run(async move {
             let _ = stopped.await;
         }));
-        Ok(NearReflector { stop, task })
+        let near = NearReflector { stop, task };
+        // The far end says when the punch arrived; none within PUNCH_CONFIRM means its
+        // sender port cannot be reached from here.
+        let give_up = tokio::time::Instant::now() + PUNCH_CONFIRM;
+        loop {
+            let r = self
+                .client
+                .results(self.accepted.session, false, PUNCH_CONFIRM)
+                .await;
+            match r {
+                Ok(f) if f.sender_state.as_deref() != Some("waiting_punch") => return Ok(near),
+                Ok(_) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(PUNCH_POLL).await;
+                }
+                Ok(_) => {
+                    let _ = near.stop().await;
+                    bail!(
+                        "the far end never saw our punch to {far}/udp: its sender port is not \
+                         reachable from here (the far end may be behind NAT without that port \
+                         published); use --direction to"
+                    );
+                }
+                Err(e) => {
+                    let _ = near.stop().await;
+                    return Err(e).context("the far end's state of the `from` direction");
+                }
+            }
+        }
     }
 
     /// The far end's view; ends the session (waiting for the far end's sender).
@@ -238,7 +271,10 @@ pub fn from_json(far: Option<&FarEndResults>, near: Option<&ReflectorCounters>) 
 pub fn check_direction(asked: Option<Direction>, why: &str) -> anyhow::Result<Direction> {
     match asked {
         Some(d) if d.includes_from() => {
-            bail!("--direction {d} needs the peer's control plane, and {why}")
+            bail!(
+                "--direction {d} needs the peer's control plane ({why}); --direction to runs \
+                 plain STAMP toward the peer"
+            )
         }
         _ => Ok(Direction::To),
     }

@@ -149,9 +149,10 @@ pub struct FarEndResults {
     /// Why the far end's Session-Sender failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_error: Option<String>,
-    /// Whether the far end's Session-Sender is still running (partial results).
-    #[serde(default)]
-    pub sender_running: bool,
+    /// The far end's Session-Sender (`from`): `waiting_punch` (the client's punch has not
+    /// arrived), `running` (partial results), `done` or `failed`; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_state: Option<String>,
     /// The far end's clock facts now.
     pub clock: ClockFacts,
 }

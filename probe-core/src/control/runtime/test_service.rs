@@ -47,7 +47,9 @@ pub struct TestsConfig {
 /// The far end's Session-Sender of a `from` test.
 #[derive(Clone, Debug)]
 enum SenderState {
-    /// Waiting for the punch, or sending.
+    /// Waiting for the client's punch.
+    WaitingPunch,
+    /// Sending.
     Running,
     /// Finished with a report.
     Done(Box<A2aReport>),
@@ -221,11 +223,20 @@ impl Tests {
             .await;
             state = Some(rx.borrow().clone());
         }
-        let (report, error, running) = match state {
-            Some(SenderState::Done(r)) => (Some(r), None, false),
-            Some(SenderState::Failed(e)) => (None, Some(e), false),
-            Some(SenderState::Running) => (None, None, true),
-            None => (None, None, false),
+        let (report, error, sender_state) = match state {
+            Some(SenderState::Done(r)) => (Some(r), None, Some("done")),
+            Some(SenderState::Failed(e)) => (None, Some(e), Some("failed")),
+            Some(SenderState::Running) => (None, None, Some("running")),
+            Some(SenderState::WaitingPunch) if req.end => (
+                None,
+                Some(
+                    "the client's punch never arrived: the far end's sender port is not                      reachable from the client (is the far end behind NAT?)"
+                        .to_string(),
+                ),
+                Some("failed"),
+            ),
+            Some(SenderState::WaitingPunch) => (None, None, Some("waiting_punch")),
+            None => (None, None, None),
         };
         let out = FarEndResults {
             session: req.session,
@@ -233,7 +244,7 @@ impl Tests {
             reflector_totals: None,
             sender: report,
             sender_error: error,
-            sender_running: running,
+            sender_state: sender_state.map(Into::into),
             clock: ClockFacts::from_info(&crate::a2a::runtime::local_clock_info()),
         };
         if req.end {
@@ -303,10 +314,10 @@ fn start_sender(id: u64, client: IpAddr, req: &TestRequest) -> std::io::Result<S
     std_sock.set_nonblocking(true)?;
     let port = std_sock.local_addr()?.port();
     let sock = tokio::net::UdpSocket::from_std(std_sock)?;
-    let (tx, rx) = watch::channel(SenderState::Running);
+    let (tx, rx) = watch::channel(SenderState::WaitingPunch);
     let req = req.clone();
     let task = tokio::spawn(async move {
-        let state = match far_end_sender(id, client, port, sock, &req).await {
+        let state = match far_end_sender(id, client, port, sock, &req, &tx).await {
             Ok(report) => SenderState::Done(Box::new(report)),
             Err(e) => {
                 tracing::info!("control: session {id:016x}: far-end sender: {e}");
@@ -324,6 +335,7 @@ async fn far_end_sender(
     port: u16,
     sock: tokio::net::UdpSocket,
     req: &TestRequest,
+    state: &watch::Sender<SenderState>,
 ) -> Result<A2aReport, String> {
     let mut buf = [0_u8; 64];
     let target = tokio::time::timeout(PUNCH_WAIT, async {
@@ -345,6 +357,7 @@ async fn far_end_sender(
         )
     })?;
     drop(sock);
+    let _ = state.send(SenderState::Running);
     let pace = match req.interval_ns {
         Some(ns) if ns > 0 => Pace::Interval(Duration::from_nanos(ns)),
         _ => Pace::Max {
