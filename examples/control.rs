@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use probe_core::a2a::runtime::{A2aOptions, Responder, ResponderConfig, local_clock_info, run_test};
+use probe_core::a2a::runtime::{
+    A2aOptions, Responder, ResponderConfig, local_clock_info, run_test,
+};
 use probe_core::a2a::{Admission, AllowList, Direction, Limit, Pace, ReflectorConfig};
 use probe_core::control::messages::ClockFacts;
 use probe_core::control::{
-    ClientConfig, ControlServer, Identity, Limits, PinPolicy, ServerConfig, TestKind,
-    TestRequest, TestsConfig, Token, connect,
+    ClientConfig, ControlServer, Identity, Limits, PinPolicy, ServerConfig, TestKind, TestRequest,
+    TestsConfig, Token, connect,
 };
 
 #[tokio::main(flavor = "current_thread")]

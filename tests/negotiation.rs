@@ -71,13 +71,23 @@ fn require_auth_answers_negotiated_sessions_only() {
     let peer = lab.b.ipv4().to_string();
     let dir = state("auth-client");
     // A plain STAMP sender gets nothing: 3 unanswered hellos and 20 test packets dropped.
-    let out = a2a(&lab.a, &peer, &dir, &["--no-control", "-c", "20", "-i", "5ms"]);
+    let out = a2a(
+        &lab.a,
+        &peer,
+        &dir,
+        &["--no-control", "-c", "20", "-i", "5ms"],
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let plain: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(num(&plain, "received"), 0.0);
     assert_eq!(text(&plain, "control"), "none");
     // A negotiated one is answered, and the far end's count matches ours.
-    let v = json(&a2a(&lab.a, &peer, &dir, &["--direction", "to", "-c", "50", "-i", "5ms"]));
+    let v = json(&a2a(
+        &lab.a,
+        &peer,
+        &dir,
+        &["--direction", "to", "-c", "50", "-i", "5ms"],
+    ));
     assert_eq!(text(&v, "control"), "negotiated");
     assert_eq!(text(&v, "direction"), "to");
     assert_eq!(num(&v, "sent"), 50.0);
@@ -112,7 +122,16 @@ fn token_refused_then_accepted() {
         &lab.a,
         &peer,
         &dir,
-        &["--token", "right", "--direction", "to", "-c", "10", "-i", "5ms"],
+        &[
+            "--token",
+            "right",
+            "--direction",
+            "to",
+            "-c",
+            "10",
+            "-i",
+            "5ms",
+        ],
     ));
     assert_eq!(num(&v, "received"), 10.0, "{v}");
     assert_eq!(num(&v, "far_end.reflector.received"), 10.0, "{v}");
@@ -148,7 +167,10 @@ fn each_limit_is_enforced_and_named() {
         (&["--rate", "max", "-c", "10"][..], "--max-rate 500 pps"),
         (&["-d", "6s", "-i", "10ms"][..], "--max-duration 5s"),
         // 200 pps x 300 B x 8 = 480 kbit/s.
-        (&["--rate", "200", "-s", "300", "-c", "10"][..], "--max-bandwidth 400000 bit/s"),
+        (
+            &["--rate", "200", "-s", "300", "-c", "10"][..],
+            "--max-bandwidth 400000 bit/s",
+        ),
     ] {
         let out = a2a(&lab.a, &peer, &dir, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
@@ -160,8 +182,18 @@ fn each_limit_is_enforced_and_named() {
     let mut hold = probe(
         &lab.a,
         &[
-            "a2a", "--peer", &peer, "--state-dir", dir.to_str().expect("utf8"), "--direction",
-            "to", "-d", "3s", "-i", "10ms", "--json",
+            "a2a",
+            "--peer",
+            &peer,
+            "--state-dir",
+            dir.to_str().expect("utf8"),
+            "--direction",
+            "to",
+            "-d",
+            "3s",
+            "-i",
+            "10ms",
+            "--json",
         ],
     );
     hold.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -173,7 +205,12 @@ fn each_limit_is_enforced_and_named() {
     let held = hold.wait().expect("wait");
     assert!(held.status.success(), "{held:?}");
     // Within the limits a test runs.
-    let v = json(&a2a(&lab.a, &peer, &dir, &["--rate", "100", "-c", "20", "-s", "100"]));
+    let v = json(&a2a(
+        &lab.a,
+        &peer,
+        &dir,
+        &["--rate", "100", "-c", "20", "-s", "100"],
+    ));
     assert_eq!(num(&v, "received"), 20.0, "{v}");
     let c = stopped(srv);
     assert_eq!(num(&c, "control.tests_refused"), 5.0, "{c}");
@@ -189,7 +226,12 @@ fn from_and_both_directions_report_each_view() {
     let _srv = serve_control(&lab.b, "dirs", &[]);
     let peer = lab.b.ipv4().to_string();
     let dir = state("dirs-client");
-    let v = json(&a2a(&lab.a, &peer, &dir, &["--direction", "from", "-c", "40", "-i", "5ms"]));
+    let v = json(&a2a(
+        &lab.a,
+        &peer,
+        &dir,
+        &["--direction", "from", "-c", "40", "-i", "5ms"],
+    ));
     assert_eq!(text(&v, "direction"), "from");
     // No `to` test: none of its fields.
     assert!(v.get("sent").is_none(), "{v}");
@@ -220,7 +262,12 @@ fn from_behind_nat_without_published_ports() {
     let _srv = serve_control(&lab.peer, "nat", &["--require-auth"]);
     let peer = lab.peer.ipv4().to_string();
     let dir = state("nat-client");
-    let v = json(&a2a(&lab.agent, &peer, &dir, &["--direction", "from", "-c", "50", "-i", "5ms"]));
+    let v = json(&a2a(
+        &lab.agent,
+        &peer,
+        &dir,
+        &["--direction", "from", "-c", "50", "-i", "5ms"],
+    ));
     assert_eq!(num(&v, "from.report.sent"), 50.0, "{v}");
     assert_eq!(num(&v, "from.report.received"), 50.0, "{v}");
     assert_eq!(num(&v, "from.near_reflector.received"), 50.0, "{v}");
@@ -231,7 +278,12 @@ fn from_behind_nat_without_published_ports() {
         "far end targeted {target}"
     );
     // Both directions through the masquerade, with --require-auth at the far end.
-    let v = json(&a2a(&lab.agent, &peer, &dir, &["--direction", "both", "-c", "50", "-i", "5ms"]));
+    let v = json(&a2a(
+        &lab.agent,
+        &peer,
+        &dir,
+        &["--direction", "both", "-c", "50", "-i", "5ms"],
+    ));
     assert_eq!(num(&v, "received"), 50.0, "{v}");
     assert_eq!(num(&v, "far_end.reflector.received"), 50.0, "{v}");
     assert_eq!(num(&v, "from.report.received"), 50.0, "{v}");
@@ -250,8 +302,16 @@ fn a_vanished_client_frees_its_session() {
     let mut cmd = probe(
         &lab.a,
         &[
-            "a2a", "--peer", &peer, "--state-dir", dir.to_str().expect("utf8"), "-d", "60s",
-            "-i", "10ms", "--json",
+            "a2a",
+            "--peer",
+            &peer,
+            "--state-dir",
+            dir.to_str().expect("utf8"),
+            "-d",
+            "60s",
+            "-i",
+            "10ms",
+            "--json",
         ],
     );
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
@@ -269,7 +329,12 @@ fn a_vanished_client_frees_its_session() {
     // The server notices within its idle timeout (10 s) and frees the session; the other
     // client (a second test here) is unaffected.
     loop {
-        let out = a2a(&lab.a, &peer, &dir, &["--direction", "to", "-c", "5", "-i", "5ms"]);
+        let out = a2a(
+            &lab.a,
+            &peer,
+            &dir,
+            &["--direction", "to", "-c", "5", "-i", "5ms"],
+        );
         if out.status.success() {
             let v: Value = serde_json::from_slice(&out.stdout).expect("json");
             assert_eq!(num(&v, "received"), 5.0, "{v}");
@@ -296,16 +361,39 @@ fn plain_reflector_falls_back_to_stamp() {
     let _srv = serve(&lab.b, PORT, &["--no-control"]);
     let peer = lab.b.ipv4().to_string();
     let dir = state("plain-client");
-    let v = json(&a2a(&lab.a, &peer, &dir, &["-c", "20", "-i", "5ms", "--control-timeout", "500ms"]));
+    let v = json(&a2a(
+        &lab.a,
+        &peer,
+        &dir,
+        &["-c", "20", "-i", "5ms", "--control-timeout", "500ms"],
+    ));
     assert_eq!(text(&v, "control"), "none");
     assert_eq!(text(&v, "direction"), "to");
-    assert!(text(&v, "control_note").contains("no control plane answered"), "{v}");
+    assert!(
+        text(&v, "control_note").contains("no control plane answered"),
+        "{v}"
+    );
     assert_eq!(num(&v, "received"), 20.0, "{v}");
     assert_eq!(text(&v, "clock.basis"), "tlv");
-    let out = a2a(&lab.a, &peer, &dir, &["--direction", "from", "-c", "5", "--control-timeout", "500ms"]);
+    let out = a2a(
+        &lab.a,
+        &peer,
+        &dir,
+        &[
+            "--direction",
+            "from",
+            "-c",
+            "5",
+            "--control-timeout",
+            "500ms",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--direction from needs the peer's control plane"), "{err}");
+    assert!(
+        err.contains("--direction from needs the peer's control plane"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -373,7 +461,13 @@ fn library_exclusive_throughput_and_unknown_sessions() {
             let again = two.request_test(&req).await;
             one.close().await;
             two.close().await;
-            (busy, unknown, far.session == granted.session, ended, again.is_ok())
+            (
+                busy,
+                unknown,
+                far.session == granted.session,
+                ended,
+                again.is_ok(),
+            )
         })
     });
     let (busy, unknown, same, ended, again) = result;
@@ -385,12 +479,24 @@ fn library_exclusive_throughput_and_unknown_sessions() {
         other => panic!("not busy: {other}"),
     }
     assert!(
-        matches!(unknown, ControlError::Rejected { code: ErrorCode::UnknownSession, .. }),
+        matches!(
+            unknown,
+            ControlError::Rejected {
+                code: ErrorCode::UnknownSession,
+                ..
+            }
+        ),
         "{unknown}"
     );
     assert!(same);
     assert!(
-        matches!(ended, ControlError::Rejected { code: ErrorCode::UnknownSession, .. }),
+        matches!(
+            ended,
+            ControlError::Rejected {
+                code: ErrorCode::UnknownSession,
+                ..
+            }
+        ),
         "{ended}"
     );
     assert!(again);

@@ -152,7 +152,9 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     let views = Views {
         direction,
         outcome: outcome.as_ref(),
-        far: far.as_ref().map(|(j, r)| (j.as_ref(), r.as_ref().map_err(ToString::to_string))),
+        far: far
+            .as_ref()
+            .map(|(j, r)| (j.as_ref(), r.as_ref().map_err(ToString::to_string))),
         near: near_counters.as_ref(),
         label: &label,
         control_note: control_note.as_deref(),
@@ -200,7 +202,10 @@ struct Views<'a> {
     /// The `to` direction (this end's Session-Sender).
     outcome: Option<&'a TestOutcome>,
     /// The far end's view (`far_end` JSON) or why it is missing.
-    far: Option<(Option<&'a serde_json::Value>, Result<&'a FarEndResults, String>)>,
+    far: Option<(
+        Option<&'a serde_json::Value>,
+        Result<&'a FarEndResults, String>,
+    )>,
     /// This end's reflector of the `from` direction.
     near: Option<&'a ReflectorCounters>,
     label: &'a str,
@@ -266,10 +271,15 @@ impl Views<'_> {
                             r.received,
                             r.reflected,
                             r.rate_limited,
-                            if f.clock.synced { "synchronized" } else { "not synchronized" },
-                            f.clock
-                                .max_error_ns
-                                .map_or_else(String::new, |ns| format!(", max error {} us", ns / 1000))
+                            if f.clock.synced {
+                                "synchronized"
+                            } else {
+                                "not synchronized"
+                            },
+                            f.clock.max_error_ns.map_or_else(String::new, |ns| format!(
+                                ", max error {} us",
+                                ns / 1000
+                            ))
                         );
                     }
                     if let Some(r) = &f.sender {

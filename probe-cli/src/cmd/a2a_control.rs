@@ -12,8 +12,8 @@ use probe_core::control::messages::ClockFacts;
 use probe_core::control::negotiation::{punch, random_ssid};
 use probe_core::control::pin::KNOWN_PEERS_FILE;
 use probe_core::control::{
-    ClientConfig, ControlClient, ControlError, FarEndResults, Fingerprint, PinPolicy,
-    TestAccepted, TestKind, TestRequest, connect,
+    ClientConfig, ControlClient, ControlError, FarEndResults, Fingerprint, PinPolicy, TestAccepted,
+    TestKind, TestRequest, connect,
 };
 use probe_core::time::ClockInfo;
 use serde_json::{Value, json};

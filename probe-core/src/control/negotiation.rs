@@ -84,9 +84,7 @@ pub struct TestRequest {
 impl TestRequest {
     /// The sending rate, packets per second; `None` for as fast as possible.
     pub fn rate_pps(&self) -> Option<f64> {
-        self.interval_ns
-            .filter(|&n| n > 0)
-            .map(|n| 1e9 / n as f64)
+        self.interval_ns.filter(|&n| n > 0).map(|n| 1e9 / n as f64)
     }
 
     /// How long the test sends: the duration, or count × interval; `None` when unknown (a
@@ -198,7 +196,10 @@ mod tests {
         };
         let text = serde_json::to_string(&r).expect("json");
         assert!(text.contains(r#""direction":"both""#), "{text}");
-        assert_eq!(serde_json::from_str::<TestRequest>(&text).expect("parse"), r);
+        assert_eq!(
+            serde_json::from_str::<TestRequest>(&text).expect("parse"),
+            r
+        );
         assert_eq!(r.planned(), Some(Duration::from_millis(500)));
         assert_eq!(r.rate_pps(), Some(100.0));
         let k: TestKind = serde_json::from_str(r#""quic""#).expect("unknown kind parses");

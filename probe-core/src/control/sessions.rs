@@ -134,8 +134,8 @@ impl SessionTable {
         if self.sessions.len() >= self.limits.max_sessions {
             return Err(limit(
                 "--max-sessions",
-                self.limits.max_sessions.to_string(),
-                format!("{} sessions are open", self.sessions.len()),
+                &self.limits.max_sessions.to_string(),
+                &format!("{} sessions are open", self.sessions.len()),
             ));
         }
         let hold = req.planned().unwrap_or(UNKNOWN_LENGTH_HOLD);
@@ -156,9 +156,8 @@ impl SessionTable {
         match self.sessions.get(&id) {
             Some(s) if s.owner == owner && now < s.expires => Ok(s),
             Some(s) if s.owner == owner => Err(Lookup::Expired),
-            Some(_) => Err(Lookup::Unknown),
             None if self.expired.contains(&id) => Err(Lookup::Expired),
-            None => Err(Lookup::Unknown),
+            _ => Err(Lookup::Unknown),
         }
     }
 
@@ -212,8 +211,8 @@ fn check_request(req: &TestRequest, limits: &Limits) -> Result<(), ErrorMessage>
     {
         return Err(limit(
             "--max-duration",
-            format!("{max:?}"),
-            format!("the test would run {planned:?}"),
+            &format!("{max:?}"),
+            &format!("the test would run {planned:?}"),
         ));
     }
     if let Some(max) = limits.max_rate_pps {
@@ -221,15 +220,15 @@ fn check_request(req: &TestRequest, limits: &Limits) -> Result<(), ErrorMessage>
             Some(pps) if pps > max => {
                 return Err(limit(
                     "--max-rate",
-                    format!("{max} pps"),
-                    format!("{pps:.1} pps asked"),
+                    &format!("{max} pps"),
+                    &format!("{pps:.1} pps asked"),
                 ));
             }
             None => {
                 return Err(limit(
                     "--max-rate",
-                    format!("{max} pps"),
-                    "a flood (--rate max) has no bound".into(),
+                    &format!("{max} pps"),
+                    "a flood (--rate max) has no bound",
                 ));
             }
             Some(_) => {}
@@ -241,15 +240,15 @@ fn check_request(req: &TestRequest, limits: &Limits) -> Result<(), ErrorMessage>
             Some(bps) if bps > max as f64 => {
                 return Err(limit(
                     "--max-bandwidth",
-                    format!("{max} bit/s"),
-                    format!("{bps:.0} bit/s asked"),
+                    &format!("{max} bit/s"),
+                    &format!("{bps:.0} bit/s asked"),
                 ));
             }
             None => {
                 return Err(limit(
                     "--max-bandwidth",
-                    format!("{max} bit/s"),
-                    "a flood (--rate max) has no bound".into(),
+                    &format!("{max} bit/s"),
+                    "a flood (--rate max) has no bound",
                 ));
             }
             Some(_) => {}
@@ -267,7 +266,7 @@ fn refusal(code: ErrorCode, message: String) -> ErrorMessage {
 }
 
 /// A refusal naming the limit (the serve flag) and its value.
-fn limit(flag: &str, value: String, why: String) -> ErrorMessage {
+fn limit(flag: &str, value: &str, why: &str) -> ErrorMessage {
     ErrorMessage {
         code: ErrorCode::LimitExceeded,
         message: format!(

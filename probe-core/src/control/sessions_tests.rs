@@ -50,7 +50,11 @@ fn each_limit_is_named_with_its_value() {
         ..limits
     });
     let e = refused(&mut t2, req(TestKind::Stamp, Some(10), 1), now);
-    assert!(e.message.contains("--max-bandwidth 40000 bit/s"), "{}", e.message);
+    assert!(
+        e.message.contains("--max-bandwidth 40000 bit/s"),
+        "{}",
+        e.message
+    );
     // One session open: a second is over --max-sessions 1.
     let e = refused(&mut t, req(TestKind::Stamp, Some(20), 1), now);
     assert!(e.message.contains("--max-sessions 1"), "{}", e.message);

@@ -8,9 +8,9 @@ use super::error::ControlError;
 use super::frame_io::{ReadFrameError, read_frame};
 use super::tls;
 use crate::control::auth::Token;
+use crate::control::handshake::kind;
 use crate::control::handshake::{PeerHello, hello, read_welcome};
 use crate::control::identity::Fingerprint;
-use crate::control::handshake::kind;
 use crate::control::messages::{Message, PROTOCOL_VERSION, decode_body, encode};
 use crate::control::negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestRequest};
 use crate::control::pin::{KnownPeers, PinCheck, PinError, PinPolicy};
@@ -188,7 +188,10 @@ impl ControlClient {
     /// [`ControlError::Rejected`] with the responder's code and message (the limit and its
     /// value, "busy, retry after N s", ...).
     pub async fn request_test(&self, req: &TestRequest) -> Result<TestAccepted, ControlError> {
-        match self.request(&Message::TestRequest(req.clone()), self.config.timeout).await? {
+        match self
+            .request(&Message::TestRequest(req.clone()), self.config.timeout)
+            .await?
+        {
             Message::TestAccepted(a) => Ok(a),
             other => Err(self.unexpected(&other)),
         }
@@ -203,7 +206,10 @@ impl ControlClient {
         patience: Duration,
     ) -> Result<FarEndResults, ControlError> {
         let msg = Message::Results(ResultsRequest { session, end });
-        match self.request(&msg, patience.max(self.config.timeout)).await? {
+        match self
+            .request(&msg, patience.max(self.config.timeout))
+            .await?
+        {
             Message::FarEnd(r) => Ok(*r),
             other => Err(self.unexpected(&other)),
         }

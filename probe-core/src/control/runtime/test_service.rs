@@ -98,11 +98,14 @@ impl Tests {
     pub(super) async fn answer(&self, msg: Message, owner: u64, client: IpAddr) -> Message {
         self.sweep();
         match msg {
-            Message::TestRequest(req) => self.grant(req, owner, client.to_canonical()),
+            Message::TestRequest(req) => self.grant(&req, owner, client.to_canonical()),
             Message::Results(req) => self.results(req, owner).await,
             other => error_message(
                 ErrorCode::BadMessage,
-                format!("{} is not a request", crate::control::handshake::kind(&other)),
+                format!(
+                    "{} is not a request",
+                    crate::control::handshake::kind(&other)
+                ),
             ),
         }
     }
@@ -119,7 +122,7 @@ impl Tests {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn grant(&self, req: TestRequest, owner: u64, client: IpAddr) -> Message {
+    fn grant(&self, req: &TestRequest, owner: u64, client: IpAddr) -> Message {
         let id = loop {
             let id: u64 = rand::random();
             if id != 0 {
@@ -139,8 +142,8 @@ impl Tests {
             }
         };
         let stamp = req.kind == TestKind::Stamp;
-        let stats =
-            (stamp && req.direction.includes_to()).then(|| self.config.admission.register(client, req.ssid));
+        let stats = (stamp && req.direction.includes_to())
+            .then(|| self.config.admission.register(client, req.ssid));
         let mut extras = Extras {
             stats,
             sender: None,
@@ -148,7 +151,7 @@ impl Tests {
         };
         let mut sender_port = None;
         if stamp && req.direction.includes_from() {
-            match start_sender(id, client, &req) {
+            match start_sender(id, client, req) {
                 Ok((port, rx, task)) => {
                     sender_port = Some(port);
                     extras.sender = Some(rx);
