@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ fn serve_control(host: &Host, tag: &str, extra: &[&str]) -> probe_lab::Backgroun
 }
 
 /// `probe a2a --peer PEER --json ARGS` from `host` with the client state `dir`.
-fn a2a(host: &Host, peer: &str, dir: &PathBuf, args: &[&str]) -> std::process::Output {
+fn a2a(host: &Host, peer: &str, dir: &Path, args: &[&str]) -> std::process::Output {
     let mut all = vec![
         "a2a",
         "--peer",
@@ -198,7 +198,7 @@ fn each_limit_is_enforced_and_named() {
     );
     hold.stdout(Stdio::piped()).stderr(Stdio::piped());
     let hold = lab.a.spawn(&mut hold).expect("spawn");
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_secs(1));
     let out = a2a(&lab.a, &peer, &dir, &["-c", "10"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--max-sessions 1"), "{err}");
