@@ -502,3 +502,46 @@ fn library_exclusive_throughput_and_unknown_sessions() {
     assert!(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_far_end_that_vanishes_keeps_the_near_results() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let mut srv = serve_control(&lab.b, "gone", &[]);
+    let peer = lab.b.ipv4().to_string();
+    let dir = state("gone-client");
+    let mut cmd = probe(
+        &lab.a,
+        &[
+            "a2a",
+            "--peer",
+            &peer,
+            "--state-dir",
+            dir.to_str().expect("utf8"),
+            "--direction",
+            "to",
+            "-d",
+            "4s",
+            "-i",
+            "10ms",
+            "--json",
+        ],
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let client = lab.a.spawn(&mut cmd).expect("spawn");
+    std::thread::sleep(Duration::from_secs(1));
+    srv.child_mut().kill().expect("kill serve");
+    let out = client.wait().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("partial results as JSON");
+    // What was measured before the far end vanished is kept.
+    let received = num(&v, "received");
+    assert!(received >= 50.0, "{v}");
+    assert!(num(&v, "sent") > received, "{v}");
+    assert!(v.get("far_end_error").is_some(), "{v}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("far end's results"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
