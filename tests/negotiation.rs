@@ -23,7 +23,7 @@ fn state(tag: &str) -> PathBuf {
 }
 
 /// `probe serve` in `host` with a fresh identity and `extra` flags, control plane listening.
-fn serve_control(host: &Host, tag: &str, extra: &[&str]) -> probe_lab::Background {
+fn serve_control(host: &Host, tag: &str, extra: &[&str]) -> common::Served {
     let dir = state(&format!("{tag}-server"));
     let mut args = vec!["--json", "--state-dir", dir.to_str().expect("utf8")];
     args.extend_from_slice(extra);
@@ -56,7 +56,7 @@ fn json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
-fn stopped(srv: probe_lab::Background) -> Value {
+fn stopped(srv: common::Served) -> Value {
     let out = srv.terminate(Duration::from_secs(5)).expect("stop serve");
     serde_json::from_slice(&out.stdout).expect("serve counters JSON")
 }

@@ -117,12 +117,30 @@ fn probe(host: &Host, args: &[&str]) -> Command {
     c
 }
 
-fn serve(host: &Host) -> Background {
-    let mut c = probe(host, &["serve", "--rate-limit", "0"]);
+/// A state directory removed on drop, so the server's control identity does not stay behind
+/// in `/var/lib/probe`.
+struct StateDir(std::path::PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `probe serve` in `host`, with a temporary `--state-dir` that lives as long as the server.
+fn serve(host: &Host) -> (Background, StateDir) {
+    let dir = std::env::temp_dir().join(format!(
+        "probe-bench-state-{}-{}",
+        std::process::id(),
+        host.name()
+    ));
+    let state = StateDir(dir);
+    let dir_s = state.0.display().to_string();
+    let mut c = probe(host, &["serve", "--rate-limit", "0", "--state-dir", &dir_s]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     let bg = host.spawn(&mut c).expect("probe serve");
     std::thread::sleep(Duration::from_millis(300));
-    bg
+    (bg, state)
 }
 
 fn run(cmd: &mut Command) -> Output {

@@ -46,7 +46,9 @@ pub enum Command {
     /// HTTP(S) test: each phase timed (resolve, connect, TLS, first byte, transfer), classified failures.
     Http(HttpArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
-    Agent(PendingArgs),
+    Agent(AgentArgs),
+    /// Print the results an agent keeps in its spool.
+    Results(ResultsArgs),
     /// Check a responder's control plane: identity, token, protocol version and clock.
     #[command(hide = true)]
     ControlPing(ControlPingArgs),
@@ -55,14 +57,6 @@ pub enum Command {
         /// The shell to generate completions for.
         shell: Shell,
     },
-}
-
-/// Arguments of a subcommand that has not landed yet (accepted, then refused with a message).
-#[derive(Debug, Args)]
-pub struct PendingArgs {
-    /// Anything; the subcommand is not available yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// Address family restriction shared by the test commands.
@@ -724,4 +718,33 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `probe agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The TOML configuration file (else `PROBE_CONFIG`; environment variables override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration and print the effective one (secrets redacted); start nothing.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `probe results`.
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// Only runs that started at or after this time: RFC 3339 (2026-12-01T10:00:00Z) or a
+    /// duration back from now (10m, 2h).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only this test.
+    #[arg(long, value_name = "NAME")]
+    pub test: Option<String>,
+    /// One JSON object per line, as spooled.
+    #[arg(long)]
+    pub json: bool,
+    /// The agent's state directory (else `PROBE_STATE_DIR`, else the default).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }

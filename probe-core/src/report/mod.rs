@@ -1,6 +1,7 @@
 //! Result types (serde) shared by the CLI, the agent and library users: the JSON schema.
 
 mod a2a;
+mod rtt;
 mod voice;
 
 pub use a2a::{
