@@ -84,8 +84,12 @@ fn bind_listen<T, E: std::fmt::Display>(
 }
 
 /// Loads (or creates) the identity and binds the control plane; `None` with `--no-control`.
-/// With `tests`, the control plane grants test requests.
-pub fn bind_control(
+pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
+    bind_control_granting(args, None)
+}
+
+/// [`bind_control`]; with `tests`, the control plane grants test requests.
+pub fn bind_control_granting(
     args: &ServeArgs,
     tests: Option<TestsConfig>,
 ) -> anyhow::Result<Option<ControlServer>> {
@@ -139,7 +143,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .local_addrs()
         .first()
         .map_or(args.port, std::net::SocketAddr::port);
-    let control = bind_control(
+    let control = bind_control_granting(
         args,
         Some(TestsConfig {
             limits: limits(args),
