@@ -29,8 +29,9 @@ fn impaired_path_split_per_direction() {
     let _srv = serve(&lab.b, PORT, &[]);
     let peer = lab.b.ipv4().to_string();
     // One hello, then 200 test packets: the impairer drops forward packets 10, 20, ... 200,
-    // which are test packets 9, 19, ... 199: exactly 20 of 200.
-    let v = a2a_json(&lab.a, &peer, &["-c", "200", "-i", "5ms"]);
+    // which are test packets 9, 19, ... 199: exactly 20 of 200. Plain STAMP (no control
+    // connection, no `from` direction), so that nothing else crosses the forward path.
+    let v = a2a_json(&lab.a, &peer, &["-c", "200", "-i", "5ms", "--no-control"]);
     assert_eq!(num(&v, "sent"), 200.0);
     assert_eq!(num(&v, "forward.loss_pct"), 10.0, "{v}");
     assert_eq!(num(&v, "reverse.loss_pct"), 0.0, "{v}");
@@ -269,11 +270,12 @@ fn source_interface_and_dscp_apply_to_test_packets() {
             "eth0",
             "--dscp",
             "46",
+            "--no-control",
         ],
     );
     assert_eq!(num(&v, "received"), 50.0, "{v}");
     let seen = ef_packets(&lab.b);
-    // 50 test packets plus the hello(s), all marked EF.
+    // 50 test packets plus the hello(s) of plain STAMP, all marked EF.
     assert!(seen >= 51, "only {seen} EF-marked packets from {src}");
 
     let out = output(&mut probe(

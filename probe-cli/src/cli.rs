@@ -126,6 +126,22 @@ pub struct ServeArgs {
     /// Most control connections open at once; more are refused.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_control_connections: u64,
+    /// Answer on the STAMP port only sessions negotiated over the control plane; other
+    /// senders are dropped and counted (`not_negotiated`). Default: plain STAMP senders are
+    /// answered too (RFC 8762 open mode).
+    #[arg(long, conflicts_with = "no_control")]
+    pub require_auth: bool,
+    /// Highest packet rate of one negotiated test, packets per second; a faster request (or
+    /// a flood) is refused with an error naming this limit.
+    #[arg(long, value_name = "PPS", value_parser = parse_positive_rate)]
+    pub max_rate: Option<f64>,
+    /// Longest negotiated test, e.g. `30s`; a longer request is refused naming this limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_duration: Option<Duration>,
+    /// Highest bandwidth of one negotiated test, bit/s of payload (suffix k, M or G, e.g.
+    /// `10M`); a request beyond it (or a flood) is refused naming this limit.
+    #[arg(long, value_name = "BITS", value_parser = parse_bandwidth)]
+    pub max_bandwidth: Option<u64>,
     /// State directory and token of the control plane.
     #[command(flatten)]
     pub control: ControlAccessArgs,
@@ -256,6 +272,23 @@ pub struct A2aArgs {
         requires = "profile"
     )]
     pub jitter_buffer: probe_core::stats::JitterBufferMode,
+    /// UDP port of the peer's control plane (QUIC): the test is negotiated there when it
+    /// answers, else plain STAMP runs toward the peer (`control: "none"` in the JSON).
+    #[arg(long, default_value_t = probe_core::control::CONTROL_PORT)]
+    pub control_port: u16,
+    /// Do not use the peer's control plane: plain STAMP (RFC 8762) toward the peer.
+    #[arg(long, conflicts_with = "peer_fingerprint")]
+    pub no_control: bool,
+    /// Trust the peer's control plane only with this identity fingerprint (`sha256:HEX`).
+    /// Default: trust on first use, kept in the known-peers file of the state directory.
+    #[arg(long, value_name = "FP")]
+    pub peer_fingerprint: Option<String>,
+    /// How long to wait for the peer's control plane before running plain STAMP instead.
+    #[arg(long, default_value = "2s", value_parser = parse_wait)]
+    pub control_timeout: Duration,
+    /// State directory (known peers) and token of the peer's control plane.
+    #[command(flatten)]
+    pub control: ControlAccessArgs,
     /// Test protocol: `udp` (STAMP on 49153/udp) or `tcp` (connect latency, or with
     /// --throughput bulk transfer, on 49153/tcp).
     #[arg(long, value_enum, default_value = "udp")]
@@ -616,6 +649,32 @@ fn parse_duration_within(s: &str, min: Duration, max: Duration) -> Result<Durati
 /// Parses a wait for replies (`--wait`, `trace -w`): 0 to 1 hour.
 pub fn parse_wait(s: &str) -> Result<Duration, String> {
     parse_duration_within(s, Duration::ZERO, Duration::from_secs(3_600))
+}
+
+/// Parses `serve --max-rate`: a positive packet rate.
+pub fn parse_positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a positive packet rate: give packets per second, e.g. 1000"
+        )),
+    }
+}
+
+/// Parses `serve --max-bandwidth`: bits per second with an optional k, M or G suffix.
+pub fn parse_bandwidth(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&s[..i], 1e9),
+        _ => (s, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v * mult >= 1.0 && v * mult < 1e15 => Ok((v * mult) as u64),
+        _ => Err(format!(
+            "`{s}` is not a bandwidth: give bits per second, e.g. 500000, 800k, 10M or 1G"
+        )),
+    }
 }
 
 /// Parses `a2a --interval`: 10 ns to 1 hour.

@@ -9,10 +9,22 @@ use std::time::{Duration, Instant};
 use probe_lab::{Background, Host};
 use serde_json::Value;
 
-/// `probe ARGS` inside `host`'s namespace.
+/// `probe ARGS` inside `host`'s namespace. A `probe a2a` that names no client state of its
+/// own (`--state-dir`, `--peer-fingerprint`, `--no-control`) gets a fresh state directory, so
+/// that the identity it trusts on first use is never one a previous test's responder had at
+/// the same address (each `serve` has a fresh identity).
 pub fn probe(host: &Host, args: &[&str]) -> Command {
     let mut cmd = host.command(probe_suite::probe_bin());
     cmd.args(args);
+    let own_state = ["--state-dir", "--peer-fingerprint", "--no-control"];
+    if args.first() == Some(&"a2a") && !args.iter().any(|a| own_state.contains(a)) {
+        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir()
+            .join(format!("probe-test-clients-{}", std::process::id()))
+            .join(n.to_string());
+        cmd.arg("--state-dir").arg(dir);
+    }
     cmd
 }
 

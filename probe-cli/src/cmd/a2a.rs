@@ -11,13 +11,17 @@ use probe_core::a2a::runtime::{
     A2aOptions, A2aOptionsBuilder, Family, Pace, PeerSpec, Responder, ResponderConfig, TestOutcome,
     run_test,
 };
-use probe_core::a2a::{Limit, MAX_SIZE, ReflectorConfig, VoiceConfig, planned_duration};
+use probe_core::a2a::{
+    Direction, Limit, MAX_SIZE, ReflectorConfig, ReflectorCounters, VoiceConfig, planned_duration,
+};
+use probe_core::control::FarEndResults;
 use probe_core::io::PacerConfig;
 use probe_core::report::IntervalReport;
 use probe_core::stats::emodel::Codec;
 use probe_core::wire::stamp::BASE_LEN;
 use tokio::sync::{mpsc, oneshot};
 
+use super::a2a_control::{self, Control};
 use super::a2a_table;
 use crate::cli::{A2aArgs, A2aProto, Profile, Rate, STAMP_PORT};
 
@@ -41,16 +45,46 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         (_, true) => Family::V6,
         _ => Family::Any,
     };
-    let (peer, label, embedded) = match &args.peer {
+    let (peer, label, host, embedded) = match &args.peer {
         Some(spec) => {
             let spec = PeerSpec::parse(spec, STAMP_PORT)?;
             let addr = spec.resolve(family).await?;
-            (addr, spec.to_string(), None)
+            (addr, spec.to_string(), spec.host.clone(), None)
         }
         None => {
             let (addr, stop, task) = start_embedded(family)?;
-            (addr, addr.to_string(), Some((stop, task)))
+            (addr, addr.to_string(), String::new(), Some((stop, task)))
         }
+    };
+    let control = if embedded.is_some() {
+        Control::None("the embedded responder has no control plane".into())
+    } else if args.no_control {
+        Control::None("--no-control".into())
+    } else {
+        let probe_opts = base.clone().peer(peer).build()?;
+        let asked = args.direction.unwrap_or(Direction::Both);
+        a2a_control::open(args, &host, peer, &probe_opts, asked).await?
+    };
+    let direction = match &control {
+        Control::None(note) => a2a_control::check_direction(args.direction, note)?,
+        Control::Negotiated(n) => n.direction,
+    };
+    let (near, from_note) = match &control {
+        Control::Negotiated(n) if direction.includes_from() => match n.start_from(peer).await {
+            Ok(r) => (Some(r), None),
+            // The default (both) runs what can run; an explicit `from` or `both` fails.
+            Err(e) if args.direction.is_none() => (None, Some(format!("{e:#}"))),
+            Err(e) => {
+                let _ = n.finish(Some(Duration::ZERO)).await;
+                return Err(e);
+            }
+        },
+        _ => (None, None),
+    };
+    let direction = if from_note.is_some() {
+        Direction::To
+    } else {
+        direction
     };
     let show = Show::choose(args, plan);
     let (reports_tx, reports_rx) = mpsc::channel(64);
@@ -59,6 +93,10 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         .peer_label(label.clone())
         // The test future runs on this thread (block_on) and nothing else does.
         .realtime(true);
+    if let Control::Negotiated(n) = &control {
+        // The clock came over control: no hello TLV exchange on the STAMP path.
+        opts = opts.ssid(n.ssid).peer_clock(n.peer_clock);
+    }
     // Without reports the sender is dropped here, so that the printer sees the channel close.
     match show.every(args) {
         Some(every) => opts = opts.interval_reports(every, reports_tx),
@@ -67,7 +105,16 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     let opts = opts.build()?;
     // The test and the interval printer run side by side in this one future; the channel
     // closes when the test's future ends.
-    let (outcome, intervals) = tokio::join!(run_test(opts), show.consume(reports_rx));
+    let to_test = async {
+        if direction.includes_to() {
+            Some(run_test(opts).await)
+        } else {
+            // Dropping the options closes the report channel.
+            drop(opts);
+            None
+        }
+    };
+    let (outcome, intervals) = tokio::join!(to_test, show.consume(reports_rx));
     if let Some((stop, task)) = embedded {
         let _ = stop.send(());
         match task.await {
@@ -76,16 +123,199 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             Err(e) => tracing::warn!("embedded responder task: {e}"),
         }
     }
-    let mut outcome = outcome.with_context(|| format!("the A2A test against {label} failed"))?;
-    if args.report_interval.is_some() {
-        outcome.report.intervals = intervals;
+    let far = match &control {
+        Control::Negotiated(n) => Some(n.finish(planned_duration(plan.0, plan.1)).await),
+        Control::None(_) => None,
+    };
+    let near_counters = match near {
+        Some(r) => Some(r.stop().await?),
+        None => None,
+    };
+    let outcome = match outcome {
+        Some(o) => {
+            let mut o = o.with_context(|| format!("the A2A test against {label} failed"))?;
+            if args.report_interval.is_some() {
+                o.report.intervals = intervals;
+            }
+            Some(o)
+        }
+        None => None,
+    };
+    let (far, control_note) = match (control, far) {
+        (Control::Negotiated(n), Some(r)) => {
+            let far_end = r.as_ref().ok().map(|f| a2a_control::far_end_json(&n, f));
+            n.close().await;
+            (Some((far_end, r)), None)
+        }
+        (Control::None(note), _) => (None, args.peer.is_some().then_some(note)),
+        (Control::Negotiated(n), None) => {
+            n.close().await;
+            (None, None)
+        }
+    };
+    if let Some(note) = &control_note
+        && !args.json
+    {
+        eprintln!("probe: {note}: plain STAMP (RFC 8762) toward the peer only");
     }
-    print(args, &outcome, embedded_note(args))?;
-    if !outcome.answered {
-        eprintln!("{}", no_answer_message(&label, peer, &outcome));
-        return Ok(ExitCode::from(1));
+    let views = Views {
+        direction,
+        outcome: outcome.as_ref(),
+        far: far
+            .as_ref()
+            .map(|(j, r)| (j.as_ref(), r.as_ref().map_err(ToString::to_string))),
+        near: near_counters.as_ref(),
+        label: &label,
+        control_note: control_note.as_deref(),
+        direction_note: from_note.as_deref(),
+    };
+    if let Some(note) = &from_note
+        && !args.json
+    {
+        eprintln!("probe: direction both: `from` did not run: {note}");
     }
-    Ok(ExitCode::SUCCESS)
+    print(args, &views, embedded_note(args))?;
+    let mut code = ExitCode::SUCCESS;
+    if let Some(o) = &outcome
+        && !o.answered
+    {
+        eprintln!("{}", no_answer_message(&label, peer, o));
+        code = ExitCode::from(1);
+    }
+    if let Some((_, r)) = &far {
+        match r {
+            Err(e) => {
+                eprintln!("probe: the far end's results from {label} are missing: {e}");
+                code = ExitCode::from(1);
+            }
+            Ok(f) if direction.includes_from() => {
+                if let Some(e) = &f.sender_error {
+                    eprintln!("probe: the `from` direction failed at the far end: {e}");
+                    code = ExitCode::from(1);
+                } else if f.sender.as_ref().is_none_or(|r| r.received == 0) {
+                    eprintln!(
+                        "probe: nothing of the far end's test toward this end came back                          (direction from)"
+                    );
+                    code = ExitCode::from(1);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(code)
+}
+
+/// Everything one run measured, for the table and the JSON.
+struct Views<'a> {
+    direction: Direction,
+    /// The `to` direction (this end's Session-Sender).
+    outcome: Option<&'a TestOutcome>,
+    /// The far end's view (`far_end` JSON) or why it is missing.
+    far: Option<(
+        Option<&'a serde_json::Value>,
+        Result<&'a FarEndResults, String>,
+    )>,
+    /// This end's reflector of the `from` direction.
+    near: Option<&'a ReflectorCounters>,
+    label: &'a str,
+    /// Why the test ran without the control plane (against a peer).
+    control_note: Option<&'a str>,
+    /// Why `from` did not run although the default (both) asked for it.
+    direction_note: Option<&'a str>,
+}
+
+impl Views<'_> {
+    fn json(&self) -> anyhow::Result<serde_json::Value> {
+        let mut v = match self.outcome {
+            Some(o) => serde_json::to_value(&o.report)?,
+            None => serde_json::json!({ "peer": self.label }),
+        };
+        let Some(obj) = v.as_object_mut() else {
+            return Ok(v);
+        };
+        obj.insert("direction".into(), self.direction.as_str().into());
+        let negotiated = self.far.is_some();
+        obj.insert(
+            "control".into(),
+            if negotiated { "negotiated" } else { "none" }.into(),
+        );
+        if let Some(note) = self.direction_note {
+            obj.insert("direction_note".into(), note.into());
+        }
+        if let Some(note) = self.control_note {
+            obj.insert("control_note".into(), note.into());
+        }
+        if let Some((far_end, result)) = &self.far {
+            match (far_end, result) {
+                (Some(j), _) => {
+                    obj.insert("far_end".into(), (*j).clone());
+                }
+                (None, Err(e)) => {
+                    obj.insert("far_end_error".into(), e.clone().into());
+                }
+                (None, Ok(_)) => {}
+            }
+            if self.direction.includes_from() {
+                obj.insert(
+                    "from".into(),
+                    a2a_control::from_json(result.as_ref().ok().copied(), self.near),
+                );
+            }
+        }
+        Ok(v)
+    }
+
+    fn table(&self, note: &str) -> String {
+        let mut out = String::new();
+        if let Some(o) = self.outcome {
+            out.push_str(&a2a_table::render(o, note));
+        }
+        if let Some((_, result)) = &self.far {
+            match result {
+                Ok(f) => {
+                    if let Some(r) = &f.reflector {
+                        let _ = writeln!(
+                            out,
+                            "\nfar end (its own view): received {}, reflected {}, rate-limited {}; clock {}{}",
+                            r.received,
+                            r.reflected,
+                            r.rate_limited,
+                            if f.clock.synced {
+                                "synchronized"
+                            } else {
+                                "not synchronized"
+                            },
+                            f.clock.max_error_ns.map_or_else(String::new, |ns| format!(
+                                ", max error {} us",
+                                ns / 1000
+                            ))
+                        );
+                    }
+                    if let Some(r) = &f.sender {
+                        let _ = writeln!(
+                            out,
+                            "\ndirection from: the far end sent toward this end (forward = toward this end)"
+                        );
+                        out.push_str(&a2a_table::render_report(r, None, ""));
+                    }
+                    if let Some(e) = &f.sender_error {
+                        let _ = writeln!(out, "\ndirection from failed at the far end: {e}");
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "\nfar end's view missing: {e}");
+                }
+            }
+        }
+        if let Some(c) = self.near {
+            let _ = writeln!(
+                out,
+                "this end's reflector: received {}, reflected {}",
+                c.received, c.reflected
+            );
+        }
+        out
+    }
 }
 
 /// The test settings the flags describe (peer filled in later, settings checked then), and
@@ -274,11 +504,11 @@ fn embedded_note(args: &A2aArgs) -> &'static str {
     }
 }
 
-fn print(args: &A2aArgs, outcome: &TestOutcome, note: &str) -> anyhow::Result<()> {
+fn print(args: &A2aArgs, views: &Views<'_>, note: &str) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+        println!("{}", serde_json::to_string_pretty(&views.json()?)?);
     } else {
-        print!("{}", a2a_table::render(outcome, note));
+        print!("{}", views.table(note));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use probe_core::a2a::runtime::TestOutcome;
-use probe_core::report::{DirectionReport, IntervalReport};
+use probe_core::report::{A2aReport, DirectionReport, IntervalReport};
 use probe_core::stats::Summary;
 
 fn ms(v: Option<f64>) -> String {
@@ -59,7 +59,11 @@ fn direction(out: &mut String, name: &str, d: &DirectionReport) {
 
 /// Renders the outcome as a table (delays in ms).
 pub fn render(o: &TestOutcome, peer_note: &str) -> String {
-    let r = &o.report;
+    render_report(&o.report, o.local_drops, peer_note)
+}
+
+/// The table of one report (`local_drops`: datagrams dropped at our receive buffer).
+pub fn render_report(r: &A2aReport, local_drops: Option<u32>, peer_note: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -138,7 +142,7 @@ pub fn render(o: &TestOutcome, peer_note: &str) -> String {
             r.late, r.ignored
         );
     }
-    if let Some(d) = o.local_drops.filter(|&d| d > 0) {
+    if let Some(d) = local_drops.filter(|&d| d > 0) {
         let _ = writeln!(out, "dropped at our receive buffer: {d}");
     }
     if let Some(v) = &r.voice {

@@ -1,6 +1,7 @@
 //! Subcommand implementations.
 
 mod a2a;
+mod a2a_control;
 mod a2a_table;
 mod a2a_tcp;
 mod agent;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use probe_core::a2a::runtime::{Responder, ResponderConfig, local_clock_info};
-use probe_core::a2a::{AllowList, ReflectorConfig};
+use probe_core::a2a::{Admission, AllowList, ReflectorConfig};
 use probe_core::control::identity::IDENTITY_FILE;
-use probe_core::control::{ControlServer, Identity, ServerConfig};
+use probe_core::control::{ControlServer, Identity, Limits, ServerConfig, TestsConfig};
 use probe_core::tcp::runtime::{TcpServer, TcpServerConfig};
-use probe_core::tcp::{Admission, Gate, LocalAdmission};
+use probe_core::tcp::{Gate, LocalAdmission};
 
 use super::control::{state_dir, token};
 use crate::cli::ServeArgs;
@@ -47,6 +47,16 @@ pub fn bind(args: &ServeArgs) -> anyhow::Result<Responder> {
     .context("cannot start the STAMP responder")
 }
 
+/// The operator's limits on negotiated tests.
+pub fn limits(args: &ServeArgs) -> Limits {
+    Limits {
+        max_rate_pps: args.max_rate,
+        max_duration: args.max_duration,
+        max_sessions: args.max_sessions.max(1),
+        max_bandwidth_bps: args.max_bandwidth,
+    }
+}
+
 /// Binds with `bind` on `--listen` addresses at `port`, or on dual-stack `[::]` falling back
 /// to `0.0.0.0` on hosts without IPv6.
 fn bind_listen<T, E: std::fmt::Display>(
@@ -77,12 +87,14 @@ fn bind_listen<T, E: std::fmt::Display>(
     }
 }
 
-/// Longest throughput test the TCP server admits.
+/// Longest throughput test the TCP server admits when `--max-duration` is not given.
 pub const TCP_MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Binds the TCP test server on 49153/tcp (`--port`), on the same addresses as STAMP.
 pub fn bind_tcp(args: &ServeArgs) -> anyhow::Result<TcpServer> {
-    let admission: Arc<dyn Admission> = Arc::new(LocalAdmission::new(Gate::new(TCP_MAX_DURATION)));
+    let max = args.max_duration.unwrap_or(TCP_MAX_DURATION);
+    let admission: Arc<dyn probe_core::tcp::Admission> =
+        Arc::new(LocalAdmission::new(Gate::new(max)));
     bind_listen(args, args.port, |listen| {
         TcpServer::bind(TcpServerConfig {
             listen,
@@ -94,6 +106,14 @@ pub fn bind_tcp(args: &ServeArgs) -> anyhow::Result<TcpServer> {
 
 /// Loads (or creates) the identity and binds the control plane; `None` with `--no-control`.
 pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
+    bind_control_granting(args, None)
+}
+
+/// [`bind_control`]; with `tests`, the control plane grants test requests.
+pub fn bind_control_granting(
+    args: &ServeArgs,
+    tests: Option<TestsConfig>,
+) -> anyhow::Result<Option<ControlServer>> {
     if args.no_control {
         return Ok(None);
     }
@@ -114,6 +134,10 @@ pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
         })
     })
     .context("cannot start the control plane (pass --control-port PORT, or --no-control)")?;
+    let server = match tests {
+        Some(t) => server.serve_tests(t),
+        None => server,
+    };
     let addrs: Vec<String> = server
         .local_addrs()
         .iter()
@@ -134,9 +158,27 @@ pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
 }
 
 pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let responder = bind(args)?;
+    let admission = Arc::new(Admission::new(args.require_auth));
+    let responder = bind(args)?.with_admission(Arc::clone(&admission));
+    let stamp_port = responder
+        .local_addrs()
+        .first()
+        .map_or(args.port, std::net::SocketAddr::port);
     let tcp = bind_tcp(args)?;
-    let control = bind_control(args)?;
+    let control = bind_control_granting(
+        args,
+        Some(TestsConfig {
+            limits: limits(args),
+            admission,
+            stamp_port,
+            clock: local_clock_info(),
+        }),
+    )?;
+    if args.require_auth {
+        eprintln!(
+            "probe serve: --require-auth: STAMP answers only sessions negotiated over the              control plane"
+        );
+    }
     let addrs: Vec<String> = responder
         .local_addrs()
         .iter()
@@ -208,14 +250,15 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         eprintln!(
-            "probe serve: received {}, reflected {}, not allowed {}, junk {}, rate-limited {}, refused {}, sessions {}",
+            "probe serve: received {}, reflected {}, not allowed {}, junk {}, rate-limited {}, refused {}, sessions {}, not negotiated {}",
             counters.received,
             counters.reflected,
             counters.not_allowed,
             counters.junk,
             counters.rate_limited,
             counters.refused,
-            counters.sessions_created
+            counters.sessions_created,
+            counters.not_negotiated
         );
         eprintln!(
             "probe serve: tcp: connections {}, connect probes {}, tests {}, streams {}, refused {}, malformed {}",
@@ -228,7 +271,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         );
         if let Some(c) = control_counters {
             eprintln!(
-                "probe serve: control: connections {}, welcomed {}, unauthorized {}, version mismatch {}, malformed {}, not allowed {}, busy {}, failed {}",
+                "probe serve: control: connections {}, welcomed {}, unauthorized {}, version mismatch {}, malformed {}, not allowed {}, busy {}, failed {}, tests accepted {}, tests refused {}, bad session {}",
                 c.connections,
                 c.welcomed,
                 c.unauthorized,
@@ -236,7 +279,10 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 c.malformed,
                 c.not_allowed,
                 c.busy,
-                c.failed
+                c.failed,
+                c.tests_accepted,
+                c.tests_refused,
+                c.bad_session
             );
         }
     }

@@ -3,6 +3,7 @@
 //! The sessions here are sans-IO: the reflector and sender are fed datagrams and timestamps as
 //! values and produce bytes and reports; the socket and runtime glue drives them.
 
+mod admission;
 mod allow_list;
 mod direction;
 mod interval;
@@ -18,6 +19,7 @@ mod session;
 mod session_config;
 mod voice;
 
+pub use admission::{Admission, SessionCounts, SessionStats};
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use direction::{Direction, ParseDirectionError};
 pub use rate_limit::RateLimiter;

@@ -19,6 +19,10 @@
 //!    sources beyond the bucket table share one (see [`RateLimiter`](super::RateLimiter)), so
 //!    spraying addresses buys no fresh bursts (`rate_limited`).
 //!
+//! With an [`Admission`] registry attached ([`Reflector::set_admission`]), datagrams of sessions
+//! negotiated over the control plane are counted per session, and when the registry is
+//! `required` every other datagram is dropped after the junk check (`not_negotiated`).
+//!
 //! Bounds: the session table holds at most `max_sessions` (the least recently active is evicted
 //! when a new one needs room) and sessions idle for `idle_timeout` are dropped. Sessions are only
 //! a counter and a time: a forged session costs the attacker as much as it costs the reflector.
@@ -30,7 +34,10 @@ use std::time::Duration;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::DEFAULT_PORT;
+use super::admission::Admission;
 use super::allow_list::AllowList;
 use super::rate_limit::RateLimiter;
 use super::reflect_tlv::reflect_tlv_area;
@@ -259,6 +266,14 @@ pub enum DropReason {
     /// The source IP exceeded its rate.
     #[error("source over its rate limit")]
     RateLimited,
+    /// The reflector answers only negotiated sessions and this is none of them.
+    #[error("source {addr} with SSID {ssid} has no session negotiated over the control plane")]
+    NotNegotiated {
+        /// The source address.
+        addr: IpAddr,
+        /// The SSID.
+        ssid: u16,
+    },
     /// The caller's reply buffer is shorter than the request.
     #[error("reply buffer of {available} octets, {needed} needed")]
     BufferTooSmall {
@@ -298,6 +313,9 @@ pub struct ReflectorCounters {
     pub expired: u64,
     /// Sessions currently held.
     pub active_sessions: u64,
+    /// Datagrams dropped because no session was negotiated for them over the control plane
+    /// (`probe serve --require-auth`).
+    pub not_negotiated: u64,
 }
 
 impl ReflectorCounters {
@@ -315,6 +333,7 @@ impl ReflectorCounters {
         self.evicted += o.evicted;
         self.expired += o.expired;
         self.active_sessions += o.active_sessions;
+        self.not_negotiated += o.not_negotiated;
     }
 }
 
@@ -342,6 +361,7 @@ pub struct Reflector {
     clock: ClockInfo,
     error_estimate: ErrorEstimate,
     counters: ReflectorCounters,
+    admission: Option<Arc<Admission>>,
 }
 
 fn non_zero(n: usize) -> NonZeroUsize {
@@ -367,7 +387,14 @@ impl Reflector {
             clock: config.clock,
             error_estimate: config.clock.error_estimate(),
             counters: ReflectorCounters::default(),
+            admission: None,
         }
+    }
+
+    /// Attaches the registry of sessions negotiated over the control plane (see the module
+    /// documentation).
+    pub fn set_admission(&mut self, admission: Arc<Admission>) {
+        self.admission = Some(admission);
     }
 
     /// Updates what the reflector says about its clock (synchronization changes over time).
@@ -437,6 +464,23 @@ impl Reflector {
             self.counters.junk += 1;
             return Err(DropReason::Junk { len });
         };
+        let negotiated = match &self.admission {
+            Some(a) => {
+                let found = a.lookup(dgram.src.ip(), req.ssid());
+                if found.is_none() && a.required() {
+                    self.counters.not_negotiated += 1;
+                    return Err(DropReason::NotNegotiated {
+                        addr: dgram.src.ip(),
+                        ssid: req.ssid(),
+                    });
+                }
+                found
+            }
+            None => None,
+        };
+        if let Some(n) = &negotiated {
+            n.count_received();
+        }
         if self.loop_guard_port == Some(dgram.src.port()) {
             self.counters.refused += 1;
             return Err(DropReason::LoopGuard {
@@ -454,6 +498,9 @@ impl Reflector {
             && !limiter.allow(dgram.src.ip(), dgram.rx)
         {
             self.counters.rate_limited += 1;
+            if let Some(n) = &negotiated {
+                n.count_rate_limited();
+            }
             return Err(DropReason::RateLimited);
         }
         self.expire_some(dgram.rx, EXPIRE_PER_PACKET);
@@ -482,6 +529,9 @@ impl Reflector {
             reflect_tlv_area(req.tlv_area(), reply.tlv_area_mut(), &self.clock);
         }
         self.counters.reflected += 1;
+        if let Some(n) = &negotiated {
+            n.count_reflected();
+        }
         Ok(len)
     }
 

@@ -477,3 +477,41 @@ fn restamp_moves_only_the_transmit_timestamp() {
     Reflector::restamp(&mut short, Nanos(T0));
     assert_eq!(short, vec![7u8; BASE_LEN - 1]);
 }
+
+#[test]
+fn required_admission_answers_negotiated_sessions_only_and_counts_them() {
+    let admission = Arc::new(Admission::new(true));
+    let mut r = Reflector::new(ReflectorConfig::default());
+    r.set_admission(Arc::clone(&admission));
+    // Nothing negotiated: dropped and counted, whatever the SSID.
+    let e = reflect(&mut r, &request(0, 7, BASE_LEN), src(40_000), T0).expect_err("dropped");
+    assert!(
+        matches!(e, DropReason::NotNegotiated { ssid: 7, .. }),
+        "{e}"
+    );
+    let stats = admission.register(src(40_000).ip(), 7);
+    for seq in 0..3 {
+        reflect(&mut r, &request(seq, 7, BASE_LEN), src(40_000), T0 + 1_000).expect("answered");
+    }
+    // Same source, another SSID: still not negotiated.
+    assert!(reflect(&mut r, &request(0, 8, BASE_LEN), src(40_000), T0 + 2_000).is_err());
+    let c = r.counters();
+    assert_eq!((c.not_negotiated, c.reflected), (2, 3));
+    assert_eq!(
+        stats.snapshot(),
+        crate::a2a::SessionCounts {
+            received: 3,
+            reflected: 3,
+            rate_limited: 0
+        }
+    );
+    // Not required: everyone is answered, negotiated sessions still counted on their own.
+    let open = Arc::new(Admission::new(false));
+    let mut r = Reflector::new(ReflectorConfig::default());
+    r.set_admission(Arc::clone(&open));
+    let counted = open.register(src(40_001).ip(), 1);
+    reflect(&mut r, &request(0, 9, BASE_LEN), src(40_002), T0).expect("plain sender answered");
+    reflect(&mut r, &request(0, 1, BASE_LEN), src(40_001), T0).expect("negotiated answered");
+    assert_eq!(counted.snapshot().reflected, 1);
+    assert_eq!(r.counters().not_negotiated, 0);
+}

@@ -254,6 +254,8 @@ pub struct Sender {
     pub(super) late: u64,
     pub(super) ignored: u64,
     pub(super) peer_clock: Option<ClockInfo>,
+    /// Whether `peer_clock` came over the control plane (not from a hello).
+    pub(super) peer_clock_control: bool,
     pub(super) peer_estimates: PeerEstimates,
     hello_sent: u32,
     hello_answered: u32,
@@ -298,6 +300,7 @@ impl Sender {
             late: 0,
             ignored: 0,
             peer_clock: None,
+            peer_clock_control: false,
             peer_estimates: PeerEstimates {
                 all_synchronized: true,
                 ..PeerEstimates::default()
@@ -367,6 +370,12 @@ impl Sender {
     pub fn set_clock(&mut self, clock: ClockInfo) {
         self.config.clock = clock;
         self.error_estimate = clock.error_estimate();
+    }
+
+    /// Takes the reflector's clock facts from the control plane (in place of a hello).
+    pub fn set_peer_clock(&mut self, clock: ClockInfo) {
+        self.peer_clock = Some(clock);
+        self.peer_clock_control = true;
     }
 
     /// The reflector's clock facts, if it answered a hello.
@@ -456,6 +465,7 @@ impl Sender {
         });
         if let Some(info) = answer {
             self.peer_clock = Some(info);
+            self.peer_clock_control = false;
         }
         ReplyOutcome::Hello {
             understood: answer.is_some(),

@@ -81,7 +81,12 @@ impl Sender {
     /// The clock mode, what decided it, and the error bound a synced mode allows.
     fn clock_decision(&self) -> (ClockMode, ClockBasis, Option<Duration>) {
         let (peer, basis) = if let Some(info) = self.peer_clock {
-            (PeerClock::Known(info), ClockBasis::Tlv)
+            let basis = if self.peer_clock_control {
+                ClockBasis::Control
+            } else {
+                ClockBasis::Tlv
+            };
+            (PeerClock::Known(info), basis)
         } else if self.peer_estimates.seen {
             let pe = self.peer_estimates;
             let max_error = if pe.invalid {

@@ -150,6 +150,11 @@ impl SenderSession {
         self.voice = Some(VoiceMonitor::new(cfg));
     }
 
+    /// Takes the reflector's clock facts from the control plane (set no hellos then).
+    pub fn set_peer_clock(&mut self, clock: crate::time::ClockInfo) {
+        self.sender.set_peer_clock(clock);
+    }
+
     /// The sans-IO sender inside (counters, clock facts).
     pub fn sender(&self) -> &Sender {
         &self.sender

@@ -99,9 +99,9 @@ pub fn answer_hello(body: &[u8], facts: &ServerFacts) -> (Message, HelloOutcome)
     )
 }
 
-/// The server's answer to a frame on an established session (after the welcome). Protocol
-/// version 1 defines no request beyond the hello, so every frame gets a bad-message error
-/// naming what was received; the session stays up.
+/// The server's answer to a frame on an established session (after the welcome) that is not
+/// a request it serves (see [`crate::control::runtime`]): a bad-message error naming what was
+/// received; the session stays up.
 pub fn answer_request(body: &[u8]) -> Message {
     let what = match decode_body(body) {
         Ok(msg) => format!("{} (the session is already established)", kind(&msg)),
@@ -111,6 +111,11 @@ pub fn answer_request(body: &[u8]) -> Message {
         ErrorCode::BadMessage,
         format!("protocol version {PROTOCOL_VERSION} has no such request: {what}"),
     )
+}
+
+/// An error message of this protocol version.
+pub fn error_message(code: ErrorCode, message: String) -> Message {
+    error(code, message)
 }
 
 /// The hello a client sends.
@@ -206,7 +211,7 @@ pub fn read_welcome(answer: Message, ours: u32) -> Result<PeerHello, HelloError>
                 message: e.message,
             },
         }),
-        other @ Message::Hello(_) => Err(HelloError::Protocol(format!("got {}", kind(&other)))),
+        other => Err(HelloError::Protocol(format!("got {}", kind(&other)))),
     }
 }
 
@@ -218,11 +223,16 @@ fn error(code: ErrorCode, message: String) -> Message {
     })
 }
 
-fn kind(msg: &Message) -> &'static str {
+/// The message's `type`, for errors.
+pub fn kind(msg: &Message) -> &'static str {
     match msg {
         Message::Hello(_) => "hello",
         Message::Welcome(_) => "welcome",
         Message::Error(_) => "error",
+        Message::TestRequest(_) => "test_request",
+        Message::TestAccepted(_) => "test_accepted",
+        Message::Results(_) => "results",
+        Message::FarEnd(_) => "far_end",
     }
 }
 

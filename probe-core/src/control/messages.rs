@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::auth::Token;
+use super::negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestRequest};
 use crate::time::{BootId, ClockInfo};
 
 /// The control protocol version this build speaks.
@@ -23,7 +24,7 @@ pub const MAX_FRAME_LEN: usize = 64 * 1024;
 pub const HEADER_LEN: usize = 4;
 
 /// A control-plane message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
     /// Client → server, first message.
@@ -32,6 +33,14 @@ pub enum Message {
     Welcome(Welcome),
     /// Either way: the request was refused or could not be read.
     Error(ErrorMessage),
+    /// Client → server, after the welcome: asks for a test.
+    TestRequest(TestRequest),
+    /// Server → client: the test is granted.
+    TestAccepted(TestAccepted),
+    /// Client → server: asks for the far end's view of a session (and may end it).
+    Results(ResultsRequest),
+    /// Server → client: the far end's view of a session.
+    FarEnd(Box<FarEndResults>),
 }
 
 /// The client's first message.
@@ -121,6 +130,17 @@ pub enum ErrorCode {
     BadMessage,
     /// Anything else on the server's side.
     Internal,
+    /// A test request beyond one of the responder's limits (the message names it and its
+    /// value).
+    LimitExceeded,
+    /// An exclusive test (throughput) is running: retry after the time the message names.
+    Busy,
+    /// The session id is unknown to this connection.
+    UnknownSession,
+    /// The session expired.
+    ExpiredSession,
+    /// The request asks for something this responder does not run.
+    Unsupported,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,

@@ -14,8 +14,10 @@ pub mod auth;
 pub mod handshake;
 pub mod identity;
 pub mod messages;
+pub mod negotiation;
 pub mod pin;
 pub mod runtime;
+pub mod sessions;
 pub mod state_dir;
 pub mod verifier;
 
@@ -23,11 +25,13 @@ pub use auth::Token;
 pub use handshake::{HelloOutcome, PeerHello, ServerFacts};
 pub use identity::{Fingerprint, Identity, IdentityError};
 pub use messages::{ErrorCode, ErrorMessage, Hello, Message, PROTOCOL_VERSION, Welcome};
+pub use negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestKind, TestRequest};
 pub use pin::{KnownPeers, PinError, PinPolicy};
 pub use runtime::{
     ClientConfig, ControlClient, ControlCounters, ControlError, ControlServer, ServerConfig,
-    connect,
+    TestsConfig, connect,
 };
+pub use sessions::{Limits, SessionTable};
 pub use state_dir::default_state_dir;
 
 /// The control plane's UDP port.

@@ -50,6 +50,8 @@ pub enum ClockBasis {
     Tlv,
     /// The peer's STAMP Error Estimate S bits (`error_estimate`).
     ErrorEstimate,
+    /// The peer's clock facts came over the control plane (`control`).
+    Control,
     /// Nothing known of the peer's clock (`none`).
     None,
 }
@@ -61,6 +63,7 @@ impl ClockBasis {
             ClockBasis::Configured => "configured",
             ClockBasis::Tlv => "tlv",
             ClockBasis::ErrorEstimate => "error_estimate",
+            ClockBasis::Control => "control",
             ClockBasis::None => "none",
         }
     }

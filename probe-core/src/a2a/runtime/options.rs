@@ -93,6 +93,8 @@ pub struct A2aOptions {
     pub(super) realtime: bool,
     pub(super) pacer: PacerConfig,
     pub(super) voice: Option<VoiceConfig>,
+    pub(super) local_port: u16,
+    pub(super) peer_clock: Option<crate::time::ClockInfo>,
 }
 
 impl A2aOptions {
@@ -117,6 +119,8 @@ impl A2aOptions {
             realtime: false,
             pacer: PacerConfig::default(),
             voice: None,
+            local_port: 0,
+            peer_clock: None,
         }
     }
 
@@ -322,6 +326,21 @@ impl A2aOptionsBuilder {
     /// DSCP too, see [`VoiceConfig::packet_size`]).
     pub fn voice(mut self, voice: VoiceConfig) -> Self {
         self.0.voice = Some(voice);
+        self
+    }
+
+    /// Local UDP port to send from (default 0: any). A far end sending toward a near end
+    /// behind NAT sends from the port the near end opened the mapping to.
+    pub fn local_port(mut self, port: u16) -> Self {
+        self.0.local_port = port;
+        self
+    }
+
+    /// The reflector's clock facts, learnt over the control plane: no hellos are sent and
+    /// the report's clock basis is `control`.
+    pub fn peer_clock(mut self, clock: crate::time::ClockInfo) -> Self {
+        self.0.peer_clock = Some(clock);
+        self.0.hellos = 0;
         self
     }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{A2aError, ConfigError};
-use crate::a2a::{Datagram, Reflector, ReflectorConfig, ReflectorCounters};
+use crate::a2a::{Admission, Datagram, Reflector, ReflectorConfig, ReflectorCounters};
 use crate::io::{PolledSocket, RecvBatch, SendBatch, SocketOptions};
 use crate::time::Nanos;
 
@@ -76,6 +76,7 @@ impl ResponderConfig {
 pub struct Responder {
     sockets: Vec<PolledSocket>,
     config: ReflectorConfig,
+    admission: Option<Arc<Admission>>,
 }
 
 impl Responder {
@@ -99,7 +100,33 @@ impl Responder {
         Ok(Responder {
             sockets,
             config: cfg.reflector,
+            admission: None,
         })
+    }
+
+    /// Attaches the registry of sessions negotiated over the control plane to every socket's
+    /// reflector (per-session counters; with a `required` registry, only those sessions are
+    /// answered).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// Sends `payload` to `dst` from the first socket: a near end behind NAT opens the
+    /// mapping a far-end Session-Sender then sends through.
+    pub fn punch(&self, dst: SocketAddr, payload: &[u8]) -> std::io::Result<usize> {
+        let sock = self
+            .sockets
+            .first()
+            .ok_or_else(|| std::io::Error::other("the responder has no socket"))?;
+        let dst = match dst {
+            SocketAddr::V4(v4) if sock.is_v6() => {
+                SocketAddr::new(std::net::IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            other => other,
+        };
+        sock.socket().send_to(payload, &dst.into())
     }
 
     /// The bound addresses (ports resolved).
@@ -125,7 +152,10 @@ impl Responder {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::with_capacity(self.sockets.len());
         for sock in self.sockets {
-            let reflector = Reflector::new(self.config);
+            let mut reflector = Reflector::new(self.config);
+            if let Some(a) = &self.admission {
+                reflector.set_admission(Arc::clone(a));
+            }
             let stop = stop.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
                 serve_socket(&sock, reflector, &stop)

@@ -74,6 +74,9 @@ fn session_for(opts: &A2aOptions) -> Result<SenderSession, A2aError> {
     if let Some(v) = opts.voice {
         s.enable_voice(v);
     }
+    if let Some(c) = opts.peer_clock {
+        s.set_peer_clock(c);
+    }
     Ok(s)
 }
 
@@ -102,7 +105,7 @@ fn bind_socket(opts: &A2aOptions, tx_timestamps: bool) -> Result<TimestampedSock
         sopts = sopts.with_dscp(d);
     }
     Ok(TimestampedSocket::bind_udp(
-        SocketAddr::new(bind_ip, 0),
+        SocketAddr::new(bind_ip, opts.local_port),
         &sopts,
         tx_timestamps,
     )?)

@@ -8,9 +8,11 @@ use super::error::ControlError;
 use super::frame_io::{ReadFrameError, read_frame};
 use super::tls;
 use crate::control::auth::Token;
+use crate::control::handshake::kind;
 use crate::control::handshake::{PeerHello, hello, read_welcome};
 use crate::control::identity::Fingerprint;
 use crate::control::messages::{Message, PROTOCOL_VERSION, decode_body, encode};
+use crate::control::negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestRequest};
 use crate::control::pin::{KnownPeers, PinCheck, PinError, PinPolicy};
 use crate::control::verifier::PinVerifier;
 
@@ -179,6 +181,67 @@ impl ControlClient {
     /// answer frame, `None` when the server sent none. For testing how responders handle
     /// malformed input; use [`ControlClient::hello`] otherwise.
     pub async fn exchange_raw(&self, bytes: &[u8]) -> Result<Option<Message>, ControlError> {
+        self.exchange_within(bytes, self.config.timeout).await
+    }
+
+    /// Asks for a test (after [`ControlClient::hello`]); a refusal is
+    /// [`ControlError::Rejected`] with the responder's code and message (the limit and its
+    /// value, "busy, retry after N s", ...).
+    pub async fn request_test(&self, req: &TestRequest) -> Result<TestAccepted, ControlError> {
+        match self
+            .request(&Message::TestRequest(req.clone()), self.config.timeout)
+            .await?
+        {
+            Message::TestAccepted(a) => Ok(a),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// The far end's view of `session`; with `end`, the session ends once answered, and the
+    /// responder first waits (up to `patience`) for its own Session-Sender to finish.
+    pub async fn results(
+        &self,
+        session: u64,
+        end: bool,
+        patience: Duration,
+    ) -> Result<FarEndResults, ControlError> {
+        let msg = Message::Results(ResultsRequest { session, end });
+        match self
+            .request(&msg, patience.max(self.config.timeout))
+            .await?
+        {
+            Message::FarEnd(r) => Ok(*r),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// One request and its answer; an error message is [`ControlError::Rejected`].
+    async fn request(&self, msg: &Message, within: Duration) -> Result<Message, ControlError> {
+        match self.exchange_within(&encode(msg), within).await? {
+            Some(Message::Error(e)) => Err(ControlError::Rejected {
+                code: e.code,
+                message: e.message,
+            }),
+            Some(answer) => Ok(answer),
+            None => Err(ControlError::Connection {
+                server: self.config.server,
+                reason: "the server closed the stream without answering".into(),
+            }),
+        }
+    }
+
+    fn unexpected(&self, answer: &Message) -> ControlError {
+        ControlError::Unexpected {
+            server: self.config.server,
+            what: kind(answer).into(),
+        }
+    }
+
+    async fn exchange_within(
+        &self,
+        bytes: &[u8],
+        within: Duration,
+    ) -> Result<Option<Message>, ControlError> {
         let server = self.config.server;
         let stream_err = |reason: String| ControlError::Connection { server, reason };
         let work = async {
@@ -197,12 +260,12 @@ impl ControlClient {
                 Err(ReadFrameError::Stream(_)) => Ok(None),
             }
         };
-        tokio::time::timeout(self.config.timeout, work)
+        tokio::time::timeout(within, work)
             .await
             .map_err(|_| ControlError::Timeout {
                 server,
                 what: "answer",
-                secs: self.config.timeout.as_secs().max(1),
+                secs: within.as_secs().max(1),
             })?
     }
 

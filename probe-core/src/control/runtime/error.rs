@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use crate::control::handshake::HelloError;
 use crate::control::identity::IdentityError;
-use crate::control::messages::FrameError;
+use crate::control::messages::{ErrorCode, FrameError};
 use crate::control::pin::PinError;
 
 /// A control-plane operation failed.
@@ -64,4 +64,20 @@ pub enum ControlError {
     /// A frame could not be read.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The responder refused a request (a limit, busy, an unknown or expired session, ...).
+    #[error("the responder refused: {message}")]
+    Rejected {
+        /// The responder's code.
+        code: ErrorCode,
+        /// The responder's message (names the cause, e.g. the limit and its value).
+        message: String,
+    },
+    /// The responder answered with a message that does not answer the request.
+    #[error("unexpected answer from the control plane of {server}: {what}")]
+    Unexpected {
+        /// The server.
+        server: SocketAddr,
+        /// What came.
+        what: String,
+    },
 }

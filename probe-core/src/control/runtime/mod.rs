@@ -4,8 +4,10 @@ mod client;
 mod error;
 mod frame_io;
 mod server;
+mod test_service;
 mod tls;
 
 pub use client::{ClientConfig, ControlClient, connect};
 pub use error::ControlError;
 pub use server::{ControlCounters, ControlServer, ServerConfig};
+pub use test_service::TestsConfig;

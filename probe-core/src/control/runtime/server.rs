@@ -14,12 +14,13 @@ use tokio::task::JoinSet;
 
 use super::error::ControlError;
 use super::frame_io::{ReadFrameError, read_frame, write_message};
+use super::test_service::{Tests, TestsConfig};
 use super::tls;
 use crate::a2a::AllowList;
 use crate::control::auth::Token;
 use crate::control::handshake::{HelloOutcome, ServerFacts, answer_hello, answer_request};
 use crate::control::identity::{Fingerprint, Identity};
-use crate::control::messages::{ErrorCode, ErrorMessage, Message, PROTOCOL_VERSION};
+use crate::control::messages::{ErrorCode, ErrorMessage, Message, PROTOCOL_VERSION, decode_body};
 use crate::time::ClockInfo;
 
 /// How long a client has for the TLS handshake.
@@ -71,6 +72,12 @@ pub struct ControlCounters {
     pub busy: u64,
     /// Connections that failed before a hello was read (TLS handshake, timeout, reset).
     pub failed: u64,
+    /// Tests granted.
+    pub tests_accepted: u64,
+    /// Test requests refused (a limit, busy, unsupported).
+    pub tests_refused: u64,
+    /// Requests naming an unknown or expired session.
+    pub bad_session: u64,
 }
 
 #[derive(Default)]
@@ -97,6 +104,7 @@ impl Counters {
             not_allowed: g(&self.not_allowed),
             busy: g(&self.busy),
             failed: g(&self.failed),
+            ..ControlCounters::default()
         }
     }
 
@@ -111,12 +119,27 @@ impl Counters {
     }
 }
 
+impl Shared {
+    fn snapshot(&self) -> ControlCounters {
+        let mut c = self.counters.snapshot();
+        if let Some(t) = &self.tests {
+            let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            c.tests_accepted = g(&t.counters.accepted);
+            c.tests_refused = g(&t.counters.refused);
+            c.bad_session = g(&t.counters.bad_session);
+        }
+        c
+    }
+}
+
 struct Shared {
     facts: ServerFacts,
     allow: AllowList,
     max_connections: usize,
     open: AtomicUsize,
     counters: Counters,
+    tests: Option<Tests>,
+    next_owner: AtomicU64,
 }
 
 /// A bound control listener.
@@ -163,8 +186,25 @@ impl ControlServer {
                 max_connections: config.max_connections.max(1),
                 open: AtomicUsize::new(0),
                 counters: Counters::default(),
+                tests: None,
+                next_owner: AtomicU64::new(1),
             }),
         })
+    }
+
+    /// Grants test requests (negotiation) with these limits and this STAMP responder's
+    /// registry; without it, test requests are refused as unsupported.
+    #[must_use]
+    pub fn serve_tests(mut self, config: TestsConfig) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.tests = Some(Tests::new(config));
+        }
+        self
+    }
+
+    /// Negotiated sessions held now.
+    pub fn sessions(&self) -> usize {
+        self.shared.tests.as_ref().map_or(0, Tests::sessions)
     }
 
     /// The bound addresses.
@@ -182,7 +222,7 @@ impl ControlServer {
 
     /// The counters so far.
     pub fn counters(&self) -> ControlCounters {
-        self.shared.counters.snapshot()
+        self.shared.snapshot()
     }
 
     /// Serves until `shutdown` completes; returns the counters.
@@ -191,13 +231,25 @@ impl ControlServer {
         for endpoint in &self.endpoints {
             loops.spawn(accept_loop(endpoint.clone(), Arc::clone(&self.shared)));
         }
+        if self.shared.tests.is_some() {
+            let shared = Arc::clone(&self.shared);
+            loops.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if let Some(t) = &shared.tests {
+                        t.sweep();
+                    }
+                }
+            });
+        }
         shutdown.await;
         for endpoint in &self.endpoints {
             endpoint.close(CLOSE_DONE.into(), b"server stopping");
         }
         loops.abort_all();
         while loops.join_next().await.is_some() {}
-        self.shared.counters.snapshot()
+        self.shared.snapshot()
     }
 }
 
@@ -306,9 +358,19 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
     if outcome == HelloOutcome::Welcomed {
         // The session stays up until the client closes it or it idles out; each further
         // stream carries one request.
+        let owner = shared.next_owner.fetch_add(1, Ordering::Relaxed);
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
             let answer = match read_frame(&mut recv).await {
-                Ok(body) => answer_request(&body),
+                Ok(body) => match (&shared.tests, decode_body(&body)) {
+                    (Some(tests), Ok(msg)) if Tests::serves(&msg) => {
+                        let answer = tests.answer(msg, owner, source.ip()).await;
+                        if write_message(&mut send, &answer).await.is_ok() {
+                            let _ = send.finish();
+                        }
+                        continue;
+                    }
+                    _ => answer_request(&body),
+                },
                 Err(ReadFrameError::Frame(e)) => Message::Error(ErrorMessage {
                     code: ErrorCode::BadMessage,
                     message: e.to_string(),
@@ -322,6 +384,9 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
             if write_message(&mut send, &answer).await.is_ok() {
                 let _ = send.finish();
             }
+        }
+        if let Some(tests) = &shared.tests {
+            tests.release_owner(owner);
         }
     } else {
         // Give the client time to read the error, then close.

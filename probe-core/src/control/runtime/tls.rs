@@ -8,8 +8,10 @@ use crate::control::ALPN;
 use crate::control::identity::Identity;
 use crate::control::verifier::PinVerifier;
 
-/// A connection idle this long is closed.
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection idle this long is closed (so a peer that vanished frees its sessions).
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Both ends send a keep-alive this often, so a quiet but live connection never idles out.
+const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 /// The crypto provider (ring).
 pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -19,6 +21,7 @@ pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok())
+        .keep_alive_interval(Some(KEEP_ALIVE))
         .max_concurrent_bidi_streams(8_u32.into())
         .max_concurrent_uni_streams(0_u32.into());
     Arc::new(t)

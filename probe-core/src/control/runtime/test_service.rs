@@ -1,0 +1,391 @@
+//! The responder's side of test negotiation: grants requests against the [`SessionTable`],
+//! registers granted STAMP sessions with the reflector's [`Admission`] registry, runs the far
+//! end's Session-Sender of `from` tests toward the address the client's punch came from, and
+//! answers results requests with the far end's view.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::a2a::runtime::{A2aOptions, run_test};
+use crate::a2a::{Admission, Limit, Pace, SessionStats};
+use crate::control::handshake::error_message;
+use crate::control::messages::{ClockFacts, ErrorCode, Message};
+use crate::control::negotiation::{
+    FarEndResults, ResultsRequest, TestAccepted, TestKind, TestRequest, is_punch,
+};
+use crate::control::sessions::{Limits, Lookup, Session, SessionTable};
+use crate::report::A2aReport;
+use crate::time::ClockInfo;
+
+/// How long the far end waits for the client's punch before giving up on a `from` test.
+const PUNCH_WAIT: Duration = Duration::from_secs(10);
+/// Flood window of a far-end Session-Sender asked for `--rate max`.
+const FLOOD_WINDOW: u32 = 256;
+/// Late replies waited for by the far-end Session-Sender.
+const SENDER_WAIT: Duration = Duration::from_secs(1);
+/// Extra time a final results request waits for the far-end Session-Sender.
+const RESULTS_SLACK: Duration = Duration::from_secs(5);
+
+/// What the control plane needs to grant tests.
+#[derive(Clone, Debug)]
+pub struct TestsConfig {
+    /// The operator's limits.
+    pub limits: Limits,
+    /// The reflector's registry of negotiated sessions (shared with the STAMP responder).
+    pub admission: Arc<Admission>,
+    /// The STAMP port clients send to.
+    pub stamp_port: u16,
+    /// The responder's clock facts.
+    pub clock: ClockInfo,
+}
+
+/// The far end's Session-Sender of a `from` test.
+#[derive(Clone, Debug)]
+enum SenderState {
+    /// Waiting for the client's punch.
+    WaitingPunch,
+    /// Sending.
+    Running,
+    /// Finished with a report.
+    Done(Box<A2aReport>),
+    /// Failed.
+    Failed(String),
+}
+
+struct Extras {
+    stats: Option<Arc<SessionStats>>,
+    sender: Option<watch::Receiver<SenderState>>,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+/// Negotiation counters.
+#[derive(Debug, Default)]
+pub(super) struct TestCounters {
+    pub(super) accepted: AtomicU64,
+    pub(super) refused: AtomicU64,
+    pub(super) bad_session: AtomicU64,
+}
+
+/// The negotiation state shared by the control connections.
+pub(super) struct Tests {
+    config: TestsConfig,
+    table: Mutex<SessionTable>,
+    extras: Mutex<HashMap<u64, Extras>>,
+    pub(super) counters: TestCounters,
+}
+
+impl Tests {
+    pub(super) fn new(config: TestsConfig) -> Self {
+        Tests {
+            table: Mutex::new(SessionTable::new(config.limits)),
+            config,
+            extras: Mutex::new(HashMap::new()),
+            counters: TestCounters::default(),
+        }
+    }
+
+    /// Whether this message is one the service answers.
+    pub(super) fn serves(msg: &Message) -> bool {
+        matches!(msg, Message::TestRequest(_) | Message::Results(_))
+    }
+
+    /// Answers a request of connection `owner`, whose peer is `client`.
+    pub(super) async fn answer(&self, msg: Message, owner: u64, client: IpAddr) -> Message {
+        self.sweep();
+        match msg {
+            Message::TestRequest(req) => self.grant(&req, owner, client.to_canonical()),
+            Message::Results(req) => self.results(req, owner).await,
+            other => error_message(
+                ErrorCode::BadMessage,
+                format!(
+                    "{} is not a request",
+                    crate::control::handshake::kind(&other)
+                ),
+            ),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, SessionTable> {
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn extras(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Extras>> {
+        self.extras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn grant(&self, req: &TestRequest, owner: u64, client: IpAddr) -> Message {
+        let id = loop {
+            let id: u64 = rand::random();
+            if id != 0 {
+                break id;
+            }
+        };
+        let admitted = self
+            .table()
+            .admit(id, owner, client, req.clone(), Instant::now())
+            .map(|s| s.expires.saturating_duration_since(Instant::now()));
+        let expires_in = match admitted {
+            Ok(left) => left,
+            Err(e) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("control: refused a test for {client}: {}", e.message);
+                return Message::Error(e);
+            }
+        };
+        let stamp = req.kind == TestKind::Stamp;
+        let stats = (stamp && req.direction.includes_to())
+            .then(|| self.config.admission.register(client, req.ssid));
+        let mut extras = Extras {
+            stats,
+            sender: None,
+            task: None,
+        };
+        let mut sender_port = None;
+        if stamp && req.direction.includes_from() {
+            match start_sender(id, client, req) {
+                Ok((port, rx, task)) => {
+                    sender_port = Some(port);
+                    extras.sender = Some(rx);
+                    extras.task = Some(task);
+                }
+                Err(e) => {
+                    self.end(id);
+                    drop(extras);
+                    return error_message(
+                        ErrorCode::Internal,
+                        format!("the far end cannot open its sender socket: {e}"),
+                    );
+                }
+            }
+        }
+        self.extras().insert(id, extras);
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "control: session {id:016x}: {} {} for {client}, ssid {}",
+            req.kind.as_str(),
+            req.direction,
+            req.ssid
+        );
+        Message::TestAccepted(TestAccepted {
+            session: id,
+            expires_in_ms: u64::try_from(expires_in.as_millis()).unwrap_or(u64::MAX),
+            stamp_port: self.config.stamp_port,
+            sender_port,
+            clock: ClockFacts::from_info(&self.config.clock),
+            require_auth: self.config.admission.required(),
+        })
+    }
+
+    async fn results(&self, req: ResultsRequest, owner: u64) -> Message {
+        let now = Instant::now();
+        let ends = match self.table().get(req.session, owner, now) {
+            Ok(s) => s.ends,
+            Err(lookup) => {
+                self.counters.bad_session.fetch_add(1, Ordering::Relaxed);
+                let (code, why) = match lookup {
+                    Lookup::Unknown => (
+                        ErrorCode::UnknownSession,
+                        "unknown session: this connection negotiated no such session (sessions \
+                         belong to the control connection that asked for them)",
+                    ),
+                    Lookup::Expired => (
+                        ErrorCode::ExpiredSession,
+                        "the session expired: ask for a new test",
+                    ),
+                };
+                return error_message(code, format!("session {:016x}: {why}", req.session));
+            }
+        };
+        let (stats, sender) = {
+            let extras = self.extras();
+            let e = extras.get(&req.session);
+            (
+                e.and_then(|e| e.stats.clone()),
+                e.and_then(|e| e.sender.clone()),
+            )
+        };
+        let mut state = sender.as_ref().map(|rx| rx.borrow().clone());
+        if req.end
+            && let Some(mut rx) = sender
+            && matches!(state, Some(SenderState::Running))
+        {
+            let patience = ends.saturating_duration_since(now) + SENDER_WAIT + RESULTS_SLACK;
+            let _ = tokio::time::timeout(
+                patience,
+                rx.wait_for(|s| !matches!(s, SenderState::Running)),
+            )
+            .await;
+            state = Some(rx.borrow().clone());
+        }
+        let (report, error, sender_state) = match state {
+            Some(SenderState::Done(r)) => (Some(r), None, Some("done")),
+            Some(SenderState::Failed(e)) => (None, Some(e), Some("failed")),
+            Some(SenderState::Running) => (None, None, Some("running")),
+            Some(SenderState::WaitingPunch) if req.end => (
+                None,
+                Some(
+                    "the client's punch never arrived: the far end's sender port is not                      reachable from the client (is the far end behind NAT?)"
+                        .to_string(),
+                ),
+                Some("failed"),
+            ),
+            Some(SenderState::WaitingPunch) => (None, None, Some("waiting_punch")),
+            None => (None, None, None),
+        };
+        let out = FarEndResults {
+            session: req.session,
+            reflector: stats.map(|s| s.snapshot()),
+            reflector_totals: None,
+            sender: report,
+            sender_error: error,
+            sender_state: sender_state.map(Into::into),
+            clock: ClockFacts::from_info(&crate::a2a::runtime::local_clock_info()),
+        };
+        if req.end {
+            self.end(req.session);
+        }
+        Message::FarEnd(Box::new(out))
+    }
+
+    /// Ends one session: unregisters it from the reflector, stops its sender.
+    fn end(&self, id: u64) {
+        let session = self.table().release(id);
+        self.cleanup(id, session.as_ref());
+    }
+
+    fn cleanup(&self, id: u64, session: Option<&Session>) {
+        if let Some(s) = session
+            && s.request.kind == TestKind::Stamp
+            && s.request.direction.includes_to()
+        {
+            self.config.admission.unregister(s.client, s.request.ssid);
+        }
+        if let Some(e) = self.extras().remove(&id)
+            && let Some(task) = e.task
+        {
+            task.abort();
+        }
+    }
+
+    /// Ends every session of a connection that closed or vanished.
+    pub(super) fn release_owner(&self, owner: u64) {
+        let gone = self.table().release_owner(owner);
+        for s in &gone {
+            tracing::info!(
+                "control: session {:016x} of {} ended with its connection",
+                s.id,
+                s.client
+            );
+            self.cleanup(s.id, Some(s));
+        }
+    }
+
+    /// Drops expired sessions.
+    pub(super) fn sweep(&self) {
+        let gone = self.table().expire(Instant::now());
+        for s in &gone {
+            self.cleanup(s.id, Some(s));
+        }
+    }
+
+    /// Sessions held now.
+    pub(super) fn sessions(&self) -> usize {
+        self.table().len()
+    }
+}
+
+type Started = (u16, watch::Receiver<SenderState>, tokio::task::AbortHandle);
+
+/// Binds the far end's sender socket and starts the task that waits for the punch and runs
+/// the test toward the address it came from.
+fn start_sender(id: u64, client: IpAddr, req: &TestRequest) -> std::io::Result<Started> {
+    let any = if client.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    let std_sock = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
+    std_sock.set_nonblocking(true)?;
+    let port = std_sock.local_addr()?.port();
+    let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+    let (tx, rx) = watch::channel(SenderState::WaitingPunch);
+    let req = req.clone();
+    let task = tokio::spawn(async move {
+        let state = match far_end_sender(id, client, port, sock, &req, &tx).await {
+            Ok(report) => SenderState::Done(Box::new(report)),
+            Err(e) => {
+                tracing::info!("control: session {id:016x}: far-end sender: {e}");
+                SenderState::Failed(e)
+            }
+        };
+        let _ = tx.send(state);
+    });
+    Ok((port, rx, task.abort_handle()))
+}
+
+async fn far_end_sender(
+    id: u64,
+    client: IpAddr,
+    port: u16,
+    sock: tokio::net::UdpSocket,
+    req: &TestRequest,
+    state: &watch::Sender<SenderState>,
+) -> Result<A2aReport, String> {
+    let mut buf = [0_u8; 64];
+    let target = tokio::time::timeout(PUNCH_WAIT, async {
+        loop {
+            if let Ok((n, src)) = sock.recv_from(&mut buf).await
+                && src.ip().to_canonical() == client
+                && is_punch(&buf[..n], id)
+            {
+                return SocketAddr::new(src.ip().to_canonical(), src.port());
+            }
+        }
+    })
+    .await
+    .map_err(|_| {
+        format!(
+            "no punch from {client} within {} s: the client's reflector socket could not reach \
+             the far end's sender port {port}/udp",
+            PUNCH_WAIT.as_secs()
+        )
+    })?;
+    drop(sock);
+    let _ = state.send(SenderState::Running);
+    let pace = match req.interval_ns {
+        Some(ns) if ns > 0 => Pace::Interval(Duration::from_nanos(ns)),
+        _ => Pace::Max {
+            window: FLOOD_WINDOW,
+        },
+    };
+    let limit = match (req.count, req.duration_ms) {
+        (Some(c), _) => Limit::Count(u32::try_from(c).unwrap_or(u32::MAX - 1)),
+        (None, Some(ms)) => Limit::Duration(Duration::from_millis(ms)),
+        (None, None) => Limit::Count(100),
+    };
+    let mut opts = A2aOptions::builder(target)
+        .local_port(port)
+        .pace(pace)
+        .limit(limit)
+        .size(req.size as usize)
+        .dscp(req.dscp)
+        .ssid(req.ssid)
+        .wait(SENDER_WAIT);
+    if let Some(clock) = req.clock.as_ref().and_then(|c| c.to_info().ok()) {
+        opts = opts.peer_clock(clock);
+    }
+    let opts = opts.build().map_err(|e| e.to_string())?;
+    run_test(opts)
+        .await
+        .map(|o| o.report)
+        .map_err(|e| e.to_string())
+}
