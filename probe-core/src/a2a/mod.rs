@@ -15,6 +15,7 @@ mod sender;
 mod sender_report;
 mod sender_state;
 mod session;
+mod stamp_keys;
 mod voice;
 
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
@@ -30,7 +31,9 @@ pub use sender_state::{MAX_RING, REORDER_SLOTS};
 pub use session::{
     Pace, SenderSession, SessionConfig, TX_ID_SLOTS, TestOutcome, Transmit, planned_duration,
 };
+pub use stamp_keys::StampKeyring;
 pub use voice::{VoiceConfig, VoiceMonitor};
+pub use crate::wire::stamp_hmac::{StampKey, StampKeyError};
 
 /// The UDP port probe agents answer STAMP on.
 pub const DEFAULT_PORT: u16 = 49_153;
