@@ -18,6 +18,7 @@ mod session;
 mod stamp_keys;
 mod voice;
 
+pub use crate::wire::stamp_hmac::{StampKey, StampKeyError};
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use direction::{Direction, ParseDirectionError};
 pub use rate_limit::RateLimiter;
@@ -33,7 +34,6 @@ pub use session::{
 };
 pub use stamp_keys::StampKeyring;
 pub use voice::{VoiceConfig, VoiceMonitor};
-pub use crate::wire::stamp_hmac::{StampKey, StampKeyError};
 
 /// The UDP port probe agents answer STAMP on.
 pub const DEFAULT_PORT: u16 = 49_153;

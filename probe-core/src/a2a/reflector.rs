@@ -40,8 +40,8 @@ use super::DEFAULT_PORT;
 use super::allow_list::AllowList;
 use super::rate_limit::RateLimiter;
 use super::reflect_tlv::reflect_tlv_area;
-use crate::time::{ClockInfo, ErrorEstimate, Nanos, NtpTimestamp};
 use super::stamp_keys::StampKeyring;
+use crate::time::{ClockInfo, ErrorEstimate, Nanos, NtpTimestamp};
 use crate::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr};
 use crate::wire::stamp_auth::{
     AUTH_BASE_LEN, AuthReflectorPacket, AuthSenderPacket, looks_authenticated,
@@ -274,7 +274,11 @@ impl Reflector {
 
     /// Which key the datagram must carry (`None`: answered unauthenticated), or why it is
     /// dropped.
-    fn authenticate(&mut self, keys: &StampKeyring, dgram: &Datagram<'_>) -> Result<Option<StampKey>, DropReason> {
+    fn authenticate(
+        &mut self,
+        keys: &StampKeyring,
+        dgram: &Datagram<'_>,
+    ) -> Result<Option<StampKey>, DropReason> {
         let ip = dgram.src.ip();
         if looks_authenticated(dgram.bytes) {
             let p = AuthSenderPacket::new_unchecked(dgram.bytes);

@@ -60,13 +60,20 @@ fn keyed(keys: &StampKeyring) -> Reflector {
 fn right_hmac_is_answered_in_authenticated_mode() {
     let k = key(1);
     let mut r = keyed(&StampKeyring::with_default(k.clone()));
-    let reply = reflect(&mut r, &auth_request(9, 0x1234, AUTH_BASE_LEN, &k), from(1, 40_000))
-        .expect("answered");
+    let reply = reflect(
+        &mut r,
+        &auth_request(9, 0x1234, AUTH_BASE_LEN, &k),
+        from(1, 40_000),
+    )
+    .expect("answered");
     assert_eq!(reply.len(), AUTH_BASE_LEN);
     let p = AuthReflectorPacket::new_checked(&reply[..]).expect("112 octets");
     assert!(p.verify(&k), "the reply is sealed with the sender's key");
     let rep = ReflectorRepr::parse_authenticated(&p);
-    assert_eq!((rep.seq, rep.ssid, rep.sender_seq, rep.sender_ttl), (0, 0x1234, 9, 60));
+    assert_eq!(
+        (rep.seq, rep.ssid, rep.sender_seq, rep.sender_ttl),
+        (0, 0x1234, 9, 60)
+    );
     assert_eq!(rep.sender_timestamp, repr(9, 0).timestamp);
     assert_eq!(rep.receive_timestamp.to_nanos(), Nanos(T0 + 1_000_000));
     assert_eq!(rep.timestamp.to_nanos(), Nanos(T0 + 1_020_000));
@@ -98,7 +105,11 @@ fn wrong_hmac_gets_no_reply_is_counted_and_moves_no_session() {
     for at in [3, 20, 60, 100] {
         let mut tampered = auth_request(1, 5, AUTH_BASE_LEN, &k);
         tampered[at] ^= 0x40;
-        assert_eq!(reflect(&mut r, &tampered, src), Err(DropReason::AuthFailed), "{at}");
+        assert_eq!(
+            reflect(&mut r, &tampered, src),
+            Err(DropReason::AuthFailed),
+            "{at}"
+        );
     }
     assert_eq!(r.reply_key(), None);
     let c = r.counters();
@@ -106,7 +117,10 @@ fn wrong_hmac_gets_no_reply_is_counted_and_moves_no_session() {
     assert_eq!(c.sessions_created, 0, "forged packets create no session");
     // The first good packet opens the session at reflector number 0.
     let reply = reflect(&mut r, &auth_request(2, 5, AUTH_BASE_LEN, &k), src).expect("good");
-    assert_eq!(AuthReflectorPacket::new_unchecked(&reply[..]).sequence_number(), 0);
+    assert_eq!(
+        AuthReflectorPacket::new_unchecked(&reply[..]).sequence_number(),
+        0
+    );
 }
 
 #[test]
@@ -137,8 +151,12 @@ fn session_keys_apply_to_their_sender_only_and_at_once() {
         reflect(&mut r, &plain_request(1, 7, BASE_LEN), a),
         Err(DropReason::Unauthenticated)
     );
-    let reply = reflect(&mut r, &auth_request(2, 7, AUTH_BASE_LEN, &k), from(1, 50_000))
-        .expect("any port of the sender");
+    let reply = reflect(
+        &mut r,
+        &auth_request(2, 7, AUTH_BASE_LEN, &k),
+        from(1, 50_000),
+    )
+    .expect("any port of the sender");
     assert!(AuthReflectorPacket::new_unchecked(&reply[..]).verify(&k));
     // Its hellos (SSID ^ 0x8000) use the same key.
     let hello = auth_request(0, 7 ^ crate::a2a::HELLO_SSID_FLIP, AUTH_BASE_LEN, &k);
@@ -182,5 +200,8 @@ fn tlvs_after_the_authenticated_base_are_answered() {
         .expect("a TLV")
         .expect("well formed");
     assert_eq!(tlv.tlv_type(), tlv_type::PROBE_CLOCK);
-    assert!(!tlv.flags().unrecognized(), "the reflector understood the clock TLV");
+    assert!(
+        !tlv.flags().unrecognized(),
+        "the reflector understood the clock TLV"
+    );
 }

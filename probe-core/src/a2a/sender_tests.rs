@@ -491,3 +491,6 @@ fn arbitrary_datagrams_never_panic_the_sender() {
     assert_eq!(report.received, 0);
     assert_eq!(report.ignored, 20_000);
 }
+
+#[path = "sender_auth_tests.rs"]
+mod auth;

@@ -257,9 +257,15 @@ impl ReflectorRepr {
         p.put(field::TIMESTAMP, &self.timestamp.0.to_be_bytes());
         p.put(field::ERROR_ESTIMATE, &self.error_estimate.0.to_be_bytes());
         p.put(field::SSID, &self.ssid.to_be_bytes());
-        p.put(field::RECEIVE_TIMESTAMP, &self.receive_timestamp.0.to_be_bytes());
+        p.put(
+            field::RECEIVE_TIMESTAMP,
+            &self.receive_timestamp.0.to_be_bytes(),
+        );
         p.put(field::SENDER_SEQ, &self.sender_seq.to_be_bytes());
-        p.put(field::SENDER_TIMESTAMP, &self.sender_timestamp.0.to_be_bytes());
+        p.put(
+            field::SENDER_TIMESTAMP,
+            &self.sender_timestamp.0.to_be_bytes(),
+        );
         p.put(
             field::SENDER_ERROR_ESTIMATE,
             &self.sender_error_estimate.0.to_be_bytes(),

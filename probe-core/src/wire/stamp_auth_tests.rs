@@ -70,14 +70,20 @@ fn reflector_parse_and_emit_match_the_rfc_layout() {
     let p = AuthReflectorPacket::new_checked(&bytes[..]).expect("112 octets");
     assert!(p.verify(&key()));
     let r = ReflectorRepr::parse_authenticated(&p);
-    assert_eq!((r.seq, r.ssid, r.sender_seq, r.sender_ttl), (7, 0xBEEF, 258, 62));
+    assert_eq!(
+        (r.seq, r.ssid, r.sender_seq, r.sender_ttl),
+        (7, 0xBEEF, 258, 62)
+    );
     assert_eq!(r.sender_timestamp, sender_repr().timestamp);
     assert_eq!(r.sender_error_estimate, sender_repr().error_estimate);
     assert_eq!(r.receive_timestamp.fraction(), 0x8001_0000);
     assert_eq!(r.timestamp.fraction(), 0x8010_0000);
     assert!(!r.error_estimate.synchronized());
     let mut out = [0x55u8; AUTH_BASE_LEN];
-    r.emit_authenticated(&mut AuthReflectorPacket::new_unchecked(&mut out[..]), &key());
+    r.emit_authenticated(
+        &mut AuthReflectorPacket::new_unchecked(&mut out[..]),
+        &key(),
+    );
     assert_eq!(out, bytes);
 }
 
@@ -94,7 +100,11 @@ fn hmac_covers_exactly_the_first_96_octets() {
         let mut long = [0u8; AUTH_BASE_LEN + 8];
         long[..AUTH_BASE_LEN].copy_from_slice(&bytes);
         long[AUTH_BASE_LEN + 3] = 0x77;
-        assert!(AuthReflectorPacket::new_checked(&long[..]).expect("long").verify(&key()));
+        assert!(
+            AuthReflectorPacket::new_checked(&long[..])
+                .expect("long")
+                .verify(&key())
+        );
         let other = StampKey::new(&[0x42; 32]).expect("key");
         assert!(!AuthReflectorPacket::new_unchecked(&bytes[..]).verify(&other));
     }

@@ -38,7 +38,9 @@ fn truncated_tag(key: &hmac::Key, data: &[u8]) -> [u8; HMAC_LEN] {
 #[non_exhaustive]
 pub enum StampKeyError {
     /// The key file cannot be read (missing, unreadable).
-    #[error("cannot read the STAMP key file {path}: {source}; create it with hex digits, {MAKE_KEY}")]
+    #[error(
+        "cannot read the STAMP key file {path}: {source}; create it with hex digits, {MAKE_KEY}"
+    )]
     File {
         /// The file.
         path: PathBuf,
@@ -260,7 +262,14 @@ mod tests {
     #[test]
     fn bad_keys_are_named() {
         let e = StampKey::from_hex("00112233 445566zz", "k.hex").expect_err("not hex");
-        assert!(matches!(e, StampKeyError::NotHex { found: 'z', position: 15, .. }));
+        assert!(matches!(
+            e,
+            StampKeyError::NotHex {
+                found: 'z',
+                position: 15,
+                ..
+            }
+        ));
         assert!(e.to_string().contains("not hex"), "{e}");
         let e = StampKey::from_hex("abc", "k.hex").expect_err("odd");
         assert!(matches!(e, StampKeyError::OddLength { digits: 3, .. }));
@@ -271,6 +280,9 @@ mod tests {
         let e = StampKey::new(&[0; MAX_KEY_LEN + 1]).expect_err("long");
         assert!(matches!(e, StampKeyError::TooLong { .. }));
         let e = StampKey::from_hex_file(Path::new("/nonexistent/stamp.key")).expect_err("file");
-        assert!(e.to_string().contains("cannot read the STAMP key file"), "{e}");
+        assert!(
+            e.to_string().contains("cannot read the STAMP key file"),
+            "{e}"
+        );
     }
 }

@@ -79,6 +79,7 @@ pub struct A2aOptions {
     pub(super) interval_reports: Option<mpsc::Sender<IntervalReport>>,
     pub(super) realtime: bool,
     pub(super) voice: Option<VoiceConfig>,
+    pub(super) stamp_key: Option<crate::a2a::StampKey>,
 }
 
 impl A2aOptions {
@@ -102,6 +103,7 @@ impl A2aOptions {
             interval_reports: None,
             realtime: false,
             voice: None,
+            stamp_key: None,
         }
     }
 
@@ -154,6 +156,7 @@ impl A2aOptions {
     pub(super) fn session_configs(&self, ssid: u16) -> (SenderConfig, SessionConfig) {
         let mut cfg = SenderConfig::new(self.peer_label.clone(), ssid);
         cfg.size = self.size;
+        cfg.key.clone_from(&self.stamp_key);
         let session = SessionConfig {
             pace: self.pace,
             limit: self.limit,
@@ -293,6 +296,14 @@ impl A2aOptionsBuilder {
     /// DSCP too, see [`VoiceConfig::packet_size`]).
     pub fn voice(mut self, voice: VoiceConfig) -> Self {
         self.0.voice = Some(voice);
+        self
+    }
+
+    /// Sends in STAMP authenticated mode (RFC 8762) with `key`: packets of at least 112
+    /// octets sealed with HMAC-SHA-256, replies with a wrong HMAC dropped and counted
+    /// (`auth_failed` in the report). The peer must hold the same key.
+    pub fn stamp_key(mut self, key: impl Into<Option<crate::a2a::StampKey>>) -> Self {
+        self.0.stamp_key = key.into();
         self
     }
 
