@@ -185,9 +185,9 @@ impl StampKey {
 
     /// Reads a hex key file (see [`StampKey::from_hex`]).
     pub fn from_hex_file(path: &Path) -> Result<Self, StampKeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StampKeyError::File {
+        let text = std::fs::read_to_string(path).map_err(|error| StampKeyError::File {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_hex(&text, &path.display().to_string())
     }
