@@ -39,13 +39,13 @@ fn truncated_tag(key: &hmac::Key, data: &[u8]) -> [u8; HMAC_LEN] {
 pub enum StampKeyError {
     /// The key file cannot be read (missing, unreadable).
     #[error(
-        "cannot read the STAMP key file {path}: {source}; create it with hex digits, {MAKE_KEY}"
+        "cannot read the STAMP key file {path}: {error}; create it with hex digits, {MAKE_KEY}"
     )]
     File {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A character that is neither a hex digit nor white space.
     #[error(
