@@ -141,14 +141,14 @@ fn unauthenticated_sender_to_an_authenticated_only_reflector() {
 fn session_keys_apply_to_their_sender_only_and_at_once() {
     let keys = StampKeyring::new();
     let mut r = keyed(&keys);
-    let (a, b) = (from(1, 40_000), from(2, 40_000));
+    let (first, second) = (from(1, 40_000), from(2, 40_000));
     // Open mode: plain answered.
-    assert!(reflect(&mut r, &plain_request(0, 7, BASE_LEN), a).is_ok());
-    // The control plane registers a key for (a, SSID 7) on its clone.
+    assert!(reflect(&mut r, &plain_request(0, 7, BASE_LEN), first).is_ok());
+    // The control plane registers a key for (first, SSID 7) on its clone.
     let k = key(3);
-    keys.clone().register(a.ip(), 7, k.clone());
+    keys.clone().register(first.ip(), 7, k.clone());
     assert_eq!(
-        reflect(&mut r, &plain_request(1, 7, BASE_LEN), a),
+        reflect(&mut r, &plain_request(1, 7, BASE_LEN), first),
         Err(DropReason::Unauthenticated)
     );
     let reply = reflect(
@@ -160,20 +160,20 @@ fn session_keys_apply_to_their_sender_only_and_at_once() {
     assert!(AuthReflectorPacket::new_unchecked(&reply[..]).verify(&k));
     // Its hellos (SSID ^ 0x8000) use the same key.
     let hello = auth_request(0, 7 ^ crate::a2a::HELLO_SSID_FLIP, AUTH_BASE_LEN, &k);
-    assert!(reflect(&mut r, &hello, a).is_ok());
+    assert!(reflect(&mut r, &hello, first).is_ok());
     // Other senders and other SSIDs stay open.
-    assert!(reflect(&mut r, &plain_request(0, 7, BASE_LEN), b).is_ok());
-    assert!(reflect(&mut r, &plain_request(0, 8, BASE_LEN), a).is_ok());
+    assert!(reflect(&mut r, &plain_request(0, 7, BASE_LEN), second).is_ok());
+    assert!(reflect(&mut r, &plain_request(0, 8, BASE_LEN), first).is_ok());
     // Require-auth refuses senders without a key.
     keys.set_require_auth(true);
     assert_eq!(
-        reflect(&mut r, &plain_request(1, 7, BASE_LEN), b),
+        reflect(&mut r, &plain_request(1, 7, BASE_LEN), second),
         Err(DropReason::Unauthenticated)
     );
     assert_eq!(
-        reflect(&mut r, &auth_request(1, 7, AUTH_BASE_LEN, &k), b),
+        reflect(&mut r, &auth_request(1, 7, AUTH_BASE_LEN, &k), second),
         Err(DropReason::Unauthenticated),
-        "a key nobody registered for b"
+        "a key nobody registered for the second sender"
     );
     let c = r.counters();
     assert_eq!((c.auth_reflected, c.unauthenticated), (2, 3));
