@@ -81,7 +81,11 @@ fn check_views(bytes: &[u8]) {
     assert_eq!(SenderRepr::parse_authenticated(&again), repr);
     assert!(again.verify(&k));
     assert!(looks_authenticated(&copy));
-    assert_eq!(copy[AUTH_BASE_LEN..], bytes[AUTH_BASE_LEN..], "TLV area untouched");
+    assert_eq!(
+        copy[AUTH_BASE_LEN..],
+        bytes[AUTH_BASE_LEN..],
+        "TLV area untouched"
+    );
 
     let rp = AuthReflectorPacket::new_unchecked(bytes);
     let rrepr = ReflectorRepr::parse_authenticated(&rp);
@@ -138,12 +142,19 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(c.received, before.received + 1);
     assert_eq!(
         c.received,
-        c.reflected + c.junk + c.rate_limited + c.refused + c.not_allowed + c.auth_failed
+        c.reflected
+            + c.junk
+            + c.rate_limited
+            + c.refused
+            + c.not_allowed
+            + c.auth_failed
             + c.unauthenticated
     );
     // The key the reflector holds for this packet (authenticated layout), if any.
     let registered = |ssid: u16| ssid == 0x0102 || ssid == 0x8102;
-    let auth_ssid = AuthSenderPacket::new_checked(&bytes[..]).ok().map(|p| p.ssid());
+    let auth_ssid = AuthSenderPacket::new_checked(&bytes[..])
+        .ok()
+        .map(|p| p.ssid());
     let expected = if session_key {
         auth_ssid.filter(|&s| registered(s)).map(|_| key(2))
     } else {
@@ -170,7 +181,10 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(reply.ssid(), req.ssid());
                     assert!(n >= AUTH_BASE_LEN);
                 }
-                None => assert!(session_key, "a reflector with a default key or require-auth answers only authenticated packets"),
+                None => assert!(
+                    session_key,
+                    "a reflector with a default key or require-auth answers only authenticated packets"
+                ),
             }
             // The keyed sender takes the reply: it counts a wrong HMAC, never panics.
             let failed = st.sender.auth_failed();
