@@ -113,6 +113,12 @@ pub struct ServeArgs {
     /// Default: answer every STAMP sender (RFC 8762 open mode).
     #[arg(long, value_name = "CIDR", value_parser = parse_prefix)]
     pub allow: Vec<IpNet>,
+    /// Answer only STAMP senders in authenticated mode (RFC 8762, HMAC-SHA-256) holding the
+    /// key in FILE: hex digits (at least 32, i.e. 16 bytes; white space ignored), e.g. made
+    /// with `openssl rand -hex 32`. Packets with a wrong HMAC and unauthenticated packets get
+    /// no reply and are counted (`auth_failed`, `unauthenticated`).
+    #[arg(long, value_name = "FILE")]
+    pub stamp_key_file: Option<PathBuf>,
     /// Print the reflector's counters as JSON on stdout when it stops (SIGINT/SIGTERM); the
     /// control plane's are under `control`.
     #[arg(long)]
@@ -233,6 +239,11 @@ pub struct A2aArgs {
     /// Network interface to send through (`SO_BINDTODEVICE`).
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
+    /// Send in STAMP authenticated mode (RFC 8762, HMAC-SHA-256) with the key in FILE (hex,
+    /// as for `probe serve --stamp-key-file`); packets are then at least 112 bytes. Replies
+    /// with a wrong HMAC are dropped and counted (`auth_failed`).
+    #[arg(long, value_name = "FILE")]
+    pub stamp_key_file: Option<PathBuf>,
     /// How long to wait for late replies after the last packet (up to 1h).
     #[arg(long, default_value = "1s", value_parser = parse_wait)]
     pub wait: Duration,

@@ -12,7 +12,8 @@ use probe_core::a2a::runtime::{
     run_test,
 };
 use probe_core::a2a::{
-    Direction, Limit, MAX_SIZE, ReflectorConfig, ReflectorCounters, VoiceConfig, planned_duration,
+    Direction, Limit, MAX_SIZE, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring,
+    VoiceConfig, planned_duration,
 };
 use probe_core::control::FarEndResults;
 use probe_core::io::PacerConfig;
@@ -40,6 +41,13 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (base, plan) = options_from(args)?;
+    let key = args
+        .stamp_key_file
+        .as_deref()
+        .map(StampKey::from_hex_file)
+        .transpose()
+        .context("--stamp-key-file")?;
+    let base = base.stamp_key(key.clone());
     let family = match (args.family.ipv4, args.family.ipv6) {
         (true, _) => Family::V4,
         (_, true) => Family::V6,
@@ -52,7 +60,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (addr, spec.to_string(), spec.host.clone(), None)
         }
         None => {
-            let (addr, stop, task) = start_embedded(family)?;
+            let (addr, stop, task) = start_embedded(family, key.clone())?;
             (addr, addr.to_string(), String::new(), Some((stop, task)))
         }
     };
@@ -179,7 +187,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if let Some(o) = &outcome
         && !o.answered
     {
-        eprintln!("{}", no_answer_message(&label, peer, o));
+        eprintln!("{}", no_answer_message(&label, peer, o, key.as_ref()));
         code = ExitCode::from(1);
     }
     if let Some((_, r)) = &far {
@@ -474,7 +482,7 @@ type Embedded = (
 );
 
 /// Starts a responder on loopback (ephemeral port) for a self-contained run.
-fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
+fn start_embedded(family: Family, key: Option<StampKey>) -> anyhow::Result<Embedded> {
     let ip = match family {
         Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -483,8 +491,12 @@ fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
         .clock(probe_core::a2a::runtime::local_clock_info())
         .rate_limit_pps(0)
         .build()?;
-    let responder = Responder::bind(&ResponderConfig::new([SocketAddr::new(ip, 0)], reflector)?)
-        .context("cannot start the embedded responder")?;
+    let mut responder =
+        Responder::bind(&ResponderConfig::new([SocketAddr::new(ip, 0)], reflector)?)
+            .context("cannot start the embedded responder")?;
+    if let Some(key) = key {
+        responder.set_stamp_keys(StampKeyring::with_default(key));
+    }
     let addr = *responder
         .local_addrs()
         .first()
@@ -513,7 +525,32 @@ fn print(args: &A2aArgs, views: &Views<'_>, note: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn no_answer_message(label: &str, addr: SocketAddr, outcome: &TestOutcome) -> String {
+fn no_answer_message(
+    label: &str,
+    addr: SocketAddr,
+    outcome: &TestOutcome,
+    key: Option<&StampKey>,
+) -> String {
+    if let Some(key) = key {
+        let mut m = format!(
+            "probe: nothing answered at {label} ({addr}/udp) in STAMP authenticated mode: {} packets sent, 100% lost.\nLikely cause: authentication. The peer does not hold this key (key id {}), or does not run authenticated mode: it drops packets with a wrong HMAC without a reply. Give `probe serve` there the same --stamp-key-file (it prints its key id at start).",
+            outcome.report.sent,
+            key.id()
+        );
+        if outcome.report.auth_failed > 0 {
+            let _ = write!(
+                m,
+                "\n{} replies came back with a wrong HMAC: the peer answers with another key.",
+                outcome.report.auth_failed
+            );
+        }
+        let _ = write!(
+            m,
+            "\nOtherwise: no responder runs there, or a firewall drops UDP to port {}.",
+            addr.port()
+        );
+        return m;
+    }
     let mut m = format!(
         "probe: nothing answered at {label} ({addr}/udp): {} packets sent, 100% lost.\nLikely causes:\n  - no `probe serve` (or other STAMP responder) runs there, or it listens on another port;\n  - a firewall drops UDP to port {port};\n  - the peer is behind NAT without a published port (docker run --publish {port}:{port}/udp).",
         outcome.report.sent,

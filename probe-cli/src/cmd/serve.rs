@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use probe_core::a2a::runtime::{Responder, ResponderConfig, local_clock_info};
-use probe_core::a2a::{Admission, AllowList, ReflectorConfig};
+use probe_core::a2a::{Admission, AllowList, ReflectorConfig, StampKey, StampKeyring};
 use probe_core::control::identity::IDENTITY_FILE;
 use probe_core::control::{ControlServer, Identity, Limits, ServerConfig, TestsConfig};
 use probe_core::tcp::runtime::{TcpServer, TcpServerConfig};
@@ -41,10 +41,25 @@ pub fn reflector_config(args: &ServeArgs) -> anyhow::Result<ReflectorConfig> {
 /// on hosts without IPv6.
 pub fn bind(args: &ServeArgs) -> anyhow::Result<Responder> {
     let reflector = reflector_config(args)?;
-    bind_listen(args, args.port, |listen| {
+    let key = args
+        .stamp_key_file
+        .as_deref()
+        .map(StampKey::from_hex_file)
+        .transpose()
+        .context("--stamp-key-file")?;
+    let mut responder = bind_listen(args, args.port, |listen| {
         Responder::bind(&ResponderConfig::new(listen, reflector)?)
     })
-    .context("cannot start the STAMP responder")
+    .context("cannot start the STAMP responder")?;
+    if let Some(key) = key {
+        eprintln!(
+            "probe serve: STAMP authenticated mode (RFC 8762), key id {}: unauthenticated \
+             senders and wrong HMACs get no reply",
+            key.id()
+        );
+        responder.set_stamp_keys(StampKeyring::with_default(key));
+    }
+    Ok(responder)
 }
 
 /// The operator's limits on negotiated tests.
@@ -269,6 +284,12 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             tcp_counters.refused,
             tcp_counters.malformed
         );
+        if args.stamp_key_file.is_some() {
+            eprintln!(
+                "probe serve: authenticated replies {}, wrong HMAC {}, unauthenticated {}",
+                counters.auth_reflected, counters.auth_failed, counters.unauthenticated
+            );
+        }
         if let Some(c) = control_counters {
             eprintln!(
                 "probe serve: control: connections {}, welcomed {}, unauthorized {}, version mismatch {}, malformed {}, not allowed {}, busy {}, failed {}, tests accepted {}, tests refused {}, bad session {}",

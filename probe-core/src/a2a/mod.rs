@@ -17,8 +17,10 @@ mod sender_report;
 mod sender_state;
 mod session;
 mod session_config;
+mod stamp_keys;
 mod voice;
 
+pub use crate::wire::stamp_hmac::{StampKey, StampKeyError};
 pub use admission::{Admission, SessionCounts, SessionStats};
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use direction::{Direction, ParseDirectionError};
@@ -36,6 +38,7 @@ pub use session::{
     Pace, SenderSession, SessionConfig, SessionConfigBuilder, TX_ID_SLOTS, TestOutcome, Transmit,
     planned_duration,
 };
+pub use stamp_keys::StampKeyring;
 pub use voice::{VoiceConfig, VoiceMonitor};
 
 /// The UDP port probe agents answer STAMP on.

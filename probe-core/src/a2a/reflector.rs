@@ -18,6 +18,12 @@
 //! 5. Per-source rate: each source (IPv4 address, IPv6 /64) is held to a token bucket, and
 //!    sources beyond the bucket table share one (see [`RateLimiter`](super::RateLimiter)), so
 //!    spraying addresses buys no fresh bursts (`rate_limited`).
+//! 6. Authentication, when a [`StampKeyring`] is set ([`Reflector::set_keyring`]): a
+//!    packet of the authenticated layout ([`looks_authenticated`]) from a sender holding a key
+//!    is answered in authenticated mode if its HMAC is right, and dropped with no reply
+//!    otherwise (`auth_failed`); an unauthenticated packet from a sender that must
+//!    authenticate is dropped (`unauthenticated`). This comes before any session state is
+//!    touched, so forged packets move no sequence counter.
 //!
 //! With an [`Admission`] registry attached ([`Reflector::set_admission`]), datagrams of sessions
 //! negotiated over the control plane are counted per session, and when the registry is
@@ -42,8 +48,13 @@ use super::allow_list::AllowList;
 use super::rate_limit::RateLimiter;
 use super::reflect_tlv::reflect_tlv_area;
 use super::runtime::ConfigError;
+use super::stamp_keys::StampKeyring;
 use crate::time::{ClockInfo, ErrorEstimate, Nanos, NtpTimestamp};
-use crate::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket};
+use crate::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr};
+use crate::wire::stamp_auth::{
+    AUTH_BASE_LEN, AuthReflectorPacket, AuthSenderPacket, looks_authenticated,
+};
+use crate::wire::stamp_hmac::StampKey;
 
 /// Idle sessions dropped per datagram at most, so that expiry work stays bounded per packet.
 const EXPIRE_PER_PACKET: usize = 2;
@@ -274,6 +285,13 @@ pub enum DropReason {
         /// The SSID.
         ssid: u16,
     },
+    /// An authenticated-mode packet whose HMAC is wrong (or from a sender with no key while
+    /// authentication is required).
+    #[error("authenticated STAMP packet with a wrong HMAC")]
+    AuthFailed,
+    /// An unauthenticated packet from a sender that must authenticate.
+    #[error("unauthenticated STAMP packet from a sender that must authenticate")]
+    Unauthenticated,
     /// The caller's reply buffer is shorter than the request.
     #[error("reply buffer of {available} octets, {needed} needed")]
     BufferTooSmall {
@@ -316,6 +334,12 @@ pub struct ReflectorCounters {
     /// Datagrams dropped because no session was negotiated for them over the control plane
     /// (`probe serve --require-auth`).
     pub not_negotiated: u64,
+    /// Replies sent in authenticated mode (part of `reflected`).
+    pub auth_reflected: u64,
+    /// Authenticated-mode packets dropped for a wrong HMAC (no reply).
+    pub auth_failed: u64,
+    /// Unauthenticated packets dropped because their sender must authenticate (no reply).
+    pub unauthenticated: u64,
 }
 
 impl ReflectorCounters {
@@ -334,6 +358,9 @@ impl ReflectorCounters {
         self.expired += o.expired;
         self.active_sessions += o.active_sessions;
         self.not_negotiated += o.not_negotiated;
+        self.auth_reflected += o.auth_reflected;
+        self.auth_failed += o.auth_failed;
+        self.unauthenticated += o.unauthenticated;
     }
 }
 
@@ -362,6 +389,10 @@ pub struct Reflector {
     error_estimate: ErrorEstimate,
     counters: ReflectorCounters,
     admission: Option<Arc<Admission>>,
+    /// `None` unless set: open mode costs one branch.
+    keys: Option<StampKeyring>,
+    /// The key of the last reply written (`None`: unauthenticated).
+    reply_key: Option<StampKey>,
 }
 
 fn non_zero(n: usize) -> NonZeroUsize {
@@ -388,6 +419,8 @@ impl Reflector {
             error_estimate: config.clock.error_estimate(),
             counters: ReflectorCounters::default(),
             admission: None,
+            keys: None,
+            reply_key: None,
         }
     }
 
@@ -395,6 +428,45 @@ impl Reflector {
     /// documentation).
     pub fn set_admission(&mut self, admission: Arc<Admission>) {
         self.admission = Some(admission);
+    }
+
+    /// Authenticates senders with the keys of `keys` (shared: keys registered later on a
+    /// clone apply at once). See the module documentation, policy 6.
+    pub fn set_keyring(&mut self, keys: StampKeyring) {
+        self.keys = Some(keys);
+    }
+
+    /// The key the last reply [`Reflector::reflect`] wrote was sealed with (`None` for an
+    /// unauthenticated reply): the key [`Reflector::restamp_authenticated`] needs.
+    pub fn reply_key(&self) -> Option<&StampKey> {
+        self.reply_key.as_ref()
+    }
+
+    /// Which key the datagram must carry (`None`: answered unauthenticated), or why it is
+    /// dropped.
+    fn authenticate(
+        &mut self,
+        keys: &StampKeyring,
+        dgram: &Datagram<'_>,
+    ) -> Result<Option<StampKey>, DropReason> {
+        let ip = dgram.src.ip();
+        if looks_authenticated(dgram.bytes) {
+            let p = AuthSenderPacket::new_unchecked(dgram.bytes);
+            match keys.key_for(ip, p.ssid()) {
+                Some(key) if p.verify(&key) => return Ok(Some(key)),
+                Some(_) => {
+                    self.counters.auth_failed += 1;
+                    return Err(DropReason::AuthFailed);
+                }
+                None => {}
+            }
+        }
+        let ssid = SenderPacket::new_unchecked(dgram.bytes).ssid();
+        if keys.requires_auth(ip, ssid) {
+            self.counters.unauthenticated += 1;
+            return Err(DropReason::Unauthenticated);
+        }
+        Ok(None)
     }
 
     /// Updates what the reflector says about its clock (synchronization changes over time).
@@ -503,31 +575,57 @@ impl Reflector {
             }
             return Err(DropReason::RateLimited);
         }
+        self.reply_key = None;
+        let key = match self.keys.take() {
+            Some(keys) if keys.is_armed() => {
+                let verdict = self.authenticate(&keys, dgram);
+                self.keys = Some(keys);
+                verdict?
+            }
+            keys => {
+                self.keys = keys;
+                None
+            }
+        };
+        let (req, base) = match &key {
+            Some(_) => (
+                SenderRepr::parse_authenticated(&AuthSenderPacket::new_unchecked(dgram.bytes)),
+                AUTH_BASE_LEN,
+            ),
+            None => (SenderRepr::parse(&req), BASE_LEN),
+        };
         self.expire_some(dgram.rx, EXPIRE_PER_PACKET);
         let seq = self.next_seq(
             SessionKey {
                 src: dgram.src,
-                ssid: req.ssid(),
+                ssid: req.ssid,
             },
             dgram.rx,
         );
 
-        let mut reply = ReflectorPacket::new_unchecked(&mut out[..len]);
-        ReflectorRepr {
+        let repr = ReflectorRepr {
             seq,
             timestamp: NtpTimestamp::from_nanos(tx),
             error_estimate: self.error_estimate,
-            ssid: req.ssid(),
+            ssid: req.ssid,
             receive_timestamp: NtpTimestamp::from_nanos(dgram.rx),
-            sender_seq: req.sequence_number(),
-            sender_timestamp: req.timestamp(),
-            sender_error_estimate: req.error_estimate(),
+            sender_seq: req.seq,
+            sender_timestamp: req.timestamp,
+            sender_error_estimate: req.error_estimate,
             sender_ttl: dgram.ttl.unwrap_or(0),
+        };
+        let out = &mut out[..len];
+        match &key {
+            Some(k) => {
+                repr.emit_authenticated(&mut AuthReflectorPacket::new_unchecked(&mut *out), k);
+                self.counters.auth_reflected += 1;
+            }
+            None => repr.emit(&mut ReflectorPacket::new_unchecked(&mut *out)),
         }
-        .emit(&mut reply);
-        if len > BASE_LEN {
-            reflect_tlv_area(req.tlv_area(), reply.tlv_area_mut(), &self.clock);
+        if len > base {
+            reflect_tlv_area(&dgram.bytes[base..], &mut out[base..], &self.clock);
         }
+        self.reply_key = key;
         self.counters.reflected += 1;
         if let Some(n) = &negotiated {
             n.count_reflected();
@@ -542,6 +640,21 @@ impl Reflector {
     pub fn restamp(reply: &mut [u8], tx: Nanos) {
         if let Ok(mut p) = ReflectorPacket::new_checked(reply) {
             p.set_timestamp(NtpTimestamp::from_nanos(tx));
+        }
+    }
+
+    /// [`Reflector::restamp`] for a reply in authenticated mode: moves its transmit timestamp
+    /// and seals it again with `key` (the [`Reflector::reply_key`] it was written with).
+    /// `key` `None` is [`Reflector::restamp`]; a reply too short is left alone.
+    pub fn restamp_authenticated(reply: &mut [u8], tx: Nanos, key: Option<&StampKey>) {
+        match key {
+            None => Self::restamp(reply, tx),
+            Some(k) => {
+                if let Ok(mut p) = AuthReflectorPacket::new_checked(reply) {
+                    p.set_timestamp(NtpTimestamp::from_nanos(tx));
+                    p.seal(k);
+                }
+            }
         }
     }
 
@@ -570,3 +683,7 @@ impl Reflector {
 #[cfg(test)]
 #[path = "reflector_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "reflector_auth_tests.rs"]
+mod auth_tests;

@@ -39,9 +39,11 @@ use crate::stats::{Arrival, Distribution, SeqTracker};
 use crate::time::{
     ClockInfo, ClockMode, ErrorEstimate, Nanos, NtpTimestamp, OffsetEstimator, duration_ns,
 };
-use crate::wire::stamp::{BASE_LEN, ReflectorPacket, SenderPacket, SenderRepr};
+use crate::wire::stamp::{BASE_LEN, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr};
+use crate::wire::stamp_auth::{AUTH_BASE_LEN, AuthReflectorPacket, AuthSenderPacket};
 use crate::wire::stamp_clock_tlv::{CLOCK_TLV_LEN, ClockValue, emit_clock_tlv};
-use crate::wire::stamp_tlv::{TlvFlags, emit_padding, tlv_type};
+use crate::wire::stamp_hmac::StampKey;
+use crate::wire::stamp_tlv::{TlvFlags, TlvIter, emit_padding, tlv_type};
 
 /// Flipped in the test SSID (exclusive or) to get the hello SSID.
 pub const HELLO_SSID_FLIP: u16 = 0x8000;
@@ -82,6 +84,9 @@ pub struct SenderConfig {
     pub timestamps: TimestampSource,
     /// Window of the offset estimator's minimum filter (estimated clock mode).
     pub offset_window: Duration,
+    /// Authenticated mode (RFC 8762 section 4.2.2) with this key: packets are at least 112
+    /// octets (a smaller `size` is raised), replies with a wrong HMAC are dropped and counted.
+    pub key: Option<StampKey>,
 }
 
 impl SenderConfig {
@@ -99,6 +104,16 @@ impl SenderConfig {
             clock_mode: None,
             timestamps: TimestampSource::User,
             offset_window: Duration::from_secs(1),
+            key: None,
+        }
+    }
+
+    /// Length of the base packet: 112 octets in authenticated mode, else 44.
+    pub fn base_len(&self) -> usize {
+        if self.key.is_some() {
+            AUTH_BASE_LEN
+        } else {
+            BASE_LEN
         }
     }
 
@@ -171,6 +186,8 @@ pub enum IgnoreReason {
     /// More distinct replies than [`Sender`] keeps (twice the packets sent, plus 64): a
     /// reflector duplicating without bound.
     TooManyReplies,
+    /// In authenticated mode: not an authenticated reply, or its HMAC is wrong.
+    AuthFailed,
 }
 
 /// What a reply was.
@@ -253,6 +270,8 @@ pub struct Sender {
     pub(super) received: u64,
     pub(super) late: u64,
     pub(super) ignored: u64,
+    /// Replies dropped for a wrong (or missing) HMAC in authenticated mode.
+    pub(super) auth_failed: u64,
     pub(super) peer_clock: Option<ClockInfo>,
     /// Whether `peer_clock` came over the control plane (not from a hello).
     pub(super) peer_clock_control: bool,
@@ -264,7 +283,10 @@ pub struct Sender {
 
 impl Sender {
     /// A sender whose first test packet is planned at `start`.
-    pub fn new(config: SenderConfig, start: Nanos) -> Result<Self, SenderError> {
+    pub fn new(mut config: SenderConfig, start: Nanos) -> Result<Self, SenderError> {
+        if config.key.is_some() {
+            config.size = config.size.max(AUTH_BASE_LEN);
+        }
         if !(BASE_LEN..=MAX_SIZE).contains(&config.size) {
             return Err(SenderError::Size(config.size));
         }
@@ -299,6 +321,7 @@ impl Sender {
             received: 0,
             late: 0,
             ignored: 0,
+            auth_failed: 0,
             peer_clock: None,
             peer_clock_control: false,
             peer_estimates: PeerEstimates {
@@ -402,14 +425,24 @@ impl Sender {
                 available: buf.len(),
             });
         }
-        SenderRepr {
+        let repr = SenderRepr {
             seq,
             timestamp: NtpTimestamp::from_nanos(tx),
             error_estimate: self.error_estimate,
             ssid,
+        };
+        match &self.config.key {
+            Some(key) => {
+                repr.emit_authenticated(&mut AuthSenderPacket::new_unchecked(&mut buf[..len]), key);
+            }
+            None => repr.emit(&mut SenderPacket::new_unchecked(&mut buf[..len])),
         }
-        .emit(&mut SenderPacket::new_unchecked(&mut buf[..len]));
         Ok(())
+    }
+
+    /// Replies dropped so far for a wrong HMAC (authenticated mode).
+    pub fn auth_failed(&self) -> u64 {
+        self.auth_failed
     }
 
     /// Writes the next test packet into `buf`, stamped `tx` (the best estimate of when it will
@@ -421,7 +454,7 @@ impl Sender {
         };
         let len = self.config.size;
         self.base(seq, self.config.ssid, tx, buf, len)?;
-        emit_padding(&mut buf[BASE_LEN..len]);
+        emit_padding(&mut buf[self.config.base_len()..len]);
         let (_, planned) = self.schedule.record_send(tx).unwrap_or((seq, tx));
         self.ring.put(seq, NtpTimestamp::from_nanos(tx), tx);
         Ok(Sent { seq, len, planned })
@@ -440,29 +473,32 @@ impl Sender {
     }
 
     /// Writes a hello packet (clock TLV, then padding up to the test size) into `buf`; returns
-    /// its length: the test size, or 72 octets if that is larger.
+    /// its length: the test size, or the base packet plus the clock TLV if that is larger.
     pub fn emit_hello(&mut self, tx: Nanos, buf: &mut [u8]) -> Result<usize, SenderError> {
-        let len = self.config.size.max(BASE_LEN + CLOCK_TLV_LEN);
+        let base = self.config.base_len();
+        let len = self.config.size.max(base + CLOCK_TLV_LEN);
         self.base(self.hello_sent, self.hello_ssid(), tx, buf, len)?;
         let flags = TlvFlags(TlvFlags::UNRECOGNIZED);
-        emit_clock_tlv(&mut buf[BASE_LEN..len], flags, &self.config.clock).map_err(|e| {
+        emit_clock_tlv(&mut buf[base..len], flags, &self.config.clock).map_err(|e| {
             SenderError::BufferTooSmall {
                 needed: e.needed,
                 available: e.available,
             }
         })?;
-        emit_padding(&mut buf[BASE_LEN + CLOCK_TLV_LEN..len]);
+        emit_padding(&mut buf[base + CLOCK_TLV_LEN..len]);
         self.hello_sent += 1;
         Ok(len)
     }
 
-    fn on_hello_reply<T: AsRef<[u8]>>(&mut self, p: &ReflectorPacket<T>) -> ReplyOutcome {
+    fn on_hello_reply(&mut self, tlv_area: &[u8]) -> ReplyOutcome {
         self.hello_answered += 1;
-        let answer = p.tlvs().filter_map(Result::ok).find_map(|(_, tlv)| {
-            let ours = tlv.tlv_type() == tlv_type::PROBE_CLOCK && !tlv.flags().unrecognized();
-            ours.then(|| ClockValue::new_checked(tlv.value()).map(|v| v.to_info()))
-                .flatten()
-        });
+        let answer = TlvIter::new(tlv_area)
+            .filter_map(Result::ok)
+            .find_map(|(_, tlv)| {
+                let ours = tlv.tlv_type() == tlv_type::PROBE_CLOCK && !tlv.flags().unrecognized();
+                ours.then(|| ClockValue::new_checked(tlv.value()).map(|v| v.to_info()))
+                    .flatten()
+            });
         if let Some(info) = answer {
             self.peer_clock = Some(info);
             self.peer_clock_control = false;
@@ -499,17 +535,37 @@ impl Sender {
         outcome
     }
 
+    /// The base fields of a reply and where its TLV area starts, in the test's mode; an
+    /// authenticated reply is checked first (a wrong HMAC is counted in `auth_failed`).
+    fn parse_reply(&mut self, bytes: &[u8]) -> Result<(ReflectorRepr, usize), IgnoreReason> {
+        match &self.config.key {
+            None => ReflectorPacket::new_checked(bytes)
+                .map(|p| (ReflectorRepr::parse(&p), BASE_LEN))
+                .map_err(|_| IgnoreReason::Malformed),
+            Some(key) => match AuthReflectorPacket::new_checked(bytes) {
+                Ok(p) if p.verify(key) => {
+                    Ok((ReflectorRepr::parse_authenticated(&p), AUTH_BASE_LEN))
+                }
+                _ => {
+                    self.auth_failed += 1;
+                    Err(IgnoreReason::AuthFailed)
+                }
+            },
+        }
+    }
+
     fn classify_reply(&mut self, bytes: &[u8], rx: Nanos, user_rx: Nanos) -> ReplyOutcome {
-        let Ok(p) = ReflectorPacket::new_checked(bytes) else {
-            return ReplyOutcome::Ignored(IgnoreReason::Malformed);
+        let (p, tlv_at) = match self.parse_reply(bytes) {
+            Ok(parsed) => parsed,
+            Err(why) => return ReplyOutcome::Ignored(why),
         };
-        if p.ssid() != self.config.ssid {
-            if self.hello_sent > 0 && p.ssid() == self.hello_ssid() {
-                return self.on_hello_reply(&p);
+        if p.ssid != self.config.ssid {
+            if self.hello_sent > 0 && p.ssid == self.hello_ssid() {
+                return self.on_hello_reply(&bytes[tlv_at..]);
             }
             return ReplyOutcome::Ignored(IgnoreReason::OtherSession);
         }
-        let seq = p.sender_sequence_number();
+        let seq = p.sender_seq;
         if seq >= self.schedule.sent() {
             return ReplyOutcome::Ignored(IgnoreReason::UnknownSeq);
         }
@@ -518,15 +574,15 @@ impl Sender {
             self.late += 1;
             return ReplyOutcome::Late { seq };
         };
-        if p.sender_timestamp() != slot.stamp {
+        if p.sender_timestamp != slot.stamp {
             return ReplyOutcome::Ignored(IgnoreReason::StaleTimestamp);
         }
-        let ee = p.error_estimate();
+        let ee = p.error_estimate;
         self.note_peer_estimate(ee);
-        let refl_seq = p.sequence_number();
+        let refl_seq = p.seq;
         self.max_refl_seq = Some(self.max_refl_seq.map_or(refl_seq, |m| m.max(refl_seq)));
-        let t2 = p.receive_timestamp().decode(ee.ptp());
-        let t3 = p.timestamp().decode(ee.ptp());
+        let t2 = p.receive_timestamp.decode(ee.ptp());
+        let t3 = p.timestamp.decode(ee.ptp());
         if rx.since(slot.t1) > self.timeout_ns {
             self.late += 1;
             // Not counted, but it moves the reorder buffer on.

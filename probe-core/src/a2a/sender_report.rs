@@ -207,6 +207,8 @@ impl Sender {
             },
             intervals: Vec::new(),
             voice: None,
+            authenticated: self.config.key.is_some(),
+            auth_failed: self.auth_failed,
         }
     }
 }

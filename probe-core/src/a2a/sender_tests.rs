@@ -523,3 +523,5 @@ fn user_space_round_trip_brackets_the_kernel_one() {
     let json = serde_json::to_value(&r).expect("json");
     assert!(json["rtt_user_ms"]["p50"].is_number(), "{json}");
 }
+#[path = "sender_auth_tests.rs"]
+mod auth;

@@ -211,6 +211,12 @@ pub struct A2aReport {
     /// Voice quality per direction (`probe a2a --profile voice`); `null` otherwise.
     #[serde(default)]
     pub voice: Option<super::VoiceReport>,
+    /// The test ran in STAMP authenticated mode (RFC 8762, `--stamp-key-file`).
+    #[serde(default)]
+    pub authenticated: bool,
+    /// Replies dropped for a wrong or missing HMAC (authenticated mode; they count as lost).
+    #[serde(default)]
+    pub auth_failed: u64,
 }
 
 #[cfg(test)]
@@ -304,6 +310,8 @@ mod tests {
                 pps: Some(10.0),
             }],
             voice: None,
+            authenticated: false,
+            auth_failed: 0,
         }
     }
 
@@ -346,6 +354,8 @@ mod tests {
             "schedule_error_us.max",
             "intervals",
             "voice",
+            "authenticated",
+            "auth_failed",
         ]
         .iter()
         .map(|s| (*s).to_string())

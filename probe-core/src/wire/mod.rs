@@ -10,5 +10,7 @@ pub mod probe;
 pub mod quote;
 pub mod reply_kind;
 pub mod stamp;
+pub mod stamp_auth;
 pub mod stamp_clock_tlv;
+pub mod stamp_hmac;
 pub mod stamp_tlv;

@@ -60,17 +60,17 @@ pub struct Truncated {
     pub len: usize,
 }
 
-fn get_u16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
+pub(super) fn get_u16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
     u16::from_be_bytes([b[r.start], b[r.start + 1]])
 }
 
-fn get_u32(b: &[u8], r: std::ops::Range<usize>) -> u32 {
+pub(super) fn get_u32(b: &[u8], r: std::ops::Range<usize>) -> u32 {
     let mut a = [0; 4];
     a.copy_from_slice(&b[r]);
     u32::from_be_bytes(a)
 }
 
-fn get_u64(b: &[u8], r: std::ops::Range<usize>) -> u64 {
+pub(super) fn get_u64(b: &[u8], r: std::ops::Range<usize>) -> u64 {
     let mut a = [0; 8];
     a.copy_from_slice(&b[r]);
     u64::from_be_bytes(a)

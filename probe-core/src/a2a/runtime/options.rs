@@ -95,6 +95,7 @@ pub struct A2aOptions {
     pub(super) voice: Option<VoiceConfig>,
     pub(super) local_port: u16,
     pub(super) peer_clock: Option<crate::time::ClockInfo>,
+    pub(super) stamp_key: Option<crate::a2a::StampKey>,
 }
 
 impl A2aOptions {
@@ -121,6 +122,7 @@ impl A2aOptions {
             voice: None,
             local_port: 0,
             peer_clock: None,
+            stamp_key: None,
         }
     }
 
@@ -178,6 +180,7 @@ impl A2aOptions {
     pub(super) fn session_configs(&self, ssid: u16) -> (SenderConfig, SessionConfig) {
         let mut cfg = SenderConfig::new(self.peer_label.clone(), ssid);
         cfg.size = self.size;
+        cfg.key.clone_from(&self.stamp_key);
         let session = SessionConfig {
             pace: self.pace,
             limit: self.limit,
@@ -341,6 +344,14 @@ impl A2aOptionsBuilder {
     pub fn peer_clock(mut self, clock: crate::time::ClockInfo) -> Self {
         self.0.peer_clock = Some(clock);
         self.0.hellos = 0;
+        self
+    }
+
+    /// Sends in STAMP authenticated mode (RFC 8762) with `key`: packets of at least 112
+    /// octets sealed with HMAC-SHA-256, replies with a wrong HMAC dropped and counted
+    /// (`auth_failed` in the report). The peer must hold the same key.
+    pub fn stamp_key(mut self, key: impl Into<Option<crate::a2a::StampKey>>) -> Self {
+        self.0.stamp_key = key.into();
         self
     }
 

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{A2aError, ConfigError};
-use crate::a2a::{Admission, Datagram, Reflector, ReflectorConfig, ReflectorCounters};
+use crate::a2a::{
+    Admission, Datagram, Reflector, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring,
+};
 use crate::io::{PolledSocket, RecvBatch, SendBatch, SocketOptions};
 use crate::time::Nanos;
 
@@ -77,6 +79,7 @@ pub struct Responder {
     sockets: Vec<PolledSocket>,
     config: ReflectorConfig,
     admission: Option<Arc<Admission>>,
+    keys: StampKeyring,
 }
 
 impl Responder {
@@ -101,6 +104,7 @@ impl Responder {
             sockets,
             config: cfg.reflector,
             admission: None,
+            keys: StampKeyring::new(),
         })
     }
 
@@ -127,6 +131,18 @@ impl Responder {
             other => other,
         };
         sock.socket().send_to(payload, &dst.into())
+    }
+
+    /// Authenticates STAMP senders with `keys` (authenticated mode of RFC 8762, see
+    /// [`StampKeyring`]); keep a clone to register session keys while the responder runs.
+    pub fn set_stamp_keys(&mut self, keys: StampKeyring) {
+        self.keys = keys;
+    }
+
+    /// The keyring the responder authenticates with (shared: keys registered on it apply to
+    /// every socket at once).
+    pub fn stamp_keys(&self) -> StampKeyring {
+        self.keys.clone()
     }
 
     /// The bound addresses (ports resolved).
@@ -156,6 +172,7 @@ impl Responder {
             if let Some(a) = &self.admission {
                 reflector.set_admission(Arc::clone(a));
             }
+            reflector.set_keyring(self.keys.clone());
             let stop = stop.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
                 serve_socket(&sock, reflector, &stop)
@@ -197,6 +214,8 @@ fn serve_socket(
     tx.set_segmentation(true);
     let mut last_sweep = Nanos::now_realtime();
     let mut truncated = 0u64;
+    // The key each queued reply was sealed with, to seal it again after the restamp.
+    let mut reply_keys: Vec<Option<StampKey>> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
         let n = match sock.try_recv_batch(&mut rx) {
             Ok(n) if n > 0 => n,
@@ -233,16 +252,18 @@ fn serve_socket(
                 rx: meta.time,
                 ttl: meta.ttl,
             };
-            tx.push_with(src, meta.reply_options(), |out| {
+            if tx.push_with(src, meta.reply_options(), |out| {
                 reflector.reflect(&d, now, out).ok()
-            });
+            }) {
+                reply_keys.push(reflector.reply_key().cloned());
+            }
         }
         if !tx.is_empty() {
             // t3 as late as possible: building the batch is not reverse-path delay.
             let t3 = Nanos::now_realtime();
-            for i in 0..tx.len() {
+            for (i, key) in reply_keys.iter().enumerate().take(tx.len()) {
                 if let Some(reply) = tx.payload_mut(i) {
-                    Reflector::restamp(reply, t3);
+                    Reflector::restamp_authenticated(reply, t3, key.as_ref());
                 }
             }
             let report = sock.send_batch(&mut tx, SEND_PATIENCE);
@@ -250,6 +271,7 @@ fn serve_socket(
                 tracing::debug!("{} replies not sent from {local}: {e}", report.failed);
             }
             tx.clear();
+            reply_keys.clear();
         }
         if now.since(last_sweep) > SWEEP.as_nanos() as i64 {
             reflector.expire(now);

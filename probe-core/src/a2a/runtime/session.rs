@@ -45,7 +45,8 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
         reports: opts.interval_reports.clone(),
     };
     let mut pacer = pacer_for(&opts).map_err(A2aError::Pacer)?;
-    drive(&mut session, &io, &mut pacer, opts.size.max(128)).await?;
+    // Room for a hello: the base packet (112 octets authenticated) and the clock TLV.
+    drive(&mut session, &io, &mut pacer, opts.size.max(256)).await?;
     Ok(session.finish())
 }
 
