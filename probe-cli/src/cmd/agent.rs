@@ -116,6 +116,13 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let sargs = serve_args(&cfg)?;
     let responder = serve::bind(&sargs)?;
     let control = serve::bind_control(&sargs)?;
+    let http_listener = probe_agent::http::bind(cfg.http_listen).with_context(|| {
+        format!(
+            "cannot listen on {} (PROBE_HTTP, [http] listen)",
+            cfg.http_listen
+        )
+    })?;
+    let metrics = Arc::new(probe_agent::export::Metrics::new());
     shared.set_responder_bound();
     let spool = Spool::open(
         &spool::spool_dir(&cfg.state_dir),
@@ -127,6 +134,17 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let control_task = control.map(|c| tokio::spawn(c.run(stopped(stop_rx.clone()))));
+    let http_task = tokio::spawn(probe_agent::http::serve(
+        http_listener,
+        Arc::clone(&shared),
+        Arc::clone(&metrics),
+        stopped(stop_rx.clone()),
+    ));
+    let metrics_task = tokio::spawn(probe_agent::export::follow_metrics(
+        Arc::clone(&shared),
+        metrics,
+        stopped(stop_rx.clone()),
+    ));
     let stamp_task = tokio::spawn(responder.run(stopped(stop_rx)));
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
     let mut loop_task = tokio::spawn(run_loop::run(
@@ -162,6 +180,8 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     loop_task.await.context("the run loop failed")?;
     let _ = stop_tx.send(true);
     stamp_task.await.context("the STAMP responder task")??;
+    let _ = http_task.await;
+    let _ = metrics_task.await;
     if let Some(t) = control_task {
         t.await.context("the control plane task")?;
     }

@@ -1,0 +1,386 @@
+//! The agent's HTTP endpoint and its Prometheus export, in the testbed: two agents in a
+//! `chain` of three namespaces measure each other while `r1` drops every fifth test packet
+//! from `src` toward `dst` (forward loss 0.2 for `src`, none elsewhere). The endpoints are read
+//! with curl inside the namespaces, and a real Prometheus in `r1` scrapes both agents and
+//! answers a PromQL query with each agent's per-direction loss toward its peer.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{output, probe, wait_tcp_listening};
+use probe_lab::{Background, Host};
+use serde_json::Value;
+
+/// A scratch directory removed at the end of the test (also on failure).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("probe-export-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("scratch dir");
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts an agent in `host` with `config`, its HTTP endpoint on the host's address port 8000.
+fn start_agent(host: &Host, dir: &Path, name: &str, config: &str) -> (Background, PathBuf) {
+    let file = dir.join(format!("{name}.toml"));
+    fs::write(&file, config).expect("config");
+    let log = dir.join(format!("{name}.out"));
+    let out = fs::File::create(&log).expect("log file");
+    let mut cmd = probe(host, &["agent", "--config"]);
+    cmd.arg(&file)
+        .env("PROBE_NAME", name)
+        .env("PROBE_STATE_DIR", dir.join(format!("{name}-state")))
+        .env("PROBE_HTTP", format!("{}:8000", host.ipv4()))
+        .env("PROBE_INET", "4")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::from(out.try_clone().expect("dup")))
+        .stderr(Stdio::from(out));
+    let bg = host.spawn(&mut cmd).expect("start probe agent");
+    wait_tcp_listening(host, 8000);
+    (bg, log)
+}
+
+/// `curl` inside `host`: (HTTP status, body).
+fn curl(host: &Host, url: &str, headers: &[&str]) -> (u16, String) {
+    let mut cmd = host.command("curl");
+    cmd.args(["-s", "-m", "5", "-w", "\n%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = output(cmd.arg(url));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The value of the series `name` whose labels include every `labels` pair, if exposed.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            if !(rest.is_empty() || rest.starts_with('{')) {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse().ok())?
+        })
+        .next()
+}
+
+fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {secs} s; last: {last}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn a2a_config(test: &str, target: std::net::Ipv4Addr, extra: &str) -> String {
+    format!(
+        "[[tests]]\nname = \"{test}\"\nkind = \"a2a\"\ntarget = \"{target}\"\ninterval = \"1s\"\njitter = \"100ms\"\ncount = 50\npacket_interval = \"10ms\"\n{extra}"
+    )
+}
+
+/// Drops every fifth STAMP test packet that `r1` forwards from `src` to `dst`.
+fn drop_every_fifth(r1: &Host, src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr) {
+    r1.nft(&format!(
+        "table inet lossy {{ chain fwd {{ type filter hook forward priority 0; ip saddr {src} ip daddr {dst} udp dport 49153 numgen inc mod 5 == 0 drop }} }}"
+    ))
+    .expect("nft loss rule");
+}
+
+#[test]
+fn the_endpoints_report_identity_readiness_results_and_per_direction_metrics() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = probe_lab::topology::chain(1, &[]).expect("chain topology");
+    let r1 = &lab.routers[0];
+    let (src_ip, dst_ip) = (lab.src.ipv4(), lab.dst.ipv4());
+    drop_every_fifth(r1, src_ip, dst_ip);
+    let s = Scratch::new("endpoints");
+    let (_src, _) = start_agent(&lab.src, &s.0, "src", &a2a_config("to-dst", dst_ip, ""));
+    // dst also measures r1, where nothing answers: a failing test with a failure class.
+    let dst_cfg =
+        a2a_config("to-src", src_ip, "") + &a2a_config("to-r1", r1.ipv4(), "deadline = \"1s\"\n");
+    let (_dst, dst_log) = start_agent(&lab.dst, &s.0, "dst", &dst_cfg);
+    let base = format!("http://{src_ip}:8000");
+
+    let (code, text) = curl(&lab.src, &base, &[]);
+    assert_eq!(code, 200, "{text}");
+    let (code, json) = curl(&lab.src, &base, &["Accept: application/json"]);
+    assert_eq!(code, 200, "{json}");
+    let info: Value = serde_json::from_str(&json).expect("GET / as JSON");
+    let fingerprint = info["fingerprint"].as_str().expect("fingerprint");
+    assert_eq!(
+        text.lines().next(),
+        Some(fingerprint),
+        "the first line is the fingerprint"
+    );
+    assert!(fingerprint.len() >= 64, "{fingerprint}");
+    assert_eq!(info["name"], "src");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        text.contains(&format!("id: {}", info["id"].as_str().expect("id"))),
+        "{text}"
+    );
+    assert_eq!(curl(&lab.src, &format!("{base}/healthz"), &[]).0, 200);
+    assert_eq!(curl(&lab.src, &format!("{base}/nope"), &[]).0, 404);
+
+    wait_until(15, "src ready", || {
+        let (code, body) = curl(&lab.src, &format!("{base}/readyz"), &[]);
+        if code == 200 {
+            Ok(())
+        } else {
+            assert_eq!(code, 503, "{body}");
+            assert!(body.contains("not ready: "), "{body}");
+            Err(body)
+        }
+    });
+
+    // Two successful runs toward dst, then the numbers.
+    let peer_dst = format!("{dst_ip}:49153");
+    let metrics = wait_until(20, "two runs of src toward dst", || {
+        let (_, m) = curl(&lab.src, &format!("{base}/metrics"), &[]);
+        let runs = sample(
+            &m,
+            "probe_runs_total",
+            &[("test", "to-dst"), ("peer", &peer_dst)],
+        );
+        if runs.unwrap_or(0.0) >= 2.0 {
+            Ok(m)
+        } else {
+            Err(m)
+        }
+    });
+    let labels = |d: &'static str| {
+        [
+            ("test", "to-dst"),
+            ("peer", peer_dst.as_str()),
+            ("direction", d),
+        ]
+    };
+    let loss = |d| sample(&metrics, "probe_loss_ratio", &labels(d));
+    assert_eq!(loss("forward"), Some(0.2), "{metrics}");
+    assert_eq!(loss("reverse"), Some(0.0), "{metrics}");
+    assert_eq!(loss("round_trip"), Some(0.2), "{metrics}");
+    let ok = [
+        ("test", "to-dst"),
+        ("peer", peer_dst.as_str()),
+        ("reason", ""),
+    ];
+    assert_eq!(
+        sample(&metrics, "probe_success", &ok),
+        Some(1.0),
+        "{metrics}"
+    );
+    // Every received packet is observed once: 40 of 50 come back in each run.
+    let runs = sample(&metrics, "probe_runs_total", &[("test", "to-dst")]).expect("runs");
+    let rtt_count =
+        sample(&metrics, "probe_rtt_seconds_count", &[("test", "to-dst")]).expect("rtt");
+    assert_eq!(rtt_count, 40.0 * runs, "{metrics}");
+    let fwd_count = sample(
+        &metrics,
+        "probe_one_way_delay_seconds_count",
+        &labels("forward"),
+    )
+    .expect("forward delay histogram");
+    assert_eq!(fwd_count, 40.0 * runs, "{metrics}");
+    let inf = sample(
+        &metrics,
+        "probe_one_way_delay_seconds_bucket",
+        &[("direction", "forward"), ("le", "+Inf")],
+    );
+    assert_eq!(inf, Some(fwd_count), "{metrics}");
+    assert!(
+        sample(&metrics, "probe_jitter_seconds", &labels("forward")).is_some(),
+        "{metrics}"
+    );
+
+    // /results: the recorded runs, and a bad `since` is a 400 naming the problem.
+    let (code, body) = curl(&lab.src, &format!("{base}/results?since=1h"), &[]);
+    assert_eq!(code, 200, "{body}");
+    let results: Vec<Value> = serde_json::from_str(&body).expect("results JSON");
+    let to_dst = results.iter().filter(|r| r["test"] == "to-dst").count();
+    assert!(to_dst as f64 >= runs, "{body}");
+    let (code, body) = curl(
+        &lab.src,
+        &format!("{base}/results?since=yesterday-ish"),
+        &[],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("since"), "{body}");
+
+    // The failing test toward r1: up = 0 with the class of its record as the reason.
+    let dst_base = format!("http://{dst_ip}:8000");
+    let (class, m) = wait_until(20, "a failed run toward r1", || {
+        let (_, body) = curl(&lab.dst, &format!("{dst_base}/results"), &[]);
+        let rs: Vec<Value> = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        let class = rs
+            .iter()
+            .rfind(|r| r["test"] == "to-r1" && r["ok"] == false)
+            .and_then(|r| r["error_class"].as_str().map(str::to_owned))
+            .ok_or_else(|| {
+                format!(
+                    "{body}\n{}",
+                    fs::read_to_string(&dst_log).unwrap_or_default()
+                )
+            })?;
+        let (_, m) = curl(&lab.dst, &format!("{dst_base}/metrics"), &[]);
+        Ok((class, m))
+    });
+    let down = sample(
+        &m,
+        "probe_success",
+        &[("test", "to-r1"), ("reason", &class)],
+    );
+    assert_eq!(down, Some(0.0), "{m}");
+}
+
+/// A Prometheus server in `host` (listening on its loopback) with `config`; killed on drop.
+fn start_prometheus(host: &Host, dir: &Path, config: &str, extra: &[&str]) -> Background {
+    let file = dir.join("prometheus.yml");
+    fs::write(&file, config).expect("prometheus config");
+    let log = fs::File::create(dir.join("prometheus.out")).expect("log");
+    let mut cmd = host.command("prometheus");
+    cmd.arg(format!("--config.file={}", file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:9090")
+        .args(extra)
+        .stdout(Stdio::from(log.try_clone().expect("dup")))
+        .stderr(Stdio::from(log));
+    let bg = host
+        .spawn(&mut cmd)
+        .expect("start prometheus (Debian package `prometheus`)");
+    wait_tcp_listening(host, 9090);
+    bg
+}
+
+/// A PromQL instant query through the Prometheus HTTP API in `host`: the result vector.
+fn promql(host: &Host, query: &str) -> Result<Vec<Value>, String> {
+    let mut cmd = host.command("curl");
+    cmd.args([
+        "-s",
+        "-m",
+        "5",
+        "-G",
+        "http://127.0.0.1:9090/api/v1/query",
+        "--data-urlencode",
+    ])
+    .arg(format!("query={query}"));
+    let out = output(&mut cmd);
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    if v["status"] != "success" {
+        return Err(body);
+    }
+    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+fn has_prometheus() -> bool {
+    Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_real_prometheus_scrapes_each_agents_per_direction_loss_toward_its_peer() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    assert!(
+        has_prometheus(),
+        "the Debian package `prometheus` is needed (scripts/test-all.sh installs it)"
+    );
+    let lab = probe_lab::topology::chain(1, &[]).expect("chain topology");
+    let r1 = &lab.routers[0];
+    let (src_ip, dst_ip) = (lab.src.ipv4(), lab.dst.ipv4());
+    drop_every_fifth(r1, src_ip, dst_ip);
+    let s = Scratch::new("prometheus");
+    let (_src, _) = start_agent(&lab.src, &s.0, "src", &a2a_config("mesh", dst_ip, ""));
+    let (_dst, _) = start_agent(&lab.dst, &s.0, "dst", &a2a_config("mesh", src_ip, ""));
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: probe\n    static_configs:\n      - targets: ['{src_ip}:8000', '{dst_ip}:8000']\n"
+    );
+    let _prom = start_prometheus(r1, &s.0, &config, &[]);
+    let mut want = [
+        (
+            format!("{src_ip}:8000"),
+            format!("{dst_ip}:49153"),
+            "forward",
+            0.2,
+        ),
+        (
+            format!("{src_ip}:8000"),
+            format!("{dst_ip}:49153"),
+            "reverse",
+            0.0,
+        ),
+        (
+            format!("{dst_ip}:8000"),
+            format!("{src_ip}:49153"),
+            "forward",
+            0.0,
+        ),
+        (
+            format!("{dst_ip}:8000"),
+            format!("{src_ip}:49153"),
+            "reverse",
+            0.0,
+        ),
+    ];
+    want.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+    let query = "probe_loss_ratio{job=\"probe\",test=\"mesh\",direction!=\"round_trip\"}";
+    wait_until(20, "Prometheus answers the loss of both agents", || {
+        let result = promql(r1, query)?;
+        let mut got: Vec<(String, String, String, f64)> = result
+            .iter()
+            .map(|r| {
+                let m = &r["metric"];
+                let s = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
+                let v = r["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
+                (s("instance"), s("peer"), s("direction"), v)
+            })
+            .collect();
+        got.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        let ok = got.len() == want.len()
+            && got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.0 == w.0 && g.1 == w.1 && g.2 == w.2 && (g.3 - w.3).abs() < 1e-9);
+        if ok { Ok(()) } else { Err(format!("{got:?}")) }
+    });
+}
