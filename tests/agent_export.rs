@@ -101,14 +101,14 @@ fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>
 
 fn a2a_config(test: &str, target: std::net::Ipv4Addr, extra: &str) -> String {
     format!(
-        "[[tests]]\nname = \"{test}\"\nkind = \"a2a\"\ntarget = \"{target}\"\ninterval = \"1s\"\njitter = \"100ms\"\ncount = 50\npacket_interval = \"10ms\"\n{extra}"
+        "[[tests]]\nname = \"{test}\"\nkind = \"a2a\"\ntarget = \"{target}\"\ninterval = \"4s\"\njitter = \"100ms\"\ncount = 50\npacket_interval = \"10ms\"\n{extra}"
     )
 }
 
 /// Drops every fifth STAMP test packet that `r1` forwards from `src` to `dst`.
 fn drop_every_fifth(r1: &Host, src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr) {
     r1.nft(&format!(
-        "table inet lossy {{ chain fwd {{ type filter hook forward priority 0; ip saddr {src} ip daddr {dst} udp dport 49153 numgen inc mod 5 == 0 drop }} }}"
+        "table inet lossy {{ chain drops {{ type filter hook forward priority 0; ip saddr {src} ip daddr {dst} udp dport 49153 numgen inc mod 5 == 0 drop;\n }}\n }}\n"
     ))
     .expect("nft loss rule");
 }
@@ -162,16 +162,16 @@ fn the_endpoints_report_identity_readiness_results_and_per_direction_metrics() {
         }
     });
 
-    // Two successful runs toward dst, then the numbers.
+    // A successful run toward dst, then the numbers.
     let peer_dst = format!("{dst_ip}:49153");
-    let metrics = wait_until(20, "two runs of src toward dst", || {
+    let metrics = wait_until(20, "a run of src toward dst", || {
         let (_, m) = curl(&lab.src, &format!("{base}/metrics"), &[]);
         let runs = sample(
             &m,
             "probe_runs_total",
             &[("test", "to-dst"), ("peer", &peer_dst)],
         );
-        if runs.unwrap_or(0.0) >= 2.0 {
+        if runs.unwrap_or(0.0) >= 1.0 {
             Ok(m)
         } else {
             Err(m)

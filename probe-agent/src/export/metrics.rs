@@ -184,8 +184,13 @@ impl Metrics {
         out
     }
 
-    /// Updates the series of `record`'s test and peer from it.
+    /// Updates the series of `record`'s test and peer from it. A skipped run measured
+    /// nothing and changes nothing.
     pub fn observe(&self, record: &ResultRecord) {
+        if record.error_class == Some(crate::record::ErrorClass::Skipped) {
+            // Nothing was measured: the series keep the last run that was.
+            return;
+        }
         let key = PeerLabels {
             test: record.test.clone(),
             peer: record.peer.clone().unwrap_or_else(|| record.target.clone()),
