@@ -262,8 +262,15 @@ fn the_endpoints_report_identity_readiness_results_and_per_direction_metrics() {
     assert_eq!(down, Some(0.0), "{m}");
 }
 
-/// A Prometheus server in `host` (listening on its loopback) with `config`; killed on drop.
-fn start_prometheus(host: &Host, dir: &Path, config: &str, extra: &[&str]) -> Background {
+/// A Prometheus server in `host` listening on `listen` (port 9090) with `config`; killed on
+/// drop.
+fn start_prometheus(
+    host: &Host,
+    dir: &Path,
+    config: &str,
+    listen: &str,
+    extra: &[&str],
+) -> Background {
     let file = dir.join("prometheus.yml");
     fs::write(&file, config).expect("prometheus config");
     let log = fs::File::create(dir.join("prometheus.out")).expect("log");
@@ -273,7 +280,7 @@ fn start_prometheus(host: &Host, dir: &Path, config: &str, extra: &[&str]) -> Ba
             "--storage.tsdb.path={}",
             dir.join("tsdb").display()
         ))
-        .arg("--web.listen-address=127.0.0.1:9090")
+        .arg(format!("--web.listen-address={listen}"))
         .args(extra)
         .stdout(Stdio::from(log.try_clone().expect("dup")))
         .stderr(Stdio::from(log));
@@ -286,16 +293,18 @@ fn start_prometheus(host: &Host, dir: &Path, config: &str, extra: &[&str]) -> Ba
 
 /// A `PromQL` instant query through the Prometheus HTTP API in `host`: the result vector.
 fn promql(host: &Host, query: &str) -> Result<Vec<Value>, String> {
+    promql_at(host, "127.0.0.1", query, None)
+}
+
+/// A `PromQL` instant query to the Prometheus at `ip`:9090 in `host`, at Unix time `at`.
+fn promql_at(host: &Host, ip: &str, query: &str, at: Option<f64>) -> Result<Vec<Value>, String> {
     let mut cmd = host.command("curl");
-    cmd.args([
-        "-s",
-        "-m",
-        "5",
-        "-G",
-        "http://127.0.0.1:9090/api/v1/query",
-        "--data-urlencode",
-    ])
-    .arg(format!("query={query}"));
+    cmd.args(["-s", "-m", "5", "-G", "--data-urlencode"])
+        .arg(format!("query={query}"))
+        .arg(format!("http://{ip}:9090/api/v1/query"));
+    if let Some(t) = at {
+        cmd.arg("--data-urlencode").arg(format!("time={t:.3}"));
+    }
     let out = output(&mut cmd);
     let body = String::from_utf8_lossy(&out.stdout).into_owned();
     let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
@@ -333,7 +342,7 @@ fn a_real_prometheus_scrapes_each_agents_per_direction_loss_toward_its_peer() {
     let config = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: probe\n    static_configs:\n      - targets: ['{src_ip}:8000', '{dst_ip}:8000']\n"
     );
-    let _prom = start_prometheus(r1, &s.0, &config, &[]);
+    let _prom = start_prometheus(r1, &s.0, &config, "127.0.0.1:9090", &[]);
     let mut want = [
         (
             format!("{src_ip}:8000"),
@@ -383,5 +392,92 @@ fn a_real_prometheus_scrapes_each_agents_per_direction_loss_toward_its_peer() {
                 .zip(&want)
                 .all(|(g, w)| g.0 == w.0 && g.1 == w.1 && g.2 == w.2 && (g.3 - w.3).abs() < 1e-9);
         if ok { Ok(()) } else { Err(format!("{got:?}")) }
+    });
+}
+
+fn queued(state: &Path) -> usize {
+    fs::read_dir(state.join("remote-write")).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".snappy"))
+            .count()
+    })
+}
+
+#[test]
+fn remote_write_buffers_across_a_restart_and_arrives_in_prometheus() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    assert!(
+        has_prometheus(),
+        "the Debian package `prometheus` is needed"
+    );
+    let lab = probe_lab::topology::chain(1, &[]).expect("chain topology");
+    let r1 = &lab.routers[0];
+    let (src_ip, dst_ip, r1_ip) = (lab.src.ipv4(), lab.dst.ipv4(), r1.ipv4());
+    drop_every_fifth(r1, src_ip, dst_ip);
+    let s = Scratch::new("remote-write");
+    let state = s.0.join("src-state");
+    let config = a2a_config(
+        "mesh",
+        dst_ip,
+        &format!("[export.remote_write]\nurl = \"http://{r1_ip}:9090/api/v1/write\"\n"),
+    );
+    let (_dst, _) = start_agent(&lab.dst, &s.0, "dst", &a2a_config("mesh", src_ip, ""));
+    // No receiver yet: snapshots with a result in them wait on disk.
+    let (src, src_log) = start_agent(&lab.src, &s.0, "src", &config);
+    let base = format!("http://{src_ip}:8000");
+    wait_until(20, "a result in src's metrics", || {
+        let (_, m) = curl(&lab.src, &format!("{base}/metrics"), &[]);
+        sample(&m, "probe_runs_total", &[("test", "mesh")])
+            .map(|_| ())
+            .ok_or(m)
+    });
+    let before = queued(&state);
+    wait_until(15, "a snapshot with the result queued", || {
+        if queued(&state) > before {
+            Ok(())
+        } else {
+            Err(fs::read_to_string(&src_log).unwrap_or_default())
+        }
+    });
+    #[allow(clippy::cast_precision_loss)]
+    let queued_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let out = src.terminate(Duration::from_secs(10)).expect("stop src");
+    assert_eq!(out.status.code(), Some(0));
+    let waiting = queued(&state);
+    assert!(waiting >= 1, "{waiting} snapshots queued");
+
+    let _prom = start_prometheus(
+        r1,
+        &s.0,
+        "global:\n  scrape_interval: 1m\n",
+        &format!("{r1_ip}:9090"),
+        &["--web.enable-remote-write-receiver"],
+    );
+    let (_src, _) = start_agent(&lab.src, &s.0, "src", &config);
+    // The sample from before the restart is in Prometheus: the queue survived it.
+    let query = "probe_loss_ratio{job=\"probe-agent\",instance=\"src\",test=\"mesh\",direction=\"forward\"}";
+    wait_until(20, "the queued snapshots arrive", || {
+        let r = promql_at(r1, &r1_ip.to_string(), query, Some(queued_at))?;
+        let v: Vec<f64> = r
+            .iter()
+            .filter_map(|x| x["value"][1].as_str().and_then(|v| v.parse().ok()))
+            .collect();
+        if v == [0.2] {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    wait_until(15, "the queue drained", || {
+        if queued(&state) == 0 {
+            Ok(())
+        } else {
+            Err(format!("{} left", queued(&state)))
+        }
     });
 }

@@ -2,6 +2,8 @@
 //! for agents nothing can scrape.
 
 pub mod metrics;
+pub mod post;
+pub mod remote_write;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

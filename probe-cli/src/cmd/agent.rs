@@ -142,9 +142,27 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     ));
     let metrics_task = tokio::spawn(probe_agent::export::follow_metrics(
         Arc::clone(&shared),
-        metrics,
+        Arc::clone(&metrics),
         stopped(stop_rx.clone()),
     ));
+    let remote_write_task = match cfg.export.remote_write_url.as_deref() {
+        Some(url) => {
+            let url = probe_agent::export::post::check_url(url)
+                .map_err(|e| anyhow::anyhow!("export.remote_write.url: {e}"))?;
+            let queue =
+                probe_agent::export::remote_write::Queue::open(&cfg.state_dir.join("remote-write"))
+                    .context("cannot create the remote-write queue in the state directory")?;
+            Some(tokio::spawn(probe_agent::export::remote_write::run(
+                url,
+                cfg.proxy.clone(),
+                queue,
+                Arc::clone(&shared),
+                Arc::clone(&metrics),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
     let stamp_task = tokio::spawn(responder.run(stopped(stop_rx)));
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
     let mut loop_task = tokio::spawn(run_loop::run(
@@ -182,6 +200,9 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     stamp_task.await.context("the STAMP responder task")??;
     let _ = http_task.await;
     let _ = metrics_task.await;
+    if let Some(t) = remote_write_task {
+        let _ = t.await;
+    }
     if let Some(t) = control_task {
         t.await.context("the control plane task")?;
     }
