@@ -481,3 +481,131 @@ fn remote_write_buffers_across_a_restart_and_arrives_in_prometheus() {
         }
     });
 }
+
+/// A small NDJSON collector: answers 503 to its first `refuse` requests, then 200, and keeps
+/// every record of the accepted ones.
+struct Collector {
+    addr: std::net::SocketAddr,
+    records: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn start_collector(host: &Host, refuse: usize) -> Collector {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let ip = host.ipv4();
+    let listener = host.run_in(move || std::net::TcpListener::bind((ip, 0)).expect("collector"));
+    let addr = listener.local_addr().expect("addr");
+    let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (rec, req) = (records.clone(), requests.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let n = req.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let status = if n < refuse {
+                "503 Service Unavailable"
+            } else {
+                let mut all = rec.lock().expect("records");
+                for l in String::from_utf8_lossy(&body).lines() {
+                    all.push(serde_json::from_str::<Value>(l).expect("one JSON record per line"));
+                }
+                "200 OK"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    Collector {
+        addr,
+        records,
+        requests,
+    }
+}
+
+fn seqs(records: &[Value]) -> Vec<u64> {
+    records.iter().filter_map(|r| r["seq"].as_u64()).collect()
+}
+
+#[test]
+fn the_upload_retries_and_resumes_after_a_restart_without_loss_or_repeats() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = probe_lab::topology::chain(1, &[]).expect("chain topology");
+    let (src_ip, dst_ip) = (lab.src.ipv4(), lab.dst.ipv4());
+    let s = Scratch::new("upload");
+    let collector = start_collector(&lab.dst, 2);
+    let config = a2a_config(
+        "mesh",
+        dst_ip,
+        &format!(
+            "[export.upload]\nurl = \"http://{}/ingest\"\n",
+            collector.addr
+        ),
+    )
+    .replace("interval = \"4s\"", "interval = \"1s\"");
+    let (_dst, _) = start_agent(&lab.dst, &s.0, "dst", &a2a_config("mesh", src_ip, ""));
+    let (src, log) = start_agent(&lab.src, &s.0, "src", &config);
+    let received = |n: usize| {
+        wait_until(20, &format!("{n} records uploaded"), || {
+            let got = collector.records.lock().expect("records").len();
+            if got >= n {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{got}: {}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                ))
+            }
+        });
+    };
+    received(3);
+    assert!(
+        collector.requests.load(std::sync::atomic::Ordering::SeqCst) > 2,
+        "the refused batches were retried"
+    );
+    let out = src.terminate(Duration::from_secs(10)).expect("stop src");
+    assert_eq!(out.status.code(), Some(0));
+    let before = collector.records.lock().expect("records").len();
+    let (src, _) = start_agent(&lab.src, &s.0, "src", &config);
+    received(before + 3);
+    let out = src.terminate(Duration::from_secs(10)).expect("stop src");
+    assert_eq!(out.status.code(), Some(0));
+    // Every spooled record arrived exactly once, in order.
+    let spooled = output(
+        Command::new(probe_suite::probe_bin())
+            .args(["results", "--json", "--state-dir"])
+            .arg(s.0.join("src-state")),
+    );
+    let spooled: Vec<Value> = String::from_utf8_lossy(&spooled.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    let got = seqs(&collector.records.lock().expect("records"));
+    let want: Vec<u64> = seqs(&spooled).into_iter().take(got.len()).collect();
+    assert_eq!(got, want, "each record once, oldest first");
+    assert_eq!(got, (0..got.len() as u64).collect::<Vec<_>>());
+}

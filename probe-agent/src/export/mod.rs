@@ -4,6 +4,7 @@
 pub mod metrics;
 pub mod post;
 pub mod remote_write;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

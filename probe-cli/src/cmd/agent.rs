@@ -163,6 +163,20 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let upload_task = match cfg.export.upload_url.as_deref() {
+        Some(url) => {
+            let url = probe_agent::export::post::check_url(url)
+                .map_err(|e| anyhow::anyhow!("export.upload.url: {e}"))?;
+            Some(tokio::spawn(probe_agent::export::upload::run(
+                url,
+                cfg.proxy.clone(),
+                cfg.state_dir.clone(),
+                Arc::clone(&shared),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
     let stamp_task = tokio::spawn(responder.run(stopped(stop_rx)));
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
     let mut loop_task = tokio::spawn(run_loop::run(
@@ -201,6 +215,9 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let _ = http_task.await;
     let _ = metrics_task.await;
     if let Some(t) = remote_write_task {
+        let _ = t.await;
+    }
+    if let Some(t) = upload_task {
         let _ = t.await;
     }
     if let Some(t) = control_task {
