@@ -311,14 +311,14 @@ impl Metrics {
 
     /// Removes the series of every peer that is no longer in `peers` (a peer that left the
     /// mesh, or a test removed by a reload). Series whose peer label is a configured target
-    /// (a test without peers, such as `http`) stay while their test is configured.
+    /// (a test without peers, such as `http`) are left to [`Metrics::sweep`].
     pub fn forget_peers_not_in(&self, peers: &Peers) {
         let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
         tracks.retain(|key, track| {
-            let keep = match peers.get(&key.test) {
-                Some(set) => set.contains(&key.peer) || !looks_like_peer(&key.peer),
-                None => false,
-            };
+            let keep = !looks_like_peer(&key.peer)
+                || peers
+                    .get(&key.test)
+                    .is_some_and(|set| set.contains(&key.peer));
             if !keep {
                 self.forget(key, &track.reason);
             }

@@ -95,6 +95,10 @@ fn a_failure_changes_the_reason_and_gone_peers_lose_every_series() {
         !t.contains(r#"peer="10.0.0.2:49153",reason="""#),
         "the old up series is gone: {t}"
     );
+    let mut http = record("x", false, Value::Null);
+    http.peer = None;
+    http.target = "http://192.0.2.1/".into();
+    m.observe(&http);
     let peers = Peers::from([(
         "mesh".to_owned(),
         BTreeSet::from(["10.0.0.3:49153".to_owned()]),
@@ -103,9 +107,13 @@ fn a_failure_changes_the_reason_and_gone_peers_lose_every_series() {
     let t = m.encode();
     assert!(!t.contains("10.0.0.2"), "{t}");
     assert!(t.contains("10.0.0.3"), "{t}");
+    assert!(
+        t.contains(r#"peer="http://192.0.2.1/""#),
+        "a target, not a peer: {t}"
+    );
     // No result for three intervals (unknown interval: ten minutes): removed.
     assert!(m.sweep(Instant::now()).is_empty());
     let gone = m.sweep(Instant::now() + Duration::from_secs(601));
-    assert_eq!(gone.len(), 1);
+    assert_eq!(gone.len(), 2);
     assert!(!m.encode().contains("10.0.0.3"));
 }
