@@ -1,8 +1,10 @@
-//! The agent's HTTP endpoint and its Prometheus export, in the testbed: two agents in a
-//! `chain` of three namespaces measure each other while `r1` drops every fifth test packet
-//! from `src` toward `dst` (forward loss 0.2 for `src`, none elsewhere). The endpoints are read
-//! with curl inside the namespaces, and a real Prometheus in `r1` scrapes both agents and
-//! answers a `PromQL` query with each agent's per-direction loss toward its peer.
+//! The agent's HTTP endpoint and its exports, in the testbed: agents in a `chain` of three
+//! namespaces measure each other while `r1` drops every fifth test packet from `src` toward
+//! `dst` (forward loss 0.2 for `src` toward `dst`, none elsewhere). The endpoints are read with
+//! curl inside the namespaces; a real Prometheus in `r1` scrapes three agents and answers a
+//! `PromQL` query with each agent's per-direction loss toward each peer; remote write queues
+//! across an agent restart and arrives in that Prometheus; the NDJSON upload resumes after a
+//! restart without losing or repeating a record.
 // Counts and loss ratios from the agent are exact in f64 (integers, and 10 of 50 packets).
 #![allow(clippy::float_cmp)]
 
@@ -334,65 +336,63 @@ fn a_real_prometheus_scrapes_each_agents_per_direction_loss_toward_its_peer() {
     );
     let lab = probe_lab::topology::chain(1, &[]).expect("chain topology");
     let r1 = &lab.routers[0];
-    let (src_ip, dst_ip) = (lab.src.ipv4(), lab.dst.ipv4());
-    drop_every_fifth(r1, src_ip, dst_ip);
+    let ips = [lab.src.ipv4(), r1.ipv4(), lab.dst.ipv4()];
+    drop_every_fifth(r1, ips[0], ips[2]);
     let s = Scratch::new("prometheus");
-    let (_src, _) = start_agent(&lab.src, &s.0, "src", &a2a_config("mesh", dst_ip, ""));
-    let (_dst, _) = start_agent(&lab.dst, &s.0, "dst", &a2a_config("mesh", src_ip, ""));
+    // Three agents, each with one test toward each of the two others.
+    let hosts = [&lab.src, r1, &lab.dst];
+    let names = ["src", "r1", "dst"];
+    let mut agents = Vec::new();
+    let mut want = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let mut config = String::new();
+        for (j, &peer) in ips.iter().enumerate().filter(|(j, _)| *j != i) {
+            config += &a2a_config(&format!("mesh-{}", names[j]), peer, "");
+            for d in ["forward", "reverse"] {
+                // Only src's packets toward dst cross the dropping rule.
+                let loss = if i == 0 && j == 2 && d == "forward" {
+                    0.2
+                } else {
+                    0.0
+                };
+                want.push((format!("{}:8000", ips[i]), format!("{peer}:49153"), d, loss));
+            }
+        }
+        agents.push(start_agent(host, &s.0, names[i], &config));
+    }
+    let targets: Vec<String> = ips.iter().map(|ip| format!("'{ip}:8000'")).collect();
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: probe\n    static_configs:\n      - targets: ['{src_ip}:8000', '{dst_ip}:8000']\n"
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: probe\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
     );
     let _prom = start_prometheus(r1, &s.0, &config, "127.0.0.1:9090", &[]);
-    let mut want = [
-        (
-            format!("{src_ip}:8000"),
-            format!("{dst_ip}:49153"),
-            "forward",
-            0.2,
-        ),
-        (
-            format!("{src_ip}:8000"),
-            format!("{dst_ip}:49153"),
-            "reverse",
-            0.0,
-        ),
-        (
-            format!("{dst_ip}:8000"),
-            format!("{src_ip}:49153"),
-            "forward",
-            0.0,
-        ),
-        (
-            format!("{dst_ip}:8000"),
-            format!("{src_ip}:49153"),
-            "reverse",
-            0.0,
-        ),
-    ];
-    want.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
-    let query = "probe_loss_ratio{job=\"probe\",test=\"mesh\",direction!=\"round_trip\"}";
-    wait_until(20, "Prometheus answers the loss of both agents", || {
-        let result = promql(r1, query)?;
-        let mut got: Vec<(String, String, String, f64)> = result
-            .iter()
-            .map(|r| {
-                let m = &r["metric"];
-                let s = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
-                let v = r["value"][1]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(f64::NAN);
-                (s("instance"), s("peer"), s("direction"), v)
-            })
-            .collect();
-        got.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
-        let ok = got.len() == want.len()
-            && got
+    want.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+    let query = "probe_loss_ratio{job=\"probe\",test=~\"mesh-.*\",direction!=\"round_trip\"}";
+    wait_until(
+        20,
+        "Prometheus answers the loss of all three agents",
+        || {
+            let result = promql(r1, query)?;
+            let mut got: Vec<(String, String, String, f64)> = result
                 .iter()
-                .zip(&want)
-                .all(|(g, w)| g.0 == w.0 && g.1 == w.1 && g.2 == w.2 && (g.3 - w.3).abs() < 1e-9);
-        if ok { Ok(()) } else { Err(format!("{got:?}")) }
-    });
+                .map(|r| {
+                    let m = &r["metric"];
+                    let s = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
+                    let v = r["value"][1]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(f64::NAN);
+                    (s("instance"), s("peer"), s("direction"), v)
+                })
+                .collect();
+            got.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+            let ok = got.len() == want.len()
+                && got.iter().zip(&want).all(|(g, w)| {
+                    g.0 == w.0 && g.1 == w.1 && g.2 == w.2 && (g.3 - w.3).abs() < 1e-9
+                });
+            if ok { Ok(()) } else { Err(format!("{got:?}")) }
+        },
+    );
 }
 
 fn queued(state: &Path) -> usize {
