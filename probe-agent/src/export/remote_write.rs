@@ -311,3 +311,67 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_format_becomes_sorted_labelled_series_that_decode_back() {
+        let text = "# HELP x y\nprobe_loss_ratio{test=\"a \\\"b\\\"\",peer=\"10.0.0.2:49153\",direction=\"forward\"} 0.2\nprobe_rtt_seconds_bucket{le=\"+Inf\",test=\"t\",peer=\"p\"} 40\n# EOF\n";
+        let series = series_from_text(text, &[("job", "probe-agent")], 1234);
+        assert_eq!(series.len(), 2);
+        let names: Vec<(&str, &str)> = series[0]
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("__name__", "probe_loss_ratio"),
+                ("direction", "forward"),
+                ("job", "probe-agent"),
+                ("peer", "10.0.0.2:49153"),
+                ("test", "a \"b\""),
+            ]
+        );
+        assert_eq!(
+            series[0].samples,
+            [Sample {
+                value: 0.2,
+                timestamp: 1234
+            }]
+        );
+        assert_eq!(
+            series[1].samples,
+            [Sample {
+                value: 40.0,
+                timestamp: 1234
+            }]
+        );
+        let body = encode(series.clone()).expect("snappy");
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&body)
+            .expect("unsnappy");
+        let back = WriteRequest::decode(raw.as_slice()).expect("protobuf");
+        assert_eq!(back.timeseries, series);
+    }
+
+    #[test]
+    fn the_queue_keeps_the_newest_snapshots_in_order() {
+        let dir = std::env::temp_dir().join(format!("probe-rw-queue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let q = Queue::open(&dir).expect("queue");
+        for i in 0..3u8 {
+            q.push(&[i]).expect("push");
+        }
+        let files: Vec<Vec<u8>> = q
+            .files()
+            .iter()
+            .map(|(_, p)| std::fs::read(p).expect("read"))
+            .collect();
+        assert_eq!(files, [vec![0], vec![1], vec![2]]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

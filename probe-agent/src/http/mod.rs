@@ -90,13 +90,11 @@ fn wants_json(req: &Request<Incoming>) -> bool {
         .is_some_and(|v| v.contains("application/json"))
 }
 
-/// The value of `name` in a query string.
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+/// The value of `name` in a query string, percent-decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn route(
@@ -152,7 +150,7 @@ fn route(
         "/results" => {
             let since = match query_param(req.uri().query(), "since") {
                 None => 0,
-                Some(s) => match crate::spool::parse_since(s, crate::run_loop::unix_ns()) {
+                Some(s) => match crate::spool::parse_since(&s, crate::run_loop::unix_ns()) {
                     Ok(ns) => ns,
                     Err(e) => {
                         return json(
@@ -173,5 +171,19 @@ fn route(
             "not found: the endpoints are /, /healthz, /readyz, /metrics and /results?since=T\n"
                 .into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        let q = Some("a=1&since=2026-12-01T10%3A00%3A00Z");
+        assert_eq!(
+            super::query_param(q, "since").as_deref(),
+            Some("2026-12-01T10:00:00Z")
+        );
+        assert_eq!(super::query_param(q, "b"), None);
+        assert_eq!(super::query_param(None, "since"), None);
     }
 }
