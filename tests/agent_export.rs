@@ -127,6 +127,13 @@ fn the_endpoints_report_identity_readiness_results_and_per_direction_metrics() {
     drop_every_fifth(r1, src_ip, dst_ip);
     let s = Scratch::new("endpoints");
     let (_src, _) = start_agent(&lab.src, &s.0, "src", &a2a_config("to-dst", dst_ip, ""));
+    // src's first run cannot be over yet: with loss it waits 3 s for the lost replies.
+    let (code, body) = curl(&lab.src, &format!("http://{src_ip}:8000/readyz"), &[]);
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        body.trim(),
+        "not ready: the first scheduled runs have not finished yet"
+    );
     // dst also measures r1, where nothing answers: a failing test with a failure class.
     let dst_cfg =
         a2a_config("to-src", src_ip, "") + &a2a_config("to-r1", r1.ipv4(), "deadline = \"1s\"\n");
