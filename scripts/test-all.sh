@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # the one-way delay checks (tests/a2a_wire.rs); podman, runc and netavark run the container
 # image (tests/containers.rs); python3-venv holds the deploy/ linters.
 packages=(iproute2 nftables conntrack iperf3 sockperf irtt iputils-ping fping mtr-tiny traceroute scamper
-  tcpdump nginx tinyproxy curl openssl
+  tcpdump nginx tinyproxy curl openssl prometheus
   podman runc netavark iptables python3-venv)
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,8 @@
 pub mod config;
 mod config_toml;
 mod config_values;
+pub mod export;
+pub mod http;
 pub mod identity;
 pub mod log_file;
 pub mod mesh;

@@ -116,6 +116,13 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let sargs = serve_args(&cfg)?;
     let responder = serve::bind(&sargs)?;
     let control = serve::bind_control(&sargs)?;
+    let http_listener = probe_agent::http::bind(cfg.http_listen).with_context(|| {
+        format!(
+            "cannot listen on {} (PROBE_HTTP, [http] listen)",
+            cfg.http_listen
+        )
+    })?;
+    let metrics = Arc::new(probe_agent::export::Metrics::new());
     shared.set_responder_bound();
     let spool = Spool::open(
         &spool::spool_dir(&cfg.state_dir),
@@ -127,6 +134,49 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let control_task = control.map(|c| tokio::spawn(c.run(stopped(stop_rx.clone()))));
+    let http_task = tokio::spawn(probe_agent::http::serve(
+        http_listener,
+        Arc::clone(&shared),
+        Arc::clone(&metrics),
+        stopped(stop_rx.clone()),
+    ));
+    let metrics_task = tokio::spawn(probe_agent::export::follow_metrics(
+        Arc::clone(&shared),
+        Arc::clone(&metrics),
+        stopped(stop_rx.clone()),
+    ));
+    let remote_write_task = match cfg.export.remote_write_url.as_deref() {
+        Some(url) => {
+            let url = probe_agent::export::post::check_url(url)
+                .map_err(|e| anyhow::anyhow!("export.remote_write.url: {e}"))?;
+            let queue =
+                probe_agent::export::remote_write::Queue::open(&cfg.state_dir.join("remote-write"))
+                    .context("cannot create the remote-write queue in the state directory")?;
+            Some(tokio::spawn(probe_agent::export::remote_write::run(
+                url,
+                cfg.proxy.clone(),
+                queue,
+                Arc::clone(&shared),
+                Arc::clone(&metrics),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    let upload_task = match cfg.export.upload_url.as_deref() {
+        Some(url) => {
+            let url = probe_agent::export::post::check_url(url)
+                .map_err(|e| anyhow::anyhow!("export.upload.url: {e}"))?;
+            Some(tokio::spawn(probe_agent::export::upload::run(
+                url,
+                cfg.proxy.clone(),
+                cfg.state_dir.clone(),
+                Arc::clone(&shared),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
     let stamp_task = tokio::spawn(responder.run(stopped(stop_rx)));
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
     let mut loop_task = tokio::spawn(run_loop::run(
@@ -162,6 +212,14 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     loop_task.await.context("the run loop failed")?;
     let _ = stop_tx.send(true);
     stamp_task.await.context("the STAMP responder task")??;
+    let _ = http_task.await;
+    let _ = metrics_task.await;
+    if let Some(t) = remote_write_task {
+        let _ = t.await;
+    }
+    if let Some(t) = upload_task {
+        let _ = t.await;
+    }
     if let Some(t) = control_task {
         t.await.context("the control plane task")?;
     }
