@@ -94,6 +94,10 @@ pub enum Kind {
     Trace,
     /// HTTP(S) requests to a URL, each phase timed.
     Http,
+    /// ICMP, UDP or TCP ping toward one or more targets.
+    Ping,
+    /// DNS queries for a name to one or more servers, each timed.
+    Dns,
 }
 
 impl Kind {
@@ -103,8 +107,28 @@ impl Kind {
             Kind::A2a => "a2a",
             Kind::Trace => "trace",
             Kind::Http => "http",
+            Kind::Ping => "ping",
+            Kind::Dns => "dns",
         }
     }
+
+    /// Whether a run measures the peers its target resolves to (a2a, trace, ping); an http
+    /// test goes to its URL and a dns test asks its servers about its name instead.
+    pub fn has_peers(self) -> bool {
+        !matches!(self, Kind::Http | Kind::Dns)
+    }
+}
+
+/// The probes of a ping test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PingProtocol {
+    /// ICMP echo.
+    Icmp,
+    /// UDP to a closed port (or a STAMP reflector).
+    Udp,
+    /// TCP SYN.
+    Tcp,
 }
 
 /// How a test shares the line with others.
@@ -160,6 +184,34 @@ pub struct TestConfig {
     pub port: u16,
     /// The largest TTL (trace).
     pub max_ttl: u8,
+    /// Every target of a ping test written as a list (`targets`); `target` then shows them
+    /// joined. Empty when the test has the single `target`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// The probes of a ping test.
+    pub protocol: PingProtocol,
+    /// How long one probe (ping) or query (dns) waits for its answer.
+    #[serde(with = "humantime_serde_str")]
+    pub timeout: Duration,
+    /// The record type a dns test asks for (`A`, `AAAA`, `MX`, ...).
+    pub record_type: String,
+    /// The servers a dns test asks (`IP[:PORT]`); empty for the agent's (`PROBE_DNS`, else
+    /// the system's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+    /// Whether a dns test queries over TCP.
+    pub tcp: bool,
+}
+
+impl TestConfig {
+    /// The targets a run measures: the `targets` list, else the single `target`.
+    pub fn all_targets(&self) -> Vec<&str> {
+        if self.targets.is_empty() {
+            vec![self.target.as_str()]
+        } else {
+            self.targets.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 /// The `[mesh]` settings.
@@ -287,6 +339,12 @@ pub(crate) const TEST_KEYS: &[&str] = &[
     "class",
     "port",
     "max_ttl",
+    "targets",
+    "protocol",
+    "timeout",
+    "record_type",
+    "servers",
+    "tcp",
 ];
 
 impl Config {

@@ -6,10 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use probe_core::a2a::Limit;
 use probe_core::a2a::runtime::Pace;
-use probe_core::dns::DnsError;
+use probe_core::dns::{DnsError, DnsTest, RecordType, Resolver};
+use probe_core::ping::runtime::{PingError, PingOptions};
+use probe_core::report::dns::{DnsServerReport, DnsStatus};
 use probe_core::{A2aError, A2aOptions, TraceError, TraceOptions};
 
-use crate::config::{Kind, TestConfig};
+use crate::config::{Kind, PingProtocol, TestConfig};
 use crate::record::ErrorClass;
 
 /// A run that did not produce a good measurement.
@@ -41,14 +43,145 @@ pub struct Outcome {
     pub failure: Option<Failure>,
 }
 
-/// Runs `test` against `peer` (the port is the responder's, for a2a); an http test goes to
-/// its URL and ignores `peer`.
+/// Runs `test` against `peer` (the port is the responder's for a2a, the probed port for a
+/// UDP or TCP ping); http and dns tests go to their URL or servers and ignore `peer`.
 pub async fn run(test: &TestConfig, peer: SocketAddr, ctx: &HttpContext) -> Outcome {
     match test.kind {
         Kind::A2a => run_a2a(test, peer).await,
         Kind::Trace => run_trace(test, peer.ip()).await,
         Kind::Http => run_http(test, ctx).await,
+        Kind::Ping => run_ping(test, peer).await,
+        Kind::Dns => run_dns(test, ctx).await,
     }
+}
+
+/// How a record names the peer `test` measured: `IP:PORT`, or the address alone for an ICMP
+/// ping (which has no port).
+pub fn peer_label(test: &TestConfig, peer: SocketAddr) -> String {
+    if test.kind == Kind::Ping && test.protocol == PingProtocol::Icmp {
+        peer.ip().to_string()
+    } else {
+        peer.to_string()
+    }
+}
+
+async fn run_ping(test: &TestConfig, peer: SocketAddr) -> Outcome {
+    let protocol = match test.protocol {
+        PingProtocol::Icmp => probe_core::trace::Protocol::Icmp,
+        PingProtocol::Udp => probe_core::trace::Protocol::Udp,
+        PingProtocol::Tcp => probe_core::trace::Protocol::Tcp,
+    };
+    let mut opts = PingOptions::new(vec![peer.ip().to_string()], protocol);
+    opts.config.count = test.count;
+    opts.config.interval = test.packet_interval;
+    opts.config.timeout = test.timeout;
+    opts.config.dst_port = peer.port();
+    match probe_core::ping::runtime::run_ping(&opts).await {
+        Ok(r) => {
+            let failure = r
+                .targets
+                .iter()
+                .find(|t| t.received == 0)
+                .map(|t| ping_failure(t, peer));
+            Outcome {
+                report: serde_json::to_value(&r).unwrap_or_default(),
+                failure,
+            }
+        }
+        Err(PingError::Sockets(e)) => failed(classify_trace(&e)),
+        Err(e) => failed(Failure::new(ErrorClass::Other, e.to_string())),
+    }
+}
+
+/// The failure of a ping target nothing answered: the ICMP error it got, else a timeout.
+fn ping_failure(t: &probe_core::report::ping::PingTargetReport, peer: SocketAddr) -> Failure {
+    let class = t
+        .error
+        .as_deref()
+        .map_or(ErrorClass::Timeout, classify_icmp);
+    let class = if class == ErrorClass::Other && t.sent == 0 {
+        ErrorClass::Unreachable
+    } else {
+        class
+    };
+    let why = t.error.as_deref().unwrap_or("no answer in time");
+    Failure::new(
+        class,
+        format!(
+            "{} did not answer ({why}): {} probes sent, all lost",
+            peer.ip(),
+            t.sent
+        ),
+    )
+}
+
+async fn run_dns(test: &TestConfig, ctx: &HttpContext) -> Outcome {
+    let mut config = if test.servers.is_empty() {
+        ctx.dns.clone()
+    } else {
+        let servers = test
+            .servers
+            .iter()
+            .map(|s| probe_core::dns::parse_server(s));
+        match servers.collect::<Result<Vec<_>, _>>() {
+            Ok(s) => probe_core::DnsConfig::custom(s),
+            Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
+        }
+    };
+    config.timeout = test.timeout;
+    config.attempts = 1;
+    config.tcp = test.tcp;
+    let record_type = match test.record_type.parse::<RecordType>() {
+        Ok(t) => t,
+        Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
+    };
+    let resolver = match Resolver::new(&config) {
+        Ok(r) => r,
+        Err(e) => return failed(Failure::new(classify_dns(&e), e.to_string())),
+    };
+    let query = DnsTest {
+        count: test.count,
+        interval: test.packet_interval,
+        ..DnsTest::new(test.target.clone(), record_type)
+    };
+    match resolver.run_test(&query).await {
+        Ok(r) => {
+            let failure = r
+                .servers
+                .iter()
+                .find(|s| s.status != DnsStatus::Ok)
+                .map(|s| dns_failure(s, &r.name, &r.record_type));
+            Outcome {
+                report: serde_json::to_value(&r).unwrap_or_default(),
+                failure,
+            }
+        }
+        Err(e) => failed(Failure::new(classify_dns(&e), e.to_string())),
+    }
+}
+
+/// The failure of the first server that did not answer with records.
+fn dns_failure(s: &DnsServerReport, name: &str, rtype: &str) -> Failure {
+    let class = match s.status {
+        DnsStatus::Nxdomain | DnsStatus::Nodata => ErrorClass::NameNotFound,
+        DnsStatus::Refused => ErrorClass::Refused,
+        DnsStatus::Timeout => ErrorClass::Timeout,
+        DnsStatus::Error => s
+            .message
+            .as_deref()
+            .map_or(ErrorClass::Other, classify_icmp),
+        DnsStatus::Ok | DnsStatus::Servfail | DnsStatus::Rcode => ErrorClass::Other,
+    };
+    let detail = s.message.as_deref().or(s.rcode.as_deref()).unwrap_or("");
+    Failure::new(
+        class,
+        format!(
+            "{} answered {} for {name} {rtype}{}{detail}",
+            s.server,
+            s.status.as_str(),
+            if detail.is_empty() { "" } else { ": " }
+        ),
+    )
 }
 
 /// What an http test takes from the agent's configuration.
