@@ -8,17 +8,15 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::agent::{Agent, Scratch, ok_peers, wait_for, write};
-use common::{dns_zone, output, probe};
+use common::{dns_zone, output};
 use hickory_server::Server;
 use hickory_server::proto::rr::RData;
 use hickory_server::proto::rr::rdata::A;
 use hickory_server::zone_handler::Catalog;
-use probe_lab::{Background, Host};
 use serde_json::Value;
 
 #[test]

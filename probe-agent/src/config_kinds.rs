@@ -71,14 +71,12 @@ pub(crate) fn read_kind_keys(
     let timeout = t
         .duration("timeout", problems)
         .unwrap_or(Duration::from_secs(default_timeout));
-    if timeout.is_zero() {
-        if let Some(at) = t.key_at("timeout") {
-            problems.push(
-                at,
-                "the timeout must be above zero",
-                r#"e.g. timeout = "1s""#,
-            );
-        }
+    if let Some(at) = t.key_at("timeout").filter(|_| timeout.is_zero()) {
+        problems.push(
+            at,
+            "the timeout must be above zero",
+            r#"e.g. timeout = "1s""#,
+        );
     }
     let record_type = match t.string("record_type", problems) {
         Some((r, at)) => {
