@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::config_kinds::{Kind, PingProtocol};
 use crate::config_toml::Table;
 use crate::config_values::{
     check_url, parse_inet, parse_listen, read_test, read_token, split_list,
@@ -82,53 +83,6 @@ impl fmt::Display for Problems {
         }
         Ok(())
     }
-}
-
-/// What a test measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Agent-to-agent STAMP toward the peer's responder.
-    A2a,
-    /// Path test (traceroute).
-    Trace,
-    /// HTTP(S) requests to a URL, each phase timed.
-    Http,
-    /// ICMP, UDP or TCP ping toward one or more targets.
-    Ping,
-    /// DNS queries for a name to one or more servers, each timed.
-    Dns,
-}
-
-impl Kind {
-    /// The kind's name in the file and in results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::A2a => "a2a",
-            Kind::Trace => "trace",
-            Kind::Http => "http",
-            Kind::Ping => "ping",
-            Kind::Dns => "dns",
-        }
-    }
-
-    /// Whether a run measures the peers its target resolves to (a2a, trace, ping); an http
-    /// test goes to its URL and a dns test asks its servers about its name instead.
-    pub fn has_peers(self) -> bool {
-        !matches!(self, Kind::Http | Kind::Dns)
-    }
-}
-
-/// The probes of a ping test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PingProtocol {
-    /// ICMP echo.
-    Icmp,
-    /// UDP to a closed port (or a STAMP reflector).
-    Udp,
-    /// TCP SYN.
-    Tcp,
 }
 
 /// How a test shares the line with others.

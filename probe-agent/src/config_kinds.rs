@@ -1,13 +1,61 @@
-//! The keys only some test kinds take (ping's `targets` and `protocol`, dns's `record_type`,
+//! The test kinds, the keys only some of them take (ping's `targets` and `protocol`, dns's `record_type`,
 //! `servers` and `tcp`, the `timeout` of both) and the check of a test's targets against its
 //! kind: an http test has a URL, a dns test a name to ask for, the others addresses or names.
 
 use std::time::Duration;
 
 use probe_core::a2a::runtime::PeerSpec;
+use serde::Serialize;
 
-use crate::config::{Kind, PingProtocol, Problems, Where};
+use crate::config::{Problems, Where};
 use crate::config_toml::Table;
+
+/// What a test measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Agent-to-agent STAMP toward the peer's responder.
+    A2a,
+    /// Path test (traceroute).
+    Trace,
+    /// HTTP(S) requests to a URL, each phase timed.
+    Http,
+    /// ICMP, UDP or TCP ping toward one or more targets.
+    Ping,
+    /// DNS queries for a name to one or more servers, each timed.
+    Dns,
+}
+
+impl Kind {
+    /// The kind's name in the file and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::A2a => "a2a",
+            Kind::Trace => "trace",
+            Kind::Http => "http",
+            Kind::Ping => "ping",
+            Kind::Dns => "dns",
+        }
+    }
+
+    /// Whether a run measures the peers its target resolves to (a2a, trace, ping); an http
+    /// test goes to its URL and a dns test asks its servers about its name instead.
+    pub fn has_peers(self) -> bool {
+        !matches!(self, Kind::Http | Kind::Dns)
+    }
+}
+
+/// The probes of a ping test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PingProtocol {
+    /// ICMP echo.
+    Icmp,
+    /// UDP to a closed port (or a STAMP reflector).
+    Udp,
+    /// TCP SYN.
+    Tcp,
+}
 
 /// Record types a dns test may ask for (those of `probe dns --type`).
 pub(crate) const RECORD_TYPES: &[&str] =
