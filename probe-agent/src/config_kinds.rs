@@ -1,6 +1,7 @@
-//! The test kinds, the keys only some of them take (ping's `targets` and `protocol`, dns's `record_type`,
-//! `servers` and `tcp`, the `timeout` of both) and the check of a test's targets against its
-//! kind: an http test has a URL, a dns test a name to ask for, the others addresses or names.
+//! The test kinds, the keys only some of them take (ping's `targets` and `protocol`, dns's
+//! `record_type`, `servers` and `tcp`, the `timeout` of both) and the check of a test's
+//! targets against its kind: an http test has a URL, a dns test a name to ask for, the others
+//! addresses or names.
 
 use std::time::Duration;
 
