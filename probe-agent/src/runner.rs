@@ -392,4 +392,77 @@ mod tests {
         let e = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(classify_io(&e), ErrorClass::Refused);
     }
+
+    fn server(status: DnsStatus, message: Option<&str>) -> DnsServerReport {
+        DnsServerReport {
+            server: "192.0.2.53:53".into(),
+            status,
+            rcode: None,
+            message: message.map(str::to_owned),
+            queries: 1,
+            responses: 0,
+            outcomes: std::collections::BTreeMap::new(),
+            latency_ms: None,
+            answers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dns_statuses_get_their_class_and_name_the_server() {
+        for (status, class) in [
+            (DnsStatus::Nxdomain, ErrorClass::NameNotFound),
+            (DnsStatus::Nodata, ErrorClass::NameNotFound),
+            (DnsStatus::Refused, ErrorClass::Refused),
+            (DnsStatus::Timeout, ErrorClass::Timeout),
+            (DnsStatus::Servfail, ErrorClass::Other),
+        ] {
+            let f = dns_failure(&server(status, Some("why")), "www.example.net", "A");
+            assert_eq!(f.class, class, "{status:?}");
+            assert_eq!(
+                f.message,
+                format!(
+                    "192.0.2.53:53 answered {} for www.example.net A: why",
+                    status.as_str()
+                )
+            );
+        }
+        let f = dns_failure(
+            &server(DnsStatus::Error, Some("connection refused")),
+            "x.example",
+            "MX",
+        );
+        assert_eq!(f.class, ErrorClass::Refused);
+    }
+
+    #[test]
+    fn a_silent_ping_target_is_a_timeout_and_an_icmp_error_keeps_its_class() {
+        use probe_core::report::ping::PingTargetReport;
+        let peer: SocketAddr = "192.0.2.7:0".parse().expect("addr");
+        let ip = peer.ip();
+        let silent = PingTargetReport {
+            sent: 3,
+            error: None,
+            ..PingTargetReport::failed("192.0.2.7", Some(ip), String::new())
+        };
+        let f = ping_failure(&silent, peer);
+        assert_eq!(f.class, ErrorClass::Timeout);
+        assert_eq!(
+            f.message,
+            "192.0.2.7 did not answer (no answer in time): 3 probes sent, all lost"
+        );
+        let unreachable = PingTargetReport {
+            sent: 3,
+            ..PingTargetReport::failed(
+                "192.0.2.7",
+                Some(ip),
+                "host unreachable from 192.0.2.1".into(),
+            )
+        };
+        assert_eq!(
+            ping_failure(&unreachable, peer).class,
+            ErrorClass::Unreachable
+        );
+        let no_send = PingTargetReport::failed("192.0.2.7", Some(ip), "bad source".into());
+        assert_eq!(ping_failure(&no_send, peer).class, ErrorClass::Unreachable);
+    }
 }
