@@ -1,6 +1,6 @@
 //! `probe agent` running ping and dns tests in the testbed: an ICMP ping test toward both
-//! addresses of a namespace (no loss) and one toward an address without a route (all lost,
-//! class `unreachable`); dns tests against hickory's authoritative server started by the test
+//! addresses of a namespace (no loss), TCP and UDP pings to closed ports (answered, `closed`),
+//! and one toward an address without a route (all lost, class `unreachable`); dns tests against hickory's authoritative server started by the test
 //! (the answers equal the zone; a missing name is `name_not_found`).
 
 mod common;
@@ -45,6 +45,23 @@ count = 5
 packet_interval = "20ms"
 timeout = "500ms"
 [[tests]]
+name = "tcp-closed"
+kind = "ping"
+target = "{b4}"
+protocol = "tcp"
+port = 9
+interval = "1s"
+count = 4
+packet_interval = "20ms"
+[[tests]]
+name = "udp"
+kind = "ping"
+target = "{b4}"
+protocol = "udp"
+interval = "1s"
+count = 4
+packet_interval = "20ms"
+[[tests]]
 name = "nowhere"
 kind = "ping"
 target = "10.99.0.1"
@@ -62,7 +79,10 @@ timeout = "300ms"
             .iter()
             .filter_map(|x| x["peer"].as_str().map(str::to_owned))
             .collect();
-        peers == want && !ran(r, "nowhere").is_empty()
+        peers == want
+            && ["tcp-closed", "udp", "nowhere"]
+                .iter()
+                .all(|t| !ran(r, t).is_empty())
     });
     for rec in ran(&records, "both") {
         assert_eq!(
@@ -81,6 +101,27 @@ timeout = "300ms"
         assert_eq!(t["loss_pct"].as_f64(), Some(0.0), "{rec}");
         let rtt = t["rtt_ms"]["max"].as_f64().expect("rtt");
         assert!(rtt > 0.0 && rtt < 500.0, "{rec}");
+    }
+    // A closed port answers (RST, port unreachable): reachable, and the port says closed.
+    for (test, proto, peer) in [
+        ("tcp-closed", "tcp", format!("{b4}:9")),
+        ("udp", "udp", format!("{b4}:33434")),
+    ] {
+        for rec in ran(&records, test) {
+            assert_eq!(
+                (&rec["ok"], &rec["peer"]),
+                (&Value::Bool(true), &peer.as_str().into()),
+                "{rec}"
+            );
+            assert_eq!(rec["report"]["protocol"], proto, "{rec}");
+            let t = &rec["report"]["targets"][0];
+            assert_eq!(
+                (t["sent"].as_u64(), t["received"].as_u64()),
+                (Some(4), Some(4)),
+                "{rec}"
+            );
+            assert_eq!(t["port"], "closed", "{rec}");
+        }
     }
     for rec in ran(&records, "nowhere") {
         assert_eq!(rec["ok"], false, "{rec}");
