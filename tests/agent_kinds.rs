@@ -73,7 +73,8 @@ timeout = "300ms"
         ),
     );
     let mut agent = Agent::start(&lab.a, &s.0, "a", &config, "127.0.0.1");
-    let want: BTreeSet<String> = [b4.clone(), b6.clone()].into();
+    // ICMP has no port: its peers are `ADDR:0`.
+    let want: BTreeSet<String> = [format!("{b4}:0"), format!("[{b6}]:0")].into();
     let records = wait_for(&agent, 15, "both addresses and the unreachable one", |r| {
         let peers: BTreeSet<String> = ran(r, "both")
             .iter()
@@ -92,13 +93,30 @@ timeout = "300ms"
         );
         let t = &rec["report"]["targets"][0];
         assert_eq!(rec["report"]["protocol"], "icmp", "{rec}");
-        assert_eq!(t["addr"].as_str(), rec["peer"].as_str(), "{rec}");
+        let peer: std::net::SocketAddr = rec["peer"].as_str().expect("peer").parse().expect("addr");
+        assert_eq!(
+            t["addr"].as_str(),
+            Some(peer.ip().to_string().as_str()),
+            "{rec}"
+        );
         assert_eq!(
             (t["sent"].as_u64(), t["received"].as_u64()),
             (Some(5), Some(5)),
             "{rec}"
         );
         assert_eq!(t["loss_pct"].as_f64(), Some(0.0), "{rec}");
+        // The one target's numbers are at the top too, where metrics read them.
+        let top = &rec["report"];
+        assert_eq!(
+            (top["sent"].as_u64(), top["received"].as_u64()),
+            (Some(5), Some(5)),
+            "{rec}"
+        );
+        assert_eq!(
+            (top["loss_pct"].as_f64(), &top["rtt_ms"]),
+            (Some(0.0), &t["rtt_ms"]),
+            "{rec}"
+        );
         let rtt = t["rtt_ms"]["max"].as_f64().expect("rtt");
         assert!(rtt > 0.0 && rtt < 500.0, "{rec}");
     }
@@ -126,7 +144,7 @@ timeout = "300ms"
     for rec in ran(&records, "nowhere") {
         assert_eq!(rec["ok"], false, "{rec}");
         assert_eq!(rec["error_class"], "unreachable", "{rec}");
-        assert_eq!(rec["peer"], "10.99.0.1", "{rec}");
+        assert_eq!(rec["peer"], "10.99.0.1:0", "{rec}");
         assert!(
             rec["error"]
                 .as_str()

@@ -156,7 +156,8 @@ pub(crate) fn read_kind_keys(
     let tcp = t.boolean("tcp", problems).unwrap_or(false);
     let default_port = match (kind, protocol) {
         (Some(Kind::Ping), PingProtocol::Tcp) => 80,
-        (Some(Kind::Ping), _) => 33_434,
+        (Some(Kind::Ping), PingProtocol::Udp) => 33_434,
+        (Some(Kind::Ping), PingProtocol::Icmp) => 0,
         _ => probe_core::a2a::DEFAULT_PORT,
     };
     KindKeys {

@@ -152,7 +152,7 @@ async fn one_run(
             record(
                 &agent,
                 &test,
-                Some(runner::peer_label(&test, peer)),
+                Some(peer.to_string()),
                 start,
                 t0.elapsed(),
                 outcome,

@@ -55,16 +55,6 @@ pub async fn run(test: &TestConfig, peer: SocketAddr, ctx: &HttpContext) -> Outc
     }
 }
 
-/// How a record names the peer `test` measured: `IP:PORT`, or the address alone for an ICMP
-/// ping (which has no port).
-pub fn peer_label(test: &TestConfig, peer: SocketAddr) -> String {
-    if test.kind == Kind::Ping && test.protocol == PingProtocol::Icmp {
-        peer.ip().to_string()
-    } else {
-        peer.to_string()
-    }
-}
-
 async fn run_ping(test: &TestConfig, peer: SocketAddr) -> Outcome {
     let protocol = match test.protocol {
         PingProtocol::Icmp => probe_core::trace::Protocol::Icmp,
@@ -84,13 +74,29 @@ async fn run_ping(test: &TestConfig, peer: SocketAddr) -> Outcome {
                 .find(|t| t.received == 0)
                 .map(|t| ping_failure(t, peer));
             Outcome {
-                report: serde_json::to_value(&r).unwrap_or_default(),
+                report: ping_report(&r),
                 failure,
             }
         }
         Err(PingError::Sockets(e)) => failed(classify_trace(&e)),
         Err(e) => failed(Failure::new(ErrorClass::Other, e.to_string())),
     }
+}
+
+/// The report of `probe ping --json`, with its one target's `sent`, `received`, `loss_pct`
+/// and `rtt_ms` also at the top, where an a2a report has them.
+fn ping_report(r: &probe_core::report::ping::PingReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let (Some(obj), [t]) = (v.as_object_mut(), &r.targets[..]) {
+        obj.insert("sent".into(), t.sent.into());
+        obj.insert("received".into(), t.received.into());
+        obj.insert("loss_pct".into(), t.loss_pct.into());
+        obj.insert(
+            "rtt_ms".into(),
+            serde_json::to_value(t.rtt_ms).unwrap_or_default(),
+        );
+    }
+    v
 }
 
 /// The failure of a ping target nothing answered: the ICMP error it got, else a timeout.

@@ -14,7 +14,7 @@ use probe_core::{DnsConfig, Resolver};
 use crate::config::{Config, Inet, TestConfig};
 use crate::mesh::PeerSet;
 use crate::record::ErrorClass;
-use crate::runner::{Failure, HttpContext, classify_dns, peer_label};
+use crate::runner::{Failure, HttpContext, classify_dns};
 use crate::state::AgentShared;
 
 struct Cached {
@@ -107,8 +107,8 @@ impl Targets {
                 }
             }
         }
-        let labels = peers.iter().map(|p| peer_label(test, *p)).collect();
-        self.shared.set_peers(&test.name, labels);
+        self.shared
+            .set_peers(&test.name, peers.iter().map(ToString::to_string).collect());
         Ok(peers)
     }
 
