@@ -112,13 +112,21 @@ timeout = "300ms"
             (Some(5), Some(5)),
             "{rec}"
         );
-        assert_eq!(
-            (top["loss_pct"].as_f64(), &top["rtt_ms"]),
-            (Some(0.0), &t["rtt_ms"]),
-            "{rec}"
-        );
+        assert_eq!(top["loss_pct"].as_f64(), Some(0.0), "{rec}");
         let rtt = t["rtt_ms"]["max"].as_f64().expect("rtt");
         assert!(rtt > 0.0 && rtt < 500.0, "{rec}");
+        // With p90 and p99 from the five probes, between the target's min and max.
+        let q = |k: &str| top["rtt_ms"][k].as_f64().expect(k);
+        assert_eq!(
+            (q("min"), q("max")),
+            (common::num(t, "rtt_ms.min"), rtt),
+            "{rec}"
+        );
+        assert!(
+            q("min") <= q("p90") && q("p90") <= q("p99") && q("p99") <= q("max"),
+            "{rec}"
+        );
+        assert!(t.get("per_probe_ms").is_none(), "{rec}");
     }
     // A closed port answers (RST, port unreachable): reachable, and the port says closed.
     for (test, proto, peer) in [

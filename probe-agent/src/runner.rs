@@ -66,6 +66,7 @@ async fn run_ping(test: &TestConfig, peer: SocketAddr) -> Outcome {
     opts.config.interval = test.packet_interval;
     opts.config.timeout = test.timeout;
     opts.config.dst_port = peer.port();
+    opts.config.per_probe = true;
     match probe_core::ping::runtime::run_ping(&opts).await {
         Ok(r) => {
             let failure = r
@@ -84,17 +85,37 @@ async fn run_ping(test: &TestConfig, peer: SocketAddr) -> Outcome {
 }
 
 /// The report of `probe ping --json`, with its one target's `sent`, `received`, `loss_pct`
-/// and `rtt_ms` also at the top, where an a2a report has them.
+/// and `rtt_ms` (with `p90` and `p99` from the probes' round trips) also at the top, where an
+/// a2a report has them. The per-probe list the quantiles come from is left out.
 fn ping_report(r: &probe_core::report::ping::PingReport) -> serde_json::Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(ts) = v
+        .get_mut("targets")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for t in ts.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            t.remove("per_probe_ms");
+        }
+    }
     if let (Some(obj), [t]) = (v.as_object_mut(), &r.targets[..]) {
         obj.insert("sent".into(), t.sent.into());
         obj.insert("received".into(), t.received.into());
         obj.insert("loss_pct".into(), t.loss_pct.into());
-        obj.insert(
-            "rtt_ms".into(),
-            serde_json::to_value(t.rtt_ms).unwrap_or_default(),
-        );
+        let mut rtt = serde_json::to_value(t.rtt_ms).unwrap_or_default();
+        let mut rtts = probe_core::stats::Distribution::new();
+        for ms in t.per_probe_ms.iter().flatten().flatten() {
+            #[allow(clippy::cast_possible_truncation)]
+            rtts.record((ms * 1e6).round() as i64);
+        }
+        if let Some(o) = rtt.as_object_mut() {
+            for (key, q) in [("p90", 0.90), ("p99", 0.99)] {
+                if let Some(ns) = rtts.quantile(q) {
+                    #[allow(clippy::cast_precision_loss)]
+                    o.insert(key.into(), (ns as f64 / 1e6).into());
+                }
+            }
+        }
+        obj.insert("rtt_ms".into(), rtt);
     }
     v
 }
