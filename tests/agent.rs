@@ -8,39 +8,16 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{dns_zone, output, probe, wait_udp_listening};
+use common::agent::{Agent, Scratch, ok_peers, wait_for, write};
+use common::{dns_zone, output};
 use hickory_server::Server;
 use hickory_server::proto::rr::RData;
 use hickory_server::proto::rr::rdata::A;
 use hickory_server::zone_handler::Catalog;
-use probe_lab::{Background, Host};
 use serde_json::Value;
-
-/// A scratch directory removed at the end of the test (also on failure).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("probe-agent-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("scratch dir");
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    fs::write(path, text).expect("write config");
-}
 
 #[test]
 fn a_bad_configuration_lists_every_problem_and_exits_2() {
@@ -133,126 +110,6 @@ fn adopting_a_fingerprint_the_state_directory_does_not_hold_is_refused() {
         !s.0.join("state/control-identity.pem").exists(),
         "a new identity cannot take an old fingerprint"
     );
-}
-
-/// A running agent with its output in files (a full pipe would stall it).
-struct Agent {
-    bg: Option<Background>,
-    state: PathBuf,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(host: &Host, dir: &Path, name: &str, config: &Path, dns: &str) -> Agent {
-        let state = dir.join(format!("{name}-state"));
-        let log = dir.join(format!(
-            "{name}-{}.out",
-            Instant::now().elapsed().as_nanos()
-        ));
-        let file = fs::File::create(&log).expect("log file");
-        let mut cmd = probe(host, &["agent", "--config"]);
-        cmd.arg(config)
-            .env("PROBE_NAME", name)
-            .env("PROBE_STATE_DIR", &state)
-            .env("PROBE_DNS", dns)
-            .env("PROBE_INET", "4")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::from(file.try_clone().expect("dup")))
-            .stderr(Stdio::from(file));
-        let bg = host.spawn(&mut cmd).expect("start probe agent");
-        wait_udp_listening(host, 49153);
-        Agent {
-            bg: Some(bg),
-            state,
-            log,
-        }
-    }
-
-    fn records(&self, test: Option<&str>) -> Vec<Value> {
-        let mut cmd = Command::new(probe_suite::probe_bin());
-        cmd.args(["results", "--json", "--state-dir"])
-            .arg(&self.state);
-        if let Some(t) = test {
-            cmd.args(["--test", t]);
-        }
-        let out = output(&mut cmd);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a complete JSON line"))
-            .collect()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The agent id it logged at start (the last start in its log).
-    fn id(&self) -> String {
-        let log = self.log();
-        let line = log
-            .lines()
-            .rfind(|l| l.contains("probe agent starting"))
-            .unwrap_or_else(|| panic!("no start line in:\n{log}"));
-        let id = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("id="))
-            .expect("id=");
-        id.to_owned()
-    }
-
-    fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.bg.as_ref().expect("running").pid() as i32)
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(self.pid(), sig).expect("signal");
-    }
-
-    /// SIGTERM; returns the exit code.
-    fn stop(&mut self) -> Option<i32> {
-        let out = self
-            .bg
-            .take()
-            .expect("running")
-            .terminate(Duration::from_secs(10))
-            .expect("terminate");
-        out.status.code()
-    }
-
-    fn kill9(&mut self) {
-        self.signal(nix::sys::signal::Signal::SIGKILL);
-        let _ = self.bg.take().expect("running").wait();
-    }
-}
-
-/// Waits up to `secs` for `cond` on fresh records.
-fn wait_for(agent: &Agent, secs: u64, what: &str, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let r = agent.records(None);
-        if cond(&r) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {secs} s; records: {r:#?}\nlog:\n{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn ok_peers(records: &[Value], test: &str) -> BTreeSet<String> {
-    records
-        .iter()
-        .filter(|r| r["test"] == test && r["ok"] == true)
-        .filter_map(|r| r["peer"].as_str().map(str::to_owned))
-        .collect()
 }
 
 const MESH: &str = r#"

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::config_kinds::{Kind, PingProtocol};
 use crate::config_toml::Table;
 use crate::config_values::{
     check_url, parse_inet, parse_listen, read_test, read_token, split_list,
@@ -84,29 +85,6 @@ impl fmt::Display for Problems {
     }
 }
 
-/// What a test measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Agent-to-agent STAMP toward the peer's responder.
-    A2a,
-    /// Path test (traceroute).
-    Trace,
-    /// HTTP(S) requests to a URL, each phase timed.
-    Http,
-}
-
-impl Kind {
-    /// The kind's name in the file and in results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::A2a => "a2a",
-            Kind::Trace => "trace",
-            Kind::Http => "http",
-        }
-    }
-}
-
 /// How a test shares the line with others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -160,6 +138,34 @@ pub struct TestConfig {
     pub port: u16,
     /// The largest TTL (trace).
     pub max_ttl: u8,
+    /// Every target of a ping test written as a list (`targets`); `target` then shows them
+    /// joined. Empty when the test has the single `target`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// The probes of a ping test.
+    pub protocol: PingProtocol,
+    /// How long one probe (ping) or query (dns) waits for its answer.
+    #[serde(with = "humantime_serde_str")]
+    pub timeout: Duration,
+    /// The record type a dns test asks for (`A`, `AAAA`, `MX`, ...).
+    pub record_type: String,
+    /// The servers a dns test asks (`IP[:PORT]`); empty for the agent's (`PROBE_DNS`, else
+    /// the system's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+    /// Whether a dns test queries over TCP.
+    pub tcp: bool,
+}
+
+impl TestConfig {
+    /// The targets a run measures: the `targets` list, else the single `target`.
+    pub fn all_targets(&self) -> Vec<&str> {
+        if self.targets.is_empty() {
+            vec![self.target.as_str()]
+        } else {
+            self.targets.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 /// The `[mesh]` settings.
@@ -287,6 +293,12 @@ pub(crate) const TEST_KEYS: &[&str] = &[
     "class",
     "port",
     "max_ttl",
+    "targets",
+    "protocol",
+    "timeout",
+    "record_type",
+    "servers",
+    "tcp",
 ];
 
 impl Config {

@@ -132,3 +132,99 @@ fn syntax_errors_name_the_line() {
     assert_eq!(p.0.len(), 1, "{p}");
     assert!(matches!(p.0[0].at, Where::File { line: 2, .. }), "{p}");
 }
+
+#[test]
+fn ping_and_dns_tests_with_their_keys() {
+    let (_d, path) = write(
+        r#"[[tests]]
+name = "ping-both"
+kind = "ping"
+targets = ["10.0.0.2", "mesh.lab.test"]
+interval = "5s"
+count = 20
+timeout = "500ms"
+[[tests]]
+name = "ping-tcp"
+kind = "ping"
+target = "10.0.0.3"
+protocol = "tcp"
+interval = "5s"
+[[tests]]
+name = "resolve"
+kind = "dns"
+target = "www.lab.test"
+record_type = "aaaa"
+servers = ["10.0.0.53", "10.0.0.54:5353"]
+tcp = true
+interval = "30s"
+"#,
+    );
+    let cfg = Config::load(Some(&path), &Env::new()).expect("valid");
+    let [both, tcp, dns] = &cfg.tests[..] else {
+        panic!("three tests: {:?}", cfg.tests);
+    };
+    assert_eq!(both.kind, Kind::Ping);
+    assert_eq!(both.all_targets(), ["10.0.0.2", "mesh.lab.test"]);
+    assert_eq!(both.protocol, PingProtocol::Icmp);
+    assert_eq!((both.count, both.timeout), (20, Duration::from_millis(500)));
+    assert_eq!(tcp.all_targets(), ["10.0.0.3"]);
+    assert_eq!((tcp.protocol, tcp.port), (PingProtocol::Tcp, 80));
+    assert_eq!(dns.kind, Kind::Dns);
+    assert_eq!(dns.record_type, "AAAA");
+    assert_eq!(dns.servers, ["10.0.0.53", "10.0.0.54:5353"]);
+    assert!(dns.tcp);
+    assert_eq!((dns.count, dns.timeout), (1, Duration::from_secs(2)));
+    let json = serde_json::to_value(&cfg).expect("json");
+    assert_eq!(json["tests"][0]["targets"][1], "mesh.lab.test");
+    assert_eq!(json["tests"][2]["record_type"], "AAAA");
+}
+
+#[test]
+fn ping_and_dns_keys_are_checked_with_the_rest() {
+    let (_d, path) = write(
+        r#"[[tests]]
+name = "p"
+kind = "ping"
+target = "10.0.0.2"
+targets = ["10.0.0.3", "h:0"]
+protocol = "sctp"
+interval = "5s"
+timeout = "soon"
+[[tests]]
+name = "d"
+kind = "dns"
+target = "not a name"
+record_type = "AXFR"
+servers = ["10.0.0.53:99999"]
+protocol = "udp"
+interval = "5s"
+[[tests]]
+name = "a"
+kind = "a2a"
+target = "10.0.0.2"
+interval = "5s"
+record_type = "A"
+"#,
+    );
+    let p = Config::load(Some(&path), &Env::new()).expect_err("invalid");
+    let text = p.to_string();
+    let file = path.display().to_string();
+    for want in [
+        format!("{file}:5: tests[0].targets: both `target` and `targets` are given"),
+        format!("{file}:5: tests[0].targets: `h:0` is not HOST[:PORT]"),
+        format!(
+            "{file}:6: tests[0].protocol: unknown protocol `sctp` (hint: use icmp, udp or tcp)"
+        ),
+        format!("{file}:8: tests[0].timeout: `soon` is not a duration"),
+        format!("{file}:12: tests[1].target: `not a name` is not a name to look up"),
+        format!("{file}:13: tests[1].record_type: `AXFR` is not a record type"),
+        format!("{file}:14: tests[1].servers: `10.0.0.53:99999`"),
+        format!(
+            "{file}:15: tests[1].protocol: a dns test does not take `protocol` (hint: `protocol` is for ping tests"
+        ),
+        format!("{file}:22: tests[2].record_type: a a2a test does not take `record_type`"),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in\n{text}");
+    }
+    assert_eq!(p.0.len(), 9, "{text}");
+}

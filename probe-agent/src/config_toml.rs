@@ -224,6 +224,11 @@ impl<'a, 'i> Table<'a, 'i> {
             .min_by_key(|s| s.start)
     }
 
+    /// Where `key` of this table is, when present.
+    pub(crate) fn key_at(&self, key: &str) -> Option<Where> {
+        self.get(key).map(|(_, at)| at)
+    }
+
     /// Whether the table has `key` (valid or not).
     pub(crate) fn has(&self, key: &str) -> bool {
         self.keys.contains_key(key)

@@ -21,7 +21,7 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
     if !t.has("name") {
         missing(problems, "name", "every test needs a unique name");
     }
-    if !t.has("target") {
+    if !t.has("target") && !t.has("targets") {
         missing(
             problems,
             "target",
@@ -36,23 +36,29 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
             "a2a" => Some(Kind::A2a),
             "trace" => Some(Kind::Trace),
             "http" => Some(Kind::Http),
+            "ping" => Some(Kind::Ping),
+            "dns" => Some(Kind::Dns),
             other => {
                 problems.push(
                     at,
                     format!("the agent cannot run kind `{other}`"),
-                    "use a2a, trace or http",
+                    KINDS_HINT,
                 );
                 None
             }
         },
         None => {
             if !t.has("kind") {
-                missing(problems, "kind", "a2a, trace or http");
+                missing(problems, "kind", KINDS_HINT);
             }
             None
         }
     };
-    let count = t.uint("count", 1_000_000, problems).unwrap_or(100) as u32;
+    let specific = crate::config_kinds::read_kind_keys(t, kind, problems);
+    let default_count = if kind == Some(Kind::Dns) { 1 } else { 100 };
+    let count = t
+        .uint("count", 1_000_000, problems)
+        .map_or(default_count, |n| n as u32);
     let packet_interval = t
         .duration("packet_interval", problems)
         .unwrap_or(Duration::from_millis(20));
@@ -69,7 +75,7 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
     };
     let port = t
         .uint("port", 65_535, problems)
-        .map_or(probe_core::a2a::DEFAULT_PORT, |p| p as u16);
+        .map_or(specific.default_port, |p| p as u16);
     let max_ttl = t.uint("max_ttl", 255, problems).map_or(30, |n| n as u8);
     let interval = interval.unwrap_or(Duration::from_secs(60));
     let deadline = t.duration("deadline", problems).unwrap_or(interval);
@@ -81,18 +87,7 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
             "give positive values",
         );
     }
-    if let Some((spec, at)) = &target {
-        if kind == Some(Kind::Http) {
-            check_url(spec, at.clone(), problems);
-        } else if let Err(e) = probe_core::a2a::runtime::PeerSpec::parse(spec, port) {
-            problems.push(
-                at.clone(),
-                e.to_string(),
-                "give an address, HOST:PORT or a DNS name",
-            );
-        }
-    }
-    let target = target.map(|v| v.0);
+    let (target, targets) = crate::config_kinds::check_targets(t, kind, target, port, problems);
     if problems.0.len() > before {
         return None;
     }
@@ -108,8 +103,16 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
         class,
         port,
         max_ttl,
+        targets,
+        protocol: specific.protocol,
+        timeout: specific.timeout,
+        record_type: specific.record_type,
+        servers: specific.servers,
+        tcp: specific.tcp,
     })
 }
+
+const KINDS_HINT: &str = "use a2a, trace, ping, dns or http";
 
 pub(crate) fn split_list(v: &str) -> Vec<String> {
     v.split(',')

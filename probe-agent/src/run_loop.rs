@@ -103,7 +103,7 @@ async fn one_run(
 ) -> Vec<ResultRecord> {
     let start = unix_ns();
     let t0 = Instant::now();
-    if test.kind == crate::config::Kind::Http {
+    if !test.kind.has_peers() {
         let ctx = targets.http_context().clone();
         let outcome = tokio::select! {
             o = runner::run(&test, std::net::SocketAddr::from(([0, 0, 0, 0], 0)), &ctx) => o,

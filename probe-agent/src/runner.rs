@@ -6,10 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use probe_core::a2a::Limit;
 use probe_core::a2a::runtime::Pace;
-use probe_core::dns::DnsError;
+use probe_core::dns::{DnsError, DnsTest, RecordType, Resolver};
+use probe_core::ping::runtime::{PingError, PingOptions};
+use probe_core::report::dns::{DnsServerReport, DnsStatus};
 use probe_core::{A2aError, A2aOptions, TraceError, TraceOptions};
 
-use crate::config::{Kind, TestConfig};
+use crate::config::{Kind, PingProtocol, TestConfig};
 use crate::record::ErrorClass;
 
 /// A run that did not produce a good measurement.
@@ -41,14 +43,172 @@ pub struct Outcome {
     pub failure: Option<Failure>,
 }
 
-/// Runs `test` against `peer` (the port is the responder's, for a2a); an http test goes to
-/// its URL and ignores `peer`.
+/// Runs `test` against `peer` (the port is the responder's for a2a, the probed port for a
+/// UDP or TCP ping); http and dns tests go to their URL or servers and ignore `peer`.
 pub async fn run(test: &TestConfig, peer: SocketAddr, ctx: &HttpContext) -> Outcome {
     match test.kind {
         Kind::A2a => run_a2a(test, peer).await,
         Kind::Trace => run_trace(test, peer.ip()).await,
         Kind::Http => run_http(test, ctx).await,
+        Kind::Ping => run_ping(test, peer).await,
+        Kind::Dns => run_dns(test, ctx).await,
     }
+}
+
+async fn run_ping(test: &TestConfig, peer: SocketAddr) -> Outcome {
+    let protocol = match test.protocol {
+        PingProtocol::Icmp => probe_core::trace::Protocol::Icmp,
+        PingProtocol::Udp => probe_core::trace::Protocol::Udp,
+        PingProtocol::Tcp => probe_core::trace::Protocol::Tcp,
+    };
+    let mut opts = PingOptions::new(vec![peer.ip().to_string()], protocol);
+    opts.config.count = test.count;
+    opts.config.interval = test.packet_interval;
+    opts.config.timeout = test.timeout;
+    opts.config.dst_port = peer.port();
+    opts.config.per_probe = true;
+    match probe_core::ping::runtime::run_ping(&opts).await {
+        Ok(r) => {
+            let failure = r
+                .targets
+                .iter()
+                .find(|t| t.received == 0)
+                .map(|t| ping_failure(t, peer));
+            Outcome {
+                report: ping_report(&r),
+                failure,
+            }
+        }
+        Err(PingError::Sockets(e)) => failed(classify_trace(&e)),
+        Err(e) => failed(Failure::new(ErrorClass::Other, e.to_string())),
+    }
+}
+
+/// The report of `probe ping --json`, with its one target's `sent`, `received`, `loss_pct`
+/// and `rtt_ms` (with `p90` and `p99` from the probes' round trips) also at the top, where an
+/// a2a report has them. The per-probe list the quantiles come from is left out.
+fn ping_report(r: &probe_core::report::ping::PingReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(ts) = v
+        .get_mut("targets")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for t in ts.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            t.remove("per_probe_ms");
+        }
+    }
+    if let (Some(obj), [t]) = (v.as_object_mut(), &r.targets[..]) {
+        obj.insert("sent".into(), t.sent.into());
+        obj.insert("received".into(), t.received.into());
+        obj.insert("loss_pct".into(), t.loss_pct.into());
+        let mut rtt = serde_json::to_value(t.rtt_ms).unwrap_or_default();
+        let mut rtts = probe_core::stats::Distribution::new();
+        for ms in t.per_probe_ms.iter().flatten().flatten() {
+            #[allow(clippy::cast_possible_truncation)]
+            rtts.record((ms * 1e6).round() as i64);
+        }
+        if let Some(o) = rtt.as_object_mut() {
+            for (key, q) in [("p90", 0.90), ("p99", 0.99)] {
+                if let Some(ns) = rtts.quantile(q) {
+                    #[allow(clippy::cast_precision_loss)]
+                    o.insert(key.into(), (ns as f64 / 1e6).into());
+                }
+            }
+        }
+        obj.insert("rtt_ms".into(), rtt);
+    }
+    v
+}
+
+/// The failure of a ping target nothing answered: the ICMP error it got, else a timeout.
+fn ping_failure(t: &probe_core::report::ping::PingTargetReport, peer: SocketAddr) -> Failure {
+    let class = t
+        .error
+        .as_deref()
+        .map_or(ErrorClass::Timeout, classify_icmp);
+    let class = if class == ErrorClass::Other && t.sent == 0 {
+        ErrorClass::Unreachable
+    } else {
+        class
+    };
+    let why = t.error.as_deref().unwrap_or("no answer in time");
+    Failure::new(
+        class,
+        format!(
+            "{} did not answer ({why}): {} probes sent, all lost",
+            peer.ip(),
+            t.sent
+        ),
+    )
+}
+
+async fn run_dns(test: &TestConfig, ctx: &HttpContext) -> Outcome {
+    let mut config = if test.servers.is_empty() {
+        ctx.dns.clone()
+    } else {
+        let servers = test
+            .servers
+            .iter()
+            .map(|s| probe_core::dns::parse_server(s));
+        match servers.collect::<Result<Vec<_>, _>>() {
+            Ok(s) => probe_core::DnsConfig::custom(s),
+            Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
+        }
+    };
+    config.timeout = test.timeout;
+    config.attempts = 1;
+    config.tcp = test.tcp;
+    let record_type = match test.record_type.parse::<RecordType>() {
+        Ok(t) => t,
+        Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
+    };
+    let resolver = match Resolver::new(&config) {
+        Ok(r) => r,
+        Err(e) => return failed(Failure::new(classify_dns(&e), e.to_string())),
+    };
+    let query = DnsTest {
+        count: test.count,
+        interval: test.packet_interval,
+        ..DnsTest::new(test.target.clone(), record_type)
+    };
+    match resolver.run_test(&query).await {
+        Ok(r) => {
+            let failure = r
+                .servers
+                .iter()
+                .find(|s| s.status != DnsStatus::Ok)
+                .map(|s| dns_failure(s, &r.name, &r.record_type));
+            Outcome {
+                report: serde_json::to_value(&r).unwrap_or_default(),
+                failure,
+            }
+        }
+        Err(e) => failed(Failure::new(classify_dns(&e), e.to_string())),
+    }
+}
+
+/// The failure of the first server that did not answer with records.
+fn dns_failure(s: &DnsServerReport, name: &str, rtype: &str) -> Failure {
+    let class = match s.status {
+        DnsStatus::Nxdomain | DnsStatus::Nodata => ErrorClass::NameNotFound,
+        DnsStatus::Refused => ErrorClass::Refused,
+        DnsStatus::Timeout => ErrorClass::Timeout,
+        DnsStatus::Error => s
+            .message
+            .as_deref()
+            .map_or(ErrorClass::Other, classify_icmp),
+        DnsStatus::Ok | DnsStatus::Servfail | DnsStatus::Rcode => ErrorClass::Other,
+    };
+    let detail = s.message.as_deref().or(s.rcode.as_deref()).unwrap_or("");
+    Failure::new(
+        class,
+        format!(
+            "{} answered {} for {name} {rtype}{}{detail}",
+            s.server,
+            s.status.as_str(),
+            if detail.is_empty() { "" } else { ": " }
+        ),
+    )
 }
 
 /// What an http test takes from the agent's configuration.
@@ -258,5 +418,78 @@ mod tests {
         assert_eq!(classify_io(&e), ErrorClass::Unreachable);
         let e = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(classify_io(&e), ErrorClass::Refused);
+    }
+
+    fn server(status: DnsStatus, message: Option<&str>) -> DnsServerReport {
+        DnsServerReport {
+            server: "192.0.2.53:53".into(),
+            status,
+            rcode: None,
+            message: message.map(str::to_owned),
+            queries: 1,
+            responses: 0,
+            outcomes: std::collections::BTreeMap::new(),
+            latency_ms: None,
+            answers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dns_statuses_get_their_class_and_name_the_server() {
+        for (status, class) in [
+            (DnsStatus::Nxdomain, ErrorClass::NameNotFound),
+            (DnsStatus::Nodata, ErrorClass::NameNotFound),
+            (DnsStatus::Refused, ErrorClass::Refused),
+            (DnsStatus::Timeout, ErrorClass::Timeout),
+            (DnsStatus::Servfail, ErrorClass::Other),
+        ] {
+            let f = dns_failure(&server(status, Some("why")), "www.example.net", "A");
+            assert_eq!(f.class, class, "{status:?}");
+            assert_eq!(
+                f.message,
+                format!(
+                    "192.0.2.53:53 answered {} for www.example.net A: why",
+                    status.as_str()
+                )
+            );
+        }
+        let f = dns_failure(
+            &server(DnsStatus::Error, Some("connection refused")),
+            "x.example",
+            "MX",
+        );
+        assert_eq!(f.class, ErrorClass::Refused);
+    }
+
+    #[test]
+    fn a_silent_ping_target_is_a_timeout_and_an_icmp_error_keeps_its_class() {
+        use probe_core::report::ping::PingTargetReport;
+        let peer: SocketAddr = "192.0.2.7:0".parse().expect("addr");
+        let ip = peer.ip();
+        let silent = PingTargetReport {
+            sent: 3,
+            error: None,
+            ..PingTargetReport::failed("192.0.2.7", Some(ip), String::new())
+        };
+        let f = ping_failure(&silent, peer);
+        assert_eq!(f.class, ErrorClass::Timeout);
+        assert_eq!(
+            f.message,
+            "192.0.2.7 did not answer (no answer in time): 3 probes sent, all lost"
+        );
+        let unreachable = PingTargetReport {
+            sent: 3,
+            ..PingTargetReport::failed(
+                "192.0.2.7",
+                Some(ip),
+                "host unreachable from 192.0.2.1".into(),
+            )
+        };
+        assert_eq!(
+            ping_failure(&unreachable, peer).class,
+            ErrorClass::Unreachable
+        );
+        let no_send = PingTargetReport::failed("192.0.2.7", Some(ip), "bad source".into());
+        assert_eq!(ping_failure(&no_send, peer).class, ErrorClass::Unreachable);
     }
 }

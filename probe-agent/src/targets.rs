@@ -96,37 +96,54 @@ impl Targets {
         &self.http
     }
 
-    /// The peers `test` measures now (not for http: the URL names its server).
+    /// The peers `test` measures now, over all its targets (not for http and dns: the URL
+    /// names its server, a dns test asks its servers).
     pub async fn peers(&self, test: &TestConfig) -> Result<Vec<SocketAddr>, Failure> {
-        let spec = PeerSpec::parse(&test.target, test.port)
-            .map_err(|e| Failure::new(ErrorClass::Other, e.to_string()))?;
-        if let Ok(ip) = spec.host.parse::<IpAddr>() {
-            let peer = SocketAddr::new(ip, spec.port);
-            self.shared
-                .set_peers(&test.name, [peer.to_string()].into_iter().collect());
-            return Ok(vec![peer]);
+        let mut peers = Vec::new();
+        for target in test.all_targets() {
+            for peer in self.peers_of(test, target).await? {
+                if !peers.contains(&peer) {
+                    peers.push(peer);
+                }
+            }
         }
-        let fresh = {
-            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            cache
-                .get(&test.name)
-                .filter(|c| c.resolved_at.elapsed() < self.resolve_interval)
-                .map(|c| c.peers.peers().collect::<Vec<_>>())
-        };
-        let ips = match fresh {
-            Some(ips) => ips,
-            None => self.resolve(test, &spec.host).await?,
-        };
-        let peers: Vec<SocketAddr> = ips
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, spec.port))
-            .collect();
         self.shared
             .set_peers(&test.name, peers.iter().map(ToString::to_string).collect());
         Ok(peers)
     }
 
-    async fn resolve(&self, test: &TestConfig, host: &str) -> Result<Vec<IpAddr>, Failure> {
+    /// The peers of one target of `test`.
+    async fn peers_of(&self, test: &TestConfig, target: &str) -> Result<Vec<SocketAddr>, Failure> {
+        let spec = PeerSpec::parse(target, test.port)
+            .map_err(|e| Failure::new(ErrorClass::Other, e.to_string()))?;
+        if let Ok(ip) = spec.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, spec.port)]);
+        }
+        // One cache entry per test and name (a ping test may list several names).
+        let key = format!("{}\n{}", test.name, spec.host);
+        let fresh = {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache
+                .get(&key)
+                .filter(|c| c.resolved_at.elapsed() < self.resolve_interval)
+                .map(|c| c.peers.peers().collect::<Vec<_>>())
+        };
+        let ips = match fresh {
+            Some(ips) => ips,
+            None => self.resolve(key, test, &spec.host).await?,
+        };
+        Ok(ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, spec.port))
+            .collect())
+    }
+
+    async fn resolve(
+        &self,
+        key: String,
+        test: &TestConfig,
+        host: &str,
+    ) -> Result<Vec<IpAddr>, Failure> {
         let Some(resolver) = &self.resolver else {
             return Err(Failure::new(
                 ErrorClass::NameNotFound,
@@ -139,7 +156,7 @@ impl Targets {
             .map_err(|e| Failure::new(classify_dns(&e), e.to_string()))?;
         let own = own_addresses();
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = cache.entry(test.name.clone()).or_insert_with(|| Cached {
+        let entry = cache.entry(key).or_insert_with(|| Cached {
             peers: PeerSet::default(),
             resolved_at: Instant::now(),
         });

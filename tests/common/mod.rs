@@ -268,5 +268,7 @@ pub fn dns_zone(
     std::sync::Arc::new(z)
 }
 
+/// `probe agent` inside testbed hosts.
+pub mod agent;
 /// tcpdump captures inside testbed hosts.
 pub mod capture;
