@@ -61,12 +61,26 @@ async fn run_ping(test: &TestConfig, peer: SocketAddr) -> Outcome {
         PingProtocol::Udp => probe_core::trace::Protocol::Udp,
         PingProtocol::Tcp => probe_core::trace::Protocol::Tcp,
     };
-    let mut opts = PingOptions::new(vec![peer.ip().to_string()], protocol);
-    opts.config.count = test.count;
-    opts.config.interval = test.packet_interval;
-    opts.config.timeout = test.timeout;
-    opts.config.dst_port = peer.port();
-    opts.config.per_probe = true;
+    let built = probe_core::ping::PingConfig::builder(protocol)
+        .count(test.count)
+        .interval(test.packet_interval)
+        .timeout(test.timeout)
+        .dst_port(peer.port())
+        .per_probe(true)
+        .build()
+        .and_then(|config| PingOptions::builder(vec![peer.ip().to_string()], config).build());
+    let opts = match built {
+        Ok(o) => o,
+        Err(e) => {
+            return Outcome {
+                report: serde_json::Value::Null,
+                failure: Some(Failure::new(
+                    ErrorClass::Other,
+                    format!("ping settings: {e}"),
+                )),
+            };
+        }
+    };
     match probe_core::ping::runtime::run_ping(&opts).await {
         Ok(r) => {
             let failure = r
