@@ -15,6 +15,7 @@ mod sender;
 mod sender_report;
 mod sender_state;
 mod session;
+mod timeline;
 mod voice;
 
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};

@@ -201,6 +201,7 @@ impl Sender {
             },
             intervals: Vec::new(),
             voice: None,
+            timeline: None,
         }
     }
 }

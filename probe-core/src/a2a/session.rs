@@ -120,6 +120,7 @@ pub struct SenderSession {
     intervals: Option<Intervals>,
     report: Option<IntervalReport>,
     voice: Option<VoiceMonitor>,
+    timeline: Option<super::timeline::Recorder>,
 }
 
 impl SenderSession {
@@ -154,6 +155,7 @@ impl SenderSession {
             intervals: None,
             report: None,
             voice: None,
+            timeline: None,
             cfg,
         })
     }
@@ -167,6 +169,16 @@ impl SenderSession {
     /// section.
     pub fn enable_voice(&mut self, cfg: VoiceConfig) {
         self.voice = Some(VoiceMonitor::new(cfg));
+    }
+
+    /// Keeps the test's time series (the report's `timeline`, at most
+    /// [`MAX_BUCKETS`](crate::report::timeline::MAX_BUCKETS) buckets).
+    pub fn enable_timeline(&mut self) {
+        let planned = match (self.cfg.pace, self.cfg.limit) {
+            (Pace::Max { .. }, Limit::Duration(_)) => None,
+            _ => Some(self.sender.config().packet_count()),
+        };
+        self.timeline = Some(super::timeline::Recorder::new(planned));
     }
 
     /// The sans-IO sender inside (counters, clock facts).
@@ -271,6 +283,9 @@ impl SenderSession {
             },
         }
         let sent = self.sender.emit_next(now, buf).ok()?;
+        if let Some(t) = &mut self.timeline {
+            t.on_send(sent.seq, now);
+        }
         self.last_send = now;
         self.last_progress = now;
         if self.flood_window().is_none() && self.sender.is_complete() {
@@ -337,6 +352,9 @@ impl SenderSession {
                         one_way_ns,
                         rx,
                     );
+                }
+                if let Some(t) = &mut self.timeline {
+                    t.on_reply(seq, rtt_ns, one_way_ns, forward_duplicate);
                 }
                 self.answered += 1;
                 self.last_progress = self.last_progress.max(rx);
@@ -490,6 +508,10 @@ impl SenderSession {
             report.schedule_error_us = ScheduleErrorReport::default();
         }
         report.voice = self.voice.as_ref().map(|v| v.report(&report));
+        report.timeline = self
+            .timeline
+            .as_ref()
+            .map(|t| t.report(&report.clock, self.sender.provisional));
         TestOutcome {
             report,
             answered: self.answered > 0,

@@ -202,6 +202,10 @@ pub struct A2aReport {
     /// Voice quality per direction (`probe a2a --profile voice`); `null` otherwise.
     #[serde(default)]
     pub voice: Option<super::VoiceReport>,
+    /// The test over time in at most 1000 buckets (`probe a2a --timeline`, `--html`); absent
+    /// from the JSON unless asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<super::Timeline>,
 }
 
 #[cfg(test)]
@@ -294,6 +298,7 @@ mod tests {
                 pps: Some(10.0),
             }],
             voice: None,
+            timeline: None,
         }
     }
 

@@ -10,5 +10,7 @@ pub use a2a::{
 pub mod dns;
 pub mod http;
 pub mod ping;
+pub mod timeline;
 pub mod trace;
+pub use timeline::{Spread, Timeline, TimelineBucket};
 pub use voice::{VoiceDirection, VoiceReport};

@@ -79,6 +79,7 @@ pub struct A2aOptions {
     pub(super) interval_reports: Option<mpsc::Sender<IntervalReport>>,
     pub(super) realtime: bool,
     pub(super) voice: Option<VoiceConfig>,
+    pub(super) timeline: bool,
 }
 
 impl A2aOptions {
@@ -102,6 +103,7 @@ impl A2aOptions {
             interval_reports: None,
             realtime: false,
             voice: None,
+            timeline: false,
         }
     }
 
@@ -293,6 +295,12 @@ impl A2aOptionsBuilder {
     /// DSCP too, see [`VoiceConfig::packet_size`]).
     pub fn voice(mut self, voice: VoiceConfig) -> Self {
         self.0.voice = Some(voice);
+        self
+    }
+
+    /// Adds the test's time series to the report (`timeline`, at most 1000 buckets).
+    pub fn timeline(mut self, timeline: bool) -> Self {
+        self.0.timeline = timeline;
         self
     }
 

@@ -67,6 +67,9 @@ fn session_for(opts: &A2aOptions) -> Result<SenderSession, A2aError> {
     if let Some(v) = opts.voice {
         s.enable_voice(v);
     }
+    if opts.timeline {
+        s.enable_timeline();
+    }
     Ok(s)
 }
 
