@@ -12,5 +12,7 @@ pub mod http;
 pub mod ping;
 pub mod timeline;
 pub mod trace;
+pub mod trace_export;
+pub mod trace_graph;
 pub use timeline::{Spread, Timeline, TimelineBucket};
 pub use voice::{VoiceDirection, VoiceReport};
