@@ -126,6 +126,7 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<(A2aOptionsBuilder, (Pace, Lim
     } else {
         (o, pace, limit)
     };
+    let o = o.timeline(args.timeline || args.html.is_some());
     Ok((o.pace(pace).limit(limit), (pace, limit)))
 }
 
@@ -261,6 +262,9 @@ fn embedded_note(args: &A2aArgs) -> &'static str {
 }
 
 fn print(args: &A2aArgs, outcome: &TestOutcome, note: &str) -> anyhow::Result<()> {
+    if let Some(path) = &args.html {
+        super::report::write_html(path, &probe_core::report::html::a2a_page(&outcome.report)?)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome.report)?);
     } else {

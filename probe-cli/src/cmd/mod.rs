@@ -7,6 +7,7 @@ mod control_ping;
 mod dns;
 mod http;
 mod ping;
+mod report;
 mod serve;
 mod trace;
 
@@ -33,6 +34,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ping(args) => ping::main(args, dns_config(&cli.dns)?),
         Command::Dns(args) => dns::main(args, &cli.dns),
         Command::Http(args) => http::main(args, &cli.dns),
+        Command::Report(args) => report::run(args),
         Command::Agent(_) => pending("agent", 0),
     }
 }

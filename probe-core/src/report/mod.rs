@@ -8,6 +8,8 @@ pub use a2a::{
     ScheduleErrorReport, TimestampSource,
 };
 pub mod dns;
+#[cfg(feature = "html")]
+pub mod html;
 pub mod http;
 pub mod ping;
 pub mod timeline;
