@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # probe in the benchmark runner and some integration tests; tcpdump captures the wire under
 # the one-way delay checks (tests/a2a_wire.rs).
 packages=(iproute2 nftables conntrack iperf3 sockperf irtt iputils-ping fping mtr-tiny traceroute scamper
-  tcpdump nginx tinyproxy curl openssl)
+  tcpdump nginx tinyproxy curl openssl chromium graphviz)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
