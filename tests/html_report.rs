@@ -272,7 +272,10 @@ fn trace_report_of_the_ecmp_diamond_in_chromium() {
     assert_eq!(path.matches("<g class=\"node").count(), responders);
     assert_eq!(path.matches("class=\"edge link\"").count(), links);
     assert_eq!(path.matches("class=\"edge inferred\"").count(), 0);
-    assert_eq!(figure(&l.dom, "hop-rtt").matches("<circle").count(), responders);
+    assert_eq!(
+        figure(&l.dom, "hop-rtt").matches("<circle").count(),
+        responders
+    );
     check_screenshot(&png, "report-trace.png");
 
     // The same path for Graphviz: `dot -Tsvg` draws a node per responder, an edge per link.

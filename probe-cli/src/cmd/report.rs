@@ -36,8 +36,9 @@ fn render(text: &str, source: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{source} is not JSON: save a result with --json first"))?;
     let html = match kind_of(&v) {
         Some(Kind::Trace) => {
-            let r: TraceReport = serde_json::from_value(v)
-                .with_context(|| format!("{source} looks like a trace result but does not parse"))?;
+            let r: TraceReport = serde_json::from_value(v).with_context(|| {
+                format!("{source} looks like a trace result but does not parse")
+            })?;
             trace_page(&r)?
         }
         Some(Kind::A2a) => {

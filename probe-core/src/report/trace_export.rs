@@ -134,10 +134,10 @@ fn dot_string(s: &str) -> String {
 pub fn render_dot(r: &TraceReport) -> String {
     let g: PathGraph = layout(r);
     let mut out = String::new();
-    let target = r.target_name.as_deref().map_or_else(
-        || r.target.to_string(),
-        |n| format!("{n} ({})", r.target),
-    );
+    let target = r
+        .target_name
+        .as_deref()
+        .map_or_else(|| r.target.to_string(), |n| format!("{n} ({})", r.target));
     let _ = writeln!(out, "digraph trace {{");
     let _ = writeln!(
         out,
@@ -151,7 +151,12 @@ pub fn render_dot(r: &TraceReport) -> String {
     for (hop_index, hop) in r.hops.iter().enumerate() {
         let _ = writeln!(out, "  subgraph ttl{} {{", hop.ttl);
         let _ = writeln!(out, "    rank=same;");
-        for (i, _) in g.nodes.iter().enumerate().filter(|(_, n)| n.hop == hop_index) {
+        for (i, _) in g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.hop == hop_index)
+        {
             let red = if g.loss_start == Some(hop_index) {
                 ", color=red, fontcolor=red"
             } else {
@@ -165,11 +170,7 @@ pub fn render_dot(r: &TraceReport) -> String {
                     .join("\\n"),
                 None => format!("*\\nloss {:.1}%", hop.loss_pct),
             };
-            let _ = writeln!(
-                out,
-                "    n{i} [label=\"TTL {}\\n{label}\"{red}];",
-                hop.ttl
-            );
+            let _ = writeln!(out, "    n{i} [label=\"TTL {}\\n{label}\"{red}];", hop.ttl);
         }
         let _ = writeln!(out, "  }}");
     }

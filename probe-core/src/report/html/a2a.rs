@@ -199,6 +199,9 @@ fn band(
     }
 }
 
+/// Most points of the throughput chart.
+const THROUGHPUT_WINDOWS: usize = 50;
+
 fn over_time(r: &A2aReport, t: &Timeline) -> Result<String, HtmlError> {
     let spans = bucket_spans(t, r);
     let x_end = spans.last().map_or(0.0, |s| s.1);
@@ -222,7 +225,9 @@ fn over_time(r: &A2aReport, t: &Timeline) -> Result<String, HtmlError> {
             FORWARD,
             (|b| b.forward_ms) as fn(&crate::report::TimelineBucket) -> Option<Spread>,
         ),
-        ("owd-reverse", "Reverse one-way delay", REVERSE, |b| b.reverse_ms),
+        ("owd-reverse", "Reverse one-way delay", REVERSE, |b| {
+            b.reverse_ms
+        }),
     ] {
         let b = band(t, color, pick);
         if b.points.is_empty() {
@@ -230,7 +235,8 @@ fn over_time(r: &A2aReport, t: &Timeline) -> Result<String, HtmlError> {
         }
         let svg = charts::over_time(id, "one-way delay, ms", &b, &lost_at, x_end)?;
         let caption = format!(
-            "{name} ({tag}), {per}: dot = mean, band = min to max; red crosses: buckets with lost packets"
+            "{name} ({tag}), {per}: dot = mean, band = min to max; red crosses: packets lost \
+             on the round trip (the split by direction is in the table above)"
         );
         out.push_str(&figure(id, &caption, &svg));
     }
@@ -238,15 +244,23 @@ fn over_time(r: &A2aReport, t: &Timeline) -> Result<String, HtmlError> {
     let svg = charts::over_time("rtt", "round trip, ms", &b, &lost_at, x_end)?;
     out.push_str(&figure(
         "rtt",
-        &format!("Round-trip time, {per}: dot = mean, band = min to max; red crosses: lost packets"),
+        &format!(
+            "Round-trip time, {per}: dot = mean, band = min to max; red crosses: lost packets"
+        ),
         &svg,
     ));
+    // Rates over windows of whole buckets (at most THROUGHPUT_WINDOWS of them): a rate per
+    // packet would only show the send jitter.
+    let per_window = t.buckets.len().div_ceil(THROUGHPUT_WINDOWS).max(1);
     let rate = |count: fn(&crate::report::TimelineBucket) -> u64| -> Vec<(f64, f64)> {
         t.buckets
-            .iter()
-            .zip(&spans)
-            .filter(|(_, s)| s.1 > s.0)
-            .map(|(b, s)| (s.0, count(b) as f64 / (s.1 - s.0)))
+            .chunks(per_window)
+            .zip(spans.chunks(per_window))
+            .filter_map(|(b, s)| {
+                let (start, end) = (s.first()?.0, s.last()?.1);
+                let n: u64 = b.iter().map(count).sum();
+                (end > start).then(|| ((start + end) / 2.0, n as f64 / (end - start)))
+            })
             .collect()
     };
     let sent = rate(|b| b.sent);
@@ -275,9 +289,10 @@ fn over_time(r: &A2aReport, t: &Timeline) -> Result<String, HtmlError> {
         out.push_str(&figure(
             "throughput",
             &format!(
-                "Throughput {per}: blue sent, green answered (mean {mean_pps:.1} packets/s, {:.3} Mbit/s of {}-octet payloads)",
+                "Throughput over {} windows: blue sent, green answered (mean {mean_pps:.1} packets/s, {:.3} Mbit/s of {}-octet payloads)",
+                t.buckets.len().div_ceil(per_window),
                 mbps(mean_pps),
-                r.size
+                r.size,
             ),
             &svg,
         ));

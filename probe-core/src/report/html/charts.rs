@@ -74,10 +74,7 @@ pub(crate) fn over_time(
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let xs = 0.0..x_end.max(1e-3);
-        let ys = range(
-            band.points.iter().flat_map(|p| [p.1, p.3]),
-            true,
-        );
+        let ys = range(band.points.iter().flat_map(|p| [p.1, p.3]), false);
         let top = ys.end;
         let mut c = ChartBuilder::on(&root)
             .margin(12)
@@ -130,7 +127,10 @@ pub(crate) fn lines(
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(&x))?;
-        let xs = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)), false);
+        let xs = range(
+            lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)),
+            false,
+        );
         let ys = range(
             lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)),
             y_from_zero,
@@ -178,8 +178,7 @@ pub(crate) fn bars(
     let e = err(chart);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (SIZE.0, SIZE.1 * 2 / 3))
-            .into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0, SIZE.1 * 2 / 3)).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let ys = range(bars.iter().map(|b| b.2).chain([1.0]), true);
         let mut c = ChartBuilder::on(&root)
@@ -216,8 +215,11 @@ pub(crate) fn hop_spread(
     let e = err(chart);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (SIZE.0.min(120 + 60 * columns as u32).max(320), SIZE.1))
-            .into_drawing_area();
+        let root = SVGBackend::with_string(
+            &mut svg,
+            (SIZE.0.min(120 + 60 * columns as u32).max(320), SIZE.1),
+        )
+        .into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let ys = range(points.iter().flat_map(|p| [p.1, p.3]), true);
         let mut c = ChartBuilder::on(&root)

@@ -19,8 +19,7 @@ pub use trace::{path_graph_svg, trace_page, trace_sections};
 
 /// The page's Content-Security-Policy: nothing may load; inline styles (and the inline SVG
 /// they style) are all the page has.
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
 
 /// What can go wrong while rendering.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +49,7 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f5f7}
 .bad{color:#b3261e;font-weight:600}
 .grid{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 figure{max-width:640px;margin:0;border:1px solid #e1e4e8;border-radius:6px;padding:.5em;background:#fff}
+figure#path{max-width:none}
 figcaption{font-size:.9em;color:#333;margin-bottom:.3em}
 .err{color:#6b4d00;font-size:.85em}
 svg text{font-family:sans-serif}

@@ -51,8 +51,14 @@ fn a2a_page_has_a_point_per_bucket_and_the_clock_beside_one_way_figures() {
     let r = a2a_report(1000);
     let html = a2a_page(&r).expect("html");
     assert!(html.contains(CONTENT_SECURITY_POLICY));
-    assert_eq!(section(&html, "owd-forward").matches("<circle").count(), 1000);
-    assert_eq!(section(&html, "owd-reverse").matches("<circle").count(), 666);
+    assert_eq!(
+        section(&html, "owd-forward").matches("<circle").count(),
+        1000
+    );
+    assert_eq!(
+        section(&html, "owd-reverse").matches("<circle").count(),
+        666
+    );
     assert_eq!(section(&html, "rtt").matches("<circle").count(), 1000);
     assert!(section(&html, "owd-forward").contains("clock estimated, ±0.125 ms"));
     assert!(section(&html, "owd-reverse").contains("clock estimated, ±0.125 ms"));

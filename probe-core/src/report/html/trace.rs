@@ -48,7 +48,11 @@ pub fn path_graph_svg(r: &TraceReport) -> String {
         let (a, b) = (&g.nodes[e.from], &g.nodes[e.to]);
         let (x1, y1, x2, y2) = (a.x + nw / 2.0, a.y, b.x - nw / 2.0, b.y);
         let mid = (x1 + x2) / 2.0;
-        let class = if e.inferred { "edge inferred" } else { "edge link" };
+        let class = if e.inferred {
+            "edge inferred"
+        } else {
+            "edge link"
+        };
         let _ = writeln!(
             s,
             "<path class=\"{class}\" d=\"M{x1:.1} {y1:.1} C{mid:.1} {y1:.1} {mid:.1} {y2:.1} {x2:.1} {y2:.1}\"/>"
@@ -62,7 +66,9 @@ pub fn path_graph_svg(r: &TraceReport) -> String {
                 s,
                 "<g class=\"silent\"><rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{nw}\" height=\"{nh}\" rx=\"6\"/>\
                  <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">* no answer ({:.0}% lost)</text></g>",
-                n.x, n.y + 4.0, hop.loss_pct
+                n.x,
+                n.y + 4.0,
+                hop.loss_pct
             );
             continue;
         };
@@ -79,7 +85,12 @@ pub fn path_graph_svg(r: &TraceReport) -> String {
              <rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{nw}\" height=\"{nh}\" rx=\"6\"/>",
             hop.ttl,
             x.addr,
-            escape(&format!("TTL {}: {} ({})", hop.ttl, x.addr, x.kind.as_str())),
+            escape(&format!(
+                "TTL {}: {} ({})",
+                hop.ttl,
+                x.addr,
+                x.kind.as_str()
+            )),
         );
         let mut lines: Vec<(String, &str)> = vec![(x.addr.to_string(), "addr")];
         if let Some(name) = &x.hostname {
@@ -162,7 +173,11 @@ fn hop_table(r: &TraceReport) -> String {
     );
     let start = crate::report::trace_graph::loss_start(&r.hops);
     for (i, h) in r.hops.iter().enumerate() {
-        let bad = if start == Some(i) { " class=\"bad\"" } else { "" };
+        let bad = if start == Some(i) {
+            " class=\"bad\""
+        } else {
+            ""
+        };
         if h.responders.is_empty() {
             let _ = writeln!(
                 t,
@@ -219,7 +234,9 @@ pub fn trace_sections(r: &TraceReport) -> Result<String, HtmlError> {
         r.mode.as_str(),
         r.hops.len(),
         if r.reached { "reached" } else { "not reached" },
-        r.pmtu.map(|m| format!(", path MTU {m}")).unwrap_or_default(),
+        r.pmtu
+            .map(|m| format!(", path MTU {m}"))
+            .unwrap_or_default(),
         r.probes_sent,
         r.duration_ms,
         escape(&start),
