@@ -105,7 +105,7 @@ fn a_diamond_is_drawn_as_a_diamond() {
     // Columns by TTL; the branches above and below the single nodes' line.
     let (a, b_top, b_bottom, c) = (&g.nodes[0], &g.nodes[1], &g.nodes[2], &g.nodes[3]);
     assert_eq!((a.hop, b_top.hop, b_bottom.hop, c.hop), (0, 1, 1, 2));
-    assert!(a.x < b_top.x && b_top.x == b_bottom.x && b_top.x < c.x);
+    assert!(a.x < b_top.x && (b_top.x - b_bottom.x).abs() < 1e-9 && b_top.x < c.x);
     assert!(b_top.y < a.y && a.y < b_bottom.y);
     assert!((a.y - c.y).abs() < 1e-9);
     // Every node lies inside the drawing.

@@ -259,7 +259,7 @@ fn over_time(r: &A2aReport, t: &Timeline) -> Result<String, HtmlError> {
             .filter_map(|(b, s)| {
                 let (start, end) = (s.first()?.0, s.last()?.1);
                 let n: u64 = b.iter().map(count).sum();
-                (end > start).then(|| ((start + end) / 2.0, n as f64 / (end - start)))
+                (end > start).then(|| (f64::midpoint(start, end), n as f64 / (end - start)))
             })
             .collect()
     };

@@ -26,44 +26,44 @@ fn title(r: &TraceReport) -> String {
 /// did not answer, `loss-start` on the hop where loss starts, `target` on the target), a
 /// `<path class="edge link">` per MDA link (`edge inferred` where the trace has no links).
 pub fn path_graph_svg(r: &TraceReport) -> String {
-    let g: PathGraph = layout(r);
-    let (w, h) = (g.width, g.height + 18.0);
-    let mut s = format!(
-        "<svg class=\"path\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" \
-         viewBox=\"0 0 {w:.0} {h:.0}\" role=\"img\" aria-label=\"path graph\">\n"
+    let graph: PathGraph = layout(r);
+    let (width, height) = (graph.width, graph.height + 18.0);
+    let mut out = format!(
+        "<svg class=\"path\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
+         viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"path graph\">\n"
     );
     let (nw, nh) = NODE_SIZE;
     for (i, hop) in r.hops.iter().enumerate() {
-        if let Some(n) = g.nodes.iter().find(|n| n.hop == i) {
+        if let Some(n) = graph.nodes.iter().find(|n| n.hop == i) {
             let _ = writeln!(
-                s,
+                out,
                 "<text class=\"col\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">TTL {}</text>",
                 n.x,
-                g.height + 10.0,
+                graph.height + 10.0,
                 hop.ttl
             );
         }
     }
-    for e in &g.edges {
-        let (a, b) = (&g.nodes[e.from], &g.nodes[e.to]);
-        let (x1, y1, x2, y2) = (a.x + nw / 2.0, a.y, b.x - nw / 2.0, b.y);
-        let mid = (x1 + x2) / 2.0;
+    for e in &graph.edges {
+        let (from, to) = (&graph.nodes[e.from], &graph.nodes[e.to]);
+        let (x1, y1, x2, y2) = (from.x + nw / 2.0, from.y, to.x - nw / 2.0, to.y);
+        let mid = f64::midpoint(x1, x2);
         let class = if e.inferred {
             "edge inferred"
         } else {
             "edge link"
         };
         let _ = writeln!(
-            s,
+            out,
             "<path class=\"{class}\" d=\"M{x1:.1} {y1:.1} C{mid:.1} {y1:.1} {mid:.1} {y2:.1} {x2:.1} {y2:.1}\"/>"
         );
     }
-    for (i, n) in g.nodes.iter().enumerate() {
+    for (i, n) in graph.nodes.iter().enumerate() {
         let hop = &r.hops[n.hop];
         let (x0, y0) = (n.x - nw / 2.0, n.y - nh / 2.0);
-        let Some(x) = g.responder(r, i) else {
+        let Some(x) = graph.responder(r, i) else {
             let _ = writeln!(
-                s,
+                out,
                 "<g class=\"silent\"><rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{nw}\" height=\"{nh}\" rx=\"6\"/>\
                  <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">* no answer ({:.0}% lost)</text></g>",
                 n.x,
@@ -73,14 +73,14 @@ pub fn path_graph_svg(r: &TraceReport) -> String {
             continue;
         };
         let mut class = String::from("node");
-        if g.loss_start == Some(n.hop) {
+        if graph.loss_start == Some(n.hop) {
             class.push_str(" loss-start");
         }
         if x.addr == r.target {
             class.push_str(" target");
         }
         let _ = write!(
-            s,
+            out,
             "<g class=\"{class}\" data-ttl=\"{}\" data-addr=\"{}\"><title>{}</title>\
              <rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{nw}\" height=\"{nh}\" rx=\"6\"/>",
             hop.ttl,
@@ -123,17 +123,17 @@ pub fn path_graph_svg(r: &TraceReport) -> String {
                 format!(" class=\"{cls}\"")
             };
             let _ = write!(
-                s,
+                out,
                 "<text{class} x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                 n.x,
                 top + k as f64 * 15.0,
                 escape(text)
             );
         }
-        s.push_str("</g>\n");
+        out.push_str("</g>\n");
     }
-    s.push_str("</svg>\n");
-    s
+    out.push_str("</svg>\n");
+    out
 }
 
 fn hop_rtt(r: &TraceReport) -> Result<String, HtmlError> {
