@@ -93,7 +93,7 @@ fn trace_page_draws_the_diamond() {
     assert!(path.contains("MPLS 16001/0/1/1"));
     assert!(path.contains("NAT"));
     assert_eq!(section(&html, "hop-rtt").matches("<circle").count(), 4);
-    assert!(!html.contains("loss-start"));
+    assert!(!html.contains("node loss-start"));
     let mut lossy = r.clone();
     lossy.hops[2].loss_pct = 30.0;
     let html = trace_page(&lossy).expect("html");
