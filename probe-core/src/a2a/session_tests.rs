@@ -164,6 +164,59 @@ fn isochronous_test_with_hello_loss_and_intervals() {
     assert!((first.pps.expect("pps") - 100.0).abs() < 1.0);
 }
 
+/// The timeline (when enabled) adds up to the report: every packet in one bucket, the
+/// buckets' losses to the report's, the delays as the path made them.
+#[test]
+fn timeline_adds_up_to_the_report() {
+    let mut s = session(
+        Pace::Interval(Duration::from_millis(1)),
+        Limit::Count(3000),
+        None,
+    );
+    s.enable_timeline();
+    let mut path = Path::new();
+    run(&mut s, &mut path, |seq| match seq {
+        None => Some((MS, MS)),
+        Some(n) if n % 10 == 9 => None,
+        Some(n) if n % 7 == 6 => Some((MS, 10_000 * MS)),
+        Some(_) => Some((3 * MS, MS)),
+    });
+    let r = s.finish().report;
+    let t = r.timeline.as_ref().expect("timeline");
+    assert_eq!((t.bucket_packets, t.buckets.len()), (3, 1000));
+    assert_eq!(t.buckets.iter().map(|b| b.sent).sum::<u64>(), r.sent);
+    assert_eq!(t.buckets.iter().map(|b| b.lost).sum::<u64>(), r.lost);
+    assert!(r.lost > 0);
+    for b in &t.buckets {
+        if let Some(f) = b.forward_ms {
+            assert!(
+                (f.min - 3.0).abs() < 1e-6 && (f.max - 3.0).abs() < 1e-6,
+                "{b:?}"
+            );
+        }
+        if let Some(x) = b.rtt_ms {
+            assert!((x.mean - 4.0).abs() < 1e-6, "{b:?}");
+        }
+    }
+    assert!(
+        (t.buckets[1].start_s - 0.003).abs() < 1e-9,
+        "{:?}",
+        t.buckets[1]
+    );
+
+    // Not asked for: not in the report, nor in its JSON.
+    let mut s = session(
+        Pace::Interval(Duration::from_millis(10)),
+        Limit::Count(10),
+        None,
+    );
+    run(&mut s, &mut Path::new(), |_| Some((MS, MS)));
+    let r = s.finish().report;
+    assert!(r.timeline.is_none());
+    let json = serde_json::to_string(&r).expect("json");
+    assert!(!json.contains("timeline"));
+}
+
 #[test]
 fn flood_window_and_stall() {
     let mut s = session(Pace::Max { window: 8 }, Limit::Count(1_000), None);
