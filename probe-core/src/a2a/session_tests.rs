@@ -113,6 +113,17 @@ fn run(
     panic!("the session did not end");
 }
 
+/// Every 10th test packet lost forward, every 7th reply lost back (10 s late); 3 ms forward,
+/// 1 ms back; hellos 1 ms each way.
+fn lossy(seq: Option<u32>) -> Option<(u64, u64)> {
+    match seq {
+        None => Some((MS, MS)),
+        Some(n) if n % 10 == 9 => None,
+        Some(n) if n % 7 == 6 => Some((MS, 10_000 * MS)),
+        Some(_) => Some((3 * MS, MS)),
+    }
+}
+
 #[test]
 fn isochronous_test_with_hello_loss_and_intervals() {
     let mut s = session(
@@ -121,13 +132,7 @@ fn isochronous_test_with_hello_loss_and_intervals() {
         Some(Duration::from_secs(1)),
     );
     let mut path = Path::new();
-    // Every 10th test packet lost forward, every 7th reply lost back.
-    let reports = run(&mut s, &mut path, |seq| match seq {
-        None => Some((MS, MS)),
-        Some(n) if n % 10 == 9 => None,
-        Some(n) if n % 7 == 6 => Some((MS, 10_000 * MS)),
-        Some(_) => Some((3 * MS, MS)),
-    });
+    let reports = run(&mut s, &mut path, lossy);
     let o = s.finish();
     let r = &o.report;
     assert!(o.answered && !o.aborted_no_answer);
@@ -175,12 +180,7 @@ fn timeline_adds_up_to_the_report() {
     );
     s.enable_timeline();
     let mut path = Path::new();
-    run(&mut s, &mut path, |seq| match seq {
-        None => Some((MS, MS)),
-        Some(n) if n % 10 == 9 => None,
-        Some(n) if n % 7 == 6 => Some((MS, 10_000 * MS)),
-        Some(_) => Some((3 * MS, MS)),
-    });
+    run(&mut s, &mut path, lossy);
     let r = s.finish().report;
     let t = r.timeline.as_ref().expect("timeline");
     assert_eq!((t.bucket_packets, t.buckets.len()), (3, 1000));
