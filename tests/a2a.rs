@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{count_ef_from, ef_packets, json_ok, num, output, probe, serve, text};
+use common::{a2a_json, direct_reflector_counting_ef, ef_packets, num, output, probe, serve, text};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::topology;
 
@@ -30,10 +30,7 @@ fn impaired_path_split_per_direction() {
     let peer = lab.b.ipv4().to_string();
     // One hello, then 200 test packets: the impairer drops forward packets 10, 20, ... 200,
     // which are test packets 9, 19, ... 199: exactly 20 of 200.
-    let v = json_ok(&mut probe(
-        &lab.a,
-        &["a2a", "--peer", &peer, "-c", "200", "-i", "5ms", "--json"],
-    ));
+    let v = a2a_json(&lab.a, &peer, &["-c", "200", "-i", "5ms"]);
     assert_eq!(num(&v, "sent"), 200.0);
     assert_eq!(num(&v, "forward.loss_pct"), 10.0, "{v}");
     assert_eq!(num(&v, "reverse.loss_pct"), 0.0, "{v}");
@@ -58,10 +55,7 @@ fn impaired_path_split_per_direction() {
 
 /// Runs `probe a2a` from `from` to `peer` and checks a clean result.
 fn clean_run(from: &probe_lab::Host, peer: &str, label: &str) {
-    let v = json_ok(&mut probe(
-        from,
-        &["a2a", "--peer", peer, "-c", "100", "-i", "2ms", "--json"],
-    ));
+    let v = a2a_json(from, peer, &["-c", "100", "-i", "2ms"]);
     assert_eq!(num(&v, "sent"), 100.0, "{label}");
     assert_eq!(num(&v, "received"), 100.0, "{label}: {v}");
     assert_eq!(num(&v, "forward.loss_pct"), 0.0, "{label}");
@@ -134,21 +128,11 @@ fn flood_reports_rate() {
     }
     let lab = topology::direct().expect("direct topology");
     let _srv = serve(&lab.b, PORT, &["--rate-limit", "0"]);
-    let v = json_ok(&mut probe(
+    let v = a2a_json(
         &lab.a,
-        &[
-            "a2a",
-            "--peer",
-            &lab.b.ipv4().to_string(),
-            "--rate",
-            "max",
-            "-c",
-            "20000",
-            "--size",
-            "64",
-            "--json",
-        ],
-    ));
+        &lab.b.ipv4().to_string(),
+        &["--rate", "max", "-c", "20000", "--size", "64"],
+    );
     assert_eq!(num(&v, "sent"), 20000.0);
     let pps = num(&v, "pps");
     // Loose floor: a debug build on a shared 2-core machine; the benchmark measures for real.
@@ -228,13 +212,7 @@ fn reflector_counts_junk_and_keeps_serving() {
         return;
     }
     let lab = topology::direct().expect("direct topology");
-    let srv = {
-        let mut cmd = probe(&lab.b, &["serve", "--port", "49153", "--json"]);
-        cmd.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        lab.b.spawn(&mut cmd).expect("serve")
-    };
-    common::wait_udp_listening(&lab.b, PORT);
+    let srv = serve(&lab.b, PORT, &["--json"]);
     let target = std::net::SocketAddr::new(lab.b.ipv4().into(), PORT);
     lab.a.run_in(move || {
         let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
@@ -256,16 +234,12 @@ fn source_interface_and_dscp_apply_to_test_packets() {
     if !probe_lab::require_root() {
         return;
     }
-    let lab = topology::direct().expect("direct topology");
+    let (lab, _srv) = direct_reflector_counting_ef();
     let src = lab.a.ipv4().to_string();
-    count_ef_from(&lab.b, &src);
-    let _srv = serve(&lab.b, PORT, &[]);
-    let v = json_ok(&mut probe(
+    let v = a2a_json(
         &lab.a,
+        &lab.b.ipv4().to_string(),
         &[
-            "a2a",
-            "--peer",
-            &lab.b.ipv4().to_string(),
             "-c",
             "50",
             "-i",
@@ -276,9 +250,8 @@ fn source_interface_and_dscp_apply_to_test_packets() {
             "eth0",
             "--dscp",
             "46",
-            "--json",
         ],
-    ));
+    );
     assert_eq!(num(&v, "received"), 50.0, "{v}");
     let seen = ef_packets(&lab.b);
     // 50 test packets plus the hello(s), all marked EF.

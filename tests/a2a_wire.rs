@@ -10,13 +10,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::capture::{Capture, Captured};
-use common::{json_ok, num, probe, serve, text};
+use common::capture::{Capture, Captured, Frame};
+use common::{a2a_json, num, serve, text};
 use pcap_file::DataLink;
 use pnet_packet::Packet;
-use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
 use pnet_packet::ip::IpNextHeaderProtocols;
-use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::udp::UdpPacket;
 use probe_core::stats::Distribution;
 use probe_core::wire::stamp::{BASE_LEN, ReflectorPacket, SenderPacket};
@@ -45,15 +43,8 @@ struct Seen {
 }
 
 /// The UDP header and payload of an Ethernet/IPv4/UDP frame.
-fn udp_of(frame: &[u8]) -> Option<(u16, u16, Vec<u8>)> {
-    let eth = EthernetPacket::new(frame)?;
-    if eth.get_ethertype() != EtherTypes::Ipv4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new(eth.payload())?;
-    if ip.get_next_level_protocol() != IpNextHeaderProtocols::Udp {
-        return None;
-    }
+fn udp_of(frame: &Frame) -> Option<(u16, u16, Vec<u8>)> {
+    let ip = frame.ipv4(IpNextHeaderProtocols::Udp)?;
     let udp = UdpPacket::new(ip.payload())?;
     Some((
         udp.get_source(),
@@ -68,7 +59,7 @@ fn stamp_packets(cap: &Captured, ssid: u16) -> Seen {
     assert_eq!(cap.link, DataLink::ETHERNET, "link type on {}", cap.label);
     let mut seen = Seen::default();
     for frame in &cap.frames {
-        let Some((sport, dport, payload)) = udp_of(&frame.data) else {
+        let Some((sport, dport, payload)) = udp_of(frame) else {
             continue;
         };
         let (map, seq) = if dport == PORT {
@@ -157,19 +148,11 @@ fn one_way_medians_match_captures_on_both_sides_of_the_hop() {
     let at_sender = Capture::start(&lab.a, "eth0", &filter);
     let at_reflector = Capture::start(&lab.b, "eth0", &filter);
     let count = COUNT.to_string();
-    let v = json_ok(&mut probe(
+    let v = a2a_json(
         &lab.a,
-        &[
-            "a2a",
-            "--peer",
-            &lab.b.ipv4().to_string(),
-            "-c",
-            &count,
-            "-i",
-            "1ms",
-            "--json",
-        ],
-    ));
+        &lab.b.ipv4().to_string(),
+        &["-c", &count, "-i", "1ms"],
+    );
     let [a, b] = Capture::stop_all([at_sender, at_reflector]);
     for cap in [&a, &b] {
         assert_eq!(cap.dropped_by_kernel, Some(0), "tcpdump on {}", cap.label);

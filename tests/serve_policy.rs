@@ -141,7 +141,7 @@ fn spray(sources: &[IpAddr], per_source: u32, target: SocketAddr) -> Spray {
 }
 
 /// Stops `probe serve --json` and returns its counters.
-fn counters(srv: probe_lab::Background) -> Value {
+fn counters(srv: common::Served) -> Value {
     let out = srv.terminate(Duration::from_secs(3)).expect("stop serve");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{count_ef_from, ef_packets, json_ok, num, output, probe, serve, text};
+use common::{a2a_json, direct_reflector_counting_ef, ef_packets, num, output, serve, text};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::topology;
 use serde_json::Value;
@@ -18,21 +18,18 @@ fn voice_run(fwd: ImpairConfig, rev: ImpairConfig, jitter_buffer: &str) -> Value
     let lab = topology::impaired(fwd, rev).expect("impaired topology");
     let _srv = serve(&lab.b, PORT, &[]);
     let peer = lab.b.ipv4().to_string();
-    let v = json_ok(&mut probe(
+    let v = a2a_json(
         &lab.a,
+        &peer,
         &[
-            "a2a",
-            "--peer",
-            &peer,
             "--profile",
             "voice",
             "--duration",
             "5s",
             "--jitter-buffer",
             jitter_buffer,
-            "--json",
         ],
-    ));
+    );
     // The stream's shape: a 172-byte G.711 RTP packet every 20 ms for 5 s.
     assert_eq!(num(&v, "size"), 172.0);
     assert_eq!(num(&v, "interval_ms"), 20.0);
@@ -192,25 +189,12 @@ fn g729_profile_marks_ef_and_rates_the_codec() {
     if !probe_lab::require_root() {
         return;
     }
-    let lab = topology::direct().expect("direct topology");
-    let src = lab.a.ipv4().to_string();
-    count_ef_from(&lab.b, &src);
-    let _srv = serve(&lab.b, PORT, &[]);
-    let v = json_ok(&mut probe(
+    let (lab, _srv) = direct_reflector_counting_ef();
+    let v = a2a_json(
         &lab.a,
-        &[
-            "a2a",
-            "--peer",
-            &lab.b.ipv4().to_string(),
-            "--profile",
-            "voice",
-            "--codec",
-            "g729",
-            "--duration",
-            "5s",
-            "--json",
-        ],
-    ));
+        &lab.b.ipv4().to_string(),
+        &["--profile", "voice", "--codec", "g729", "--duration", "5s"],
+    );
     // 32-byte RTP packets go out as the 44-byte STAMP minimum, marked EF by default.
     assert_eq!(num(&v, "size"), 44.0);
     assert_eq!(text(&v, "voice.codec"), "g729");

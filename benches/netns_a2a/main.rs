@@ -10,12 +10,16 @@
 //!   ping-pong, the kernel-timestamped RTT minimum next to `ping`'s minimum, and the schedule
 //!   error at a 1 ms interval next to irtt's timer error.
 //!
+//! - TCP throughput each way (`probe a2a --proto tcp --throughput`) next to `iperf3 -c` and
+//!   `iperf3 -c -R` on the same three paths ([`tcp`]; `-- --bench --tcp` runs only this).
+//!
 //! It prints Markdown tables (the README's). A peer tool whose output does not parse fails
 //! the run. Without `--bench` (as `cargo test --all-targets` runs it) it checks the output
 //! readers and makes one short smoke run of probe and of the blaster.
 
 mod blaster;
 mod peers;
+mod tcp;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -31,11 +35,17 @@ const RUNS: usize = 5;
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     peers::self_test();
+    tcp::self_test();
     if !probe_lab::require_root() {
         return;
     }
     if !full {
         smoke();
+        return;
+    }
+    // `-- --bench --tcp`: the TCP throughput section only.
+    if std::env::args().any(|a| a == "--tcp") {
+        tcp::table();
         return;
     }
     let mut rows = Vec::new();
@@ -78,6 +88,7 @@ fn main() {
             None => println!("| {what} | not reported by this probe | {peer:.1} | |"),
         }
     }
+    tcp::table();
 }
 
 /// A few seconds: the readers, a 5000-packet flood and a 0.2 s blast on direct veth.
@@ -117,12 +128,30 @@ fn probe(host: &Host, args: &[&str]) -> Command {
     c
 }
 
-fn serve(host: &Host) -> Background {
-    let mut c = probe(host, &["serve", "--rate-limit", "0"]);
+/// A state directory removed on drop, so the server's control identity does not stay behind
+/// in `/var/lib/probe`.
+struct StateDir(std::path::PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `probe serve` in `host`, with a temporary `--state-dir` that lives as long as the server.
+fn serve(host: &Host) -> (Background, StateDir) {
+    let dir = std::env::temp_dir().join(format!(
+        "probe-bench-state-{}-{}",
+        std::process::id(),
+        host.name()
+    ));
+    let state = StateDir(dir);
+    let dir_s = state.0.display().to_string();
+    let mut c = probe(host, &["serve", "--rate-limit", "0", "--state-dir", &dir_s]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     let bg = host.spawn(&mut c).expect("probe serve");
     std::thread::sleep(Duration::from_millis(300));
-    bg
+    (bg, state)
 }
 
 fn run(cmd: &mut Command) -> Output {

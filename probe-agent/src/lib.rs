@@ -6,6 +6,20 @@
 //! records, the metrics and the HTTP endpoints read them.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod config;
+mod config_toml;
+mod config_values;
+pub mod identity;
+pub mod log_file;
+pub mod mesh;
 pub mod record;
+pub mod run_loop;
+pub mod runner;
+pub mod schedule;
+pub mod spool;
+pub mod state;
+pub mod targets;
 
+pub use config::{Config, Problems};
 pub use record::{ErrorClass, ResultRecord};
+pub use state::{AgentInfo, AgentShared, Readiness};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use ipnet::IpNet;
+use probe_core::a2a::Direction;
 
 /// Default STAMP port (RFC 8762 test traffic, A2A UDP tests).
 pub const STAMP_PORT: u16 = 49153;
@@ -48,7 +49,9 @@ pub enum Command {
     /// HTML report.
     Report(ReportArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
-    Agent(PendingArgs),
+    Agent(AgentArgs),
+    /// Print the results an agent keeps in its spool.
+    Results(ResultsArgs),
     /// Check a responder's control plane: identity, token, protocol version and clock.
     #[command(hide = true)]
     ControlPing(ControlPingArgs),
@@ -81,14 +84,6 @@ pub enum TraceFormat {
     Dot,
     /// One CSV row per hop responder.
     Csv,
-}
-
-/// Arguments of a subcommand that has not landed yet (accepted, then refused with a message).
-#[derive(Debug, Args)]
-pub struct PendingArgs {
-    /// Anything; the subcommand is not available yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// Address family restriction shared by the test commands.
@@ -228,6 +223,8 @@ pub struct A2aArgs {
     /// DSCP codepoint (0-63) for the test packets.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=63))]
     pub dscp: Option<u8>,
+    #[arg(long, value_name = "to|from|both")]
+    pub direction: Option<Direction>,
     /// Source address to send from (choose an uplink on a multi-homed host).
     #[arg(long, value_name = "ADDR")]
     pub source: Option<IpAddr>,
@@ -275,6 +272,29 @@ pub struct A2aArgs {
         requires = "profile"
     )]
     pub jitter_buffer: probe_core::stats::JitterBufferMode,
+    /// Test protocol: `udp` (STAMP on 49153/udp) or `tcp` (connect latency, or with
+    /// --throughput bulk transfer, on 49153/tcp).
+    #[arg(long, value_enum, default_value = "udp")]
+    pub proto: A2aProto,
+    /// Bulk-transfer throughput test (`--proto tcp`) in the --direction(s), for --duration
+    /// (default 10s).
+    #[arg(long)]
+    pub throughput: bool,
+    /// Parallel TCP connections per direction of a throughput test (1-128).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub streams: u16,
+    /// TCP maximum segment size to ask for (`TCP_MAXSEG`, 88-65535 bytes).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(88..=65_535))]
+    pub mss: Option<u32>,
+}
+
+/// `probe a2a --proto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum A2aProto {
+    /// STAMP test packets on 49153/udp.
+    Udp,
+    /// TCP connects or bulk transfer on 49153/tcp.
+    Tcp,
 }
 
 /// `probe a2a --profile`.
@@ -705,4 +725,33 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `probe agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The TOML configuration file (else `PROBE_CONFIG`; environment variables override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration and print the effective one (secrets redacted); start nothing.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `probe results`.
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// Only runs that started at or after this time: RFC 3339 (2026-12-01T10:00:00Z) or a
+    /// duration back from now (10m, 2h).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only this test.
+    #[arg(long, value_name = "NAME")]
+    pub test: Option<String>,
+    /// One JSON object per line, as spooled.
+    #[arg(long)]
+    pub json: bool,
+    /// The agent's state directory (else `PROBE_STATE_DIR`, else the default).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }

@@ -9,7 +9,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.verbose);
+    // The agent logs as its configuration says (stdout, PROBE_LOG_DIR, PROBE_DEBUG, RUST_LOG).
+    if !matches!(cli.command, cli::Command::Agent(_)) {
+        init_tracing(cli.verbose);
+    }
     match cmd::run(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -130,6 +130,7 @@ pub mod io;
 pub mod ping;
 pub mod report;
 pub mod stats;
+pub mod tcp;
 pub mod time;
 pub mod trace;
 pub mod wire;

@@ -41,6 +41,24 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
+impl Frame {
+    /// The IPv4 packet of this Ethernet frame when it carries `protocol`.
+    pub fn ipv4(
+        &self,
+        protocol: pnet_packet::ip::IpNextHeaderProtocol,
+    ) -> Option<pnet_packet::ipv4::Ipv4Packet<'_>> {
+        use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
+        let eth = EthernetPacket::new(&self.data)?;
+        if eth.get_ethertype() != EtherTypes::Ipv4 {
+            return None;
+        }
+        let ip = pnet_packet::ipv4::Ipv4Packet::new(
+            self.data.get(EthernetPacket::minimum_packet_size()..)?,
+        )?;
+        (ip.get_next_level_protocol() == protocol).then_some(ip)
+    }
+}
+
 /// What a stopped [`Capture`] saw.
 #[derive(Debug)]
 pub struct Captured {

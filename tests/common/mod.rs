@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,16 +16,93 @@ pub fn probe(host: &Host, args: &[&str]) -> Command {
     cmd
 }
 
-/// Starts `probe serve ARGS` in `host` and waits until its UDP port listens.
-pub fn serve(host: &Host, port: u16, extra: &[&str]) -> Background {
+/// A directory under the system's temporary directory, removed (with its contents) on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `probe-TAG-PID-N` afresh (N counts the directories of this process).
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("probe-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temporary directory");
+        TempDir(p)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `name` inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// `name` inside it, as a string for command lines.
+    pub fn s(&self, name: &str) -> String {
+        self.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `probe serve` and its state directory, which lives as long as the process.
+pub struct Served {
+    bg: Background,
+    _state: Option<TempDir>,
+}
+
+impl Served {
+    /// Stops it (SIGTERM, then SIGKILL after `grace`); its exit status and piped output.
+    pub fn terminate(self, grace: Duration) -> probe_lab::Result<Output> {
+        self.bg.terminate(grace)
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Background;
+    fn deref(&self) -> &Background {
+        &self.bg
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Background {
+        &mut self.bg
+    }
+}
+
+/// Starts `probe serve ARGS` in `host` and waits until its UDP port listens. Unless `extra`
+/// names one, the control identity goes to a temporary `--state-dir` (not `/var/lib/probe`).
+pub fn serve(host: &Host, port: u16, extra: &[&str]) -> Served {
     let port_s = port.to_string();
     let mut args = vec!["serve", "--port", &port_s];
     args.extend_from_slice(extra);
+    let state = (!extra.contains(&"--state-dir"))
+        .then(|| TempDir::new(&format!("serve-state-{}", host.name())));
+    let state_s = state.as_ref().map(|d| d.path().display().to_string());
+    if let Some(dir) = &state_s {
+        args.extend(["--state-dir", dir]);
+    }
     let mut cmd = probe(host, &args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let bg = host.spawn(&mut cmd).expect("start probe serve");
     wait_udp_listening(host, port);
-    bg
+    Served { bg, _state: state }
+}
+
+/// `probe a2a --peer PEER ARGS --json` in `from`, which must succeed; the parsed report.
+pub fn a2a_json(from: &Host, peer: &str, args: &[&str]) -> Value {
+    let mut all = vec!["a2a", "--peer", peer];
+    all.extend_from_slice(args);
+    all.push("--json");
+    json_ok(&mut probe(from, &all))
 }
 
 /// Counts, in `host`, the STAMP datagrams (UDP to 49153) from `src` marked DSCP EF; read
@@ -34,6 +112,15 @@ pub fn count_ef_from(host: &Host, src: &str) {
         "table inet t {{\n counter ef {{ }}\n chain c {{\n type filter hook input priority 0;\n ip saddr {src} udp dport 49153 ip dscp ef counter name ef\n }}\n}}\n"
     ))
     .expect("nft");
+}
+
+/// A direct topology whose host b runs `probe serve` on 49153 and counts the STAMP packets
+/// from a marked EF (read the count with [`ef_packets`]).
+pub fn direct_reflector_counting_ef() -> (probe_lab::topology::Direct, Served) {
+    let lab = probe_lab::topology::direct().expect("direct topology");
+    count_ef_from(&lab.b, &lab.a.ipv4().to_string());
+    let srv = serve(&lab.b, 49153, &[]);
+    (lab, srv)
 }
 
 /// The packets [`count_ef_from`] counted so far.

@@ -18,7 +18,7 @@ use probe_core::wire::stamp::BASE_LEN;
 use tokio::sync::{mpsc, oneshot};
 
 use super::a2a_table;
-use crate::cli::{A2aArgs, Profile, Rate, STAMP_PORT};
+use crate::cli::{A2aArgs, A2aProto, Profile, Rate, STAMP_PORT};
 
 /// Packets allowed unanswered in a `--rate max` flood.
 const FLOOD_WINDOW: u32 = 256;
@@ -26,6 +26,14 @@ const FLOOD_WINDOW: u32 = 256;
 const DEFAULT_COUNT: u32 = 100;
 
 pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
+    if args.proto == A2aProto::Tcp {
+        return super::a2a_tcp::run(args).await;
+    }
+    if args.throughput || args.streams != 1 || args.mss.is_some() {
+        bail!(
+            "--throughput, --streams and --mss are TCP test settings: add --proto tcp (UDP throughput is not available yet)"
+        );
+    }
     let (base, plan) = options_from(args)?;
     let family = match (args.family.ipv4, args.family.ipv6) {
         (true, _) => Family::V4,

@@ -2,6 +2,8 @@
 
 mod a2a;
 mod a2a_table;
+mod a2a_tcp;
+mod agent;
 mod control;
 mod control_ping;
 mod dns;
@@ -13,7 +15,7 @@ mod trace;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::CommandFactory;
 use probe_core::dns::{DnsConfig, parse_server};
 
@@ -35,7 +37,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Dns(args) => dns::main(args, &cli.dns),
         Command::Http(args) => http::main(args, &cli.dns),
         Command::Report(args) => report::run(args),
-        Command::Agent(_) => pending("agent", 0),
+        Command::Agent(args) => agent::main(args),
+        Command::Results(args) => agent::results(args),
     }
 }
 
@@ -88,13 +91,4 @@ pub(crate) fn print_report<T: serde::Serialize>(
     } else {
         ExitCode::from(1)
     })
-}
-
-fn pending(name: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    if issue > 0 {
-        bail!(
-            "`probe {name}` is not implemented yet (tracked in issue #{issue}); nothing was measured"
-        )
-    }
-    bail!("`probe {name}` is not implemented yet; nothing was measured")
 }

@@ -2,12 +2,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use probe_core::a2a::runtime::{Responder, ResponderConfig, local_clock_info};
 use probe_core::a2a::{AllowList, ReflectorConfig};
 use probe_core::control::identity::IDENTITY_FILE;
 use probe_core::control::{ControlServer, Identity, ServerConfig};
+use probe_core::tcp::runtime::{TcpServer, TcpServerConfig};
+use probe_core::tcp::{Admission, Gate, LocalAdmission};
 
 use super::control::{state_dir, token};
 use crate::cli::ServeArgs;
@@ -72,6 +75,21 @@ fn bind_listen<T, E: std::fmt::Display>(
     }
 }
 
+/// Longest throughput test the TCP server admits.
+pub const TCP_MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Binds the TCP test server on 49153/tcp (`--port`), on the same addresses as STAMP.
+pub fn bind_tcp(args: &ServeArgs) -> anyhow::Result<TcpServer> {
+    let admission: Arc<dyn Admission> = Arc::new(LocalAdmission::new(Gate::new(TCP_MAX_DURATION)));
+    bind_listen(args, args.port, |listen| {
+        TcpServer::bind(TcpServerConfig {
+            listen,
+            admission: admission.clone(),
+        })
+    })
+    .context("cannot start the TCP test server")
+}
+
 /// Loads (or creates) the identity and binds the control plane; `None` with `--no-control`.
 pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
     if args.no_control {
@@ -115,6 +133,7 @@ pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
 
 pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let responder = bind(args)?;
+    let tcp = bind_tcp(args)?;
     let control = bind_control(args)?;
     let addrs: Vec<String> = responder
         .local_addrs()
@@ -129,6 +148,15 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         } else {
             "user"
         }
+    );
+    let tcp_addrs: Vec<String> = tcp
+        .local_addrs()
+        .iter()
+        .map(|a| format!("{a}/tcp"))
+        .collect();
+    eprintln!(
+        "probe serve: TCP tests (connect, throughput) on {}",
+        tcp_addrs.join(", ")
     );
     if let Some(n) = args.rate_limit_sources
         && usize::try_from(n).is_ok_and(|n| n < args.max_sessions)
@@ -149,6 +177,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let control_task = control.map(|c| tokio::spawn(c.run(stopped(stop_rx.clone()))));
+    let tcp_task = tokio::spawn(tcp.run(stopped(stop_rx.clone())));
     let stamp = responder.run(stopped(stop_rx));
     tokio::pin!(stamp);
     let counters = tokio::select! {
@@ -165,10 +194,14 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         Some(task) => Some(task.await.context("control plane task")?),
         None => None,
     };
+    let tcp_counters = tcp_task.await.context("TCP test server task")?;
     if args.json {
         let mut out = serde_json::to_value(counters)?;
         if let (Some(c), Some(obj)) = (control_counters, out.as_object_mut()) {
             obj.insert("control".into(), serde_json::to_value(c)?);
+        }
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("tcp".into(), serde_json::to_value(tcp_counters)?);
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -181,6 +214,15 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             counters.rate_limited,
             counters.refused,
             counters.sessions_created
+        );
+        eprintln!(
+            "probe serve: tcp: connections {}, connect probes {}, tests {}, streams {}, refused {}, malformed {}",
+            tcp_counters.connections,
+            tcp_counters.connect_probes,
+            tcp_counters.tests,
+            tcp_counters.streams,
+            tcp_counters.refused,
+            tcp_counters.malformed
         );
         if let Some(c) = control_counters {
             eprintln!(

@@ -128,7 +128,8 @@ pub(super) async fn one_request(p: &Prepared, resolver: &Resolver) -> HttpReques
         },
     };
     let result = run(&mut a).await;
-    a.tl.end = start.elapsed();
+    // A request ends with its last byte; a failed one when its failure was known.
+    a.tl.end = a.tl.done.unwrap_or_else(|| start.elapsed());
     a.rep.phases = a.tl.phases();
     match result {
         Ok(()) => a.rep.ok = true,
@@ -291,13 +292,15 @@ async fn run(a: &mut Attempt<'_>) -> Result<(), Failure> {
         }
         .to_owned(),
     );
-    let body = a
-        .within("reading the body", response.into_body().collect())
+    // The body is counted as it arrives and kept only when an expression must match it (as
+    // `curl -o /dev/null`): the transfer phase times the network, not copies into new memory.
+    let keep = !a.p.expect.body.is_empty();
+    let (size, body) = a
+        .within("reading the body", drain(response.into_body(), keep))
         .await?
-        .map_err(|e| http_failure(&e))?
-        .to_bytes();
+        .map_err(|e| http_failure(&e))?;
     a.tl.done = Some(a.now());
-    a.rep.size_bytes = Some(body.len() as u64);
+    a.rep.size_bytes = Some(size);
 
     if let Some(px) = forward_proxy
         && matches!(status, 407 | 502 | 503)
@@ -325,6 +328,23 @@ async fn run(a: &mut Attempt<'_>) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// Reads a body to its end: its size, and its bytes when `keep`.
+async fn drain(
+    mut body: hyper::body::Incoming,
+    keep: bool,
+) -> Result<(u64, Vec<u8>), hyper::Error> {
+    let (mut size, mut kept) = (0u64, Vec::new());
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            size += data.len() as u64;
+            if keep {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok((size, kept))
 }
 
 /// Opens a CONNECT tunnel to `target` through the proxy on `tcp`.

@@ -119,6 +119,9 @@ impl Expect {
 
     /// The first body expression the body does not match.
     pub fn body_mismatch(&self, body: &[u8]) -> Option<&Regex> {
+        if self.body.is_empty() {
+            return None;
+        }
         let text = String::from_utf8_lossy(body);
         self.body.iter().find(|re| !re.is_match(&text))
     }

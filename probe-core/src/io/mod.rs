@@ -14,6 +14,7 @@
 //! - `async_socket`: handing the socket to tokio's reactor (`AsyncFd::register_with_interest`);
 //! - `polled_socket`: the `poll` that both the responder's [`PolledSocket`] and
 //!   [`TimestampedSocket::wait_readable_blocking`] wait in;
+//! - `tcp_info`: `getsockopt(TCP_INFO)` into a caller's buffer;
 //! - in tests only: `sockaddr` and `cmsg` compare their layouts with socket2 and libc,
 //!   `tests_icmp` moves a thread into a private network namespace (`unshare`), and
 //!   `tests_pacer` reads the thread's CPU clock and resets its scheduling class.
@@ -51,6 +52,7 @@ mod sockaddr;
 mod socket;
 mod sys;
 mod sysclock;
+mod tcp_info;
 mod timerfd;
 mod timestamp;
 
@@ -71,6 +73,7 @@ pub use socket::{
     PmtuMode, SocketOptions, apply_options, bind, tcp_listener, tcp_socket, udp_socket,
 };
 pub use sysclock::{ClockSync, boot_id, clock_sync};
+pub use tcp_info::tcp_info_bytes;
 pub use timestamp::{TimestampMode, TimestampSource, TxId, enable_timestamps};
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Result types (serde) shared by the CLI, the agent and library users: the JSON schema.
 
 mod a2a;
+mod rtt;
 mod voice;
 
 pub use a2a::{
@@ -12,6 +13,7 @@ pub mod dns;
 pub mod html;
 pub mod http;
 pub mod ping;
+pub mod tcp;
 pub mod timeline;
 pub mod trace;
 pub mod trace_export;

@@ -19,6 +19,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::rtt::RttMs;
+use super::rtt::labelled;
 use crate::ping::TargetStats;
 use crate::ping::summary::exact_median;
 
@@ -36,21 +38,6 @@ pub struct PingReport {
     pub duration_ms: f64,
     /// One entry per target, in the order given.
     pub targets: Vec<PingTargetReport>,
-}
-
-/// Round-trip statistics in milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RttMs {
-    /// Smallest.
-    pub min: f64,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// Largest.
-    pub max: f64,
-    /// Population standard deviation.
-    pub stddev: f64,
 }
 
 /// One target's result.
@@ -162,16 +149,19 @@ impl PingReport {
 
 /// How a target is named in text output: the name, with the address when they differ.
 fn label(t: &PingTargetReport) -> String {
-    match t.addr {
-        Some(a) if a.to_string() != t.target => format!("{} ({a})", t.target),
-        _ => t.target.clone(),
-    }
+    t.addr
+        .map_or_else(|| t.target.clone(), |a| labelled(&t.target, a))
+}
+
+/// The width of the widest label, so that the columns after it line up.
+fn label_width(r: &PingReport) -> usize {
+    r.targets.iter().map(|t| label(t).len()).max().unwrap_or(0)
 }
 
 /// The fping-like summary: one line per target,
 /// `NAME : xmt/rcv/%loss = 3/3/0%, min/avg/max = 0.05/0.06/0.08`.
 pub fn render_summary(r: &PingReport) -> String {
-    let width = r.targets.iter().map(|t| label(t).len()).max().unwrap_or(0);
+    let width = label_width(r);
     let mut out = String::new();
     for t in &r.targets {
         let _ = write!(
@@ -203,7 +193,7 @@ pub fn render_summary(r: &PingReport) -> String {
 /// fping's `-C` list: `NAME : 0.05 0.06 -` with every probe's round-trip time in ms and `-`
 /// for a lost one.
 pub fn render_per_probe(r: &PingReport) -> String {
-    let width = r.targets.iter().map(|t| label(t).len()).max().unwrap_or(0);
+    let width = label_width(r);
     let mut out = String::new();
     for t in &r.targets {
         let _ = write!(out, "{:<width$} :", label(t));

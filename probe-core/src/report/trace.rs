@@ -16,6 +16,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::rtt::RttMs;
+use super::rtt::labelled;
 use crate::trace::FlowMode;
 pub use crate::trace::{Privilege, Protocol};
 pub use crate::wire::reply_kind::ReplyKind;
@@ -147,22 +149,6 @@ pub struct ResponderReport {
     pub reply_ttl: Option<u8>,
 }
 
-/// RTT summary in milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct RttMs {
-    /// Minimum.
-    pub min: f64,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// Maximum.
-    pub max: f64,
-    /// Population standard deviation.
-    pub stddev: f64,
-}
-
 /// One MPLS label stack entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MplsLabel {
@@ -192,10 +178,10 @@ pub struct LinkReport {
 /// with a line per MPLS label under its responder.
 pub fn render_table(r: &TraceReport) -> String {
     let mut out = String::new();
-    let target = match &r.target_name {
-        Some(n) => format!("{n} ({})", r.target),
-        None => r.target.to_string(),
-    };
+    let target = r
+        .target_name
+        .as_deref()
+        .map_or_else(|| r.target.to_string(), |n| labelled(n, r.target));
     let _ = writeln!(
         out,
         "probe trace to {target} from {}: {} {}, {} hops, {}{}",
@@ -213,10 +199,10 @@ pub fn render_table(r: &TraceReport) -> String {
             h.responders
                 .iter()
                 .map(|x| {
-                    let name = match &x.hostname {
-                        Some(n) => format!("{n} ({})", x.addr),
-                        None => x.addr.to_string(),
-                    };
+                    let name = x
+                        .hostname
+                        .as_deref()
+                        .map_or_else(|| x.addr.to_string(), |n| labelled(n, x.addr));
                     let note = x.kind.annotation().map(|a| format!(" {a}"));
                     format!(
                         "{name}{}{}",

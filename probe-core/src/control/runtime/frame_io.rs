@@ -25,12 +25,16 @@ pub(super) async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, 
     Ok(body)
 }
 
+/// Why a message could not be written to a stream.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the message to the stream: {0}")]
+pub(super) struct WriteMessageError(#[from] quinn::WriteError);
+
 /// Writes one message as a frame.
 pub(super) async fn write_message(
     send: &mut quinn::SendStream,
     msg: &Message,
-) -> Result<(), String> {
-    send.write_all(&encode(msg))
-        .await
-        .map_err(|e| e.to_string())
+) -> Result<(), WriteMessageError> {
+    send.write_all(&encode(msg)).await?;
+    Ok(())
 }

@@ -1,0 +1,181 @@
+//! The configuration's single values: one `[[tests]]` entry, and the values that are
+//! checked the same way whether they come from the file or the environment.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::{Class, Inet, Kind, Problems, TEST_KEYS, TestConfig, Where};
+use crate::config_toml::Table;
+
+pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<TestConfig> {
+    t.check_keys(TEST_KEYS, problems);
+    let before = problems.0.len();
+    let missing = |problems: &mut Problems, key: &str, hint: &str| {
+        problems.push(t.here(t.first_span()), format!("`{key}` is missing"), hint);
+    };
+    let name = t.string("name", problems).map(|v| v.0);
+    let kind = t.string("kind", problems);
+    let target = t.string("target", problems);
+    let interval = t.duration("interval", problems);
+    if !t.has("name") {
+        missing(problems, "name", "every test needs a unique name");
+    }
+    if !t.has("target") {
+        missing(
+            problems,
+            "target",
+            "give an address, HOST:PORT or a DNS name",
+        );
+    }
+    if !t.has("interval") {
+        missing(problems, "interval", r#"e.g. interval = "10s""#);
+    }
+    let kind = match kind {
+        Some((k, at)) => match k.as_str() {
+            "a2a" => Some(Kind::A2a),
+            "trace" => Some(Kind::Trace),
+            "http" => Some(Kind::Http),
+            other => {
+                problems.push(
+                    at,
+                    format!("the agent cannot run kind `{other}`"),
+                    "use a2a, trace or http",
+                );
+                None
+            }
+        },
+        None => {
+            if !t.has("kind") {
+                missing(problems, "kind", "a2a, trace or http");
+            }
+            None
+        }
+    };
+    let count = t.uint("count", 1_000_000, problems).unwrap_or(100) as u32;
+    let packet_interval = t
+        .duration("packet_interval", problems)
+        .unwrap_or(Duration::from_millis(20));
+    let class = match t.string("class", problems) {
+        Some((c, at)) => match c.as_str() {
+            "latency" => Class::Latency,
+            "throughput" => Class::Throughput,
+            _ => {
+                problems.push(at, format!("unknown class `{c}`"), "latency or throughput");
+                Class::Latency
+            }
+        },
+        None => Class::Latency,
+    };
+    let port = t
+        .uint("port", 65_535, problems)
+        .map_or(probe_core::a2a::DEFAULT_PORT, |p| p as u16);
+    let max_ttl = t.uint("max_ttl", 255, problems).map_or(30, |n| n as u8);
+    let interval = interval.unwrap_or(Duration::from_secs(60));
+    let deadline = t.duration("deadline", problems).unwrap_or(interval);
+    let jitter = t.duration("jitter", problems).unwrap_or(interval / 10);
+    if interval.is_zero() || count == 0 || deadline.is_zero() || packet_interval.is_zero() {
+        problems.push(
+            t.here(t.first_span()),
+            "interval, count, deadline and packet_interval must be above zero",
+            "give positive values",
+        );
+    }
+    if let Some((spec, at)) = &target {
+        if kind == Some(Kind::Http) {
+            check_url(spec, at.clone(), problems);
+        } else if let Err(e) = probe_core::a2a::runtime::PeerSpec::parse(spec, port) {
+            problems.push(
+                at.clone(),
+                e.to_string(),
+                "give an address, HOST:PORT or a DNS name",
+            );
+        }
+    }
+    let target = target.map(|v| v.0);
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(TestConfig {
+        name: name?,
+        kind: kind?,
+        target: target?,
+        interval,
+        count,
+        packet_interval,
+        deadline,
+        jitter,
+        class,
+        port,
+        max_ttl,
+    })
+}
+
+pub(crate) fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) fn read_token(path: &Path, at: Where, problems: &mut Problems) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+        Ok(_) => {
+            problems.push(
+                at,
+                format!("{} is empty", path.display()),
+                "put the token in it",
+            );
+            None
+        }
+        Err(e) => {
+            problems.push(
+                at,
+                format!("cannot read {}: {e}", path.display()),
+                "check the path and its permissions",
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn parse_inet(v: &str, at: Where, problems: &mut Problems) -> Option<Inet> {
+    match v.trim() {
+        "4" => Some(Inet::V4),
+        "6" => Some(Inet::V6),
+        "any" => Some(Inet::Any),
+        _ => {
+            problems.push(at, format!("`{v}` is not a family"), "use 4, 6 or any");
+            None
+        }
+    }
+}
+
+pub(crate) fn parse_listen(v: &str, at: Where, problems: &mut Problems) -> Option<SocketAddr> {
+    match v.trim().parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            problems.push(
+                at,
+                format!("`{v}` is not ADDRESS:PORT"),
+                "e.g. 0.0.0.0:8000 or [::]:8000",
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn check_url(u: &str, at: Where, problems: &mut Problems) -> Option<String> {
+    if u.starts_with("http://") || u.starts_with("https://") {
+        Some(u.to_owned())
+    } else {
+        problems.push(
+            at,
+            format!("`{u}` is not an http(s) URL"),
+            "e.g. http://prometheus:9090/api/v1/write",
+        );
+        None
+    }
+}

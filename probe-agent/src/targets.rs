@@ -1,0 +1,179 @@
+//! From a test's target to the peers a run measures: an address or `HOST:PORT` is one peer; a
+//! name is resolved (again every `mesh.resolve_interval`) and every address but the agent's
+//! own is a peer, or a stable subset of them with `mesh.max_peers` (see [`crate::mesh`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use probe_core::a2a::runtime::PeerSpec;
+use probe_core::dns::Family;
+use probe_core::{DnsConfig, Resolver};
+
+use crate::config::{Config, Inet, TestConfig};
+use crate::mesh::PeerSet;
+use crate::record::ErrorClass;
+use crate::runner::{Failure, HttpContext, classify_dns};
+use crate::state::AgentShared;
+
+struct Cached {
+    peers: PeerSet,
+    resolved_at: Instant,
+}
+
+/// The peers of every test, with the resolution cache.
+pub struct Targets {
+    shared: std::sync::Arc<AgentShared>,
+    http: HttpContext,
+    resolver: Option<Resolver>,
+    family: Family,
+    agent_id: String,
+    max_peers: Option<usize>,
+    resolve_interval: Duration,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl std::fmt::Debug for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Targets")
+            .field("agent_id", &self.agent_id)
+            .field("max_peers", &self.max_peers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The resolver settings of a configuration.
+pub fn dns_config(cfg: &Config) -> Result<DnsConfig, probe_core::DnsError> {
+    if cfg.dns.is_empty() {
+        return Ok(DnsConfig::default());
+    }
+    let servers = cfg
+        .dns
+        .iter()
+        .map(|s| probe_core::dns::parse_server(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DnsConfig::custom(servers))
+}
+
+impl Targets {
+    /// Targets resolved as `cfg` says, for the agent `agent_id`. A resolver that cannot be
+    /// made (no system configuration) only fails the tests that need names.
+    /// The peers measured are published to `shared`.
+    pub fn new(cfg: &Config, shared: std::sync::Arc<AgentShared>) -> Targets {
+        let agent_id = shared.info().id;
+        let dns = dns_config(cfg).unwrap_or_default();
+        let resolver = match Resolver::new(&dns) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("no DNS resolver ({e}); tests toward names will fail");
+                None
+            }
+        };
+        let family = match cfg.inet {
+            Inet::V4 => Family::V4,
+            Inet::V6 => Family::V6,
+            Inet::Any => Family::Any,
+        };
+        Targets {
+            shared,
+            http: HttpContext {
+                dns,
+                family,
+                proxy: cfg.proxy.clone(),
+            },
+            resolver,
+            family,
+            agent_id,
+            max_peers: cfg.mesh.max_peers,
+            resolve_interval: cfg.mesh.resolve_interval,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What http tests need of the configuration.
+    pub fn http_context(&self) -> &HttpContext {
+        &self.http
+    }
+
+    /// The peers `test` measures now (not for http: the URL names its server).
+    pub async fn peers(&self, test: &TestConfig) -> Result<Vec<SocketAddr>, Failure> {
+        let spec = PeerSpec::parse(&test.target, test.port)
+            .map_err(|e| Failure::new(ErrorClass::Other, e.to_string()))?;
+        if let Ok(ip) = spec.host.parse::<IpAddr>() {
+            let peer = SocketAddr::new(ip, spec.port);
+            self.shared
+                .set_peers(&test.name, [peer.to_string()].into_iter().collect());
+            return Ok(vec![peer]);
+        }
+        let fresh = {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache
+                .get(&test.name)
+                .filter(|c| c.resolved_at.elapsed() < self.resolve_interval)
+                .map(|c| c.peers.peers().collect::<Vec<_>>())
+        };
+        let ips = match fresh {
+            Some(ips) => ips,
+            None => self.resolve(test, &spec.host).await?,
+        };
+        let peers: Vec<SocketAddr> = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, spec.port))
+            .collect();
+        self.shared
+            .set_peers(&test.name, peers.iter().map(ToString::to_string).collect());
+        Ok(peers)
+    }
+
+    async fn resolve(&self, test: &TestConfig, host: &str) -> Result<Vec<IpAddr>, Failure> {
+        let Some(resolver) = &self.resolver else {
+            return Err(Failure::new(
+                ErrorClass::NameNotFound,
+                format!("cannot resolve `{host}`: no DNS resolver (set PROBE_DNS)"),
+            ));
+        };
+        let resolved = resolver
+            .lookup_host(host, self.family)
+            .await
+            .map_err(|e| Failure::new(classify_dns(&e), e.to_string()))?;
+        let own = own_addresses();
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = cache.entry(test.name.clone()).or_insert_with(|| Cached {
+            peers: PeerSet::default(),
+            resolved_at: Instant::now(),
+        });
+        let change = entry
+            .peers
+            .update(&resolved, &own, self.max_peers, &self.agent_id);
+        entry.resolved_at = Instant::now();
+        if !change.joined.is_empty() || !change.left.is_empty() {
+            tracing::info!(
+                test = %test.name,
+                joined = ?change.joined,
+                left = ?change.left,
+                "mesh peers of `{host}` changed"
+            );
+        }
+        Ok(entry.peers.peers().collect())
+    }
+}
+
+/// The addresses of this host's interfaces (a mesh name resolving to one of them is us).
+pub fn own_addresses() -> BTreeSet<IpAddr> {
+    let mut out = BTreeSet::new();
+    match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => {
+            for a in addrs {
+                let Some(sa) = a.address else { continue };
+                if let Some(v4) = sa.as_sockaddr_in() {
+                    out.insert(IpAddr::V4(v4.ip()));
+                } else if let Some(v6) = sa.as_sockaddr_in6() {
+                    out.insert(IpAddr::V6(v6.ip()));
+                }
+            }
+        }
+        Err(e) => tracing::warn!("cannot list this host's addresses: {e}"),
+    }
+    out
+}

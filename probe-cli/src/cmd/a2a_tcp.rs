@@ -1,0 +1,237 @@
+//! `probe a2a --proto tcp`: connect latency, or with `--throughput` bulk transfer, against
+//! a peer's 49153/tcp (or an embedded server on loopback).
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use probe_core::a2a::Direction;
+use probe_core::a2a::runtime::{Family, PeerSpec};
+use probe_core::report::tcp::{TcpConnectReport, TcpDirectionReport, TcpThroughputReport};
+use probe_core::stats::Summary;
+use probe_core::tcp::runtime::{
+    ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, ThroughputTest, run_connect,
+    run_throughput,
+};
+use probe_core::tcp::{Gate, LocalAdmission};
+use tokio::sync::oneshot;
+
+use crate::cli::{A2aArgs, STAMP_PORT};
+
+/// Connects made when --count is not given.
+const DEFAULT_CONNECTS: u32 = 100;
+/// Throughput test length when --duration is not given.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
+    if args.profile.is_some() {
+        bail!("--profile voice is a UDP test: drop --proto tcp");
+    }
+    if !args.throughput && (args.streams != 1 || args.direction.is_some()) {
+        bail!(
+            "--streams and --direction need --throughput with --proto tcp (a connect test has neither)"
+        );
+    }
+    if args.throughput && args.count.is_some() {
+        bail!("--count counts connects; a --throughput test runs for --duration");
+    }
+    let family = match (args.family.ipv4, args.family.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    let (peer, label, embedded) = match &args.peer {
+        Some(spec) => {
+            let spec = PeerSpec::parse(spec, STAMP_PORT)?;
+            (spec.resolve(family).await?, spec.to_string(), None)
+        }
+        None => {
+            let (addr, stop, task) = start_embedded(family)?;
+            (addr, addr.to_string(), Some((stop, task)))
+        }
+    };
+    let opts = TcpClientOptions {
+        peer,
+        peer_label: label.clone(),
+        source: args.source,
+        interface: args.interface.clone(),
+        dscp: args.dscp,
+        mss: args.mss,
+        connect_timeout: args.wait,
+    };
+    let code = if args.throughput {
+        let duration = args.duration.unwrap_or(DEFAULT_DURATION);
+        let test = ThroughputTest {
+            direction: args.direction.unwrap_or(Direction::Both),
+            duration,
+            streams: args.streams,
+            interval: args.report_interval.unwrap_or(Duration::from_secs(1)),
+            cookie: [0; 16],
+        };
+        let report = run_throughput(&opts, test)
+            .await
+            .with_context(|| format!("the TCP throughput test against {label} failed"))?;
+        super::print_report(args.json, &report, render_throughput, true)?
+    } else {
+        let count = match args.count {
+            Some(0) => bail!("--count must be at least 1"),
+            Some(c) => u32::try_from(c).context("--count is at most 4294967295")?,
+            None => DEFAULT_CONNECTS,
+        };
+        if args.interval.is_zero() {
+            bail!("--interval must be positive");
+        }
+        let report = run_connect(
+            &opts,
+            ConnectTest {
+                count,
+                interval: args.interval,
+            },
+        )
+        .await
+        .with_context(|| format!("the TCP connect test against {label} failed"))?;
+        let ok = report.connected > 0;
+        let code = super::print_report(args.json, &report, render_connect, ok)?;
+        if !ok {
+            eprintln!(
+                "probe: no connect to {label} ({peer}/tcp) succeeded: {}",
+                report.first_error.as_deref().unwrap_or("no attempt made")
+            );
+        }
+        code
+    };
+    if let Some((stop, task)) = embedded {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    Ok(code)
+}
+
+type Embedded = (
+    SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<probe_core::tcp::runtime::TcpServerCounters>,
+);
+
+/// Starts a TCP test server on loopback (ephemeral port) for a self-contained run.
+fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
+    let ip = match family {
+        Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let server = TcpServer::bind(TcpServerConfig {
+        listen: vec![SocketAddr::new(ip, 0)],
+        admission: Arc::new(LocalAdmission::new(Gate::new(Duration::from_secs(
+            366 * 86_400,
+        )))),
+    })
+    .context("cannot start the embedded TCP server")?;
+    let addr = *server
+        .local_addrs()
+        .first()
+        .context("the embedded TCP server has no address")?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop, task))
+}
+
+fn summary_line(out: &mut String, name: &str, s: Option<&Summary>) {
+    match s {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "  {name:<14} min {:.3}  mean {:.3}  p50 {:.3}  p99 {:.3}  max {:.3}  stddev {:.3} ms",
+                s.min, s.mean, s.p50, s.p99, s.max, s.stddev
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  {name:<14} -");
+        }
+    }
+}
+
+fn render_connect(r: &TcpConnectReport) -> String {
+    let mut out = String::new();
+    let f = &r.failures;
+    let _ = writeln!(
+        out,
+        "TCP connect to {} ({}): {} of {} connected; failed: {} refused, {} timeout, {} unreachable, {} other",
+        r.peer, r.address, r.connected, r.attempts, f.refused, f.timeout, f.unreachable, f.other
+    );
+    summary_line(&mut out, "handshake", r.handshake_ms.as_ref());
+    summary_line(&mut out, "TCP_INFO rtt", r.tcp_info_rtt_ms.as_ref());
+    if let Some(e) = &r.first_error {
+        let _ = writeln!(out, "  first error: {e}");
+    }
+    out
+}
+
+/// `1.23 Gbit/s` style rate.
+fn rate(bps: f64) -> String {
+    let (v, unit) = if bps >= 1e9 {
+        (bps / 1e9, "Gbit/s")
+    } else if bps >= 1e6 {
+        (bps / 1e6, "Mbit/s")
+    } else if bps >= 1e3 {
+        (bps / 1e3, "kbit/s")
+    } else {
+        (bps, "bit/s")
+    };
+    format!("{v:.2} {unit}")
+}
+
+fn render_direction(out: &mut String, name: &str, d: &TcpDirectionReport) {
+    let rtt = d
+        .rtt_ms
+        .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.3} ms"));
+    let _ = writeln!(
+        out,
+        "  {name:<4} {}  {} bytes in {:.2} s, {} retransmits, rtt {rtt}, cwnd {} bytes",
+        rate(d.bits_per_second),
+        d.bytes,
+        d.seconds,
+        d.retransmits,
+        d.cwnd_bytes
+    );
+    if d.streams.len() > 1 {
+        for s in &d.streams {
+            let _ = writeln!(
+                out,
+                "    stream {:<3} {}  {} retransmits",
+                s.stream,
+                rate(s.bits_per_second),
+                s.retransmits
+            );
+        }
+    }
+    for i in &d.intervals {
+        let _ = writeln!(
+            out,
+            "    {:>7.2}-{:<7.2} s  {}",
+            i.start_s,
+            i.end_s,
+            rate(i.bits_per_second)
+        );
+    }
+}
+
+fn render_throughput(r: &TcpThroughputReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "TCP throughput with {} ({}), {} s, {} stream(s) per direction:",
+        r.peer, r.address, r.duration_s, r.streams
+    );
+    if let Some(d) = &r.to {
+        render_direction(&mut out, "to", d);
+    }
+    if let Some(d) = &r.from {
+        render_direction(&mut out, "from", d);
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! `probe http` next to `curl -w` on the same request in the same run, and both next to the
+//! wire: a capture in `a` times each connection's TCP and TLS handshakes as the packets show
+//! them.
+//!
+//! Each phase of probe is checked against curl's like phase (medians, within 20% or 0.2 ms),
+//! except the TLS handshake: curl's `time_appconnect - time_connect` also holds curl's own
+//! per-connection TLS setup (OpenSSL builds a new context for every connection before it
+//! writes the ClientHello) and OpenSSL's slower processing of the server's flight, both
+//! visible in the capture. probe's TLS phase is checked against the wire instead (TCP
+//! handshake done to the client's Finished sent), and the total without the TLS phase against
+//! curl's.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pnet_packet::Packet;
+use pnet_packet::ip::IpNextHeaderProtocols;
+use pnet_packet::tcp::{TcpFlags, TcpPacket};
+
+use super::common::capture::{Capture, Captured, Frame};
+use super::{BLOB_SIZE, Command, HTTPS, NetnsResolvConf, bed, num, parse, run, run_ok, text};
+
+/// Interleaved rounds of one curl and one probe run each.
+const ROUNDS: usize = 7;
+
+/// The bound of the issue: within 20% of the reference or 0.2 ms.
+fn within(ours: f64, reference: f64) -> bool {
+    (ours - reference).abs() <= (0.2 * reference).max(0.2)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One TCP segment of a capture: when, whether the client sent it, its flags, its payload size.
+struct Segment {
+    time: Duration,
+    client_port: u16,
+    from_client: bool,
+    flags: u8,
+    len: usize,
+}
+
+fn segment(frame: &Frame) -> Option<Segment> {
+    let ip = frame.ipv4(IpNextHeaderProtocols::Tcp)?;
+    let tcp = TcpPacket::new(ip.payload())?;
+    // From the lengths in the headers: a short frame carries Ethernet padding.
+    let len = usize::from(ip.get_total_length())
+        .checked_sub(usize::from(ip.get_header_length()) * 4)?
+        .checked_sub(usize::from(tcp.get_data_offset()) * 4)?;
+    let from_client = tcp.get_destination() == HTTPS;
+    let client_port = if from_client {
+        tcp.get_source()
+    } else {
+        tcp.get_destination()
+    };
+    Some(Segment {
+        time: frame.time,
+        client_port,
+        from_client,
+        flags: tcp.get_flags(),
+        len,
+    })
+}
+
+/// One connection's handshakes as the capture shows them, in ms.
+#[derive(Clone, Copy, Debug)]
+struct WireConn {
+    /// The SYN left.
+    syn: Duration,
+    /// SYN to SYN-ACK.
+    connect_ms: f64,
+    /// SYN-ACK to the client's first segment after the server's first flight (its Finished).
+    tls_ms: f64,
+    /// Whether the response was the 256 KiB blob (a segment of 1000 bytes or more came).
+    blob: bool,
+}
+
+/// The connections to the https port, in the order they started.
+fn connections(cap: &Captured) -> Vec<WireConn> {
+    let mut by_port: BTreeMap<u16, Vec<Segment>> = BTreeMap::new();
+    for f in &cap.frames {
+        if let Some(s) = segment(f) {
+            by_port.entry(s.client_port).or_default().push(s);
+        }
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut conns: Vec<WireConn> = by_port
+        .values()
+        .filter_map(|segs| {
+            let syn = segs
+                .iter()
+                .find(|s| s.from_client && s.flags & TcpFlags::SYN != 0)?;
+            let syn_ack = segs.iter().find(|s| {
+                !s.from_client
+                    && s.flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN | TcpFlags::ACK
+            })?;
+            let flight = segs.iter().find(|s| !s.from_client && s.len > 0)?;
+            let finished = segs
+                .iter()
+                .find(|s| s.from_client && s.len > 0 && s.time > flight.time)?;
+            Some(WireConn {
+                syn: syn.time,
+                connect_ms: ms(syn_ack.time.saturating_sub(syn.time)),
+                tls_ms: ms(finished.time.saturating_sub(syn_ack.time)),
+                blob: segs.iter().any(|s| !s.from_client && s.len >= 1000),
+            })
+        })
+        .collect();
+    conns.sort_by_key(|c| c.syn);
+    conns
+}
+
+/// curl's phases from `-w`, in ms: resolve, connect, tls, ttfb, transfer, total.
+fn curl_phases(stdout: &str) -> [f64; 6] {
+    let w: Vec<f64> = stdout
+        .lines()
+        .last()
+        .expect("curl -w line")
+        .split_whitespace()
+        .map(|x| x.parse::<f64>().expect("curl number") * 1e3)
+        .collect();
+    assert!((w[5] - BLOB_SIZE as f64 * 1e3).abs() < 0.5, "size");
+    [
+        w[0],
+        w[1] - w[0],
+        w[2] - w[1],
+        w[3] - w[2],
+        w[4] - w[3],
+        w[4],
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not met yet: probe's resolve (hickory, a fresh resolver and a socket per query, debug build) is ~0.3 ms slower than curl's getaddrinfo, and its transfer is at the edge of the bound under load; connect, ttfb and tls (against the wire) are within it (README, Phases next to curl); run with --ignored"]
+async fn phases_match_curl_on_the_same_request() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let bed = bed("curl");
+    // probe and curl both resolve www.lab.test through /etc/resolv.conf (the test's server).
+    let _resolv = NetnsResolvConf::new(&bed.lab.a, &bed.lab.b.ipv4().to_string());
+    let url = format!("https://www.lab.test:{HTTPS}/blob");
+    // Each process first makes one warm-up request and the second is compared: curl's first
+    // TLS phase includes OpenSSL loading its configuration (probe loads its trust store before
+    // the clock starts). curl's warm-up goes to another name (warm.lab.test), so its measured
+    // request still resolves and opens a new connection; probe uses a fresh resolver, a new
+    // connection and a full handshake (no resumption) per request. Both skip certificate
+    // verification (-k) and write the body nowhere (curl -o /dev/null; probe keeps no body
+    // without a body expression).
+    let warm = format!("https://warm.lab.test:{HTTPS}/small");
+    // Both tools and this process (the DNS server) get a high CPU priority, equally.
+    run_ok(Command::new("renice").args(["-n", "-15", "-p", &std::process::id().to_string()]));
+    let capture = Capture::start(&bed.lab.a, "eth0", &format!("tcp port {HTTPS}"));
+    let (mut ours, mut theirs) = (vec![Vec::new(); 6], vec![Vec::new(); 6]);
+    for _ in 0..ROUNDS {
+        let mut curl = bed.lab.a.command("nice");
+        curl.args(["-n", "-15", "curl"]);
+        curl.args(["-sS", "--http1.1", "-k", "-o", "/dev/null", "-o", "/dev/null"])
+            .arg("-w")
+            .arg("%{time_namelookup} %{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total} %{size_download}\\n")
+            .args([&warm, &url]);
+        let out = run(curl).await;
+        assert!(
+            out.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let curl_w = curl_phases(&String::from_utf8_lossy(&out.stdout));
+
+        let mut ours_cmd = bed.lab.a.command("nice");
+        ours_cmd
+            .args(["-n", "-15"])
+            .arg(probe_suite::probe_bin())
+            .args(["http", "--json", "-c", "2", "-i", "0s", "-k", &url]);
+        let out = run(ours_cmd).await;
+        let (code, report) = (out.status.code(), parse(&out));
+        assert_eq!(code, Some(0), "{report}");
+        let req = &report["requests"][1];
+        assert_eq!(req["status"], 200);
+        assert_eq!(req["size_bytes"], BLOB_SIZE);
+        assert_eq!(req["http_version"], "HTTP/1.1");
+        assert_eq!(text(req, "tls.version"), "TLSv1.3");
+        let days = num(req, "tls.cert_expires_in_days");
+        assert!((29.0..=30.0).contains(&days), "{req}");
+        let phase = |k: &str| num(&req["phases"], k);
+        let probe_now = [
+            phase("resolve_ms"),
+            phase("connect_ms"),
+            phase("tls_ms"),
+            phase("ttfb_ms"),
+            phase("transfer_ms"),
+            phase("total_ms"),
+        ];
+        eprintln!("probe {probe_now:.3?}\ncurl  {curl_w:.3?}");
+        for i in 0..6 {
+            ours[i].push(probe_now[i]);
+            theirs[i].push(curl_w[i]);
+        }
+    }
+    let captured = capture.stop();
+    // Per round, in order: curl's /blob, probe's first and probe's second request.
+    let blobs: Vec<WireConn> = connections(&captured)
+        .into_iter()
+        .filter(|c| c.blob)
+        .collect();
+    assert_eq!(
+        blobs.len(),
+        3 * ROUNDS,
+        "connections in the capture: {blobs:?}"
+    );
+    let wire = |offset: usize, f: fn(&WireConn) -> f64| {
+        median(blobs.iter().skip(offset).step_by(3).map(f).collect())
+    };
+    let (curl_wire_tls, probe_wire_tls) = (wire(0, |c| c.tls_ms), wire(2, |c| c.tls_ms));
+    let (curl_wire_connect, probe_wire_connect) =
+        (wire(0, |c| c.connect_ms), wire(2, |c| c.connect_ms));
+
+    let names = ["resolve", "connect", "tls", "ttfb", "transfer", "total"];
+    let m = |v: &[Vec<f64>], i: usize| median(v[i].clone());
+    let without_tls = |v: &[Vec<f64>]| median(v[5].iter().zip(&v[2]).map(|(t, s)| t - s).collect());
+    // (what, probe, reference, reference's name)
+    let mut checks: Vec<(String, f64, f64, &str)> = [0, 1, 3, 4]
+        .iter()
+        .map(|&i| (names[i].to_owned(), m(&ours, i), m(&theirs, i), "curl"))
+        .collect();
+    checks.push(("tls".into(), m(&ours, 2), probe_wire_tls, "wire"));
+    checks.push((
+        "total - tls".into(),
+        without_tls(&ours),
+        without_tls(&theirs),
+        "curl",
+    ));
+    eprintln!(
+        "{:>12}  {:>8}  {:>8}  (ms, medians of {ROUNDS})",
+        "phase", "probe", "curl"
+    );
+    for (i, name) in names.iter().enumerate() {
+        eprintln!("{name:>12}  {:8.3}  {:8.3}", m(&ours, i), m(&theirs, i));
+    }
+    eprintln!(
+        "{:>12}  {probe_wire_connect:8.3}  {curl_wire_connect:8.3}\n{:>12}  {probe_wire_tls:8.3}  {curl_wire_tls:8.3}",
+        "wire connect", "wire tls"
+    );
+    let mut failures = Vec::new();
+    for (what, o, r, against) in &checks {
+        let ok = within(*o, *r);
+        eprintln!(
+            "{what:>12}: probe {o:8.3} ms  {against} {r:8.3} ms  {}",
+            if ok { "ok" } else { "OFF" }
+        );
+        if !ok {
+            failures.push(format!("{what}: probe {o:.3} ms, {against} {r:.3} ms"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "phases off by more than 20% and 0.2 ms: {failures:?}"
+    );
+}
