@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # image (tests/containers.rs); python3-venv holds the deploy/ linters.
 packages=(iproute2 nftables conntrack iperf3 sockperf irtt iputils-ping fping mtr-tiny traceroute scamper
   tcpdump nginx tinyproxy curl openssl prometheus
-  podman runc netavark iptables python3-venv)
+  podman runc netavark iptables python3-venv chromium graphviz)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

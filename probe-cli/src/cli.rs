@@ -45,6 +45,9 @@ pub enum Command {
     Dns(DnsArgs),
     /// HTTP(S) test: each phase timed (resolve, connect, TLS, first byte, transfer), classified failures.
     Http(HttpArgs),
+    /// Render a saved `--json` result of `probe a2a` or `probe trace` as a self-contained
+    /// HTML report.
+    Report(ReportArgs),
     /// Long-running agent that runs scheduled tests and answers peers.
     Agent(AgentArgs),
     /// Print the results an agent keeps in its spool.
@@ -70,6 +73,30 @@ pub struct HealthcheckArgs {
     /// How long to wait for the connection and the status line.
     #[arg(long, default_value = "3s", value_parser = parse_wait)]
     pub timeout: Duration,
+}
+
+/// `probe report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The saved result (`probe a2a --json`, `probe trace --json`); `-` reads stdin.
+    #[arg(value_name = "RESULT.json")]
+    pub input: PathBuf,
+    /// Where to write the HTML (default: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `probe trace --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceFormat {
+    /// The mtr-like table.
+    Table,
+    /// JSON (as --json).
+    Json,
+    /// A Graphviz digraph of the path.
+    Dot,
+    /// One CSV row per hop responder.
+    Csv,
 }
 
 /// Address family restriction shared by the test commands.
@@ -257,6 +284,14 @@ pub struct A2aArgs {
     /// with --json, the `intervals` array), e.g. `1s` (100ms to 1h).
     #[arg(long, value_name = "DURATION", value_parser = parse_report_interval)]
     pub report_interval: Option<Duration>,
+    /// Also write the result as a self-contained HTML report to FILE (delays and loss over
+    /// time, distributions, the clock banner); opens offline in any browser.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Keep the test's time series (at most 1000 buckets of loss, round-trip and one-way
+    /// delays) and put it in the JSON as `timeline` (implied by --html).
+    #[arg(long)]
+    pub timeline: bool,
     /// No progress on the terminal (by default a run longer than about 2 s shows a live
     /// progress line on stderr when stderr is a terminal).
     #[arg(long)]
@@ -438,6 +473,14 @@ pub struct TraceArgs {
     /// Print the result as JSON (schema in the README).
     #[arg(long)]
     pub json: bool,
+    /// Output format: `table` (default), `json` (as --json), `dot` (Graphviz digraph of the
+    /// path) or `csv` (one row per hop responder; columns in the README).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<TraceFormat>,
+    /// Also write the result as a self-contained HTML report to FILE (the path graph and
+    /// the RTT per hop); opens offline in any browser.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Address family.
     #[command(flatten)]
     pub family: FamilyArgs,

@@ -381,6 +381,7 @@ fn options_from(args: &A2aArgs) -> anyhow::Result<(A2aOptionsBuilder, (Pace, Lim
     } else {
         (o, pace, limit)
     };
+    let o = o.timeline(args.timeline || args.html.is_some());
     Ok((o.pace(pace).limit(limit), (pace, limit)))
 }
 
@@ -517,6 +518,16 @@ fn embedded_note(args: &A2aArgs) -> &'static str {
 }
 
 fn print(args: &A2aArgs, views: &Views<'_>, note: &str) -> anyhow::Result<()> {
+    if let Some(path) = &args.html {
+        match views.outcome {
+            Some(o) => {
+                super::report::write_html(path, &probe_core::report::html::a2a_page(&o.report)?)?
+            }
+            None => {
+                eprintln!("probe: --html: no report of this end's test to draw (--direction from)")
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&views.json()?)?);
     } else {

@@ -11,6 +11,7 @@ mod dns;
 mod healthcheck;
 mod http;
 mod ping;
+mod report;
 mod serve;
 mod trace;
 
@@ -40,6 +41,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Dns(args) => dns::main(args, &cli.dns),
         Command::Http(args) => http::main(args, &cli.dns),
         Command::Healthcheck(args) => healthcheck::main(args),
+        Command::Report(args) => report::run(args),
         Command::Agent(args) => agent::main(args),
         Command::Results(args) => agent::results(args),
     }

@@ -6,13 +6,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use probe_core::dns::{DnsConfig, Family, Resolver};
 use probe_core::report::trace::{TraceReport, render_table};
+use probe_core::report::trace_export::{render_csv, render_dot};
 use probe_core::trace::{
     ConfigError, FlowMode, MdaOptions, Privilege, PrivilegeChoice, Protocol, TraceOptions,
     name_hops, resolve_target, run_mda, run_trace,
 };
 use serde::Serialize;
 
-use crate::cli::{TraceArgs, TraceProto};
+use crate::cli::{TraceArgs, TraceFormat, TraceProto};
 
 /// Runs `probe trace` on a single-threaded runtime: one task drives the sockets, and a
 /// short trace is over before worker threads would have started.
@@ -153,7 +154,21 @@ struct TraceJson<'a> {
 }
 
 fn print(args: &TraceArgs, report: &TraceReport, warnings: &[String]) -> anyhow::Result<()> {
-    if args.json {
+    if let Some(path) = &args.html {
+        super::report::write_html(path, &probe_core::report::html::trace_page(report)?)?;
+    }
+    match args.format {
+        Some(TraceFormat::Dot) => {
+            print!("{}", render_dot(report));
+            return Ok(());
+        }
+        Some(TraceFormat::Csv) => {
+            print!("{}", render_csv(report));
+            return Ok(());
+        }
+        Some(TraceFormat::Json | TraceFormat::Table) | None => {}
+    }
+    if args.json || args.format == Some(TraceFormat::Json) {
         let json = TraceJson { report, warnings };
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());

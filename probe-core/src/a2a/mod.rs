@@ -18,6 +18,7 @@ mod sender_state;
 mod session;
 mod session_config;
 mod stamp_keys;
+mod timeline;
 mod voice;
 
 pub use crate::wire::stamp_hmac::{StampKey, StampKeyError};

@@ -209,6 +209,7 @@ impl Sender {
             voice: None,
             authenticated: self.config.key.is_some(),
             auth_failed: self.auth_failed,
+            timeline: None,
         }
     }
 }

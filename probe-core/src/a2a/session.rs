@@ -101,6 +101,7 @@ pub struct SenderSession {
     intervals: Option<Intervals>,
     report: Option<IntervalReport>,
     voice: Option<VoiceMonitor>,
+    timeline: Option<super::timeline::Recorder>,
 }
 
 impl SenderSession {
@@ -135,6 +136,7 @@ impl SenderSession {
             intervals: None,
             report: None,
             voice: None,
+            timeline: None,
             cfg,
         })
     }
@@ -153,6 +155,16 @@ impl SenderSession {
     /// Takes the reflector's clock facts from the control plane (set no hellos then).
     pub fn set_peer_clock(&mut self, clock: crate::time::ClockInfo) {
         self.sender.set_peer_clock(clock);
+    }
+
+    /// Keeps the test's time series (the report's `timeline`, at most
+    /// [`MAX_BUCKETS`](crate::report::timeline::MAX_BUCKETS) buckets).
+    pub fn enable_timeline(&mut self) {
+        let planned = match (self.cfg.pace, self.cfg.limit) {
+            (Pace::Max { .. }, Limit::Duration(_)) => None,
+            _ => Some(self.sender.config().packet_count()),
+        };
+        self.timeline = Some(super::timeline::Recorder::new(planned));
     }
 
     /// The sans-IO sender inside (counters, clock facts).
@@ -257,6 +269,9 @@ impl SenderSession {
             },
         }
         let sent = self.sender.emit_next(now, buf).ok()?;
+        if let Some(t) = &mut self.timeline {
+            t.on_send(sent.seq, now);
+        }
         self.last_send = now;
         self.last_progress = now;
         if self.flood_window().is_none() && self.sender.is_complete() {
@@ -330,6 +345,9 @@ impl SenderSession {
                         one_way_ns,
                         rx,
                     );
+                }
+                if let Some(t) = &mut self.timeline {
+                    t.on_reply(seq, rtt_ns, one_way_ns, forward_duplicate);
                 }
                 self.answered += 1;
                 self.last_progress = self.last_progress.max(rx);
@@ -483,6 +501,10 @@ impl SenderSession {
             report.schedule_error_us = ScheduleErrorReport::default();
         }
         report.voice = self.voice.as_ref().map(|v| v.report(&report));
+        report.timeline = self
+            .timeline
+            .as_ref()
+            .map(|t| t.report(&report.clock, self.sender.provisional));
         TestOutcome {
             report,
             answered: self.answered > 0,

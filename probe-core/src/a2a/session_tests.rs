@@ -116,6 +116,17 @@ fn run(
     panic!("the session did not end");
 }
 
+/// Every 10th test packet lost forward, every 7th reply lost back (10 s late); 3 ms forward,
+/// 1 ms back; hellos 1 ms each way.
+fn lossy(seq: Option<u32>) -> Option<(u64, u64)> {
+    match seq {
+        None => Some((MS, MS)),
+        Some(n) if n % 10 == 9 => None,
+        Some(n) if n % 7 == 6 => Some((MS, 10_000 * MS)),
+        Some(_) => Some((3 * MS, MS)),
+    }
+}
+
 #[test]
 fn isochronous_test_with_hello_loss_and_intervals() {
     let mut s = session(
@@ -124,13 +135,7 @@ fn isochronous_test_with_hello_loss_and_intervals() {
         Some(Duration::from_secs(1)),
     );
     let mut path = Path::new();
-    // Every 10th test packet lost forward, every 7th reply lost back.
-    let reports = run(&mut s, &mut path, |seq| match seq {
-        None => Some((MS, MS)),
-        Some(n) if n % 10 == 9 => None,
-        Some(n) if n % 7 == 6 => Some((MS, 10_000 * MS)),
-        Some(_) => Some((3 * MS, MS)),
-    });
+    let reports = run(&mut s, &mut path, lossy);
     let o = s.finish();
     let r = &o.report;
     assert!(o.answered && !o.aborted_no_answer);
@@ -165,6 +170,54 @@ fn isochronous_test_with_hello_loss_and_intervals() {
     assert_eq!(first.forward.loss_pct, Some(10.0), "{first:?}");
     assert!((first.rtt_p50_ms.expect("rtt") - 4.0).abs() < 0.01);
     assert!((first.pps.expect("pps") - 100.0).abs() < 1.0);
+}
+
+/// The timeline (when enabled) adds up to the report: every packet in one bucket, the
+/// buckets' losses to the report's, the delays as the path made them.
+#[test]
+fn timeline_adds_up_to_the_report() {
+    let mut s = session(
+        Pace::Interval(Duration::from_millis(1)),
+        Limit::Count(3000),
+        None,
+    );
+    s.enable_timeline();
+    let mut path = Path::new();
+    run(&mut s, &mut path, lossy);
+    let r = s.finish().report;
+    let t = r.timeline.as_ref().expect("timeline");
+    assert_eq!((t.bucket_packets, t.buckets.len()), (3, 1000));
+    assert_eq!(t.buckets.iter().map(|b| b.sent).sum::<u64>(), r.sent);
+    assert_eq!(t.buckets.iter().map(|b| b.lost).sum::<u64>(), r.lost);
+    assert!(r.lost > 0);
+    for b in &t.buckets {
+        if let Some(f) = b.forward_ms {
+            assert!(
+                (f.min - 3.0).abs() < 1e-6 && (f.max - 3.0).abs() < 1e-6,
+                "{b:?}"
+            );
+        }
+        if let Some(x) = b.rtt_ms {
+            assert!((x.mean - 4.0).abs() < 1e-6, "{b:?}");
+        }
+    }
+    assert!(
+        (t.buckets[1].start_s - 0.003).abs() < 1e-9,
+        "{:?}",
+        t.buckets[1]
+    );
+
+    // Not asked for: not in the report, nor in its JSON.
+    let mut s = session(
+        Pace::Interval(Duration::from_millis(10)),
+        Limit::Count(10),
+        None,
+    );
+    run(&mut s, &mut Path::new(), |_| Some((MS, MS)));
+    let r = s.finish().report;
+    assert!(r.timeline.is_none());
+    let json = serde_json::to_string(&r).expect("json");
+    assert!(!json.contains("timeline"));
 }
 
 #[test]

@@ -217,6 +217,10 @@ pub struct A2aReport {
     /// Replies dropped for a wrong or missing HMAC (authenticated mode; they count as lost).
     #[serde(default)]
     pub auth_failed: u64,
+    /// The test over time in at most 1000 buckets (`probe a2a --timeline`, `--html`); absent
+    /// from the JSON unless asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<super::Timeline>,
 }
 
 #[cfg(test)]
@@ -312,6 +316,7 @@ mod tests {
             voice: None,
             authenticated: false,
             auth_failed: 0,
+            timeline: None,
         }
     }
 

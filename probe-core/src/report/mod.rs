@@ -9,8 +9,14 @@ pub use a2a::{
     ScheduleErrorReport, TimestampSource,
 };
 pub mod dns;
+#[cfg(feature = "html")]
+pub mod html;
 pub mod http;
 pub mod ping;
 pub mod tcp;
+pub mod timeline;
 pub mod trace;
+pub mod trace_export;
+pub mod trace_graph;
+pub use timeline::{Spread, Timeline, TimelineBucket};
 pub use voice::{VoiceDirection, VoiceReport};

@@ -96,6 +96,7 @@ pub struct A2aOptions {
     pub(super) local_port: u16,
     pub(super) peer_clock: Option<crate::time::ClockInfo>,
     pub(super) stamp_key: Option<crate::a2a::StampKey>,
+    pub(super) timeline: bool,
 }
 
 impl A2aOptions {
@@ -123,6 +124,7 @@ impl A2aOptions {
             local_port: 0,
             peer_clock: None,
             stamp_key: None,
+            timeline: false,
         }
     }
 
@@ -352,6 +354,12 @@ impl A2aOptionsBuilder {
     /// (`auth_failed` in the report). The peer must hold the same key.
     pub fn stamp_key(mut self, key: impl Into<Option<crate::a2a::StampKey>>) -> Self {
         self.0.stamp_key = key.into();
+        self
+    }
+
+    /// Adds the test's time series to the report (`timeline`, at most 1000 buckets).
+    pub fn timeline(mut self, timeline: bool) -> Self {
+        self.0.timeline = timeline;
         self
     }
 

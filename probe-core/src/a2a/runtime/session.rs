@@ -78,6 +78,9 @@ fn session_for(opts: &A2aOptions) -> Result<SenderSession, A2aError> {
     if let Some(c) = opts.peer_clock {
         s.set_peer_clock(c);
     }
+    if opts.timeline {
+        s.enable_timeline();
+    }
     Ok(s)
 }
 
