@@ -519,13 +519,10 @@ fn embedded_note(args: &A2aArgs) -> &'static str {
 
 fn print(args: &A2aArgs, views: &Views<'_>, note: &str) -> anyhow::Result<()> {
     if let Some(path) = &args.html {
-        match views.outcome {
-            Some(o) => {
-                super::report::write_html(path, &probe_core::report::html::a2a_page(&o.report)?)?
-            }
-            None => {
-                eprintln!("probe: --html: no report of this end's test to draw (--direction from)")
-            }
+        if let Some(o) = views.outcome {
+            super::report::write_html(path, &probe_core::report::html::a2a_page(&o.report)?)?;
+        } else {
+            eprintln!("probe: --html: no report of this end's test to draw (--direction from)");
         }
     }
     if args.json {
