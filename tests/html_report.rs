@@ -191,11 +191,22 @@ fn a2a_report_in_chromium() {
     let page = scratch.0.join("a2a.html");
     let page_s = page.display().to_string();
     let peer = lab.b.ipv4().to_string();
-    // One hello, then 400 packets: the impairer drops every 10th forward packet (40).
+    // Plain STAMP (the `from` direction of a negotiated test would share the impaired forward
+    // link): one hello, then 400 packets, and the impairer drops every 10th forward one (40).
     let v = json_ok(&mut probe(
         &lab.a,
         &[
-            "a2a", "--peer", &peer, "-c", "400", "-i", "2ms", "--json", "--html", &page_s,
+            "a2a",
+            "--peer",
+            &peer,
+            "--no-control",
+            "-c",
+            "400",
+            "-i",
+            "2ms",
+            "--json",
+            "--html",
+            &page_s,
         ],
     ));
     assert_eq!(v["lost"], 40, "{v}");
