@@ -57,13 +57,13 @@ fn connect_latency_follows_the_configured_rtt() {
     assert_eq!(num(&v, "attempts"), 20.0, "{v}");
     assert_eq!(num(&v, "connected"), 20.0, "{v}");
     assert_eq!(num(&v, "failures.refused"), 0.0);
-    // SYN out, SYN-ACK back: one round trip of 10 + 5 ms through the impairment hop.
-    for stat in ["min", "p50"] {
+    // SYN out, SYN-ACK back: one round trip of 10 + 5 ms through the impairment hop. The
+    // fastest handshake is within 1 ms of it; the median, timed in user space around
+    // connect(), also carries the wake-ups of both processes and of the userspace hop, which
+    // the namespace teardown of earlier tests can delay by a few hundred microseconds.
+    for (stat, max) in [("min", 16.0), ("p50", 16.5)] {
         let got = num(&v, &format!("handshake_ms.{stat}"));
-        assert!(
-            (15.0..16.0).contains(&got),
-            "handshake {stat} {got} ms: {v}"
-        );
+        assert!((15.0..max).contains(&got), "handshake {stat} {got} ms: {v}");
     }
     let kernel = num(&v, "tcp_info_rtt_ms.p50");
     assert!((15.0..16.5).contains(&kernel), "TCP_INFO rtt {kernel} ms");
