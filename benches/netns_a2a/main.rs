@@ -169,7 +169,8 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn a2a_json(from: &Host, peer: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["a2a", "--peer", peer, "--json"];
+    // Plain STAMP: the rows measure one stream, not a negotiated test in both directions.
+    let mut args = vec!["a2a", "--peer", peer, "--json", "--no-control"];
     args.extend_from_slice(extra);
     let out = run(&mut probe(from, &args));
     peers::json("probe", &out.stdout).unwrap_or_else(|e| panic!("{e}"))
