@@ -43,10 +43,10 @@ struct State {
 }
 
 static STATE: LazyLock<Mutex<State>> = LazyLock::new(|| {
-    let config = ReflectorConfig {
-        rate_limit_pps: 0,
-        ..ReflectorConfig::default()
-    };
+    let config = ReflectorConfig::builder()
+        .rate_limit_pps(0)
+        .build()
+        .expect("valid reflector settings");
     let mut open = Reflector::new(config);
     let open_keys = StampKeyring::with_default(key(1));
     open.set_keyring(open_keys.clone());
