@@ -132,6 +132,9 @@ fuzz_target!(|data: &[u8]| {
         Err(DropReason::AuthFailed | DropReason::Unauthenticated) => {
             unreachable!("no keyring: every sender is answered unauthenticated")
         }
+        Err(DropReason::NotNegotiated { .. }) => {
+            unreachable!("no admission registry: sessions need no negotiation")
+        }
     }
     if bytes.len() < BASE_LEN {
         assert!(result.is_err());
