@@ -179,25 +179,7 @@ fn each_limit_is_enforced_and_named() {
         assert!(err.contains("over the responder's limit"), "{err}");
     }
     // One session held by a running test: a second is over --max-sessions 1.
-    let mut hold = probe(
-        &lab.a,
-        &[
-            "a2a",
-            "--peer",
-            &peer,
-            "--state-dir",
-            dir.to_str().expect("utf8"),
-            "--direction",
-            "to",
-            "-d",
-            "3s",
-            "-i",
-            "10ms",
-            "--json",
-        ],
-    );
-    hold.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let hold = lab.a.spawn(&mut hold).expect("spawn");
+    let hold = spawn_to_test(&lab.a, &peer, &dir, "3s");
     std::thread::sleep(Duration::from_secs(1));
     let out = a2a(&lab.a, &peer, &dir, &["-c", "10"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -512,25 +494,7 @@ fn a_far_end_that_vanishes_keeps_the_near_results() {
     let mut srv = serve_control(&lab.b, "gone", &[]);
     let peer = lab.b.ipv4().to_string();
     let dir = state("gone-client");
-    let mut cmd = probe(
-        &lab.a,
-        &[
-            "a2a",
-            "--peer",
-            &peer,
-            "--state-dir",
-            dir.to_str().expect("utf8"),
-            "--direction",
-            "to",
-            "-d",
-            "4s",
-            "-i",
-            "10ms",
-            "--json",
-        ],
-    );
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let client = lab.a.spawn(&mut cmd).expect("spawn");
+    let client = spawn_to_test(&lab.a, &peer, &dir, "4s");
     std::thread::sleep(Duration::from_secs(1));
     srv.child_mut().kill().expect("kill serve");
     let out = client.wait().expect("wait");
@@ -544,4 +508,33 @@ fn a_far_end_that_vanishes_keeps_the_near_results() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("far end's results"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts a `--direction to` test of `duration` from `host` toward `peer` in the background,
+/// its JSON and errors captured.
+fn spawn_to_test(
+    host: &probe_lab::Host,
+    peer: &str,
+    dir: &std::path::Path,
+    duration: &str,
+) -> probe_lab::Background {
+    let mut cmd = probe(
+        host,
+        &[
+            "a2a",
+            "--peer",
+            peer,
+            "--state-dir",
+            dir.to_str().expect("utf8"),
+            "--direction",
+            "to",
+            "-d",
+            duration,
+            "-i",
+            "10ms",
+            "--json",
+        ],
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    host.spawn(&mut cmd).expect("spawn")
 }
