@@ -1,5 +1,5 @@
-//! The agent's HTTP endpoint: `/` (who the agent is), `/healthz`, `/readyz`, `/metrics`
-//! (Prometheus text format) and `/results?since=T`.
+//! The agent's HTTP endpoint: `/` (who the agent is; a browser gets the dashboard),
+//! `/healthz`, `/readyz`, `/metrics` (Prometheus text format) and `/results?since=T`.
 //!
 //! A plain hyper 1 HTTP/1.1 server: five read-only routes need no framework.
 
@@ -11,10 +11,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+
+mod dashboard;
+pub mod dashboard_model;
 
 use crate::export::Metrics;
 use crate::state::AgentShared;
@@ -83,6 +86,14 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
     reply(status, "application/json", body)
 }
 
+/// Whether the client is a browser (its `Accept` names `text/html`).
+fn wants_html(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
 fn wants_json(req: &Request<Incoming>) -> bool {
     req.headers()
         .get(ACCEPT)
@@ -115,6 +126,15 @@ fn route(
             let info = shared.info();
             if wants_json(req) {
                 return json(StatusCode::OK, &serde_json::json!(info));
+            }
+            if wants_html(req) {
+                let page = dashboard::render(shared, req.uri().query(), crate::run_loop::unix_ns());
+                let mut r = reply(StatusCode::OK, "text/html; charset=utf-8", page);
+                r.headers_mut().insert(
+                    CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(probe_core::report::html::CONTENT_SECURITY_POLICY),
+                );
+                return r;
             }
             let body = format!(
                 "{}\nid: {}\nname: {}\ntags: {}\nversion: {}\n",

@@ -10,11 +10,13 @@
 
 mod a2a;
 mod charts;
+mod dashboard;
 mod trace;
 
 use std::fmt::Write as _;
 
 pub use a2a::{a2a_page, a2a_sections};
+pub use dashboard::{PairSeries, pair_figures};
 pub use trace::{path_graph_svg, trace_page, trace_sections};
 
 /// The page's Content-Security-Policy: nothing may load; inline styles (and the inline SVG
