@@ -169,3 +169,37 @@ pub fn ok_peers(records: &[Value], test: &str) -> BTreeSet<String> {
         .filter_map(|r| r["peer"].as_str().map(str::to_owned))
         .collect()
 }
+
+/// Serves `name` (in the zone `lab.test.`) as the A records `ips` from a DNS server on a UDP
+/// socket in `host`'s namespace (call inside a tokio runtime). Returns the server (it stops
+/// when dropped) and its `ADDR:PORT` for `PROBE_DNS`.
+pub fn serve_mesh_name(
+    host: &probe_lab::Host,
+    name: &str,
+    ips: &[std::net::Ipv4Addr],
+) -> (
+    hickory_server::Server<hickory_server::zone_handler::Catalog>,
+    String,
+) {
+    use hickory_server::proto::rr::RData;
+    use hickory_server::proto::rr::rdata::A;
+    let zone = super::dns_zone(
+        "lab.test.",
+        ips.iter()
+            .map(|&ip| (name.to_owned(), RData::A(A(ip))))
+            .collect(),
+    );
+    let mut catalog = hickory_server::zone_handler::Catalog::new();
+    catalog.upsert(zone.origin().clone(), vec![zone]);
+    let ip = host.ipv4();
+    let udp = host.run_in(move || {
+        let s = std::net::UdpSocket::bind((ip, 0)).expect("bind dns");
+        s.set_nonblocking(true).expect("nonblocking");
+        s
+    });
+    let udp = tokio::net::UdpSocket::from_std(udp).expect("tokio udp");
+    let dns = udp.local_addr().expect("addr").to_string();
+    let mut server = hickory_server::Server::new(catalog);
+    server.register_socket(udp);
+    (server, dns)
+}

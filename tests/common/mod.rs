@@ -270,5 +270,9 @@ pub fn dns_zone(
 
 /// `probe agent` inside testbed hosts.
 pub mod agent;
+
+/// Headless Chromium for the page tests.
+pub mod browser;
+
 /// tcpdump captures inside testbed hosts.
 pub mod capture;

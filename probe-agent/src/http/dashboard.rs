@@ -243,7 +243,11 @@ pub(super) fn render(shared: &AgentShared, query: Option<&str>, now_unix_ns: u64
         escape(&info.name),
         escape(&info.id),
         escape(&info.fingerprint),
-        escape(&info.tags.join(",")),
+        if info.tags.is_empty() {
+            "none".to_owned()
+        } else {
+            escape(&info.tags.join(","))
+        },
         escape(&info.version),
         records.len(),
         when(now_unix_ns),

@@ -1,6 +1,8 @@
 //! Charts of the agent's dashboard: one pair's runs over time (the agent composes the page;
 //! the records it reads are its own types).
 
+use std::fmt::Write as _;
+
 use super::charts::{self, FORWARD, LOSS, Line, REVERSE, ROUND_TRIP};
 use super::{HtmlError, figure};
 
@@ -61,7 +63,8 @@ pub fn pair_figures(s: &PairSeries, clock: &str) -> Result<String, HtmlError> {
         let caption = format!("Latency per run ({}); one-way: {clock}", names.join(", "));
         out.push_str(&figure("pair-latency", &caption, &svg));
     }
-    if !s.loss_pct.is_empty() {
+    let lossy = s.loss_pct.iter().filter(|p| p.1 > 0.0).count();
+    if lossy > 0 {
         let svg = charts::lines(
             "pair-loss",
             X_DESC,
@@ -73,7 +76,17 @@ pub fn pair_figures(s: &PairSeries, clock: &str) -> Result<String, HtmlError> {
             }],
             true,
         )?;
-        out.push_str(&figure("pair-loss", "Round-trip loss per run", &svg));
+        let caption = format!(
+            "Round-trip loss per run ({lossy} of {} runs lost packets)",
+            s.loss_pct.len()
+        );
+        out.push_str(&figure("pair-loss", &caption, &svg));
+    } else if !s.loss_pct.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\" id=\"pair-loss\">No loss in the last {} runs.</p>",
+            s.loss_pct.len()
+        );
     }
     Ok(out)
 }
@@ -95,6 +108,13 @@ mod tests {
         assert_eq!(latency.matches("<circle").count(), 5);
         assert!(latency.contains("clock shared"));
         assert_eq!(html.matches("<circle").count(), 8);
+        assert!(html.contains("(1 of 3 runs lost packets)"));
+        let quiet = PairSeries {
+            loss_pct: vec![(-1.0, 0.0), (0.0, 0.0)],
+            ..s
+        };
+        let html = pair_figures(&quiet, "").expect("charts");
+        assert!(html.contains("No loss in the last 2 runs."), "{html}");
         assert!(
             pair_figures(&PairSeries::default(), "")
                 .expect("empty")
