@@ -18,14 +18,13 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => (url, ProxyConfig::from_env(|k| std::env::var(k).ok())?),
         None => (local_server().await?, ProxyConfig::none()),
     };
-    let opts = HttpOptions {
-        count: 3,
-        interval: Duration::from_millis(50),
-        timeout: Duration::from_secs(5),
-        proxy,
-        expect: vec!["2xx".into()],
-        ..HttpOptions::new(url)
-    };
+    let opts = HttpOptions::builder(url)
+        .count(3)
+        .interval(Duration::from_millis(50))
+        .timeout(Duration::from_secs(5))
+        .proxy(proxy)
+        .expect("2xx")
+        .build()?;
     let report = run_http(&opts).await?;
     print!("{}", render_text(&report));
     println!("{}", serde_json::to_string(&report)?);

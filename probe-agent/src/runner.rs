@@ -237,14 +237,19 @@ pub struct HttpContext {
 }
 
 async fn run_http(test: &TestConfig, ctx: &HttpContext) -> Outcome {
-    let mut opts = probe_core::http::HttpOptions::new(test.target.clone());
-    opts.count = test.count;
-    opts.interval = test.packet_interval;
-    opts.timeout = test.deadline;
-    opts.dns = ctx.dns.clone();
-    opts.family = ctx.family;
-    opts.proxy = ctx.proxy.clone();
-    match probe_core::http::run_http(&opts).await {
+    let opts = probe_core::http::HttpOptions::builder(test.target.clone())
+        .count(test.count)
+        .interval(test.packet_interval)
+        .timeout(test.deadline)
+        .dns(ctx.dns.clone())
+        .family(ctx.family)
+        .proxy(ctx.proxy.clone())
+        .build();
+    let report = match opts {
+        Ok(opts) => probe_core::http::run_http(&opts).await,
+        Err(e) => Err(e),
+    };
+    match report {
         Ok(r) => {
             let failure = r.requests.iter().find_map(|q| q.error.as_ref()).map(|f| {
                 Failure::new(

@@ -41,25 +41,25 @@ fn options(args: &HttpArgs, global_dns: &[String]) -> anyhow::Result<HttpOptions
         Some(d) => d.as_bytes().to_vec(),
         None => Vec::new(),
     };
-    Ok(HttpOptions {
-        url: args.url.clone(),
-        method: args.method.clone(),
-        headers: args.header.clone(),
-        body,
-        expect: args.expect.clone(),
-        tls: TlsOptions {
+    let family = match (args.family.ipv4, args.family.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    Ok(HttpOptions::builder(args.url.clone())
+        .method(args.method.clone())
+        .headers(args.header.iter().cloned())
+        .body(body)
+        .expects(args.expect.iter().cloned())
+        .tls(TlsOptions {
             insecure: args.insecure,
             ca_file: args.cacert.clone(),
-        },
-        proxy,
-        timeout: args.timeout,
-        count: args.count,
-        interval: args.interval,
-        dns: super::dns_config(global_dns)?,
-        family: match (args.family.ipv4, args.family.ipv6) {
-            (true, _) => Family::V4,
-            (_, true) => Family::V6,
-            _ => Family::Any,
-        },
-    })
+        })
+        .proxy(proxy)
+        .timeout(args.timeout)
+        .count(args.count)
+        .interval(args.interval)
+        .dns(super::dns_config(global_dns)?)
+        .family(family)
+        .build()?)
 }

@@ -101,7 +101,7 @@ impl Attempt<'_> {
             .map_err(|_| {
                 Failure::new(
                     FailureClass::Timeout,
-                    format!("timed out after {:?} while {doing}", self.p.opts.timeout),
+                    format!("timed out after {:?} while {doing}", self.p.timeout),
                 )
             })
     }
@@ -114,7 +114,7 @@ pub(super) async fn one_request(p: &Prepared, resolver: &Resolver) -> HttpReques
         p,
         resolver,
         start,
-        deadline: start + p.opts.timeout,
+        deadline: start + p.timeout,
         tl: Timeline::default(),
         rep: HttpRequestReport {
             ok: false,
@@ -153,7 +153,7 @@ async fn run(a: &mut Attempt<'_>) -> Result<(), Failure> {
     let addrs = a
         .within(
             &format!("resolving {host}"),
-            a.resolver.lookup_host(&host, a.p.opts.family),
+            a.resolver.lookup_host(&host, a.p.family),
         )
         .await?
         .map_err(|e| dns_failure(&e, via.as_deref()))?;

@@ -60,6 +60,14 @@ pub enum HttpError {
     /// The resolver configuration is unusable.
     #[error(transparent)]
     Dns(crate::dns::DnsError),
+    /// A setting is out of its range.
+    #[error("bad setting `{setting}`: {why}")]
+    BadSetting {
+        /// The setting (the builder method's name).
+        setting: &'static str,
+        /// What is wrong and what to write instead.
+        why: String,
+    },
     /// The TLS setup failed.
     #[error("cannot set up TLS: {why}")]
     TlsSetup {

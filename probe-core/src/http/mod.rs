@@ -14,75 +14,22 @@ mod cert;
 mod client;
 mod error;
 mod expect;
+mod options;
 mod phases;
 mod proxy;
 mod tls;
 
 pub use error::{Failure, FailureClass, HttpError};
 pub use expect::{Expect, StatusSet};
+pub use options::{HttpOptions, HttpOptionsBuilder};
 pub use phases::Timeline;
 pub use proxy::{Proxy, ProxyConfig, no_proxy_matches, parse_no_proxy};
 pub use tls::TlsOptions;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::Bytes;
-use hyper::Method;
-use hyper::header::{HeaderName, HeaderValue};
-
-use crate::dns::{DnsConfig, DnsError, Family, Resolver};
+use crate::dns::{DnsError, Resolver};
 use crate::report::http::{HttpPhaseSummary, HttpReport, HttpRequestReport};
 use crate::stats::Distribution;
-
-/// What to request and how.
-#[derive(Clone, Debug)]
-pub struct HttpOptions {
-    /// `http://` or `https://` URL.
-    pub url: String,
-    /// The method (`GET` by default).
-    pub method: String,
-    /// Extra headers, `Name: value`; they replace probe's own of the same name.
-    pub headers: Vec<String>,
-    /// The request body.
-    pub body: Vec<u8>,
-    /// `--expect` values: statuses (`200`, `2xx`, `200-299`) or body regular expressions.
-    pub expect: Vec<String>,
-    /// What the TLS client trusts.
-    pub tls: TlsOptions,
-    /// Proxies.
-    pub proxy: ProxyConfig,
-    /// How long one request may take in all.
-    pub timeout: Duration,
-    /// Requests to make, each on a new connection.
-    pub count: u32,
-    /// Time between the starts of requests.
-    pub interval: Duration,
-    /// Name resolution.
-    pub dns: DnsConfig,
-    /// Address family of the connection.
-    pub family: Family,
-}
-
-impl HttpOptions {
-    /// A single GET of `url`, direct, 10 s timeout, system resolver and trust store.
-    pub fn new(url: impl Into<String>) -> Self {
-        HttpOptions {
-            url: url.into(),
-            method: "GET".into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            expect: Vec::new(),
-            tls: TlsOptions::default(),
-            proxy: ProxyConfig::none(),
-            timeout: Duration::from_secs(10),
-            count: 1,
-            interval: Duration::from_secs(1),
-            dns: DnsConfig::default(),
-            family: Family::Any,
-        }
-    }
-}
+use options::Prepared;
 
 /// The parts of the URL a request needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,73 +93,20 @@ impl Target {
     }
 }
 
-/// Validated options, ready to run.
-pub(crate) struct Prepared {
-    pub opts: HttpOptions,
-    pub target: Target,
-    pub method: Method,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
-    pub expect: Expect,
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    pub proxy: ProxyConfig,
-}
-
-impl Prepared {
-    fn new(opts: &HttpOptions) -> Result<Prepared, HttpError> {
-        let target = Target::parse(&opts.url)?;
-        let method =
-            Method::from_bytes(opts.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                HttpError::BadMethod {
-                    method: opts.method.clone(),
-                }
-            })?;
-        let headers = opts
-            .headers
-            .iter()
-            .map(|h| {
-                let bad = || HttpError::BadHeader { header: h.clone() };
-                let (n, v) = h.split_once(':').ok_or_else(bad)?;
-                Ok((
-                    HeaderName::from_bytes(n.trim().as_bytes()).map_err(|_| bad())?,
-                    HeaderValue::from_str(v.trim()).map_err(|_| bad())?,
-                ))
-            })
-            .collect::<Result<Vec<_>, HttpError>>()?;
-        let tls = if target.https {
-            Some(tls::client_config(&opts.tls)?)
-        } else {
-            None
-        };
-        Ok(Prepared {
-            target,
-            method,
-            headers,
-            body: Bytes::from(opts.body.clone()),
-            expect: Expect::parse(&opts.expect)?,
-            tls,
-            proxy: opts.proxy.clone(),
-            opts: opts.clone(),
-        })
-    }
-}
-
 /// Runs the test: `count` requests, one every `interval`, each on a new connection.
 ///
 /// Fails as a whole only on bad input (URL, proxy, header, method, expectation, CA file, DNS
 /// configuration); each request's failure is in its entry of the report.
 pub async fn run_http(opts: &HttpOptions) -> Result<HttpReport, HttpError> {
-    let p = Prepared::new(opts)?;
-    // Checks the resolver configuration once, up front.
-    Resolver::new(&opts.dns)?;
-    let count = opts.count.max(1);
+    let p = &opts.prepared;
+    let count = opts.count();
     let start = tokio::time::Instant::now();
     let mut requests: Vec<HttpRequestReport> = Vec::with_capacity(count as usize);
     for i in 0..count {
-        tokio::time::sleep_until(start + opts.interval * i).await;
+        tokio::time::sleep_until(start + opts.interval() * i).await;
         // A fresh resolver per request: each one measures a lookup, not hickory's cache.
-        let resolver = Resolver::new(&opts.dns)?;
-        let r = client::one_request(&p, &resolver).await;
+        let resolver = Resolver::new(opts.dns())?;
+        let r = client::one_request(p, &resolver).await;
         tracing::debug!(ok = r.ok, total_ms = r.phases.total_ms, "http request");
         requests.push(r);
     }
@@ -290,26 +184,5 @@ mod tests {
             );
             assert!(e.contains(why), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn bad_input_is_named() {
-        let mut o = HttpOptions::new("http://198.18.0.2/");
-        o.dns = DnsConfig::custom(vec!["127.0.0.1:53".parse().expect("addr")]);
-        o.headers = vec!["NoColon".into()];
-        assert!(matches!(
-            Prepared::new(&o),
-            Err(HttpError::BadHeader { .. })
-        ));
-        o.headers = vec!["X-Test: 1".into()];
-        o.method = "GE T".into();
-        assert!(matches!(
-            Prepared::new(&o),
-            Err(HttpError::BadMethod { .. })
-        ));
-        o.method = "post".into();
-        let p = Prepared::new(&o).expect("valid");
-        assert_eq!(p.method, Method::POST);
-        assert!(p.tls.is_none());
     }
 }
