@@ -31,9 +31,9 @@ use containers::podman::unique;
 use containers::servers::{dns, health};
 
 /// NAT, UDP: on podman's bridge behind masquerade, the peer negotiates a test with the agent
-/// over the published 49152/udp (control plane, QUIC) and measures it both ways through the
-/// published 49153/udp (STAMP); the agent's control identity is the one `GET /` on the
-/// published 8000/tcp shows. Outward, the container measures the peer, which sees only the
+/// over the published 49152/udp (control plane, QUIC) and measures it through the published
+/// 49153/udp (STAMP), the agent's view of it coming back; the agent's control identity is the
+/// one `GET /` on the published 8000/tcp shows. Outward, the container measures the peer, which sees only the
 /// host's uplink address.
 #[test]
 fn nat_stamp_and_control_through_published_udp_ports() {
@@ -47,14 +47,13 @@ fn nat_stamp_and_control_through_published_udp_ports() {
     );
     let fp = fingerprint(&lab.net.b, HOST_V4, TAG);
 
-    // Inward: `--direction both` needs the control plane (an explicit direction fails without
-    // one), so this run was negotiated over 49152/udp.
-    let v = a2a_json(
-        &lab.net.b,
-        "198.18.0.1",
-        &["-c", "100", "-i", "5ms", "--direction", "both"],
-    );
+    // Inward: negotiated over 49152/udp. The agent's own sending (`from`) cannot reach the
+    // peer's unpublished port through the masquerade: the default runs `to`, saying why.
+    let v = a2a_json(&lab.net.b, "198.18.0.1", &["-c", "100", "-i", "5ms"]);
     assert_clean_run(&v, 100.0, "peer -> agent (published 49152/udp, 49153/udp)");
+    assert_eq!(v["control"], "negotiated", "{v}");
+    assert_eq!(v["direction"], "to", "{v}");
+    assert!(v["far_end"].is_object(), "the agent's view came back: {v}");
     let client_state = TempDir::new("nat-client");
     let hello = json_ok(&mut probe(
         &lab.net.b,
@@ -334,7 +333,8 @@ fn seccomp_capabilities_dns_and_every_test_kind() {
 
     // No NET_RAW at all: the clear error.
     let bare = unique("nocap");
-    let mut options = run_line(&bare, &Volumes::new(&lab.podman), PEER_V4, Net::Published);
+    let bare_volumes = Volumes::new(&lab.podman);
+    let mut options = run_line(&bare, &bare_volumes, PEER_V4, Net::Published);
     options.retain(|o| !o.starts_with("--publish") && o != "--cap-add=NET_RAW");
     let c2 = agent::start(&lab.podman, &bare, &options);
     let out = c2.exec(
