@@ -13,8 +13,8 @@ use crate::common::a2a_json;
 /// The macvlan service's address (`PROBE_MACVLAN_IP`).
 const MACVLAN_IP: &str = "198.18.0.3";
 
-/// podman-compose: `PROBE_PODMAN_COMPOSE`, else the one scripts/test-all.sh installs in its
-/// venv (PyPI; Debian's 1.0.3 ignores `profiles` and `driver_opts`).
+/// podman-compose: `PROBE_PODMAN_COMPOSE`, else the one `scripts/test-all.sh` installs in its
+/// venv (from the Python package index; Debian's 1.0.3 ignores `profiles` and `driver_opts`).
 fn podman_compose() -> PathBuf {
     let path = std::env::var_os("PROBE_PODMAN_COMPOSE").map_or_else(
         || repo().join("target/deploy-venv/bin/podman-compose"),

@@ -59,7 +59,7 @@ fn logs_rotate_and_stop_flushes_the_spool() {
             Instant::now() < deadline,
             "no {} within 30 s; log volume: {:?}",
             file(LOG_KEEP).display(),
-            std::fs::read_dir(&logs).map(|d| d.count())
+            std::fs::read_dir(&logs).map(Iterator::count)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
