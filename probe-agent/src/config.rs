@@ -13,7 +13,7 @@ use serde::Serialize;
 pub use crate::config_kinds::{Kind, PingProtocol};
 use crate::config_toml::Table;
 use crate::config_values::{
-    check_url, parse_inet, parse_listen, read_test, read_token, split_list,
+    check_url, parse_count, parse_inet, parse_listen, read_test, read_token, split_list,
 };
 
 /// The environment the configuration reads (a snapshot, so tests can give their own).
@@ -216,6 +216,10 @@ pub struct Config {
     /// Where `probe-agent.log` goes, if anywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_dir: Option<PathBuf>,
+    /// `probe-agent.log` is rotated past this size (`PROBE_LOG_MAX_FILE_BYTES`).
+    pub log_max_file_bytes: u64,
+    /// Rotated log files kept (`PROBE_LOG_KEEP_FILES`).
+    pub log_keep_files: usize,
     /// DNS servers (`PROBE_DNS`); empty for the system's.
     pub dns: Vec<String>,
     /// Address family for names.
@@ -270,6 +274,8 @@ const TOP_KEYS: &[&str] = &[
     "token_file",
     "state_dir",
     "log_dir",
+    "log_max_file_bytes",
+    "log_keep_files",
     "dns",
     "inet",
     "fingerprint",
@@ -378,6 +384,8 @@ impl Config {
             state_dir: probe_core::control::default_state_dir()
                 .unwrap_or_else(|| PathBuf::from("/var/lib/probe")),
             log_dir: None,
+            log_max_file_bytes: 16 << 20,
+            log_keep_files: 4,
             dns: Vec::new(),
             inet: Inet::Any,
             http_listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
@@ -416,6 +424,12 @@ impl Config {
         }
         if let Some((v, _)) = t.string("log_dir", problems) {
             self.log_dir = Some(v.into());
+        }
+        if let Some(n) = t.uint("log_max_file_bytes", 1 << 40, problems) {
+            self.log_max_file_bytes = n;
+        }
+        if let Some(n) = t.uint("log_keep_files", 10_000, problems) {
+            self.log_keep_files = n as usize;
         }
         if let Some(v) = t.strings("dns", problems) {
             self.dns = v;
@@ -510,6 +524,16 @@ impl Config {
         if let Some(v) = get("PROBE_LOG_DIR") {
             self.log_dir = Some(v.into());
         }
+        if let Some(v) = get("PROBE_LOG_MAX_FILE_BYTES") {
+            let at = at("PROBE_LOG_MAX_FILE_BYTES");
+            self.log_max_file_bytes =
+                parse_count(&v, 1 << 40, at, problems).unwrap_or(self.log_max_file_bytes);
+        }
+        if let Some(v) = get("PROBE_LOG_KEEP_FILES") {
+            let at = at("PROBE_LOG_KEEP_FILES");
+            self.log_keep_files =
+                parse_count(&v, 10_000, at, problems).map_or(self.log_keep_files, |n| n as usize);
+        }
         if let Some(v) = get("PROBE_DNS") {
             self.dns = split_list(&v);
         }
@@ -555,6 +579,15 @@ impl Config {
             },
             None => Where::Env("PROBE_NAME".into()),
         };
+        // A zero can only come from the file: the variables take 1 and more.
+        for (key, zero) in [
+            ("log_max_file_bytes", self.log_max_file_bytes == 0),
+            ("log_keep_files", self.log_keep_files == 0),
+        ] {
+            if zero {
+                problems.push(at(key), "must be at least 1", "give a number from 1 up");
+            }
+        }
         if self.name.trim().is_empty() {
             problems.push(
                 at("name"),

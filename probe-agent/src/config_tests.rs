@@ -228,3 +228,36 @@ record_type = "A"
     }
     assert_eq!(p.0.len(), 9, "{text}");
 }
+
+#[test]
+fn log_rotation_limits_from_the_file_and_the_environment() {
+    let defaults = Config::load(None, &Env::new()).expect("valid");
+    assert_eq!(
+        (defaults.log_max_file_bytes, defaults.log_keep_files),
+        (16 << 20, 4)
+    );
+    let (_d, path) = write("log_max_file_bytes = 4096\nlog_keep_files = 2\n");
+    let cfg = Config::load(Some(&path), &Env::new()).expect("valid");
+    assert_eq!((cfg.log_max_file_bytes, cfg.log_keep_files), (4096, 2));
+    let cfg = Config::load(
+        Some(&path),
+        &env(&[
+            ("PROBE_LOG_MAX_FILE_BYTES", "65536"),
+            ("PROBE_LOG_KEEP_FILES", "9"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!((cfg.log_max_file_bytes, cfg.log_keep_files), (65_536, 9));
+
+    let (_d, zero) = write("log_keep_files = 0\n");
+    let p = Config::load(Some(&zero), &env(&[("PROBE_LOG_MAX_FILE_BYTES", "10mb")]))
+        .expect_err("invalid");
+    let text = p.to_string();
+    for want in [
+        "log_keep_files: must be at least 1".to_owned(),
+        "PROBE_LOG_MAX_FILE_BYTES (environment): `10mb` is not a whole number".to_owned(),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in\n{text}");
+    }
+    assert_eq!(p.0.len(), 2, "{text}");
+}

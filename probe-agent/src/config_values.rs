@@ -156,6 +156,21 @@ pub(crate) fn parse_inet(v: &str, at: Where, problems: &mut Problems) -> Option<
     }
 }
 
+/// A whole number from 1 to `max` in an environment variable.
+pub(crate) fn parse_count(v: &str, max: u64, at: Where, problems: &mut Problems) -> Option<u64> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Some(n),
+        _ => {
+            problems.push(
+                at,
+                format!("`{v}` is not a whole number from 1 to {max}"),
+                format!("give a number from 1 to {max}"),
+            );
+            None
+        }
+    }
+}
+
 pub(crate) fn parse_listen(v: &str, at: Where, problems: &mut Problems) -> Option<SocketAddr> {
     match v.trim().parse() {
         Ok(a) => Some(a),

@@ -192,7 +192,16 @@ pub async fn run(
         shared.set_first_schedule_run();
     }
     let store = |spool: &mut Spool, rec: ResultRecord| match spool.append(rec.clone()) {
-        Ok(written) => shared.push(written),
+        Ok(written) => {
+            tracing::debug!(
+                seq = written.seq,
+                test = %written.test,
+                peer = written.peer.as_deref().unwrap_or("-"),
+                ok = written.ok,
+                "result spooled"
+            );
+            shared.push(written);
+        }
         Err(e) => {
             tracing::error!("{e}; the result stays in memory only");
             shared.push(rec);

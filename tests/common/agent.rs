@@ -74,22 +74,7 @@ impl Agent {
 
     /// Its records (of `test`, or all) through `probe results --json`.
     pub fn records(&self, test: Option<&str>) -> Vec<Value> {
-        let mut cmd = Command::new(probe_suite::probe_bin());
-        cmd.args(["results", "--json", "--state-dir"])
-            .arg(&self.state);
-        if let Some(t) = test {
-            cmd.args(["--test", t]);
-        }
-        let out = output(&mut cmd);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a complete JSON line"))
-            .collect()
+        records_in(&self.state, test)
     }
 
     /// What it printed so far.
@@ -137,6 +122,26 @@ impl Agent {
         self.signal(nix::sys::signal::Signal::SIGKILL);
         let _ = self.bg.take().expect("running").wait();
     }
+}
+
+/// The records (of `test`, or all) in an agent's state directory, through `probe results
+/// --json`.
+pub fn records_in(state: &Path, test: Option<&str>) -> Vec<Value> {
+    let mut cmd = Command::new(probe_suite::probe_bin());
+    cmd.args(["results", "--json", "--state-dir"]).arg(state);
+    if let Some(t) = test {
+        cmd.args(["--test", t]);
+    }
+    let out = output(&mut cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a complete JSON line"))
+        .collect()
 }
 
 /// Waits up to `secs` for `cond` on fresh records.

@@ -80,12 +80,18 @@ impl Podman {
 
     /// `podman ARGS`, killed after `limit`.
     pub fn command(&self, args: &[&str], limit: Duration) -> Command {
+        self.tool(Path::new("podman"), args, limit)
+    }
+
+    /// `PROGRAM ARGS` (a podman tool such as podman-compose) in the host's namespace with
+    /// podman's settings, killed after `limit`.
+    pub fn tool(&self, program: &Path, args: &[&str], limit: Duration) -> Command {
         let mut cmd = Command::new("timeout");
         cmd.arg("--kill-after=5")
             .arg(format!("{}", limit.as_secs().max(1)))
             .arg("nsenter")
             .arg(format!("--net={}", self.netns.display()))
-            .arg("podman")
+            .arg(program)
             .args(args)
             .env("CONTAINERS_CONF", repo().join("deploy/containers.conf"));
         cmd
@@ -181,29 +187,48 @@ impl Container {
         )
     }
 
-    /// Waits (at most `limit`) until the log holds `needle`; returns the log.
-    pub fn wait_log(&self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let logs = self.logs();
-            if logs.contains(needle) {
-                return logs;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "container {} did not log {needle:?} within {limit:?}; log:\n{logs}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// `podman inspect --format FORMAT NAME`, trimmed.
     pub fn inspect(&self, format: &str) -> String {
         self.podman
             .ok(&["inspect", "--format", format, &self.name])
             .trim()
             .to_owned()
+    }
+
+    /// `podman healthcheck run NAME`: runs the image's `HEALTHCHECK` command once; true when
+    /// it reports healthy.
+    pub fn healthcheck(&self) -> bool {
+        self.podman
+            .output(&["healthcheck", "run", &self.name], Duration::from_secs(20))
+            .status
+            .success()
+    }
+
+    /// Waits (at most `limit`) until the image's `HEALTHCHECK` passes (the agent's HTTP
+    /// endpoint answers, so its responders are bound).
+    pub fn wait_healthy(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.healthcheck() {
+            assert!(
+                Instant::now() < deadline,
+                "container {} not healthy within {limit:?}; state {}; log:\n{}",
+                self.name,
+                self.inspect("{{.State.Status}}"),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `podman stop --time SECS NAME` (SIGTERM, SIGKILL after `secs`): its output and how
+    /// long it took.
+    pub fn stop(&self, secs: u64) -> (Output, Duration) {
+        let start = Instant::now();
+        let out = self.podman.output(
+            &["stop", "--time", &secs.to_string(), &self.name],
+            Duration::from_secs(secs + 20),
+        );
+        (out, start.elapsed())
     }
 }
 
@@ -239,6 +264,23 @@ pub struct Volume {
     podman: Podman,
     /// Its name.
     pub name: String,
+}
+
+impl Volume {
+    /// Where podman keeps its files on the host.
+    pub fn mountpoint(&self) -> PathBuf {
+        PathBuf::from(
+            self.podman
+                .ok(&[
+                    "volume",
+                    "inspect",
+                    "--format",
+                    "{{.Mountpoint}}",
+                    &self.name,
+                ])
+                .trim(),
+        )
+    }
 }
 
 impl Drop for Volume {

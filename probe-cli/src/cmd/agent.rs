@@ -52,10 +52,14 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| EnvFilter::new(level));
     let file = match &cfg.log_dir {
         Some(dir) => {
-            let log =
-                probe_agent::log_file::RotatingLog::open(dir, 16 << 20, 4).with_context(|| {
-                    format!("cannot write the log in {} (PROBE_LOG_DIR)", dir.display())
-                })?;
+            let log = probe_agent::log_file::RotatingLog::open(
+                dir,
+                cfg.log_max_file_bytes,
+                cfg.log_keep_files,
+            )
+            .with_context(|| {
+                format!("cannot write the log in {} (PROBE_LOG_DIR)", dir.display())
+            })?;
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
@@ -114,8 +118,11 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     );
     let shared = AgentShared::new(info, DEFAULT_RECENT);
     let sargs = serve_args(&cfg)?;
-    let responder = serve::bind(&sargs)?;
-    let control = serve::bind_control(&sargs)?;
+    let serve::Bound {
+        stamp: responder,
+        tcp,
+        control,
+    } = serve::bind_all(&sargs)?;
     let http_listener = probe_agent::http::bind(cfg.http_listen).with_context(|| {
         format!(
             "cannot listen on {} (PROBE_HTTP, [http] listen)",
@@ -177,6 +184,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let tcp_task = tokio::spawn(tcp.run(stopped(stop_rx.clone())));
     let stamp_task = tokio::spawn(responder.run(stopped(stop_rx)));
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
     let mut loop_task = tokio::spawn(run_loop::run(
@@ -212,6 +220,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     loop_task.await.context("the run loop failed")?;
     let _ = stop_tx.send(true);
     stamp_task.await.context("the STAMP responder task")??;
+    tcp_task.await.context("the TCP test server task")?;
     let _ = http_task.await;
     let _ = metrics_task.await;
     if let Some(t) = remote_write_task {

@@ -120,11 +120,7 @@ pub fn bind_tcp(args: &ServeArgs) -> anyhow::Result<TcpServer> {
 }
 
 /// Loads (or creates) the identity and binds the control plane; `None` with `--no-control`.
-pub fn bind_control(args: &ServeArgs) -> anyhow::Result<Option<ControlServer>> {
-    bind_control_granting(args, None)
-}
-
-/// [`bind_control`]; with `tests`, the control plane grants test requests.
+/// With `tests`, the control plane grants test requests.
 pub fn bind_control_granting(
     args: &ServeArgs,
     tests: Option<TestsConfig>,
@@ -172,10 +168,21 @@ pub fn bind_control_granting(
     Ok(Some(server))
 }
 
-pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+/// The three responders `probe serve` (and `probe agent`) run, bound.
+pub struct Bound {
+    /// STAMP on 49153/udp.
+    pub stamp: Responder,
+    /// TCP tests on 49153/tcp.
+    pub tcp: TcpServer,
+    /// The control plane on 49152/udp, granting tests (`None` with `--no-control`).
+    pub control: Option<ControlServer>,
+}
+
+/// Binds STAMP, the TCP test server and the control plane (which grants tests) as `args` say.
+pub fn bind_all(args: &ServeArgs) -> anyhow::Result<Bound> {
     let admission = Arc::new(Admission::new(args.require_auth));
-    let responder = bind(args)?.with_admission(Arc::clone(&admission));
-    let stamp_port = responder
+    let stamp = bind(args)?.with_admission(Arc::clone(&admission));
+    let stamp_port = stamp
         .local_addrs()
         .first()
         .map_or(args.port, std::net::SocketAddr::port);
@@ -189,6 +196,19 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             clock: local_clock_info(),
         }),
     )?;
+    Ok(Bound {
+        stamp,
+        tcp,
+        control,
+    })
+}
+
+pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let Bound {
+        stamp: responder,
+        tcp,
+        control,
+    } = bind_all(args)?;
     if args.require_auth {
         eprintln!(
             "probe serve: --require-auth: STAMP answers only sessions negotiated over the              control plane"
