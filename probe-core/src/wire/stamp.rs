@@ -76,8 +76,124 @@ pub(super) fn get_u64(b: &[u8], r: std::ops::Range<usize>) -> u64 {
     u64::from_be_bytes(a)
 }
 
-/// Getters and setters of the fields both packets share (sequence number, timestamp, Error
-/// Estimate, SSID, TLV area), generated for each view type.
+/// Getters and setters of the four fields every STAMP packet starts with (sequence number,
+/// timestamp, Error Estimate, SSID), for a view type `$view<T>` with a `buffer: T`. The offsets
+/// are those of the `field` module where the macro is used, so the unauthenticated and the
+/// authenticated layouts share the accessors. (Setters leave an authenticated packet's HMAC
+/// stale: seal it again.)
+macro_rules! base_fields {
+    ($view:ident) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            /// Sequence Number.
+            pub fn sequence_number(&self) -> u32 {
+                get_u32(self.buffer.as_ref(), field::SEQ)
+            }
+
+            /// Timestamp (transmit time), in the format the Error Estimate's Z bit tells.
+            pub fn timestamp(&self) -> NtpTimestamp {
+                NtpTimestamp(get_u64(self.buffer.as_ref(), field::TIMESTAMP))
+            }
+
+            /// Error Estimate of the timestamps this end wrote.
+            pub fn error_estimate(&self) -> ErrorEstimate {
+                ErrorEstimate(get_u16(self.buffer.as_ref(), field::ERROR_ESTIMATE))
+            }
+
+            /// Session-Sender Identifier (RFC 8972; zero from plain RFC 8762 senders).
+            pub fn ssid(&self) -> u16 {
+                get_u16(self.buffer.as_ref(), field::SSID)
+            }
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            /// Sets the Sequence Number.
+            pub fn set_sequence_number(&mut self, v: u32) {
+                self.buffer.as_mut()[field::SEQ].copy_from_slice(&v.to_be_bytes());
+            }
+
+            /// Sets the Timestamp.
+            pub fn set_timestamp(&mut self, v: NtpTimestamp) {
+                self.buffer.as_mut()[field::TIMESTAMP].copy_from_slice(&v.0.to_be_bytes());
+            }
+
+            /// Sets the Error Estimate.
+            pub fn set_error_estimate(&mut self, v: ErrorEstimate) {
+                self.buffer.as_mut()[field::ERROR_ESTIMATE].copy_from_slice(&v.0.to_be_bytes());
+            }
+
+            /// Sets the SSID.
+            pub fn set_ssid(&mut self, v: u16) {
+                self.buffer.as_mut()[field::SSID].copy_from_slice(&v.to_be_bytes());
+            }
+        }
+    };
+}
+pub(super) use base_fields;
+
+/// Getters and setters of the fields only a Session-Reflector packet has (what it echoes of
+/// the sender's packet and when it received it), like [`base_fields`].
+macro_rules! reflector_fields {
+    ($view:ident) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            /// Receive Timestamp: when the reflector received the sender's packet.
+            pub fn receive_timestamp(&self) -> NtpTimestamp {
+                NtpTimestamp(get_u64(self.buffer.as_ref(), field::RECEIVE_TIMESTAMP))
+            }
+
+            /// Session-Sender Sequence Number, copied from the sender's packet.
+            pub fn sender_sequence_number(&self) -> u32 {
+                get_u32(self.buffer.as_ref(), field::SENDER_SEQ)
+            }
+
+            /// Session-Sender Timestamp, copied from the sender's packet.
+            pub fn sender_timestamp(&self) -> NtpTimestamp {
+                NtpTimestamp(get_u64(self.buffer.as_ref(), field::SENDER_TIMESTAMP))
+            }
+
+            /// Session-Sender Error Estimate, copied from the sender's packet.
+            pub fn sender_error_estimate(&self) -> ErrorEstimate {
+                ErrorEstimate(get_u16(self.buffer.as_ref(), field::SENDER_ERROR_ESTIMATE))
+            }
+
+            /// Ses-Sender TTL: the TTL or hop limit the sender's packet arrived with.
+            pub fn sender_ttl(&self) -> u8 {
+                self.buffer.as_ref()[field::SENDER_TTL]
+            }
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            /// Sets the Receive Timestamp.
+            pub fn set_receive_timestamp(&mut self, v: NtpTimestamp) {
+                self.buffer.as_mut()[field::RECEIVE_TIMESTAMP].copy_from_slice(&v.0.to_be_bytes());
+            }
+
+            /// Sets the Session-Sender Sequence Number.
+            pub fn set_sender_sequence_number(&mut self, v: u32) {
+                self.buffer.as_mut()[field::SENDER_SEQ].copy_from_slice(&v.to_be_bytes());
+            }
+
+            /// Sets the Session-Sender Timestamp.
+            pub fn set_sender_timestamp(&mut self, v: NtpTimestamp) {
+                self.buffer.as_mut()[field::SENDER_TIMESTAMP].copy_from_slice(&v.0.to_be_bytes());
+            }
+
+            /// Sets the Session-Sender Error Estimate.
+            pub fn set_sender_error_estimate(&mut self, v: ErrorEstimate) {
+                self.buffer.as_mut()[field::SENDER_ERROR_ESTIMATE]
+                    .copy_from_slice(&v.0.to_be_bytes());
+            }
+
+            /// Sets the Ses-Sender TTL.
+            pub fn set_sender_ttl(&mut self, v: u8) {
+                self.buffer.as_mut()[field::SENDER_TTL] = v;
+            }
+        }
+    };
+}
+pub(super) use reflector_fields;
+
+/// Constructors and the TLV area of both unauthenticated packets, generated for each view
+/// type.
 macro_rules! common_fields {
     ($view:ident) => {
         impl<T: AsRef<[u8]>> $view<T> {
@@ -105,26 +221,6 @@ macro_rules! common_fields {
                 self.buffer.as_ref().len()
             }
 
-            /// Sequence Number.
-            pub fn sequence_number(&self) -> u32 {
-                get_u32(self.buffer.as_ref(), field::SEQ)
-            }
-
-            /// Timestamp (transmit time), in the format the Error Estimate's Z bit tells.
-            pub fn timestamp(&self) -> NtpTimestamp {
-                NtpTimestamp(get_u64(self.buffer.as_ref(), field::TIMESTAMP))
-            }
-
-            /// Error Estimate of the timestamps this end wrote.
-            pub fn error_estimate(&self) -> ErrorEstimate {
-                ErrorEstimate(get_u16(self.buffer.as_ref(), field::ERROR_ESTIMATE))
-            }
-
-            /// Session-Sender Identifier (RFC 8972; zero from plain RFC 8762 senders).
-            pub fn ssid(&self) -> u16 {
-                get_u16(self.buffer.as_ref(), field::SSID)
-            }
-
             /// The octets after the base packet: TLVs or padding.
             pub fn tlv_area(&self) -> &[u8] {
                 &self.buffer.as_ref()[BASE_LEN..]
@@ -137,26 +233,6 @@ macro_rules! common_fields {
         }
 
         impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
-            /// Sets the Sequence Number.
-            pub fn set_sequence_number(&mut self, v: u32) {
-                self.buffer.as_mut()[field::SEQ].copy_from_slice(&v.to_be_bytes());
-            }
-
-            /// Sets the Timestamp.
-            pub fn set_timestamp(&mut self, v: NtpTimestamp) {
-                self.buffer.as_mut()[field::TIMESTAMP].copy_from_slice(&v.0.to_be_bytes());
-            }
-
-            /// Sets the Error Estimate.
-            pub fn set_error_estimate(&mut self, v: ErrorEstimate) {
-                self.buffer.as_mut()[field::ERROR_ESTIMATE].copy_from_slice(&v.0.to_be_bytes());
-            }
-
-            /// Sets the SSID.
-            pub fn set_ssid(&mut self, v: u16) {
-                self.buffer.as_mut()[field::SSID].copy_from_slice(&v.to_be_bytes());
-            }
-
             /// The octets after the base packet, writable.
             pub fn tlv_area_mut(&mut self) -> &mut [u8] {
                 &mut self.buffer.as_mut()[BASE_LEN..]
@@ -172,6 +248,7 @@ pub struct SenderPacket<T: AsRef<[u8]>> {
 }
 
 common_fields!(SenderPacket);
+base_fields!(SenderPacket);
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> SenderPacket<T> {
     /// Zeroes the MBZ octets 16..44 of the base packet.
@@ -187,60 +264,11 @@ pub struct ReflectorPacket<T: AsRef<[u8]>> {
 }
 
 common_fields!(ReflectorPacket);
+base_fields!(ReflectorPacket);
 
-impl<T: AsRef<[u8]>> ReflectorPacket<T> {
-    /// Receive Timestamp: when the reflector received the sender's packet.
-    pub fn receive_timestamp(&self) -> NtpTimestamp {
-        NtpTimestamp(get_u64(self.buffer.as_ref(), field::RECEIVE_TIMESTAMP))
-    }
-
-    /// Session-Sender Sequence Number, copied from the sender's packet.
-    pub fn sender_sequence_number(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::SENDER_SEQ)
-    }
-
-    /// Session-Sender Timestamp, copied from the sender's packet.
-    pub fn sender_timestamp(&self) -> NtpTimestamp {
-        NtpTimestamp(get_u64(self.buffer.as_ref(), field::SENDER_TIMESTAMP))
-    }
-
-    /// Session-Sender Error Estimate, copied from the sender's packet.
-    pub fn sender_error_estimate(&self) -> ErrorEstimate {
-        ErrorEstimate(get_u16(self.buffer.as_ref(), field::SENDER_ERROR_ESTIMATE))
-    }
-
-    /// Ses-Sender TTL: the TTL or hop limit the sender's packet arrived with.
-    pub fn sender_ttl(&self) -> u8 {
-        self.buffer.as_ref()[field::SENDER_TTL]
-    }
-}
+reflector_fields!(ReflectorPacket);
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ReflectorPacket<T> {
-    /// Sets the Receive Timestamp.
-    pub fn set_receive_timestamp(&mut self, v: NtpTimestamp) {
-        self.buffer.as_mut()[field::RECEIVE_TIMESTAMP].copy_from_slice(&v.0.to_be_bytes());
-    }
-
-    /// Sets the Session-Sender Sequence Number.
-    pub fn set_sender_sequence_number(&mut self, v: u32) {
-        self.buffer.as_mut()[field::SENDER_SEQ].copy_from_slice(&v.to_be_bytes());
-    }
-
-    /// Sets the Session-Sender Timestamp.
-    pub fn set_sender_timestamp(&mut self, v: NtpTimestamp) {
-        self.buffer.as_mut()[field::SENDER_TIMESTAMP].copy_from_slice(&v.0.to_be_bytes());
-    }
-
-    /// Sets the Session-Sender Error Estimate.
-    pub fn set_sender_error_estimate(&mut self, v: ErrorEstimate) {
-        self.buffer.as_mut()[field::SENDER_ERROR_ESTIMATE].copy_from_slice(&v.0.to_be_bytes());
-    }
-
-    /// Sets the Ses-Sender TTL.
-    pub fn set_sender_ttl(&mut self, v: u8) {
-        self.buffer.as_mut()[field::SENDER_TTL] = v;
-    }
-
     /// Zeroes the MBZ octets (38..40 and 41..44).
     pub fn clear_mbz(&mut self) {
         let b = self.buffer.as_mut();
@@ -248,6 +276,61 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ReflectorPacket<T> {
         b[field::SENDER_TTL + 1..BASE_LEN].fill(0);
     }
 }
+
+/// A [`SenderRepr`] read from a view with the [`base_fields`] accessors (either mode).
+macro_rules! read_sender {
+    ($p:expr) => {
+        SenderRepr {
+            seq: $p.sequence_number(),
+            timestamp: $p.timestamp(),
+            error_estimate: $p.error_estimate(),
+            ssid: $p.ssid(),
+        }
+    };
+}
+pub(super) use read_sender;
+
+/// Writes a [`SenderRepr`]'s fields into a view with the [`base_fields`] accessors.
+macro_rules! write_sender {
+    ($p:expr, $r:expr) => {{
+        $p.set_sequence_number($r.seq);
+        $p.set_timestamp($r.timestamp);
+        $p.set_error_estimate($r.error_estimate);
+        $p.set_ssid($r.ssid);
+    }};
+}
+pub(super) use write_sender;
+
+/// A [`ReflectorRepr`] read from a view with the [`reflector_fields`] accessors (either mode).
+macro_rules! read_reflector {
+    ($p:expr) => {
+        ReflectorRepr {
+            seq: $p.sequence_number(),
+            timestamp: $p.timestamp(),
+            error_estimate: $p.error_estimate(),
+            ssid: $p.ssid(),
+            receive_timestamp: $p.receive_timestamp(),
+            sender_seq: $p.sender_sequence_number(),
+            sender_timestamp: $p.sender_timestamp(),
+            sender_error_estimate: $p.sender_error_estimate(),
+            sender_ttl: $p.sender_ttl(),
+        }
+    };
+}
+pub(super) use read_reflector;
+
+/// Writes a [`ReflectorRepr`]'s fields into a view with the [`reflector_fields`] accessors.
+macro_rules! write_reflector {
+    ($p:expr, $r:expr) => {{
+        write_sender!($p, $r);
+        $p.set_receive_timestamp($r.receive_timestamp);
+        $p.set_sender_sequence_number($r.sender_seq);
+        $p.set_sender_timestamp($r.sender_timestamp);
+        $p.set_sender_error_estimate($r.sender_error_estimate);
+        $p.set_sender_ttl($r.sender_ttl);
+    }};
+}
+pub(super) use write_reflector;
 
 /// The fields of a Session-Sender base packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -265,20 +348,12 @@ pub struct SenderRepr {
 impl SenderRepr {
     /// Reads the base fields of a sender packet.
     pub fn parse<T: AsRef<[u8]>>(p: &SenderPacket<T>) -> Self {
-        SenderRepr {
-            seq: p.sequence_number(),
-            timestamp: p.timestamp(),
-            error_estimate: p.error_estimate(),
-            ssid: p.ssid(),
-        }
+        read_sender!(p)
     }
 
     /// Writes the base packet (MBZ zeroed); the TLV area is left untouched.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut SenderPacket<T>) {
-        p.set_sequence_number(self.seq);
-        p.set_timestamp(self.timestamp);
-        p.set_error_estimate(self.error_estimate);
-        p.set_ssid(self.ssid);
+        write_sender!(p, self);
         p.clear_mbz();
     }
 }
@@ -309,30 +384,12 @@ pub struct ReflectorRepr {
 impl ReflectorRepr {
     /// Reads the base fields of a reflector packet.
     pub fn parse<T: AsRef<[u8]>>(p: &ReflectorPacket<T>) -> Self {
-        ReflectorRepr {
-            seq: p.sequence_number(),
-            timestamp: p.timestamp(),
-            error_estimate: p.error_estimate(),
-            ssid: p.ssid(),
-            receive_timestamp: p.receive_timestamp(),
-            sender_seq: p.sender_sequence_number(),
-            sender_timestamp: p.sender_timestamp(),
-            sender_error_estimate: p.sender_error_estimate(),
-            sender_ttl: p.sender_ttl(),
-        }
+        read_reflector!(p)
     }
 
     /// Writes the base packet (MBZ zeroed); the TLV area is left untouched.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut ReflectorPacket<T>) {
-        p.set_sequence_number(self.seq);
-        p.set_timestamp(self.timestamp);
-        p.set_error_estimate(self.error_estimate);
-        p.set_ssid(self.ssid);
-        p.set_receive_timestamp(self.receive_timestamp);
-        p.set_sender_sequence_number(self.sender_seq);
-        p.set_sender_timestamp(self.sender_timestamp);
-        p.set_sender_error_estimate(self.sender_error_estimate);
-        p.set_sender_ttl(self.sender_ttl);
+        write_reflector!(p, self);
         p.clear_mbz();
     }
 }

@@ -41,7 +41,10 @@
 //! with a running clock leaves zero. [`looks_authenticated`] is that test (at least 112 octets,
 //! octets 4..16 zero); the reflector uses it only for senders it holds a key for.
 
-use super::stamp::{ReflectorRepr, SenderRepr, Truncated, get_u16, get_u32, get_u64};
+use super::stamp::{
+    ReflectorRepr, SenderRepr, Truncated, base_fields, get_u16, get_u32, get_u64, read_reflector,
+    read_sender, reflector_fields, write_reflector, write_sender,
+};
 use super::stamp_hmac::{HMAC_LEN, StampKey};
 use crate::time::{ErrorEstimate, NtpTimestamp};
 
@@ -95,26 +98,6 @@ macro_rules! auth_common {
                 Ok($view { buffer })
             }
 
-            /// Sequence Number.
-            pub fn sequence_number(&self) -> u32 {
-                get_u32(self.buffer.as_ref(), field::SEQ)
-            }
-
-            /// Timestamp (transmit time).
-            pub fn timestamp(&self) -> NtpTimestamp {
-                NtpTimestamp(get_u64(self.buffer.as_ref(), field::TIMESTAMP))
-            }
-
-            /// Error Estimate of the timestamps this end wrote.
-            pub fn error_estimate(&self) -> ErrorEstimate {
-                ErrorEstimate(get_u16(self.buffer.as_ref(), field::ERROR_ESTIMATE))
-            }
-
-            /// Session-Sender Identifier (RFC 8972).
-            pub fn ssid(&self) -> u16 {
-                get_u16(self.buffer.as_ref(), field::SSID)
-            }
-
             /// The HMAC field.
             pub fn hmac(&self) -> &[u8] {
                 &self.buffer.as_ref()[field::HMAC]
@@ -133,11 +116,6 @@ macro_rules! auth_common {
         }
 
         impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
-            /// Sets the Timestamp (the HMAC must be written again: [`Self::seal`]).
-            pub fn set_timestamp(&mut self, v: NtpTimestamp) {
-                self.buffer.as_mut()[field::TIMESTAMP].copy_from_slice(&v.0.to_be_bytes());
-            }
-
             /// Writes `key`'s HMAC of the first 96 octets into the HMAC field.
             pub fn seal(&mut self, key: &StampKey) {
                 let b = self.buffer.as_mut();
@@ -148,10 +126,6 @@ macro_rules! auth_common {
             /// The octets after the base packet, writable.
             pub fn tlv_area_mut(&mut self) -> &mut [u8] {
                 &mut self.buffer.as_mut()[AUTH_BASE_LEN..]
-            }
-
-            fn put(&mut self, r: std::ops::Range<usize>, v: &[u8]) {
-                self.buffer.as_mut()[r].copy_from_slice(v);
             }
         }
     };
@@ -164,6 +138,7 @@ pub struct AuthSenderPacket<T: AsRef<[u8]>> {
 }
 
 auth_common!(AuthSenderPacket);
+base_fields!(AuthSenderPacket);
 
 /// A view of an authenticated Session-Reflector test packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,44 +147,15 @@ pub struct AuthReflectorPacket<T: AsRef<[u8]>> {
 }
 
 auth_common!(AuthReflectorPacket);
+base_fields!(AuthReflectorPacket);
 
-impl<T: AsRef<[u8]>> AuthReflectorPacket<T> {
-    /// Receive Timestamp.
-    pub fn receive_timestamp(&self) -> NtpTimestamp {
-        NtpTimestamp(get_u64(self.buffer.as_ref(), field::RECEIVE_TIMESTAMP))
-    }
-
-    /// Session-Sender Sequence Number.
-    pub fn sender_sequence_number(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::SENDER_SEQ)
-    }
-
-    /// Session-Sender Timestamp.
-    pub fn sender_timestamp(&self) -> NtpTimestamp {
-        NtpTimestamp(get_u64(self.buffer.as_ref(), field::SENDER_TIMESTAMP))
-    }
-
-    /// Session-Sender Error Estimate.
-    pub fn sender_error_estimate(&self) -> ErrorEstimate {
-        ErrorEstimate(get_u16(self.buffer.as_ref(), field::SENDER_ERROR_ESTIMATE))
-    }
-
-    /// Ses-Sender TTL.
-    pub fn sender_ttl(&self) -> u8 {
-        self.buffer.as_ref()[field::SENDER_TTL]
-    }
-}
+reflector_fields!(AuthReflectorPacket);
 
 impl SenderRepr {
     /// Reads the base fields of an authenticated sender packet (the HMAC is not checked:
     /// [`AuthSenderPacket::verify`]).
     pub fn parse_authenticated<T: AsRef<[u8]>>(p: &AuthSenderPacket<T>) -> Self {
-        SenderRepr {
-            seq: p.sequence_number(),
-            timestamp: p.timestamp(),
-            error_estimate: p.error_estimate(),
-            ssid: p.ssid(),
-        }
+        read_sender!(p)
     }
 
     /// Writes an authenticated base packet: fields, MBZ zeroed, HMAC under `key`; the TLV
@@ -220,10 +166,7 @@ impl SenderRepr {
         key: &StampKey,
     ) {
         p.buffer.as_mut()[..HMAC_COVERED].fill(0);
-        p.put(field::SEQ, &self.seq.to_be_bytes());
-        p.put(field::TIMESTAMP, &self.timestamp.0.to_be_bytes());
-        p.put(field::ERROR_ESTIMATE, &self.error_estimate.0.to_be_bytes());
-        p.put(field::SSID, &self.ssid.to_be_bytes());
+        write_sender!(p, self);
         p.seal(key);
     }
 }
@@ -232,17 +175,7 @@ impl ReflectorRepr {
     /// Reads the base fields of an authenticated reflector packet (the HMAC is not checked:
     /// [`AuthReflectorPacket::verify`]).
     pub fn parse_authenticated<T: AsRef<[u8]>>(p: &AuthReflectorPacket<T>) -> Self {
-        ReflectorRepr {
-            seq: p.sequence_number(),
-            timestamp: p.timestamp(),
-            error_estimate: p.error_estimate(),
-            ssid: p.ssid(),
-            receive_timestamp: p.receive_timestamp(),
-            sender_seq: p.sender_sequence_number(),
-            sender_timestamp: p.sender_timestamp(),
-            sender_error_estimate: p.sender_error_estimate(),
-            sender_ttl: p.sender_ttl(),
-        }
+        read_reflector!(p)
     }
 
     /// Writes an authenticated base packet: fields, MBZ zeroed, HMAC under `key`; the TLV
@@ -253,24 +186,7 @@ impl ReflectorRepr {
         key: &StampKey,
     ) {
         p.buffer.as_mut()[..HMAC_COVERED].fill(0);
-        p.put(field::SEQ, &self.seq.to_be_bytes());
-        p.put(field::TIMESTAMP, &self.timestamp.0.to_be_bytes());
-        p.put(field::ERROR_ESTIMATE, &self.error_estimate.0.to_be_bytes());
-        p.put(field::SSID, &self.ssid.to_be_bytes());
-        p.put(
-            field::RECEIVE_TIMESTAMP,
-            &self.receive_timestamp.0.to_be_bytes(),
-        );
-        p.put(field::SENDER_SEQ, &self.sender_seq.to_be_bytes());
-        p.put(
-            field::SENDER_TIMESTAMP,
-            &self.sender_timestamp.0.to_be_bytes(),
-        );
-        p.put(
-            field::SENDER_ERROR_ESTIMATE,
-            &self.sender_error_estimate.0.to_be_bytes(),
-        );
-        p.buffer.as_mut()[field::SENDER_TTL] = self.sender_ttl;
+        write_reflector!(p, self);
         p.seal(key);
     }
 }
