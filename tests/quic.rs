@@ -294,7 +294,7 @@ fn sessions_the_responder_did_not_grant_are_refused() {
             identity,
             token: None,
             allow: AllowList::default(),
-            clock: clock.clone(),
+            clock,
             max_connections: 16,
             software: "test".into(),
         })

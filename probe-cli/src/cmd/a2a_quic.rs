@@ -244,7 +244,7 @@ async fn start_embedded(
         identity,
         token: None,
         allow: probe_core::a2a::AllowList::default(),
-        clock: clock.clone(),
+        clock,
         max_connections: 64,
         software: concat!("probe ", env!("CARGO_PKG_VERSION")).into(),
     })

@@ -165,7 +165,7 @@ impl<'a> Client<'a> {
         })
     }
 
-    fn failed(&self, what: &'static str, reason: impl ToString) -> QuicTestError {
+    fn failed(&self, what: &'static str, reason: impl std::fmt::Display) -> QuicTestError {
         QuicTestError::Connection {
             server: self.opts.server,
             what,
