@@ -232,18 +232,31 @@ fn client_on_macvlan_measures_every_direction() {
 }
 
 #[test]
-fn a_wrong_token_is_refused() {
+fn a_wrong_token_and_a_limit_are_refused() {
     if !probe_lab::require_root() {
         return;
     }
     let lab = topology::direct().expect("direct topology");
-    let srv = serve_quic(&lab.b, &["--token", "right"]);
+    let srv = serve_quic(&lab.b, &["--token", "right", "--max-duration", "3s"]);
     let dir = TempDir::new("quic-token");
     let peer = lab.b.ipv4().to_string();
     let out = quic(&lab.a, &peer, &dir, &["--token", "wrong", "-c", "5"]);
     assert!(!out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unauthorized: wrong token"), "{err}");
+    // Both directions of 2 s each: 4 s of sending, over the operator's 3 s.
+    let out = quic(
+        &lab.a,
+        &peer,
+        &dir,
+        &["--token", "right", "--throughput", "-d", "2s"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused the QUIC test") && err.contains("--max-duration 3s"),
+        "{err}"
+    );
     let v = json(&quic(
         &lab.a,
         &peer,
@@ -262,6 +275,7 @@ fn a_wrong_token_is_refused() {
     assert_eq!(num(&v, "quic.datagrams.received"), 5.0, "{v}");
     let c = stopped(srv);
     assert_eq!(num(&c, "control.unauthorized"), 1.0, "{c}");
+    assert_eq!(num(&c, "control.tests_refused"), 1.0, "{c}");
     assert_eq!(num(&c, "control.tests_accepted"), 1.0, "{c}");
     assert_eq!(num(&c, "control.quic_tests"), 3.0, "{c}");
 }
