@@ -280,6 +280,53 @@ fn a_wrong_token_and_a_limit_are_refused() {
     assert_eq!(num(&c, "control.quic_tests"), 3.0, "{c}");
 }
 
+#[test]
+fn a_responder_that_vanishes_mid_transfer_keeps_what_was_measured() {
+    if !probe_lab::require_root() {
+        return;
+    }
+    let lab = topology::direct().expect("direct topology");
+    let mut srv = serve_quic(&lab.b, &[]);
+    let dir = TempDir::new("quic-vanish");
+    let state = dir.s("state");
+    let peer = lab.b.ipv4().to_string();
+    let mut cmd = probe(
+        &lab.a,
+        &[
+            "a2a",
+            "--proto",
+            "quic",
+            "--peer",
+            &peer,
+            "--json",
+            "--state-dir",
+            &state,
+            "--throughput",
+            "--direction",
+            "to",
+            "-d",
+            "3s",
+            "--handshakes",
+            "2",
+        ],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let client = lab.a.spawn(&mut cmd).expect("start probe a2a");
+    std::thread::sleep(Duration::from_millis(1500));
+    // SIGKILL: no close frame, the client finds out by silence.
+    srv.child_mut().kill().expect("kill serve");
+    let out = client.wait().expect("probe a2a ends");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(num(&v, "quic.handshakes_ok"), 2.0, "{v}");
+    assert!(v["quic"]["throughput"].get("to").is_none(), "{v}");
+    let why = text(&v, "quic.error");
+    assert!(why.contains("the far end's view"), "{why}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped early"), "{err}");
+}
+
 /// In process on loopback: a test connection naming a session the responder never granted,
 /// or granted for another kind, is refused and counted; throughput sessions are exclusive.
 #[test]
