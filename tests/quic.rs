@@ -82,9 +82,8 @@ fn handshakes_and_datagram_rtt_follow_the_configured_delay() {
     assert_eq!(num(&v, "quic.handshakes_ok"), 5.0, "{v}");
     // Initial out, the server's Initial and Handshake flights back: one round trip of
     // 10 + 5 ms. The fastest handshake adds the key exchange, the certificate's signature
-    // and its check (about 1.5 ms on loopback with quinn-proto unoptimised in the debug
-    // build); the median also carries the wake-ups of both processes and of the userspace
-    // hop, which a loaded machine stretches by several milliseconds.
+    // and its check; the median also carries the wake-ups of both processes and of the
+    // userspace hop, which a loaded machine stretches by several milliseconds.
     for (stat, max) in [("min", 20.0), ("p50", 30.0)] {
         let got = num(&v, &format!("quic.handshake_ms.{stat}"));
         assert!((15.0..max).contains(&got), "handshake {stat} {got} ms: {v}");
