@@ -335,17 +335,21 @@ pub struct A2aArgs {
     /// State directory (known peers) and token of the peer's control plane.
     #[command(flatten)]
     pub control: ControlAccessArgs,
-    /// Test protocol: `udp` (STAMP on 49153/udp) or `tcp` (connect latency, or with
-    /// --throughput bulk transfer, on 49153/tcp).
+    /// Test protocol: `udp` (STAMP on 49153/udp), `tcp` (connect latency, or with
+    /// --throughput bulk transfer, on 49153/tcp) or `quic` (handshakes and datagram round
+    /// trips, or with --throughput stream transfer, on the control endpoint 49152/udp).
     #[arg(long, value_enum, default_value = "udp")]
     pub proto: A2aProto,
-    /// Bulk-transfer throughput test (`--proto tcp`) in the --direction(s), for --duration
+    /// Bulk-transfer throughput test (`--proto tcp` or `quic`) in the --direction(s), for --duration
     /// (default 10s).
     #[arg(long)]
     pub throughput: bool,
     /// Parallel TCP connections per direction of a throughput test (1-128).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
     pub streams: u16,
+    /// QUIC handshakes to time with `--proto quic` (0 to 100000; default 10).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub handshakes: Option<u32>,
     /// TCP maximum segment size to ask for (`TCP_MAXSEG`, 88-65535 bytes).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(88..=65_535))]
     pub mss: Option<u32>,
@@ -358,6 +362,9 @@ pub enum A2aProto {
     Udp,
     /// TCP connects or bulk transfer on 49153/tcp.
     Tcp,
+    /// QUIC handshakes, datagram round trips (RFC 9221) or stream throughput, on the peer's
+    /// control endpoint (49152/udp).
+    Quic,
 }
 
 /// `probe a2a --profile`.

@@ -126,6 +126,7 @@ pub mod dns;
 pub mod http;
 pub mod io;
 pub mod ping;
+pub mod quic_test;
 pub mod report;
 pub mod stats;
 pub mod tcp;

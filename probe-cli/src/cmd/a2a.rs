@@ -35,6 +35,12 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if args.proto == A2aProto::Tcp {
         return super::a2a_tcp::run(args).await;
     }
+    if args.proto == A2aProto::Quic {
+        return super::a2a_quic::run(args).await;
+    }
+    if args.handshakes.is_some() {
+        bail!("--handshakes counts QUIC handshakes: add --proto quic");
+    }
     if args.throughput || args.streams != 1 || args.mss.is_some() {
         bail!(
             "--throughput, --streams and --mss are TCP test settings: add --proto tcp (UDP throughput is not available yet)"

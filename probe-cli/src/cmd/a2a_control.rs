@@ -12,8 +12,8 @@ use probe_core::control::messages::ClockFacts;
 use probe_core::control::negotiation::{punch, random_ssid};
 use probe_core::control::pin::KNOWN_PEERS_FILE;
 use probe_core::control::{
-    ClientConfig, ControlClient, ControlError, FarEndResults, Fingerprint, PinPolicy, TestAccepted,
-    TestKind, TestRequest, connect,
+    ClientConfig, ControlClient, ControlError, FarEndResults, Fingerprint, PeerHello, PinPolicy,
+    TestAccepted, TestKind, TestRequest, connect,
 };
 use probe_core::time::ClockInfo;
 use serde_json::{Value, json};
@@ -72,6 +72,37 @@ pub async fn open(
     opts: &A2aOptions,
     direction: Direction,
 ) -> anyhow::Result<Control> {
+    let (client, hello, key) = match connect_peer(args, host, peer).await? {
+        Ok(c) => c,
+        Err(note) => return Ok(Control::None(note)),
+    };
+    let ssid = random_ssid();
+    let req = request(opts, direction, ssid);
+    let accepted = match client.request_test(&req).await {
+        Ok(a) => a,
+        Err(e) => {
+            client.close().await;
+            return Err(e).with_context(|| format!("{key} refused the test"));
+        }
+    };
+    Ok(Control::Negotiated(Box::new(Negotiated {
+        client,
+        accepted,
+        peer_clock: hello.clock,
+        ssid,
+        fingerprint: hello.fingerprint,
+        direction,
+    })))
+}
+
+/// A welcomed control connection to the peer (pinned, token sent), its hello and the
+/// peer's `HOST:PORT` key; `Err(note)` when nothing answers there in time. Every other
+/// failure (identity, token, version) is an error naming the cause.
+pub async fn connect_peer(
+    args: &A2aArgs,
+    host: &str,
+    peer: SocketAddr,
+) -> anyhow::Result<Result<(ControlClient, PeerHello, String), String>> {
     let server = SocketAddr::new(peer.ip(), args.control_port);
     let key = if host.contains(':') {
         format!("[{host}]:{}", args.control_port)
@@ -93,39 +124,20 @@ pub async fn open(
     let client = match connect(config).await {
         Ok(c) => c,
         Err(ControlError::Timeout { secs, .. }) => {
-            return Ok(Control::None(format!(
+            return Ok(Err(format!(
                 "no control plane answered at {key}/udp within {secs} s"
             )));
         }
-        Err(e @ ControlError::Refused { .. }) => {
-            return Ok(Control::None(e.to_string()));
-        }
+        Err(e @ ControlError::Refused { .. }) => return Ok(Err(e.to_string())),
         Err(e) => return Err(e).with_context(|| format!("the control plane of {key}")),
     };
-    let hello = match client.hello().await {
-        Ok(h) => h,
+    match client.hello().await {
+        Ok(h) => Ok(Ok((client, h, key))),
         Err(e) => {
             client.close().await;
-            return Err(e).with_context(|| format!("the control plane of {key}"));
+            Err(e).with_context(|| format!("the control plane of {key}"))
         }
-    };
-    let ssid = random_ssid();
-    let req = request(opts, direction, ssid);
-    let accepted = match client.request_test(&req).await {
-        Ok(a) => a,
-        Err(e) => {
-            client.close().await;
-            return Err(e).with_context(|| format!("{key} refused the test"));
-        }
-    };
-    Ok(Control::Negotiated(Box::new(Negotiated {
-        client,
-        accepted,
-        peer_clock: hello.clock,
-        ssid,
-        fingerprint: hello.fingerprint,
-        direction,
-    })))
+    }
 }
 
 /// The request for the test the options describe.

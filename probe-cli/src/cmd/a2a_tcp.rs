@@ -30,6 +30,11 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if args.profile.is_some() {
         bail!("--profile voice is a UDP test: drop --proto tcp");
     }
+    if args.handshakes.is_some() {
+        bail!(
+            "--handshakes counts QUIC handshakes: use --proto quic (--count counts TCP connects)"
+        );
+    }
     if !args.throughput && (args.streams != 1 || args.direction.is_some()) {
         bail!(
             "--streams and --direction need --throughput with --proto tcp (a connect test has neither)"
@@ -140,7 +145,7 @@ fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
     Ok((addr, stop, task))
 }
 
-fn summary_line(out: &mut String, name: &str, s: Option<&Summary>) {
+pub(super) fn summary_line(out: &mut String, name: &str, s: Option<&Summary>) {
     match s {
         Some(s) => {
             let _ = writeln!(
@@ -172,7 +177,7 @@ fn render_connect(r: &TcpConnectReport) -> String {
 }
 
 /// `1.23 Gbit/s` style rate.
-fn rate(bps: f64) -> String {
+pub(super) fn rate(bps: f64) -> String {
     let (v, unit) = if bps >= 1e9 {
         (bps / 1e9, "Gbit/s")
     } else if bps >= 1e6 {

@@ -2,6 +2,7 @@
 
 mod a2a;
 mod a2a_control;
+mod a2a_quic;
 mod a2a_table;
 mod a2a_tcp;
 mod agent;

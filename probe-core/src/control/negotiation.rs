@@ -25,6 +25,10 @@ pub enum TestKind {
     TcpThroughput,
     /// TCP connect latency on 49153/tcp.
     TcpConnect,
+    /// QUIC handshakes and the datagram round trip, on the control endpoint's test ALPN.
+    QuicRtt,
+    /// QUIC stream throughput (exclusive: one at a time).
+    QuicThroughput,
     /// A kind this build does not know (asked for by a newer peer).
     #[serde(other)]
     Unknown,
@@ -38,6 +42,8 @@ impl TestKind {
             TestKind::UdpThroughput => "udp_throughput",
             TestKind::TcpThroughput => "tcp_throughput",
             TestKind::TcpConnect => "tcp_connect",
+            TestKind::QuicRtt => "quic_rtt",
+            TestKind::QuicThroughput => "quic_throughput",
             TestKind::Unknown => "unknown",
         }
     }
@@ -45,7 +51,10 @@ impl TestKind {
     /// Whether tests of this kind run one at a time (throughput tests would measure each
     /// other).
     pub fn exclusive(self) -> bool {
-        matches!(self, TestKind::UdpThroughput | TestKind::TcpThroughput)
+        matches!(
+            self,
+            TestKind::UdpThroughput | TestKind::TcpThroughput | TestKind::QuicThroughput
+        )
     }
 }
 
@@ -202,6 +211,9 @@ mod tests {
         );
         assert_eq!(r.planned(), Some(Duration::from_millis(500)));
         assert_eq!(r.rate_pps(), Some(100.0));
+        let k: TestKind = serde_json::from_str(r#""quic_rtt""#).expect("quic kind parses");
+        assert_eq!(k, TestKind::QuicRtt);
+        assert!(TestKind::QuicThroughput.exclusive() && !TestKind::QuicRtt.exclusive());
         let k: TestKind = serde_json::from_str(r#""quic""#).expect("unknown kind parses");
         assert_eq!(k, TestKind::Unknown);
         assert!(TestKind::TcpThroughput.exclusive() && !TestKind::Stamp.exclusive());

@@ -161,6 +161,17 @@ impl SessionTable {
         }
     }
 
+    /// The session `id` whoever negotiated it (a QUIC test connection names its session;
+    /// the caller checks the client's address).
+    pub fn find(&self, id: u64, now: Instant) -> Result<&Session, Lookup> {
+        match self.sessions.get(&id) {
+            Some(s) if now < s.expires => Ok(s),
+            Some(_) => Err(Lookup::Expired),
+            None if self.expired.contains(&id) => Err(Lookup::Expired),
+            None => Err(Lookup::Unknown),
+        }
+    }
+
     /// Ends session `id`; returns it.
     pub fn release(&mut self, id: u64) -> Option<Session> {
         self.sessions.remove(&id)
@@ -201,8 +212,8 @@ fn check_request(req: &TestRequest, limits: &Limits) -> Result<(), ErrorMessage>
     if req.kind == TestKind::Unknown {
         return Err(refusal(
             ErrorCode::Unsupported,
-            "unsupported test kind: this responder runs stamp, udp_throughput, tcp_throughput \
-             and tcp_connect tests"
+            "unsupported test kind: this responder runs stamp, udp_throughput, tcp_throughput, \
+             tcp_connect, quic_rtt and quic_throughput tests"
                 .into(),
         ));
     }

@@ -20,6 +20,7 @@ pub use request::{
     CodecError, Mode, REPLY_LEN, REPLY_MAGIC, REQUEST_LEN, REQUEST_MAGIC, Refusal, Reply, Request,
     VERSION,
 };
+pub(crate) use results::intervals;
 pub use results::{MAX_RESULTS_LEN, ResultsError, ServerResults, StreamEnd, direction_report};
 pub use tcp_info::{TCP_INFO_LEN, TcpInfo};
 

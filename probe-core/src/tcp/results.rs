@@ -142,7 +142,11 @@ pub fn direction_report(receivers: &[StreamEnd], senders: &[StreamEnd]) -> TcpDi
 
 /// The interval series of `slices` (the last one ends at `elapsed`, so a partial slice's
 /// rate is over the time it covered).
-fn intervals(slices: &[u64], slice_ns: u64, elapsed: Duration) -> Vec<ThroughputInterval> {
+pub(crate) fn intervals(
+    slices: &[u64],
+    slice_ns: u64,
+    elapsed: Duration,
+) -> Vec<ThroughputInterval> {
     if slice_ns == 0 {
         return Vec::new();
     }

@@ -154,6 +154,11 @@ impl ControlClient {
         self.fingerprint
     }
 
+    /// The responder's control address.
+    pub fn server(&self) -> SocketAddr {
+        self.config.server
+    }
+
     /// Whether the identity was trusted on first use (and recorded) by this connection.
     pub fn first_use(&self) -> bool {
         self.first_use

@@ -5,7 +5,7 @@ mod error;
 mod frame_io;
 mod server;
 mod test_service;
-mod tls;
+pub(crate) mod tls;
 
 pub use client::{ClientConfig, ControlClient, connect};
 pub use error::ControlError;

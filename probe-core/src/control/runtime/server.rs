@@ -78,6 +78,10 @@ pub struct ControlCounters {
     pub tests_refused: u64,
     /// Requests naming an unknown or expired session.
     pub bad_session: u64,
+    /// QUIC test connections (`probe a2a --proto quic`) accepted for a granted session.
+    pub quic_tests: u64,
+    /// QUIC test connections refused (no such session, another client, another kind).
+    pub quic_refused: u64,
 }
 
 #[derive(Default)]
@@ -90,6 +94,8 @@ struct Counters {
     not_allowed: AtomicU64,
     busy: AtomicU64,
     failed: AtomicU64,
+    quic_tests: AtomicU64,
+    quic_refused: AtomicU64,
 }
 
 impl Counters {
@@ -104,6 +110,8 @@ impl Counters {
             not_allowed: g(&self.not_allowed),
             busy: g(&self.busy),
             failed: g(&self.failed),
+            quic_tests: g(&self.quic_tests),
+            quic_refused: g(&self.quic_refused),
             ..ControlCounters::default()
         }
     }
@@ -320,6 +328,10 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
                 return;
             }
         };
+    if is_quic_test(&conn) {
+        serve_quic_test(conn, shared).await;
+        return;
+    }
     let Ok(Ok((mut send, mut recv))) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await
     else {
         failed();
@@ -393,4 +405,33 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
         let _ = tokio::time::timeout(LINGER, conn.closed()).await;
         conn.close(CLOSE_REFUSED.into(), b"refused");
     }
+}
+
+/// Whether the client negotiated the QUIC test's ALPN (not the control protocol's).
+fn is_quic_test(conn: &quinn::Connection) -> bool {
+    conn.handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol)
+        .is_some_and(|p| p == crate::quic_test::ALPN)
+}
+
+/// A QUIC test connection: served for a session the control plane granted, else refused
+/// and counted.
+async fn serve_quic_test(conn: quinn::Connection, shared: &Shared) {
+    let source = conn.remote_address();
+    let outcome = match &shared.tests {
+        Some(tests) => crate::quic_test::runtime::serve_test_connection(conn, tests).await,
+        None => {
+            conn.close(CLOSE_REFUSED.into(), b"this responder grants no tests");
+            Err("this responder grants no tests".into())
+        }
+    };
+    let c = &shared.counters;
+    match outcome {
+        Ok(()) => c.quic_tests.fetch_add(1, Ordering::Relaxed),
+        Err(why) => {
+            tracing::info!("control: QUIC test connection from {source} refused: {why}");
+            c.quic_refused.fetch_add(1, Ordering::Relaxed)
+        }
+    };
 }

@@ -19,6 +19,7 @@ use crate::control::negotiation::{
     FarEndResults, ResultsRequest, TestAccepted, TestKind, TestRequest, is_punch,
 };
 use crate::control::sessions::{Limits, Lookup, Session, SessionTable};
+use crate::quic_test::runtime::{QuicGrant, QuicGrants};
 use crate::report::A2aReport;
 use crate::time::ClockInfo;
 
@@ -300,6 +301,45 @@ impl Tests {
     /// Sessions held now.
     pub(super) fn sessions(&self) -> usize {
         self.table().len()
+    }
+}
+
+impl QuicGrants for Tests {
+    fn quic_grant(&self, session: u64, client: IpAddr) -> Result<QuicGrant, String> {
+        let table = self.table();
+        let s = match table.find(session, Instant::now()) {
+            Ok(s) if s.client == client.to_canonical() => s,
+            Ok(_) | Err(Lookup::Unknown) => {
+                self.counters.bad_session.fetch_add(1, Ordering::Relaxed);
+                return Err(format!(
+                    "unknown session {session:016x}: negotiate the test on the control plane \
+                     first, from this address"
+                ));
+            }
+            Err(Lookup::Expired) => {
+                self.counters.bad_session.fetch_add(1, Ordering::Relaxed);
+                return Err(format!(
+                    "session {session:016x} expired: ask for a new test"
+                ));
+            }
+        };
+        let throughput = match s.request.kind {
+            TestKind::QuicRtt => false,
+            TestKind::QuicThroughput => true,
+            other => {
+                return Err(format!(
+                    "session {session:016x} is a {} test, not a QUIC test",
+                    other.as_str()
+                ));
+            }
+        };
+        Ok(QuicGrant {
+            throughput,
+            direction: s.request.direction,
+            count: s.request.count,
+            duration: s.request.duration_ms.map(Duration::from_millis),
+            expires: s.expires,
+        })
     }
 }
 

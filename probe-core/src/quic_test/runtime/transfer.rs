@@ -1,0 +1,58 @@
+//! The bulk data loops both ends share: write a stream until a deadline, count a stream's
+//! bytes into interval slices.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::tcp::ByteCounter;
+
+/// Size of each chunk written.
+const CHUNK: usize = 64 * 1024;
+
+/// Writes zero chunks on `send` until `until`, then finishes the stream and waits (up to
+/// `linger`) until the peer has read everything. Returns the bytes handed to quinn.
+pub(super) async fn send_until(
+    send: &mut quinn::SendStream,
+    until: Instant,
+    linger: Duration,
+) -> Result<u64, quinn::WriteError> {
+    let chunk = Bytes::from(vec![0_u8; CHUNK]);
+    let mut written = 0_u64;
+    while Instant::now() < until {
+        match tokio::time::timeout_at(until, send.write_chunk(chunk.clone())).await {
+            Ok(r) => r?,
+            Err(_) => break,
+        }
+        written += CHUNK as u64;
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(linger, send.stopped()).await;
+    Ok(written)
+}
+
+/// Reads `recv` to its end or until `until`, counting bytes in slices of `every` from the
+/// first byte. Returns the counter.
+pub(super) async fn count_until(
+    recv: &mut quinn::RecvStream,
+    until: Instant,
+    every: Duration,
+) -> Result<ByteCounter, quinn::ReadError> {
+    let mut counter = ByteCounter::new(every);
+    let mut start: Option<Instant> = None;
+    loop {
+        let chunk = match tokio::time::timeout_at(until, recv.read_chunk(usize::MAX, true)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let _ = recv.stop(0_u32.into());
+                break;
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        let now = Instant::now();
+        let t0 = *start.get_or_insert(now);
+        counter.add(now - t0, chunk.bytes.len() as u64);
+    }
+    Ok(counter)
+}
