@@ -72,6 +72,17 @@ pub async fn open(
     opts: &A2aOptions,
     direction: Direction,
 ) -> anyhow::Result<Control> {
+    open_request(args, host, peer, request(opts, direction, random_ssid())).await
+}
+
+/// As [`open`], asking for `req` (its direction and SSID are the test's).
+pub async fn open_request(
+    args: &A2aArgs,
+    host: &str,
+    peer: SocketAddr,
+    req: TestRequest,
+) -> anyhow::Result<Control> {
+    let (ssid, direction) = (req.ssid, req.direction);
     let server = SocketAddr::new(peer.ip(), args.control_port);
     let key = if host.contains(':') {
         format!("[{host}]:{}", args.control_port)
@@ -109,8 +120,6 @@ pub async fn open(
             return Err(e).with_context(|| format!("the control plane of {key}"));
         }
     };
-    let ssid = random_ssid();
-    let req = request(opts, direction, ssid);
     let accepted = match client.request_test(&req).await {
         Ok(a) => a,
         Err(e) => {
@@ -221,6 +230,13 @@ impl Negotiated {
                 }
             }
         }
+    }
+
+    /// The far end's view so far (the session goes on).
+    pub async fn peek(&self, patience: Duration) -> Result<FarEndResults, ControlError> {
+        self.client
+            .results(self.accepted.session, false, patience)
+            .await
     }
 
     /// The far end's view; ends the session (waiting for the far end's sender).

@@ -172,7 +172,7 @@ fn render_connect(r: &TcpConnectReport) -> String {
 }
 
 /// `1.23 Gbit/s` style rate.
-fn rate(bps: f64) -> String {
+pub(super) fn rate(bps: f64) -> String {
     let (v, unit) = if bps >= 1e9 {
         (bps / 1e9, "Gbit/s")
     } else if bps >= 1e6 {
