@@ -10,6 +10,9 @@
 //!   ping-pong, the kernel-timestamped RTT minimum next to `ping`'s minimum, and the schedule
 //!   error at a 1 ms interval next to irtt's timer error.
 //!
+//! - UDP throughput (`probe a2a --throughput --direction to --rate max`, 64-byte datagrams)
+//!   next to iperf3's and the blaster's received packets per second ([`udp`]; `-- --bench
+//!   --udp` runs only this);
 //! - TCP throughput each way (`probe a2a --proto tcp --throughput`) next to `iperf3 -c` and
 //!   `iperf3 -c -R` on the same three paths ([`tcp`]; `-- --bench --tcp` runs only this).
 //!
@@ -20,6 +23,7 @@
 mod blaster;
 mod peers;
 mod tcp;
+mod udp;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -41,11 +45,17 @@ fn main() {
     }
     if !full {
         smoke();
+        udp::smoke();
         return;
     }
     // `-- --bench --tcp`: the TCP throughput section only.
     if std::env::args().any(|a| a == "--tcp") {
         tcp::table();
+        return;
+    }
+    // `-- --bench --udp`: the UDP throughput section only.
+    if std::env::args().any(|a| a == "--udp") {
+        udp::table();
         return;
     }
     let mut rows = Vec::new();
@@ -93,6 +103,7 @@ fn main() {
         }
     }
     tcp::table();
+    udp::table();
 }
 
 /// A few seconds: the readers, a 5000-packet flood and a 0.2 s blast on direct veth.
