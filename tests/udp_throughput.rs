@@ -6,18 +6,27 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{TempDir, num, output, probe, serve, text, wait_udp_listening};
+use common::{TempDir, json_ok, num, output, probe, serve, text, wait_udp_listening};
 use probe_lab::impair::ImpairConfig;
 use probe_lab::{Host, topology};
 use serde_json::Value;
 
 const PORT: u16 = 49153;
 /// A paced test: 4000 datagrams of 64 bytes at 4000/s (small enough that a loaded testbed
-/// drops none of them in socket buffers).
-const PACED: [&str; 6] = ["--rate", "4000", "-c", "4000", "--size", "64"];
+/// drops none of them in socket buffers), in rows of 250 ms.
+const PACED: [&str; 8] = [
+    "--rate",
+    "4000",
+    "-c",
+    "4000",
+    "--size",
+    "64",
+    "--report-interval",
+    "250ms",
+];
 
 /// `probe serve --json` in `host` with its control plane listening.
 fn serve_control(host: &Host, extra: &[&str]) -> common::Served {
@@ -28,7 +37,8 @@ fn serve_control(host: &Host, extra: &[&str]) -> common::Served {
     srv
 }
 
-fn throughput(host: &Host, peer: &str, state: &TempDir, args: &[&str]) -> Output {
+/// `probe a2a --peer PEER --throughput --json ARGS` in `host`, client state in `state`.
+fn throughput_cmd(host: &Host, peer: &str, state: &TempDir, args: &[&str]) -> Command {
     let dir = state.s("client");
     let mut all = vec![
         "a2a",
@@ -40,17 +50,14 @@ fn throughput(host: &Host, peer: &str, state: &TempDir, args: &[&str]) -> Output
         &dir,
     ];
     all.extend_from_slice(args);
-    output(probe(host, &all).env_remove("PROBE_TOKEN"))
+    let mut cmd = probe(host, &all);
+    cmd.env_remove("PROBE_TOKEN");
+    cmd
 }
 
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "probe a2a --throughput failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+/// The report of a throughput test that must succeed.
+fn throughput(host: &Host, peer: &str, state: &TempDir, args: &[&str]) -> Value {
+    json_ok(&mut throughput_cmd(host, peer, state, args))
 }
 
 fn stopped(srv: common::Served) -> Value {
@@ -72,8 +79,8 @@ fn check_clean(v: &Value, dir: &str) {
     assert!((0.95..1.3).contains(&secs), "{dir}: sent for {secs} s");
     let pps = d("offered_pps");
     assert!((3000.0..4300.0).contains(&pps), "{dir}: offered {pps}/s");
-    assert_eq!(d("received_pps"), pps, "{dir}");
-    assert_eq!(d("received_bps"), pps * 64.0 * 8.0, "{dir}");
+    assert!((d("received_pps") - pps).abs() < 1e-6 * pps, "{dir}");
+    assert!((d("received_bps") - pps * 512.0).abs() < 1e-6 * pps * 512.0, "{dir}");
     // Datagrams 0, 64, ..., 3968 carry their send time.
     assert_eq!(d("owd_samples"), 63.0, "{dir}");
     let (min, max) = (d("owd_ms.min"), d("owd_ms.max"));
@@ -81,7 +88,8 @@ fn check_clean(v: &Value, dir: &str) {
     let rows = v["throughput"][dir]["intervals"].as_array().expect("rows");
     let total: f64 = rows.iter().map(|r| num(r, "received")).sum();
     assert_eq!(total, 4000.0, "{dir}: interval rows {rows:?}");
-    assert!(rows.len() >= 2, "{dir}: {rows:?}");
+    // 250 ms rows here; the far end's 100 ms rows of `to` merge three to a row.
+    assert!((4..=5).contains(&rows.len()), "{dir}: {rows:?}");
 }
 
 #[test]
@@ -93,26 +101,26 @@ fn every_direction_on_direct_veth_counted_not_reflected() {
     let srv = serve_control(&lab.b, &[]);
     let peer = lab.b.ipv4().to_string();
     let state = TempDir::new("udp-tput-direct");
-    let v = json(&throughput(
+    let v = throughput(
         &lab.a,
         &peer,
         &state,
-        &[&["--direction", "to", "--report-interval", "500ms"], &PACED[..]].concat(),
-    ));
+        &[&["--direction", "to"], &PACED[..]].concat(),
+    );
     assert_eq!(text(&v, "direction"), "to");
     assert_eq!(text(&v, "clock.mode"), "shared");
     assert_eq!(num(&v, "rate_pps"), 4000.0);
     check_clean(&v, "to");
     assert!(v["throughput"].get("from").is_none(), "{v}");
-    let v = json(&throughput(
+    let v = throughput(
         &lab.a,
         &peer,
         &state,
         &[&["--direction", "from"], &PACED[..]].concat(),
-    ));
+    );
     check_clean(&v, "from");
     assert!(v["throughput"].get("to").is_none(), "{v}");
-    let v = json(&throughput(&lab.a, &peer, &state, &PACED));
+    let v = throughput(&lab.a, &peer, &state, &PACED);
     assert_eq!(text(&v, "direction"), "both");
     check_clean(&v, "to");
     check_clean(&v, "from");
@@ -134,14 +142,14 @@ fn from_behind_nat_with_nothing_published() {
     let _srv = serve_control(&lab.peer, &["--require-auth"]);
     let peer = lab.peer.ipv4().to_string();
     let state = TempDir::new("udp-tput-nat");
-    let v = json(&throughput(
+    let v = throughput(
         &lab.agent,
         &peer,
         &state,
         &[&["--direction", "from"], &PACED[..]].concat(),
-    ));
+    );
     check_clean(&v, "from");
-    let v = json(&throughput(&lab.agent, &peer, &state, &PACED));
+    let v = throughput(&lab.agent, &peer, &state, &PACED);
     check_clean(&v, "to");
     check_clean(&v, "from");
 }
@@ -156,15 +164,15 @@ fn every_direction_on_macvlan() {
     let peer = lab.peer.ipv4().to_string();
     let state = TempDir::new("udp-tput-macvlan");
     for dir in ["to", "from"] {
-        let v = json(&throughput(
+        let v = throughput(
             &lab.agent,
             &peer,
             &state,
             &[&["--direction", dir], &PACED[..]].concat(),
-        ));
+        );
         check_clean(&v, dir);
     }
-    let v = json(&throughput(&lab.agent, &peer, &state, &PACED));
+    let v = throughput(&lab.agent, &peer, &state, &PACED);
     check_clean(&v, "to");
     check_clean(&v, "from");
 }
@@ -193,12 +201,12 @@ fn loss_over_the_impairment_hop_is_the_configured_loss() {
     // connection is quiet), so they are 2000 consecutive data packets of the hop: exactly
     // 200 of them are multiples of 10.
     let before = lab.forward_report().stats;
-    let v = json(&throughput(
+    let v = throughput(
         &lab.a,
         &peer,
         &state,
         &[&["--direction", "to"], &args[..]].concat(),
-    ));
+    );
     let after = lab.forward_report().stats;
     assert_eq!(num(&v, "throughput.to.sent"), 2000.0, "{v}");
     assert_eq!(num(&v, "throughput.to.lost"), 200.0, "{v}");
@@ -212,12 +220,12 @@ fn loss_over_the_impairment_hop_is_the_configured_loss() {
     );
     // `from`: the control connection's polls interleave with the datagrams on the reverse
     // path, each moving the every-20th count by at most one.
-    let v = json(&throughput(
+    let v = throughput(
         &lab.a,
         &peer,
         &state,
         &[&["--direction", "from"], &args[..]].concat(),
-    ));
+    );
     let (sent, lost, received) = (
         num(&v, "throughput.from.sent"),
         num(&v, "throughput.from.lost"),
@@ -262,13 +270,19 @@ fn a_second_throughput_test_is_refused_busy() {
     first.stdout(Stdio::piped()).stderr(Stdio::piped());
     let running = lab.a.spawn(&mut first).expect("first test");
     std::thread::sleep(Duration::from_millis(1500));
-    let out = throughput(&lab.a, &peer, &state, &["--rate", "1000", "-d", "1s"]);
+    let out = output(&mut throughput_cmd(
+        &lab.a,
+        &peer,
+        &state,
+        &["--rate", "1000", "-d", "1s"],
+    ));
     assert!(!out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("busy, retry after"), "{err}");
     assert!(err.contains("udp_throughput"), "{err}");
     let done = running.wait().expect("first test ends");
-    let v = json(&done);
+    assert!(done.status.success(), "{done:?}");
+    let v: Value = serde_json::from_slice(&done.stdout).expect("JSON");
     // The refusal did not disturb the running test.
     assert_eq!(num(&v, "throughput.to.lost"), 0.0, "{v}");
     assert!(num(&v, "throughput.to.sent") >= 3900.0, "{v}");

@@ -187,6 +187,25 @@ fn a2a_json(from: &Host, peer: &str, extra: &[&str]) -> Value {
     peers::json("probe", &out.stdout).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// One row per path: direct veth, nat (the agent behind masquerade to the peer) and macvlan,
+/// each topology up only while its row is measured.
+fn paths<R>(row: impl Fn(&'static str, &Host, &Host) -> R) -> Vec<R> {
+    let mut rows = Vec::new();
+    {
+        let lab = topology::direct().expect("direct");
+        rows.push(row("direct", &lab.a, &lab.b));
+    }
+    {
+        let lab = topology::nat().expect("nat");
+        rows.push(row("nat (agent → peer)", &lab.agent, &lab.peer));
+    }
+    {
+        let lab = topology::macvlan().expect("macvlan");
+        rows.push(row("macvlan (agent → peer)", &lab.agent, &lab.peer));
+    }
+    rows
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]

@@ -45,7 +45,11 @@ fn probe_json(client: &Host, addr: &str, secs: &str) -> Value {
 
 /// Distinct datagrams the far end counted per second of sending.
 fn probe_pps(client: &Host, addr: &str, secs: &str) -> f64 {
-    number("probe", &probe_json(client, addr, secs), "throughput.to.received_pps")
+    number(
+        "probe",
+        &probe_json(client, addr, secs),
+        "throughput.to.received_pps",
+    )
 }
 
 /// One path's medians (received packets/s) and the per-run ratios of probe to each peer.
@@ -93,19 +97,7 @@ fn runs(v: &[f64]) -> String {
 
 /// Measures direct, nat (agent → peer) and macvlan and prints the table.
 pub fn table() {
-    let mut rows = Vec::new();
-    {
-        let lab = topology::direct().expect("direct");
-        rows.push(row("direct", &lab.a, &lab.b));
-    }
-    {
-        let lab = topology::nat().expect("nat");
-        rows.push(row("nat (agent → peer)", &lab.agent, &lab.peer));
-    }
-    {
-        let lab = topology::macvlan().expect("macvlan");
-        rows.push(row("macvlan (agent → peer)", &lab.agent, &lab.peer));
-    }
+    let rows = super::paths(row);
     println!(
         "\n| path | probe UDP throughput received packets/s | iperf3 -u -l 64 -b 0 received packets/s | blaster received packets/s | probe ÷ iperf3: median (runs) | probe ÷ blaster: median (runs) |"
     );

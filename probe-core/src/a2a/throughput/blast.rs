@@ -22,6 +22,9 @@ const SEND_PATIENCE: Duration = Duration::from_millis(200);
 const POLL_MS: u16 = 20;
 /// Below this, a paced sender yields instead of sleeping (timer wake-ups are coarser).
 const SPIN_BELOW: Duration = Duration::from_micros(60);
+/// How long past its planned time a paced sender may take to send the datagrams due by then
+/// (a late wake-up at the end must not cut the last ones off).
+const PACED_GRACE: Duration = Duration::from_secs(1);
 
 /// What a sender sends.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,7 +37,8 @@ pub struct BlastPlan {
     pub size: usize,
     /// Datagrams per second; `None` for as fast as the kernel takes them.
     pub rate_pps: Option<f64>,
-    /// How long to send.
+    /// How long to send. A paced plan sends the datagrams due by then (`rate × duration`,
+    /// or `count` if fewer), taking up to a second longer when wake-ups come late.
     pub duration: Duration,
     /// Most datagrams to send, if limited by count too.
     pub count: Option<u64>,
@@ -58,8 +62,12 @@ pub fn blast(sock: &PolledSocket, plan: &BlastPlan, stop: &AtomicBool) -> Sender
     let mut batch = SendBatch::new(BATCH, size);
     batch.set_segmentation(true);
     let every = plan.sample_every.max(1);
-    let limit = plan.count.unwrap_or(u64::MAX);
     let rate = plan.rate_pps.filter(|r| *r > 0.0 && r.is_finite());
+    let (mut limit, mut cutoff) = (plan.count.unwrap_or(u64::MAX), plan.duration);
+    if let Some(r) = rate {
+        limit = limit.min((plan.duration.as_secs_f64() * r).ceil() as u64);
+        cutoff += PACED_GRACE;
+    }
     let mut out = SenderCounts::default();
     let mut seq = 0_u64;
     let start = Instant::now();
@@ -67,7 +75,7 @@ pub fn blast(sock: &PolledSocket, plan: &BlastPlan, stop: &AtomicBool) -> Sender
     while seq < limit && !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let elapsed = now - start;
-        if elapsed >= plan.duration {
+        if elapsed >= cutoff {
             break;
         }
         let mut want = BATCH as u64;
