@@ -80,11 +80,17 @@ fn check_clean(v: &Value, dir: &str) {
     let pps = d("offered_pps");
     assert!((3000.0..4300.0).contains(&pps), "{dir}: offered {pps}/s");
     assert!((d("received_pps") - pps).abs() < 1e-6 * pps, "{dir}");
-    assert!((d("received_bps") - pps * 512.0).abs() < 1e-6 * pps * 512.0, "{dir}");
+    assert!(
+        (d("received_bps") - pps * 512.0).abs() < 1e-6 * pps * 512.0,
+        "{dir}"
+    );
     // Datagrams 0, 64, ..., 3968 carry their send time.
     assert_eq!(d("owd_samples"), 63.0, "{dir}");
     let (min, max) = (d("owd_ms.min"), d("owd_ms.max"));
-    assert!(min > 0.0 && min < 5.0 && max >= min, "{dir}: owd {min}..{max} ms");
+    assert!(
+        min > 0.0 && min < 5.0 && max >= min,
+        "{dir}: owd {min}..{max} ms"
+    );
     let rows = v["throughput"][dir]["intervals"].as_array().expect("rows");
     let total: f64 = rows.iter().map(|r| num(r, "received")).sum();
     assert_eq!(total, 4000.0, "{dir}: interval rows {rows:?}");
@@ -233,10 +239,16 @@ fn loss_over_the_impairment_hop_is_the_configured_loss() {
     );
     assert_eq!(sent, 2000.0, "{v}");
     assert_eq!(sent - lost, received, "{v}");
-    assert!((85.0..=101.0).contains(&lost), "lost {lost} of 2000 at every 20th: {v}");
+    assert!(
+        (85.0..=101.0).contains(&lost),
+        "lost {lost} of 2000 at every 20th: {v}"
+    );
     // The samples crossed the 2 ms delay line.
     let owd = num(&v, "throughput.from.owd_ms.p50");
-    assert!((2.0..4.0).contains(&owd), "reverse one-way delay p50 {owd} ms, configured 2 ms");
+    assert!(
+        (2.0..4.0).contains(&owd),
+        "reverse one-way delay p50 {owd} ms, configured 2 ms"
+    );
 }
 
 #[test]

@@ -219,6 +219,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::float_cmp)] // The rates here are exact quotients.
     fn a_direction_is_built_from_both_ends_counts() {
         let s = SenderCounts {
             sent: 1000,

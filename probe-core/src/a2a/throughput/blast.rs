@@ -98,7 +98,7 @@ pub fn blast(sock: &PolledSocket, plan: &BlastPlan, stop: &AtomicBool) -> Sender
             let h = Header {
                 session: plan.session,
                 seq,
-                sent_ns: (seq % every == 0).then_some(stamp),
+                sent_ns: seq.is_multiple_of(every).then_some(stamp),
             };
             batch.push_with(plan.dst, SendOptions::default(), |buf| {
                 packet::write(buf, size, &h)

@@ -167,11 +167,8 @@ mod tests {
                 .all(|i| i.received == 10 && i.bytes == 1000)
         );
         assert!((s.intervals[2].end_s - 0.3).abs() < 1e-9);
+        // 400 s later is past the last row (3 600 rows of 100 ms): in the totals only.
         assert_eq!(s.received, 31);
-        assert!(
-            MAX_INTERVALS * 100 < 400_000,
-            "the late datagram is beyond the rows"
-        );
     }
 
     #[test]
