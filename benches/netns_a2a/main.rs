@@ -10,6 +10,9 @@
 //!   ping-pong, the kernel-timestamped RTT minimum next to `ping`'s minimum, and the schedule
 //!   error at a 1 ms interval next to irtt's timer error.
 //!
+//! - UDP throughput (`probe a2a --throughput --direction to --rate max`, 64-byte datagrams)
+//!   next to iperf3's and the blaster's received packets per second ([`udp`]; `-- --bench
+//!   --udp` runs only this);
 //! - TCP throughput each way (`probe a2a --proto tcp --throughput`) next to `iperf3 -c` and
 //!   `iperf3 -c -R` on the same three paths ([`tcp`]; `-- --bench --tcp` runs only this).
 //!
@@ -20,6 +23,7 @@
 mod blaster;
 mod peers;
 mod tcp;
+mod udp;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -41,11 +45,17 @@ fn main() {
     }
     if !full {
         smoke();
+        udp::smoke();
         return;
     }
     // `-- --bench --tcp`: the TCP throughput section only.
     if std::env::args().any(|a| a == "--tcp") {
         tcp::table();
+        return;
+    }
+    // `-- --bench --udp`: the UDP throughput section only.
+    if std::env::args().any(|a| a == "--udp") {
+        udp::table();
         return;
     }
     let mut rows = Vec::new();
@@ -93,6 +103,7 @@ fn main() {
         }
     }
     tcp::table();
+    udp::table();
 }
 
 /// A few seconds: the readers, a 5000-packet flood and a 0.2 s blast on direct veth.
@@ -174,6 +185,25 @@ fn a2a_json(from: &Host, peer: &str, extra: &[&str]) -> Value {
     args.extend_from_slice(extra);
     let out = run(&mut probe(from, &args));
     peers::json("probe", &out.stdout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One row per path: direct veth, nat (the agent behind masquerade to the peer) and macvlan,
+/// each topology up only while its row is measured.
+fn paths<R>(row: impl Fn(&'static str, &Host, &Host) -> R) -> Vec<R> {
+    let mut rows = Vec::new();
+    {
+        let lab = topology::direct().expect("direct");
+        rows.push(row("direct", &lab.a, &lab.b));
+    }
+    {
+        let lab = topology::nat().expect("nat");
+        rows.push(row("nat (agent → peer)", &lab.agent, &lab.peer));
+    }
+    {
+        let lab = topology::macvlan().expect("macvlan");
+        rows.push(row("macvlan (agent → peer)", &lab.agent, &lab.peer));
+    }
+    rows
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use probe_lab::{Host, topology};
+use probe_lab::Host;
 use serde_json::Value;
 
 use super::{RUNS, SECONDS, a2a_json, median, number, peers, run, serve};
@@ -110,19 +110,7 @@ fn row(name: &'static str, client: &Host, server: &Host) -> TcpRow {
 
 /// Measures direct, nat (agent → peer, through masquerade) and macvlan and prints the table.
 pub fn table() {
-    let mut rows = Vec::new();
-    {
-        let lab = topology::direct().expect("direct");
-        rows.push(row("direct", &lab.a, &lab.b));
-    }
-    {
-        let lab = topology::nat().expect("nat");
-        rows.push(row("nat (agent → peer)", &lab.agent, &lab.peer));
-    }
-    {
-        let lab = topology::macvlan().expect("macvlan");
-        rows.push(row("macvlan (agent → peer)", &lab.agent, &lab.peer));
-    }
+    let rows = super::paths(row);
     println!(
         "\n| path | direction | probe Gbit/s | iperf3 Gbit/s | probe ÷ iperf3: median (runs) |"
     );

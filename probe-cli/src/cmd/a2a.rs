@@ -41,10 +41,11 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if args.handshakes.is_some() {
         bail!("--handshakes counts QUIC handshakes: add --proto quic");
     }
-    if args.throughput || args.streams != 1 || args.mss.is_some() {
-        bail!(
-            "--throughput, --streams and --mss are TCP test settings: add --proto tcp (UDP throughput is not available yet)"
-        );
+    if args.throughput {
+        return super::a2a_udp_throughput::run(args).await;
+    }
+    if args.streams != 1 || args.mss.is_some() {
+        bail!("--streams and --mss are TCP test settings: add --proto tcp");
     }
     let (base, plan) = options_from(args)?;
     let key = args

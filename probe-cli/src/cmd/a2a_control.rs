@@ -72,12 +72,21 @@ pub async fn open(
     opts: &A2aOptions,
     direction: Direction,
 ) -> anyhow::Result<Control> {
+    open_request(args, host, peer, request(opts, direction, random_ssid())).await
+}
+
+/// As [`open`], asking for `req` (its direction and SSID are the test's).
+pub async fn open_request(
+    args: &A2aArgs,
+    host: &str,
+    peer: SocketAddr,
+    req: TestRequest,
+) -> anyhow::Result<Control> {
+    let (ssid, direction) = (req.ssid, req.direction);
     let (client, hello, key) = match connect_peer(args, host, peer).await? {
         Ok(c) => c,
         Err(note) => return Ok(Control::None(note)),
     };
-    let ssid = random_ssid();
-    let req = request(opts, direction, ssid);
     let accepted = match client.request_test(&req).await {
         Ok(a) => a,
         Err(e) => {
@@ -233,6 +242,13 @@ impl Negotiated {
                 }
             }
         }
+    }
+
+    /// The far end's view so far (the session goes on).
+    pub async fn peek(&self, patience: Duration) -> Result<FarEndResults, ControlError> {
+        self.client
+            .results(self.accepted.session, false, patience)
+            .await
     }
 
     /// The far end's view; ends the session (waiting for the far end's sender).

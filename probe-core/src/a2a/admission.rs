@@ -17,6 +17,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::throughput::ThroughputSink;
+
 /// What the reflector saw of one negotiated session.
 #[derive(Debug, Default)]
 pub struct SessionStats {
@@ -69,6 +71,8 @@ pub struct Admission {
     required: bool,
     entries: RwLock<HashMap<Key, Arc<SessionStats>>>,
     len: AtomicUsize,
+    /// Counting receivers of negotiated UDP throughput tests, by session id.
+    throughput: RwLock<HashMap<u64, Arc<ThroughputSink>>>,
 }
 
 impl Admission {
@@ -116,6 +120,32 @@ impl Admission {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&(src.to_canonical(), ssid))
+            .cloned()
+    }
+
+    /// Registers the counting receiver of the UDP throughput session `session`: the
+    /// responder counts its datagrams there instead of reflecting them.
+    pub fn register_throughput(&self, session: u64, sink: Arc<ThroughputSink>) {
+        self.throughput
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(session, sink);
+    }
+
+    /// Forgets the counting receiver of `session`.
+    pub fn unregister_throughput(&self, session: u64) {
+        self.throughput
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&session);
+    }
+
+    /// The counting receiver of `session`, if one is registered.
+    pub fn lookup_throughput(&self, session: u64) -> Option<Arc<ThroughputSink>> {
+        self.throughput
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&session)
             .cloned()
     }
 

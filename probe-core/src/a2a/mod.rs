@@ -18,6 +18,7 @@ mod sender_state;
 mod session;
 mod session_config;
 mod stamp_keys;
+pub mod throughput;
 mod timeline;
 mod voice;
 

@@ -340,6 +340,11 @@ pub struct ReflectorCounters {
     pub auth_failed: u64,
     /// Unauthenticated packets dropped because their sender must authenticate (no reply).
     pub unauthenticated: u64,
+    /// UDP throughput datagrams counted for their negotiated session (never reflected).
+    pub throughput_counted: u64,
+    /// UDP throughput datagrams of no session here (or from another address than the
+    /// session's client): dropped, never reflected.
+    pub throughput_dropped: u64,
 }
 
 impl ReflectorCounters {
@@ -361,6 +366,8 @@ impl ReflectorCounters {
         self.auth_reflected += o.auth_reflected;
         self.auth_failed += o.auth_failed;
         self.unauthenticated += o.unauthenticated;
+        self.throughput_counted += o.throughput_counted;
+        self.throughput_dropped += o.throughput_dropped;
     }
 }
 

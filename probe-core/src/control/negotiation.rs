@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::messages::ClockFacts;
 use crate::a2a::{Direction, ReflectorCounters, SessionCounts};
 use crate::report::A2aReport;
+use crate::report::udp_throughput::{ReceiverCounts, SenderCounts};
 
 /// The kinds of test a client can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,8 +161,24 @@ pub struct FarEndResults {
     /// arrived), `running` (partial results), `done` or `failed`; absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_state: Option<String>,
+    /// The far end's view of a UDP throughput test: what its receiver counted (`to`) and
+    /// what its sender sent (`from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<FarEndThroughput>,
     /// The far end's clock facts now.
     pub clock: ClockFacts,
+}
+
+/// The far end's side of a UDP throughput test.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FarEndThroughput {
+    /// What the far end's counting receiver saw of the client's datagrams (`to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<ReceiverCounts>,
+    /// What the far end's sender handed to its kernel (`from`), once it finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<SenderCounts>,
 }
 
 /// A random Session-Sender Identifier for a negotiated test.

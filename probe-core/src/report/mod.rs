@@ -18,5 +18,6 @@ pub mod timeline;
 pub mod trace;
 pub mod trace_export;
 pub mod trace_graph;
+pub mod udp_throughput;
 pub use timeline::{Spread, Timeline, TimelineBucket};
 pub use voice::{VoiceDirection, VoiceReport};

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{A2aError, ConfigError};
+use crate::a2a::throughput::{Counted, SinkCache, is_throughput};
 use crate::a2a::{
     Admission, Datagram, Reflector, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring,
 };
@@ -174,8 +175,9 @@ impl Responder {
             }
             reflector.set_keyring(self.keys.clone());
             let stop = stop.clone();
+            let admission = self.admission.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                serve_socket(&sock, reflector, &stop)
+                serve_socket(&sock, reflector, admission.as_deref(), &stop)
             }));
         }
         shutdown.await;
@@ -199,11 +201,16 @@ impl Responder {
 
 /// One socket's loop on a thread of its own: non-blocking `recvmmsg` while datagrams are
 /// queued, `poll` when none is (no runtime wake-up per batch), replies by `sendmmsg`.
+/// Datagrams of UDP throughput tests are counted for their negotiated session in
+/// `admission`, never reflected.
 fn serve_socket(
     sock: &PolledSocket,
     mut reflector: Reflector,
+    admission: Option<&Admission>,
     stop: &AtomicBool,
 ) -> ReflectorCounters {
+    let mut sinks = SinkCache::default();
+    let (mut tp_counted, mut tp_dropped) = (0u64, 0u64);
     let local = sock
         .local_addr()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -228,6 +235,7 @@ fn serve_socket(
                 let now = Nanos::now_realtime();
                 if now.since(last_sweep) > SWEEP.as_nanos() as i64 {
                     reflector.expire(now);
+                    sinks.clear();
                     last_sweep = now;
                 }
                 continue;
@@ -244,6 +252,13 @@ fn serve_socket(
             let Some(src) = meta.source else { continue };
             if meta.truncated {
                 truncated += 1;
+                continue;
+            }
+            if is_throughput(bytes) {
+                match sinks.count(admission, bytes, src.ip(), meta.time) {
+                    Counted::Counted => tp_counted += 1,
+                    Counted::Dropped => tp_dropped += 1,
+                }
                 continue;
             }
             let d = Datagram {
@@ -275,10 +290,13 @@ fn serve_socket(
         }
         if now.since(last_sweep) > SWEEP.as_nanos() as i64 {
             reflector.expire(now);
+            sinks.clear();
             last_sweep = now;
         }
     }
     let mut c = reflector.counters();
+    c.throughput_counted = tp_counted;
+    c.throughput_dropped = tp_dropped;
     c.received += truncated;
     c.junk += truncated;
     c

@@ -5,6 +5,7 @@ mod error;
 mod frame_io;
 mod server;
 mod test_service;
+mod throughput_service;
 pub(crate) mod tls;
 
 pub use client::{ClientConfig, ControlClient, connect};

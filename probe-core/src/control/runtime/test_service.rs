@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::throughput_service::{self, BlastState, FarBlast};
 use crate::a2a::runtime::{A2aOptions, run_test};
+use crate::a2a::throughput::ThroughputSink;
+use crate::a2a::throughput::packet::HEADER_LEN;
 use crate::a2a::{Admission, Limit, Pace, SessionStats};
 use crate::control::handshake::error_message;
 use crate::control::messages::{ClockFacts, ErrorCode, Message};
 use crate::control::negotiation::{
-    FarEndResults, ResultsRequest, TestAccepted, TestKind, TestRequest, is_punch,
+    FarEndResults, FarEndThroughput, ResultsRequest, TestAccepted, TestKind, TestRequest, is_punch,
 };
 use crate::control::sessions::{Limits, Lookup, Session, SessionTable};
 use crate::quic_test::runtime::{QuicGrant, QuicGrants};
@@ -62,6 +65,10 @@ struct Extras {
     stats: Option<Arc<SessionStats>>,
     sender: Option<watch::Receiver<SenderState>>,
     task: Option<tokio::task::AbortHandle>,
+    /// The counting receiver of a UDP throughput `to` test.
+    sink: Option<Arc<ThroughputSink>>,
+    /// The sender of a UDP throughput `from` test.
+    blast: Option<FarBlast>,
 }
 
 /// Negotiation counters.
@@ -149,8 +156,44 @@ impl Tests {
             stats,
             sender: None,
             task: None,
+            sink: None,
+            blast: None,
         };
         let mut sender_port = None;
+        if req.kind == TestKind::UdpThroughput {
+            if (req.size as usize) < HEADER_LEN {
+                self.end(id);
+                return error_message(
+                    ErrorCode::BadMessage,
+                    format!(
+                        "a UDP throughput datagram is at least {HEADER_LEN} bytes, {} asked:                          use --size {HEADER_LEN} or more",
+                        req.size
+                    ),
+                );
+            }
+            if req.direction.includes_to() {
+                let sink = throughput_service::sink(client, req);
+                self.config
+                    .admission
+                    .register_throughput(id, Arc::clone(&sink));
+                extras.sink = Some(sink);
+            }
+            if req.direction.includes_from() {
+                match throughput_service::start_blast(id, client, req) {
+                    Ok((port, blast)) => {
+                        sender_port = Some(port);
+                        extras.blast = Some(blast);
+                    }
+                    Err(e) => {
+                        self.end(id);
+                        return error_message(
+                            ErrorCode::Internal,
+                            format!("the far end cannot open its sender socket: {e}"),
+                        );
+                    }
+                }
+            }
+        }
         if stamp && req.direction.includes_from() {
             match start_sender(id, client, req) {
                 Ok((port, rx, task)) => {
@@ -206,14 +249,23 @@ impl Tests {
                 return error_message(code, format!("session {:016x}: {why}", req.session));
             }
         };
-        let (stats, sender) = {
+        let (stats, sender, sink, blast) = {
             let extras = self.extras();
             let e = extras.get(&req.session);
             (
                 e.and_then(|e| e.stats.clone()),
                 e.and_then(|e| e.sender.clone()),
+                e.and_then(|e| e.sink.clone()),
+                e.and_then(|e| e.blast.as_ref().map(|b| b.state.clone())),
             )
         };
+        if sink.is_some() || blast.is_some() {
+            let out = self.throughput_results(req, ends, sink, blast).await;
+            if req.end {
+                self.end(req.session);
+            }
+            return out;
+        }
         let mut state = sender.as_ref().map(|rx| rx.borrow().clone());
         if req.end
             && let Some(mut rx) = sender
@@ -249,12 +301,55 @@ impl Tests {
             sender: report,
             sender_error: error,
             sender_state: sender_state.map(Into::into),
+            throughput: None,
             clock: ClockFacts::from_info(&crate::a2a::runtime::local_clock_info()),
         };
         if req.end {
             self.end(req.session);
         }
         Message::FarEnd(Box::new(out))
+    }
+
+    /// The far end's view of a UDP throughput session; a final request waits for the far
+    /// end's sender to finish.
+    async fn throughput_results(
+        &self,
+        req: ResultsRequest,
+        ends: Instant,
+        sink: Option<Arc<ThroughputSink>>,
+        blast: Option<watch::Receiver<BlastState>>,
+    ) -> Message {
+        let mut state = blast.as_ref().map(|rx| rx.borrow().clone());
+        if req.end
+            && let Some(mut rx) = blast
+            && matches!(state, Some(BlastState::Running))
+        {
+            let patience = ends.saturating_duration_since(Instant::now()) + RESULTS_SLACK;
+            let _ =
+                tokio::time::timeout(patience, rx.wait_for(|s| !matches!(s, BlastState::Running)))
+                    .await;
+            state = Some(rx.borrow().clone());
+        }
+        let (sent, error, sender_state) = match state {
+            Some(BlastState::Done(c)) => (Some(c), None, Some("done")),
+            Some(BlastState::Failed(e)) => (None, Some(e), Some("failed")),
+            Some(BlastState::Running) => (None, None, Some("running")),
+            Some(BlastState::WaitingPunch) => (None, None, Some("waiting_punch")),
+            None => (None, None, None),
+        };
+        Message::FarEnd(Box::new(FarEndResults {
+            session: req.session,
+            reflector: None,
+            reflector_totals: None,
+            sender: None,
+            sender_error: error,
+            sender_state: sender_state.map(Into::into),
+            throughput: Some(FarEndThroughput {
+                received: sink.map(|s| s.snapshot()),
+                sent,
+            }),
+            clock: ClockFacts::from_info(&crate::a2a::runtime::local_clock_info()),
+        }))
     }
 
     /// Ends one session: unregisters it from the reflector, stops its sender.
@@ -270,10 +365,16 @@ impl Tests {
         {
             self.config.admission.unregister(s.client, s.request.ssid);
         }
-        if let Some(e) = self.extras().remove(&id)
-            && let Some(task) = e.task
-        {
-            task.abort();
+        if session.is_some_and(|s| s.request.kind == TestKind::UdpThroughput) {
+            self.config.admission.unregister_throughput(id);
+        }
+        if let Some(e) = self.extras().remove(&id) {
+            if let Some(task) = e.task {
+                task.abort();
+            }
+            if let Some(blast) = e.blast {
+                blast.stop();
+            }
         }
     }
 
