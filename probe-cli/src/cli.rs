@@ -343,6 +343,12 @@ pub struct A2aArgs {
     /// (default 10s).
     #[arg(long)]
     pub throughput: bool,
+    /// Also show the path both ways: a trace from this end toward the peer, and one from the
+    /// peer back toward this end's address as the peer sees it (a NAT in front of this end
+    /// shows as its public address), asked for over the peer's control plane. ICMP echo, up to
+    /// 30 hops, 3 probes per hop; JSON `path.forward` and `path.reverse`.
+    #[arg(long)]
+    pub trace: bool,
     /// Parallel TCP connections per direction of a throughput test (1-128).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
     pub streams: u16,

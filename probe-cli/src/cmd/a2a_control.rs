@@ -231,6 +231,11 @@ impl Negotiated {
             .await
     }
 
+    /// The control connection (for further requests, such as the reverse trace).
+    pub fn client(&self) -> &ControlClient {
+        &self.client
+    }
+
     /// Closes the control connection.
     pub async fn close(self) {
         self.client.close().await;

@@ -30,6 +30,9 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if args.profile.is_some() {
         bail!("--profile voice is a UDP test: drop --proto tcp");
     }
+    if args.trace {
+        bail!("--trace runs with the UDP test: drop --proto tcp");
+    }
     if !args.throughput && (args.streams != 1 || args.direction.is_some()) {
         bail!(
             "--streams and --direction need --throughput with --proto tcp (a connect test has neither)"

@@ -4,6 +4,7 @@ mod a2a;
 mod a2a_control;
 mod a2a_table;
 mod a2a_tcp;
+mod a2a_trace;
 mod agent;
 mod control;
 mod control_ping;

@@ -6,6 +6,7 @@ mod frame_io;
 mod server;
 mod test_service;
 mod tls;
+mod trace_service;
 
 pub use client::{ClientConfig, ControlClient, connect};
 pub use error::ControlError;

@@ -78,6 +78,10 @@ pub struct ControlCounters {
     pub tests_refused: u64,
     /// Requests naming an unknown or expired session.
     pub bad_session: u64,
+    /// Reverse traces run toward clients.
+    pub reverse_traces: u64,
+    /// Reverse trace requests refused (a bound, busy) or failed.
+    pub reverse_traces_refused: u64,
 }
 
 #[derive(Default)]
@@ -127,6 +131,8 @@ impl Shared {
             c.tests_accepted = g(&t.counters.accepted);
             c.tests_refused = g(&t.counters.refused);
             c.bad_session = g(&t.counters.bad_session);
+            c.reverse_traces = g(&t.traces.done);
+            c.reverse_traces_refused = g(&t.traces.refused);
         }
         c
     }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::trace_service::ReverseTraces;
 use crate::a2a::runtime::{A2aOptions, run_test};
 use crate::a2a::{Admission, Limit, Pace, SessionStats};
 use crate::control::handshake::error_message;
@@ -77,6 +78,7 @@ pub(super) struct Tests {
     table: Mutex<SessionTable>,
     extras: Mutex<HashMap<u64, Extras>>,
     pub(super) counters: TestCounters,
+    pub(super) traces: ReverseTraces,
 }
 
 impl Tests {
@@ -86,12 +88,16 @@ impl Tests {
             config,
             extras: Mutex::new(HashMap::new()),
             counters: TestCounters::default(),
+            traces: ReverseTraces::new(),
         }
     }
 
     /// Whether this message is one the service answers.
     pub(super) fn serves(msg: &Message) -> bool {
-        matches!(msg, Message::TestRequest(_) | Message::Results(_))
+        matches!(
+            msg,
+            Message::TestRequest(_) | Message::Results(_) | Message::TraceRequest(_)
+        )
     }
 
     /// Answers a request of connection `owner`, whose peer is `client`.
@@ -100,6 +106,9 @@ impl Tests {
         match msg {
             Message::TestRequest(req) => self.grant(&req, owner, client.to_canonical()),
             Message::Results(req) => self.results(req, owner).await,
+            Message::TraceRequest(req) => {
+                self.traces.answer(&req, client, &self.config.limits).await
+            }
             other => error_message(
                 ErrorCode::BadMessage,
                 format!(
