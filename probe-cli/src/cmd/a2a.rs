@@ -104,6 +104,19 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if let Control::Negotiated(n) = &control {
         // The clock came over control: no hello TLV exchange on the STAMP path.
         opts = opts.ssid(n.ssid).peer_clock(n.peer_clock);
+        match n.session_key()? {
+            // Authenticated mode with the session's own key (over the TLS control connection).
+            Some(k) => opts = opts.stamp_key(k),
+            None if args.stamp_auth => {
+                bail!("--stamp-auth: the peer granted the test without a session key")
+            }
+            None => {}
+        }
+    } else if args.stamp_auth {
+        bail!(
+            "--stamp-auth needs the peer's control plane to hand out a session key; without it, \
+             give both ends the same --stamp-key-file"
+        );
     }
     // Without reports the sender is dropped here, so that the printer sees the channel close.
     match show.every(args) {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use probe_core::a2a::runtime::{A2aOptions, Responder, ResponderConfig, local_clock_info};
-use probe_core::a2a::{Direction, Limit, Pace, ReflectorConfig, ReflectorCounters};
+use probe_core::a2a::{
+    Direction, Limit, Pace, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring,
+};
 use probe_core::control::messages::ClockFacts;
 use probe_core::control::negotiation::{punch, random_ssid};
 use probe_core::control::pin::KNOWN_PEERS_FILE;
@@ -72,6 +74,18 @@ pub async fn open(
     opts: &A2aOptions,
     direction: Direction,
 ) -> anyhow::Result<Control> {
+    let mut req = request(opts, direction, random_ssid());
+    req.auth = args.stamp_auth;
+    open_request(args, host, peer, req).await
+}
+
+/// [`open`] asking for `req` (any kind of test).
+pub async fn open_request(
+    args: &A2aArgs,
+    host: &str,
+    peer: SocketAddr,
+    req: TestRequest,
+) -> anyhow::Result<Control> {
     let server = SocketAddr::new(peer.ip(), args.control_port);
     let key = if host.contains(':') {
         format!("[{host}]:{}", args.control_port)
@@ -109,8 +123,7 @@ pub async fn open(
             return Err(e).with_context(|| format!("the control plane of {key}"));
         }
     };
-    let ssid = random_ssid();
-    let req = request(opts, direction, ssid);
+    let (ssid, direction) = (req.ssid, req.direction);
     let accepted = match client.request_test(&req).await {
         Ok(a) => a,
         Err(e) => {
@@ -153,6 +166,7 @@ fn request(opts: &A2aOptions, direction: Direction, ssid: u16) -> TestRequest {
         ssid,
         port: None,
         clock: Some(ClockFacts::from_info(&local_clock_info())),
+        auth: false,
     }
 }
 
@@ -177,8 +191,14 @@ impl Negotiated {
             .context("the reflector of the `from` direction")?;
         let config = ResponderConfig::new(vec![SocketAddr::new(any, 0)], reflector)
             .context("the reflector of the `from` direction")?;
-        let responder = Responder::bind(&config)
+        let mut responder = Responder::bind(&config)
             .context("cannot start the reflector of the `from` direction")?;
+        if let Some(key) = self.session_key()? {
+            // The far end's sender authenticates with the session's key too.
+            let keys = StampKeyring::new();
+            keys.register(peer.ip(), self.ssid, key);
+            responder.set_stamp_keys(keys);
+        }
         let far = SocketAddr::new(peer.ip(), sender_port);
         let p = punch(self.accepted.session);
         for i in 0..PUNCHES {
@@ -229,6 +249,13 @@ impl Negotiated {
         self.client
             .results(self.accepted.session, true, patience)
             .await
+    }
+
+    /// The session's STAMP key (authenticated mode), when the grant carried one.
+    pub fn session_key(&self) -> anyhow::Result<Option<StampKey>> {
+        self.accepted
+            .session_key()
+            .context("the peer's grant carries a session key that is not hex")
     }
 
     /// The control connection (for further requests, such as the reverse trace).

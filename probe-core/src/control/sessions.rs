@@ -113,23 +113,9 @@ impl SessionTable {
         self.expire(now);
         check_request(&req, &self.limits)?;
         if req.kind.exclusive()
-            && let Some(running) = self
-                .sessions
-                .values()
-                .filter(|s| s.request.kind.exclusive())
-                .max_by_key(|s| s.ends)
+            && let Some((left, kind)) = self.exclusive_left(now)
         {
-            let left = running.ends.saturating_duration_since(now);
-            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            let secs = secs.max(1);
-            return Err(refusal(
-                ErrorCode::Busy,
-                format!(
-                    "busy, retry after {secs} s: a {} test is running and throughput tests run \
-                     one at a time",
-                    running.request.kind.as_str()
-                ),
-            ));
+            return Err(busy(left, kind.as_str()));
         }
         if self.sessions.len() >= self.limits.max_sessions {
             return Err(limit(
@@ -149,6 +135,22 @@ impl SessionTable {
             expires: ends + SESSION_GRACE,
         };
         Ok(self.sessions.entry(id).or_insert(session))
+    }
+
+    /// How long the exclusive (throughput) session running now has left before its planned
+    /// end, and its kind; `None` when none runs.
+    pub fn exclusive_left(&self, now: Instant) -> Option<(Duration, TestKind)> {
+        self.sessions
+            .values()
+            .filter(|s| s.request.kind.exclusive() && now < s.expires)
+            .max_by_key(|s| s.ends)
+            .map(|s| (s.ends.saturating_duration_since(now), s.request.kind))
+    }
+
+    /// The live session `id`, whichever connection owns it (for the test servers that check
+    /// what a session granted).
+    pub fn find(&self, id: u64, now: Instant) -> Option<&Session> {
+        self.sessions.get(&id).filter(|s| now < s.expires)
     }
 
     /// The session `id` as connection `owner` may use it.
@@ -255,6 +257,19 @@ fn check_request(req: &TestRequest, limits: &Limits) -> Result<(), ErrorMessage>
         }
     }
     Ok(())
+}
+
+/// The refusal of an exclusive test while another (`what`) runs for `left` more.
+pub fn busy(left: Duration, what: &str) -> ErrorMessage {
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    refusal(
+        ErrorCode::Busy,
+        format!(
+            "busy, retry after {secs} s: a {what} test is running and throughput tests run one \
+             at a time"
+        ),
+    )
 }
 
 fn refusal(code: ErrorCode, message: String) -> ErrorMessage {
