@@ -201,13 +201,16 @@ impl Negotiated {
         }
         let far = SocketAddr::new(peer.ip(), sender_port);
         let p = punch(self.accepted.session);
-        for i in 0..PUNCHES {
-            if i > 0 {
-                tokio::time::sleep(PUNCH_GAP).await;
-            }
+        for _ in 0..PUNCHES {
             responder
                 .punch(far, &p)
                 .with_context(|| format!("cannot send the punch to {far}/udp"))?;
+            tokio::time::sleep(PUNCH_GAP).await;
+            // No more once the far end saw one: a later punch would reach its test socket as
+            // a stray datagram (with a session key, a reply failing its HMAC).
+            if self.punch_seen().await {
+                break;
+            }
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(responder.run(async move {
@@ -241,6 +244,14 @@ impl Negotiated {
                 }
             }
         }
+    }
+
+    /// Whether the far end's sender has seen our punch (an error counts as not yet).
+    async fn punch_seen(&self) -> bool {
+        self.client
+            .results(self.accepted.session, false, PUNCH_CONFIRM)
+            .await
+            .is_ok_and(|f| f.sender_state.as_deref() != Some("waiting_punch"))
     }
 
     /// The far end's view; ends the session (waiting for the far end's sender).

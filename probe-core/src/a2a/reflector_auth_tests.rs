@@ -222,7 +222,11 @@ fn a_keyed_negotiated_session_is_found_under_required_admission() {
         from(1, 40_000),
     )
     .expect("answered");
-    assert!(AuthReflectorPacket::new_checked(&reply[..]).expect("auth").verify(&k));
+    assert!(
+        AuthReflectorPacket::new_checked(&reply[..])
+            .expect("auth")
+            .verify(&k)
+    );
     assert_eq!(stats.snapshot().received, 1);
     let c = r.counters();
     assert_eq!((c.not_negotiated, c.auth_reflected), (0, 1));
