@@ -283,7 +283,7 @@ fn throughput_tests_negotiated_or_not_run_one_at_a_time() {
         let mut cmd = tcp_throughput(&lab.a, &peer, "3s", first);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let running = lab.a.spawn(&mut cmd).expect("first test");
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(Duration::from_secs(1));
         let out = output(&mut tcp_throughput(&lab.a, &peer, "1s", second));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{err}");
