@@ -146,3 +146,20 @@ impl Tests {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_compare_whole_and_waits_round_up() {
+        let a = [7_u8; COOKIE_LEN];
+        let mut b = a;
+        assert!(same(&a, &b));
+        b[COOKIE_LEN - 1] ^= 1;
+        assert!(!same(&a, &b));
+        assert_eq!(retry_after(Duration::ZERO), 1);
+        assert_eq!(retry_after(Duration::from_millis(2_001)), 3);
+        assert_eq!(retry_after(Duration::from_secs(4)), 4);
+    }
+}
