@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         admission,
         stamp_port: stamp_addr.port(),
         clock: local_clock_info(),
+        stamp_keys: None,
     });
     let (stamp_stop, stamp_stopped) = tokio::sync::oneshot::channel::<()>();
     let stamp_task = tokio::spawn(stamp.run(async move {
@@ -97,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         ssid,
         port: None,
         clock: Some(ClockFacts::from_info(&local_clock_info())),
+        auth: false,
     };
     let granted = client.request_test(&request).await?;
     let opts = A2aOptions::builder(SocketAddr::new(stamp_addr.ip(), granted.stamp_port))

@@ -423,6 +423,7 @@ fn library_exclusive_throughput_and_unknown_sessions() {
                 ssid: 1,
                 port: None,
                 clock: None,
+                auth: false,
             };
             let granted = one.request_test(&req).await.expect("first throughput test");
             let busy = two.request_test(&req).await.expect_err("second is busy");

@@ -364,6 +364,7 @@ fn sessions_the_responder_did_not_grant_are_refused() {
             admission: Arc::new(Admission::new(false)),
             stamp_port: 0,
             clock,
+            stamp_keys: None,
         });
         let addr = server.local_addrs()[0];
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -403,6 +404,7 @@ fn sessions_the_responder_did_not_grant_are_refused() {
             ssid: 1,
             port: None,
             clock: None,
+            auth: false,
         };
         // A throughput session does not echo datagrams.
         let granted = client

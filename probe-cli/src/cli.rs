@@ -271,6 +271,12 @@ pub struct A2aArgs {
     /// with a wrong HMAC are dropped and counted (`auth_failed`).
     #[arg(long, value_name = "FILE")]
     pub stamp_key_file: Option<PathBuf>,
+    /// Send in STAMP authenticated mode (RFC 8762) with a fresh key of the session, handed
+    /// out by the peer's control plane over its TLS connection (no key file needed); both
+    /// directions are authenticated. A peer with `--require-auth` hands out a key unasked, and
+    /// probe then sends authenticated anyway. Packets are then at least 112 bytes.
+    #[arg(long, conflicts_with_all = ["no_control", "stamp_key_file"])]
+    pub stamp_auth: bool,
     /// How long to wait for late replies after the last packet (up to 1h).
     #[arg(long, default_value = "1s", value_parser = parse_wait)]
     pub wait: Duration,
@@ -344,6 +350,12 @@ pub struct A2aArgs {
     /// (default 10s).
     #[arg(long)]
     pub throughput: bool,
+    /// Also show the path both ways: a trace from this end toward the peer, and one from the
+    /// peer back toward this end's address as the peer sees it (a NAT in front of this end
+    /// shows as its public address), asked for over the peer's control plane. ICMP echo, up to
+    /// 30 hops, 3 probes per hop; JSON `path.forward` and `path.reverse`.
+    #[arg(long)]
+    pub trace: bool,
     /// Parallel TCP connections per direction of a throughput test (1-128).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
     pub streams: u16,

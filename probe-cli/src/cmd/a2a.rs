@@ -111,6 +111,19 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if let Control::Negotiated(n) = &control {
         // The clock came over control: no hello TLV exchange on the STAMP path.
         opts = opts.ssid(n.ssid).peer_clock(n.peer_clock);
+        match n.session_key()? {
+            // Authenticated mode with the session's own key (over the TLS control connection).
+            Some(k) => opts = opts.stamp_key(k),
+            None if args.stamp_auth => {
+                bail!("--stamp-auth: the peer granted the test without a session key")
+            }
+            None => {}
+        }
+    } else if args.stamp_auth {
+        bail!(
+            "--stamp-auth needs the peer's control plane to hand out a session key; without it, \
+             give both ends the same --stamp-key-file"
+        );
     }
     // Without reports the sender is dropped here, so that the printer sees the channel close.
     match show.every(args) {
@@ -141,6 +154,15 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     let far = match &control {
         Control::Negotiated(n) => Some(n.finish(planned_duration(plan.0, plan.1)).await),
         Control::None(_) => None,
+    };
+    let paths = if args.trace {
+        let client = match &control {
+            Control::Negotiated(n) => Ok(n.client()),
+            Control::None(note) => Err(note.as_str()),
+        };
+        Some(super::a2a_trace::trace_both(args, peer.ip(), client).await)
+    } else {
+        None
     };
     let near_counters = match near {
         Some(r) => Some(r.stop().await?),
@@ -183,6 +205,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         label: &label,
         control_note: control_note.as_deref(),
         direction_note: from_note.as_deref(),
+        paths: paths.as_ref(),
     };
     if let Some(note) = &from_note
         && !args.json
@@ -191,6 +214,10 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     }
     print(args, &views, embedded_note(args))?;
     let mut code = ExitCode::SUCCESS;
+    for e in paths.iter().flat_map(super::a2a_trace::Paths::errors) {
+        eprintln!("probe: --trace: {e}");
+        code = ExitCode::from(1);
+    }
     if let Some(o) = &outcome
         && !o.answered
     {
@@ -237,6 +264,8 @@ struct Views<'a> {
     control_note: Option<&'a str>,
     /// Why `from` did not run although the default (both) asked for it.
     direction_note: Option<&'a str>,
+    /// The paths both ways (`--trace`).
+    paths: Option<&'a super::a2a_trace::Paths>,
 }
 
 impl Views<'_> {
@@ -276,6 +305,9 @@ impl Views<'_> {
                     a2a_control::from_json(result.as_ref().ok().copied(), self.near),
                 );
             }
+        }
+        if let Some(p) = self.paths {
+            obj.insert("path".into(), p.json());
         }
         Ok(v)
     }
@@ -328,6 +360,9 @@ impl Views<'_> {
                 "this end's reflector: received {}, reflected {}",
                 c.received, c.reflected
             );
+        }
+        if let Some(p) = self.paths {
+            out.push_str(&p.table());
         }
         out
     }

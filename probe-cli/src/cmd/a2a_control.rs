@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use probe_core::a2a::runtime::{A2aOptions, Responder, ResponderConfig, local_clock_info};
-use probe_core::a2a::{Direction, Limit, Pace, ReflectorConfig, ReflectorCounters};
+use probe_core::a2a::{
+    Direction, Limit, Pace, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring,
+};
 use probe_core::control::messages::ClockFacts;
 use probe_core::control::negotiation::{punch, random_ssid};
 use probe_core::control::pin::KNOWN_PEERS_FILE;
@@ -72,10 +74,12 @@ pub async fn open(
     opts: &A2aOptions,
     direction: Direction,
 ) -> anyhow::Result<Control> {
-    open_request(args, host, peer, request(opts, direction, random_ssid())).await
+    let mut req = request(opts, direction, random_ssid());
+    req.auth = args.stamp_auth;
+    open_request(args, host, peer, req).await
 }
 
-/// As [`open`], asking for `req` (its direction and SSID are the test's).
+/// [`open`] asking for `req` (any kind of test; its direction and SSID are the test's).
 pub async fn open_request(
     args: &A2aArgs,
     host: &str,
@@ -174,6 +178,7 @@ fn request(opts: &A2aOptions, direction: Direction, ssid: u16) -> TestRequest {
         ssid,
         port: None,
         clock: Some(ClockFacts::from_info(&local_clock_info())),
+        auth: false,
     }
 }
 
@@ -198,17 +203,26 @@ impl Negotiated {
             .context("the reflector of the `from` direction")?;
         let config = ResponderConfig::new(vec![SocketAddr::new(any, 0)], reflector)
             .context("the reflector of the `from` direction")?;
-        let responder = Responder::bind(&config)
+        let mut responder = Responder::bind(&config)
             .context("cannot start the reflector of the `from` direction")?;
+        if let Some(key) = self.session_key()? {
+            // The far end's sender authenticates with the session's key too.
+            let keys = StampKeyring::new();
+            keys.register(peer.ip(), self.ssid, key);
+            responder.set_stamp_keys(keys);
+        }
         let far = SocketAddr::new(peer.ip(), sender_port);
         let p = punch(self.accepted.session);
-        for i in 0..PUNCHES {
-            if i > 0 {
-                tokio::time::sleep(PUNCH_GAP).await;
-            }
+        for _ in 0..PUNCHES {
             responder
                 .punch(far, &p)
                 .with_context(|| format!("cannot send the punch to {far}/udp"))?;
+            tokio::time::sleep(PUNCH_GAP).await;
+            // No more once the far end saw one: a later punch would reach its test socket as
+            // a stray datagram (with a session key, a reply failing its HMAC).
+            if self.punch_seen().await {
+                break;
+            }
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(responder.run(async move {
@@ -251,12 +265,31 @@ impl Negotiated {
             .await
     }
 
+    /// Whether the far end's sender has seen our punch (an error counts as not yet).
+    async fn punch_seen(&self) -> bool {
+        self.peek(PUNCH_CONFIRM)
+            .await
+            .is_ok_and(|f| f.sender_state.as_deref() != Some("waiting_punch"))
+    }
+
     /// The far end's view; ends the session (waiting for the far end's sender).
     pub async fn finish(&self, planned: Option<Duration>) -> Result<FarEndResults, ControlError> {
         let patience = planned.unwrap_or(Duration::from_secs(60)) + RESULTS_PATIENCE;
         self.client
             .results(self.accepted.session, true, patience)
             .await
+    }
+
+    /// The session's STAMP key (authenticated mode), when the grant carried one.
+    pub fn session_key(&self) -> anyhow::Result<Option<StampKey>> {
+        self.accepted
+            .session_key()
+            .context("the peer's grant carries a session key that is not hex")
+    }
+
+    /// The control connection (for further requests, such as the reverse trace).
+    pub fn client(&self) -> &ControlClient {
+        &self.client
     }
 
     /// Closes the control connection.

@@ -212,6 +212,7 @@ fn request(rtt: Option<&RttPlan>, throughput: Option<&ThroughputPlan>) -> TestRe
         ssid: random_ssid(),
         port: None,
         clock: Some(ClockFacts::from_info(&local_clock_info())),
+        auth: false,
     }
 }
 
@@ -254,6 +255,7 @@ async fn start_embedded(
         admission: Arc::new(Admission::new(false)),
         stamp_port: 0,
         clock,
+        stamp_keys: None,
     });
     let addr = *server
         .local_addrs()

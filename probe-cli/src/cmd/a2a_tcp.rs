@@ -10,13 +10,16 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use probe_core::a2a::Direction;
 use probe_core::a2a::runtime::{Family, PeerSpec};
+use probe_core::control::{TestKind, TestRequest};
 use probe_core::report::tcp::{TcpConnectReport, TcpDirectionReport, TcpThroughputReport};
 use probe_core::stats::Summary;
 use probe_core::tcp::runtime::{
-    ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, ThroughputTest, run_connect,
-    run_throughput,
+    BUF_LEN, ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, TcpTestError,
+    ThroughputTest, run_connect, run_throughput,
 };
-use probe_core::tcp::{Gate, LocalAdmission};
+use probe_core::tcp::{Gate, LocalAdmission, Refusal};
+
+use super::a2a_control::{self, Control};
 use tokio::sync::oneshot;
 
 use crate::cli::{A2aArgs, STAMP_PORT};
@@ -35,6 +38,9 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             "--handshakes counts QUIC handshakes: use --proto quic (--count counts TCP connects)"
         );
     }
+    if args.trace {
+        bail!("--trace runs with the UDP test: drop --proto tcp");
+    }
     if !args.throughput && (args.streams != 1 || args.direction.is_some()) {
         bail!(
             "--streams and --direction need --throughput with --proto tcp (a connect test has neither)"
@@ -48,14 +54,15 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         (_, true) => Family::V6,
         _ => Family::Any,
     };
-    let (peer, label, embedded) = match &args.peer {
+    let (peer, label, host, embedded) = match &args.peer {
         Some(spec) => {
             let spec = PeerSpec::parse(spec, STAMP_PORT)?;
-            (spec.resolve(family).await?, spec.to_string(), None)
+            let host = spec.host.clone();
+            (spec.resolve(family).await?, spec.to_string(), host, None)
         }
         None => {
             let (addr, stop, task) = start_embedded(family)?;
-            (addr, addr.to_string(), Some((stop, task)))
+            (addr, addr.to_string(), String::new(), Some((stop, task)))
         }
     };
     let opts = TcpClientOptions {
@@ -69,15 +76,40 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     };
     let code = if args.throughput {
         let duration = args.duration.unwrap_or(DEFAULT_DURATION);
-        let test = ThroughputTest {
+        let mut test = ThroughputTest {
             direction: args.direction.unwrap_or(Direction::Both),
             duration,
             streams: args.streams,
             interval: args.report_interval.unwrap_or(Duration::from_secs(1)),
             cookie: [0; 16],
         };
-        let report = run_throughput(&opts, test)
-            .await
+        // Negotiated over the peer's control plane when it answers: the grant's cookie
+        // admits the test's connections, and the far end's limits and exclusivity apply.
+        let control = if embedded.is_some() {
+            Control::None("the embedded server has no control plane".into())
+        } else if args.no_control {
+            Control::None("--no-control".into())
+        } else {
+            a2a_control::open_request(args, &host, peer, tcp_request(&test, args.dscp)).await?
+        };
+        match &control {
+            Control::Negotiated(n) => {
+                test.cookie = n
+                    .accepted
+                    .tcp_cookie()
+                    .context("the peer granted the TCP test without a cookie")?;
+            }
+            Control::None(note) => tracing::info!("TCP throughput without control: {note}"),
+        }
+        let result = run_throughput(&opts, test).await;
+        if let Control::Negotiated(n) = control {
+            if let Err(e) = n.finish(Some(Duration::ZERO)).await {
+                tracing::warn!("ending the session at {label}: {e}");
+            }
+            n.close().await;
+        }
+        let report = result
+            .map_err(|e| explain_refusal(e, args))
             .with_context(|| format!("the TCP throughput test against {label} failed"))?;
         super::print_report(args.json, &report, render_throughput, true)?
     } else {
@@ -113,6 +145,39 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         let _ = task.await;
     }
     Ok(code)
+}
+
+/// The control-plane request of a TCP throughput test.
+fn tcp_request(test: &ThroughputTest, dscp: Option<u8>) -> TestRequest {
+    TestRequest {
+        kind: TestKind::TcpThroughput,
+        direction: test.direction,
+        interval_ns: None,
+        count: None,
+        duration_ms: Some(u64::try_from(test.duration.as_millis()).unwrap_or(u64::MAX)),
+        size: u32::try_from(BUF_LEN).unwrap_or(u32::MAX),
+        dscp,
+        ssid: 0,
+        port: None,
+        clock: None,
+        auth: false,
+    }
+}
+
+/// A refusal for want of a cookie names the fix.
+fn explain_refusal(e: TcpTestError, args: &A2aArgs) -> anyhow::Error {
+    match e {
+        TcpTestError::Refused {
+            refusal: Refusal::Unauthorized,
+            ..
+        } => anyhow::anyhow!(
+            "{e}: the server (probe serve --require-auth) runs only TCP tests negotiated over its \
+             control plane; let probe a2a reach it at {}/udp (drop --no-control, check \
+             --control-port and --token)",
+            args.control_port
+        ),
+        e => e.into(),
+    }
 }
 
 type Embedded = (

@@ -133,6 +133,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         ssid: random_ssid(),
         port: None,
         clock: Some(ClockFacts::from_info(&local_clock_info())),
+        auth: false,
     };
     let n = match a2a_control::open_request(args, &spec.host, peer, req).await? {
         Control::Negotiated(n) => n,

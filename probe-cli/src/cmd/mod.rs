@@ -5,6 +5,7 @@ mod a2a_control;
 mod a2a_quic;
 mod a2a_table;
 mod a2a_tcp;
+mod a2a_trace;
 mod a2a_udp_throughput;
 mod agent;
 mod control;

@@ -105,11 +105,14 @@ fn bind_listen<T, E: std::fmt::Display>(
 /// Longest throughput test the TCP server admits when `--max-duration` is not given.
 pub const TCP_MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Binds the TCP test server on 49153/tcp (`--port`), on the same addresses as STAMP.
-pub fn bind_tcp(args: &ServeArgs) -> anyhow::Result<TcpServer> {
+/// Binds the TCP test server on 49153/tcp (`--port`), on the same addresses as STAMP. With
+/// the control plane, tests are admitted through its sessions (cookies of negotiated tests,
+/// `--require-auth`, one throughput test at a time across UDP and TCP).
+pub fn bind_tcp(args: &ServeArgs, control: Option<&ControlServer>) -> anyhow::Result<TcpServer> {
     let max = args.max_duration.unwrap_or(TCP_MAX_DURATION);
-    let admission: Arc<dyn probe_core::tcp::Admission> =
-        Arc::new(LocalAdmission::new(Gate::new(max)));
+    let admission: Arc<dyn probe_core::tcp::Admission> = control
+        .and_then(|c| c.tcp_admission(Gate::new(max)))
+        .unwrap_or_else(|| Arc::new(LocalAdmission::new(Gate::new(max))));
     bind_listen(args, args.port, |listen| {
         TcpServer::bind(TcpServerConfig {
             listen,
@@ -186,7 +189,6 @@ pub fn bind_all(args: &ServeArgs) -> anyhow::Result<Bound> {
         .local_addrs()
         .first()
         .map_or(args.port, std::net::SocketAddr::port);
-    let tcp = bind_tcp(args)?;
     let control = bind_control_granting(
         args,
         Some(TestsConfig {
@@ -194,8 +196,10 @@ pub fn bind_all(args: &ServeArgs) -> anyhow::Result<Bound> {
             admission,
             stamp_port,
             clock: local_clock_info(),
+            stamp_keys: Some(stamp.stamp_keys()),
         }),
     )?;
+    let tcp = bind_tcp(args, control.as_ref())?;
     Ok(Bound {
         stamp,
         tcp,
@@ -211,7 +215,9 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     } = bind_all(args)?;
     if args.require_auth {
         eprintln!(
-            "probe serve: --require-auth: STAMP answers only sessions negotiated over the              control plane"
+            "probe serve: --require-auth: STAMP answers only sessions negotiated over the \
+             control plane (authenticated with a key of the session); TCP throughput tests need \
+             the cookie of a negotiated session"
         );
     }
     let addrs: Vec<String> = responder

@@ -545,12 +545,20 @@ impl Reflector {
         };
         let negotiated = match &self.admission {
             Some(a) => {
-                let found = a.lookup(dgram.src.ip(), req.ssid());
+                // The SSID sits elsewhere in the authenticated layout (a negotiated session
+                // with a key of its own sends that one).
+                let ssid = match &self.keys {
+                    Some(k) if k.is_armed() && looks_authenticated(dgram.bytes) => {
+                        AuthSenderPacket::new_unchecked(dgram.bytes).ssid()
+                    }
+                    _ => req.ssid(),
+                };
+                let found = a.lookup(dgram.src.ip(), ssid);
                 if found.is_none() && a.required() {
                     self.counters.not_negotiated += 1;
                     return Err(DropReason::NotNegotiated {
                         addr: dgram.src.ip(),
-                        ssid: req.ssid(),
+                        ssid,
                     });
                 }
                 found

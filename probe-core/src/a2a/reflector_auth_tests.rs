@@ -205,3 +205,29 @@ fn tlvs_after_the_authenticated_base_are_answered() {
         "the reflector understood the clock TLV"
     );
 }
+
+#[test]
+fn a_keyed_negotiated_session_is_found_under_required_admission() {
+    // The SSID of the authenticated layout is where the registry must look it up.
+    let keys = StampKeyring::new();
+    let k = key(4);
+    keys.register(from(1, 0).ip(), 0x0BAD, k.clone());
+    let admission = Arc::new(Admission::new(true));
+    let stats = admission.register(from(1, 0).ip(), 0x0BAD);
+    let mut r = keyed(&keys);
+    r.set_admission(Arc::clone(&admission));
+    let reply = reflect(
+        &mut r,
+        &auth_request(1, 0x0BAD, AUTH_BASE_LEN, &k),
+        from(1, 40_000),
+    )
+    .expect("answered");
+    assert!(
+        AuthReflectorPacket::new_checked(&reply[..])
+            .expect("auth")
+            .verify(&k)
+    );
+    assert_eq!(stats.snapshot().received, 1);
+    let c = r.counters();
+    assert_eq!((c.not_negotiated, c.auth_reflected), (0, 1));
+}

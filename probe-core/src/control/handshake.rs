@@ -233,6 +233,8 @@ pub fn kind(msg: &Message) -> &'static str {
         Message::TestAccepted(_) => "test_accepted",
         Message::Results(_) => "results",
         Message::FarEnd(_) => "far_end",
+        Message::TraceRequest(_) => "trace_request",
+        Message::TraceReport(_) => "trace_report",
     }
 }
 

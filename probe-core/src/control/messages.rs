@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use super::auth::Token;
 use super::negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestRequest};
+use super::trace_request::TraceRequest;
+use crate::report::trace::TraceReport;
 use crate::time::{BootId, ClockInfo};
 
 /// The control protocol version this build speaks.
@@ -41,6 +43,10 @@ pub enum Message {
     Results(ResultsRequest),
     /// Server → client: the far end's view of a session.
     FarEnd(Box<FarEndResults>),
+    /// Client → server: asks for a trace from the far end back toward the client.
+    TraceRequest(TraceRequest),
+    /// Server → client: the far end's trace toward the client (the reverse path).
+    TraceReport(Box<TraceReport>),
 }
 
 /// The client's first message.

@@ -19,6 +19,7 @@ pub mod pin;
 pub mod runtime;
 pub mod sessions;
 pub mod state_dir;
+pub mod trace_request;
 pub mod verifier;
 
 pub use auth::Token;
@@ -33,6 +34,7 @@ pub use runtime::{
 };
 pub use sessions::{Limits, SessionTable};
 pub use state_dir::default_state_dir;
+pub use trace_request::TraceRequest;
 
 /// The control plane's UDP port.
 pub const CONTROL_PORT: u16 = 49152;

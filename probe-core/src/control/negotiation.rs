@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::messages::ClockFacts;
 use crate::a2a::{Direction, ReflectorCounters, SessionCounts};
+use crate::a2a::{StampKey, StampKeyError};
 use crate::report::A2aReport;
 use crate::report::udp_throughput::{ReceiverCounts, SenderCounts};
 
@@ -89,6 +90,10 @@ pub struct TestRequest {
     /// The client's clock facts (the far end's sender of a `from` test needs no hellos).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockFacts>,
+    /// Asks for STAMP authenticated mode (RFC 8762) with a key of the session
+    /// (`probe a2a --stamp-auth`); a responder with `--require-auth` hands one out unasked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auth: bool,
 }
 
 impl TestRequest {
@@ -127,6 +132,63 @@ pub struct TestAccepted {
     /// Whether the responder answers only negotiated sessions on its STAMP port.
     #[serde(default)]
     pub require_auth: bool,
+    /// The session's STAMP key (hex; RFC 8762 authenticated mode), fresh for this session and
+    /// sent only over the TLS-protected control connection: both directions of the test are
+    /// then authenticated with it, and the responder drops packets of this sender and SSID
+    /// that do not carry its HMAC. Given when the request asked (`auth`) or the responder
+    /// requires auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp_key: Option<String>,
+    /// The session's TCP cookie (32 hex digits): the in-band request of every connection of
+    /// the negotiated TCP throughput test carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+}
+
+impl TestAccepted {
+    /// The session's STAMP key, if one was handed out; a key that is not valid hex is an
+    /// error naming it.
+    pub fn session_key(&self) -> Result<Option<StampKey>, StampKeyError> {
+        self.stamp_key
+            .as_deref()
+            .map(|hex| StampKey::from_hex(hex, "the session key of the control plane"))
+            .transpose()
+    }
+
+    /// The session's TCP cookie, if one was handed out and is 16 octets of hex.
+    pub fn tcp_cookie(&self) -> Option<[u8; COOKIE_LEN]> {
+        self.cookie.as_deref().and_then(cookie_from_hex)
+    }
+}
+
+/// Length of a TCP session cookie, octets.
+pub const COOKIE_LEN: usize = 16;
+/// Length of a fresh session STAMP key, octets.
+pub const SESSION_KEY_LEN: usize = 32;
+
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A cookie from its 32 hex digits.
+pub fn cookie_from_hex(hex: &str) -> Option<[u8; COOKIE_LEN]> {
+    let digits = hex.as_bytes();
+    if digits.len() != COOKIE_LEN * 2 {
+        return None;
+    }
+    let mut out = [0; COOKIE_LEN];
+    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *o = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// A request for the far end's view of a session; `end` also ends the session (after the
@@ -219,6 +281,7 @@ mod tests {
             ssid: 7,
             port: None,
             clock: None,
+            auth: false,
         };
         let text = serde_json::to_string(&r).expect("json");
         assert!(text.contains(r#""direction":"both""#), "{text}");
@@ -234,6 +297,43 @@ mod tests {
         let k: TestKind = serde_json::from_str(r#""quic""#).expect("unknown kind parses");
         assert_eq!(k, TestKind::Unknown);
         assert!(TestKind::TcpThroughput.exclusive() && !TestKind::Stamp.exclusive());
+    }
+
+    #[test]
+    fn keys_and_cookies_travel_as_hex() {
+        assert_eq!(to_hex(&[0, 0xab, 0x10]), "00ab10");
+        let cookie: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(cookie_from_hex(&to_hex(&cookie)), Some(cookie));
+        assert_eq!(cookie_from_hex("00"), None);
+        assert_eq!(cookie_from_hex(&"zz".repeat(16)), None);
+        let key = [7_u8; SESSION_KEY_LEN];
+        let accepted = TestAccepted {
+            session: 1,
+            expires_in_ms: 1,
+            stamp_port: 49153,
+            sender_port: None,
+            clock: ClockFacts {
+                boot_id: String::new(),
+                synced: false,
+                max_error_ns: None,
+            },
+            require_auth: true,
+            stamp_key: Some(to_hex(&key)),
+            cookie: Some(to_hex(&cookie)),
+        };
+        let got = accepted.session_key().expect("hex").expect("a key");
+        assert_eq!(got.id(), StampKey::new(&key).expect("key").id());
+        assert_eq!(accepted.tcp_cookie(), Some(cookie));
+        let text = serde_json::to_string(&accepted).expect("json");
+        assert_eq!(
+            serde_json::from_str::<TestAccepted>(&text).expect("parse"),
+            accepted
+        );
+        let bad = TestAccepted {
+            stamp_key: Some("xyz".into()),
+            ..accepted
+        };
+        assert!(bad.session_key().is_err());
     }
 
     #[test]

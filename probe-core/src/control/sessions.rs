@@ -113,23 +113,9 @@ impl SessionTable {
         self.expire(now);
         check_request(&req, &self.limits)?;
         if req.kind.exclusive()
-            && let Some(running) = self
-                .sessions
-                .values()
-                .filter(|s| s.request.kind.exclusive())
-                .max_by_key(|s| s.ends)
+            && let Some((left, kind)) = self.exclusive_left(now)
         {
-            let left = running.ends.saturating_duration_since(now);
-            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            let secs = secs.max(1);
-            return Err(refusal(
-                ErrorCode::Busy,
-                format!(
-                    "busy, retry after {secs} s: a {} test is running and throughput tests run \
-                     one at a time",
-                    running.request.kind.as_str()
-                ),
-            ));
+            return Err(busy(left, kind.as_str()));
         }
         if self.sessions.len() >= self.limits.max_sessions {
             return Err(limit(
@@ -151,6 +137,16 @@ impl SessionTable {
         Ok(self.sessions.entry(id).or_insert(session))
     }
 
+    /// How long the exclusive (throughput) session running now has left before its planned
+    /// end, and its kind; `None` when none runs.
+    pub fn exclusive_left(&self, now: Instant) -> Option<(Duration, TestKind)> {
+        self.sessions
+            .values()
+            .filter(|s| s.request.kind.exclusive() && now < s.expires)
+            .max_by_key(|s| s.ends)
+            .map(|s| (s.ends.saturating_duration_since(now), s.request.kind))
+    }
+
     /// The session `id` as connection `owner` may use it.
     pub fn get(&self, id: u64, owner: u64, now: Instant) -> Result<&Session, Lookup> {
         match self.sessions.get(&id) {
@@ -161,8 +157,9 @@ impl SessionTable {
         }
     }
 
-    /// The session `id` whoever negotiated it (a QUIC test connection names its session;
-    /// the caller checks the client's address).
+    /// The session `id` whoever negotiated it (for the test servers that check what a session
+    /// granted: a QUIC test connection or a TCP test names its session; the caller checks the
+    /// client's address).
     pub fn find(&self, id: u64, now: Instant) -> Result<&Session, Lookup> {
         match self.sessions.get(&id) {
             Some(s) if now < s.expires => Ok(s),
@@ -266,6 +263,19 @@ fn check_request(req: &TestRequest, limits: &Limits) -> Result<(), ErrorMessage>
         }
     }
     Ok(())
+}
+
+/// The refusal of an exclusive test while another (`what`) runs for `left` more.
+pub fn busy(left: Duration, what: &str) -> ErrorMessage {
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    refusal(
+        ErrorCode::Busy,
+        format!(
+            "busy, retry after {secs} s: a {what} test is running and throughput tests run one \
+             at a time"
+        ),
+    )
 }
 
 fn refusal(code: ErrorCode, message: String) -> ErrorMessage {

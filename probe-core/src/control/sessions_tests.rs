@@ -13,6 +13,7 @@ fn req(kind: TestKind, interval_ms: Option<u64>, duration_s: u64) -> TestRequest
         ssid: 1,
         port: None,
         clock: None,
+        auth: false,
     }
 }
 

@@ -105,6 +105,15 @@ impl Gate {
         }
     }
 
+    /// How long the test holding the slot keeps it (its duration and [`GRACE`]), if one does
+    /// at `now`.
+    pub fn busy_for(&mut self, now: Instant) -> Option<Duration> {
+        if self.running.is_some_and(|r| r.ends <= now) {
+            self.running = None;
+        }
+        self.running.map(|r| r.ends.saturating_duration_since(now))
+    }
+
     /// Frees the slot if `test_id` holds it.
     pub fn finish(&mut self, test_id: u64) {
         if self.running.is_some_and(|r| r.test_id == test_id) {
@@ -190,7 +199,9 @@ mod tests {
         );
         // Connect probes never wait.
         assert_eq!(g.admit_at(&req(Mode::Connect, 9, 0), peer(), later), Ok(()));
+        assert_eq!(g.busy_for(later), Some(Duration::from_millis(12_500)));
         g.finish(1);
+        assert_eq!(g.busy_for(later), None);
         assert_eq!(g.admit_at(&req(Mode::Control, 2, 1), peer(), later), Ok(()));
         // A test that never finished frees the slot after its end and the grace.
         let much_later = later + Duration::from_secs(7);

@@ -14,7 +14,9 @@ use crate::control::identity::Fingerprint;
 use crate::control::messages::{Message, PROTOCOL_VERSION, decode_body, encode};
 use crate::control::negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestRequest};
 use crate::control::pin::{KnownPeers, PinCheck, PinError, PinPolicy};
+use crate::control::trace_request::TraceRequest;
 use crate::control::verifier::PinVerifier;
+use crate::report::trace::TraceReport;
 
 /// The TLS server name sent (identities are pinned by key, not by name).
 const SERVER_NAME: &str = "probe";
@@ -216,6 +218,26 @@ impl ControlClient {
             .await?
         {
             Message::FarEnd(r) => Ok(*r),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Asks the responder to trace back toward this end's address as it sees it (the
+    /// reverse path); waits up to `patience` for the report. A refusal (a bound, busy) is
+    /// [`ControlError::Rejected`] naming it.
+    pub async fn reverse_trace(
+        &self,
+        req: &TraceRequest,
+        patience: Duration,
+    ) -> Result<TraceReport, ControlError> {
+        match self
+            .request(
+                &Message::TraceRequest(*req),
+                patience.max(self.config.timeout),
+            )
+            .await?
+        {
+            Message::TraceReport(r) => Ok(*r),
             other => Err(self.unexpected(&other)),
         }
     }

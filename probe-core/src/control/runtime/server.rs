@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use super::error::ControlError;
 use super::frame_io::{ReadFrameError, read_frame, write_message};
+use super::tcp_gate::ControlTcpAdmission;
 use super::test_service::{Tests, TestsConfig};
 use super::tls;
 use crate::a2a::AllowList;
@@ -21,6 +22,7 @@ use crate::control::auth::Token;
 use crate::control::handshake::{HelloOutcome, ServerFacts, answer_hello, answer_request};
 use crate::control::identity::{Fingerprint, Identity};
 use crate::control::messages::{ErrorCode, ErrorMessage, Message, PROTOCOL_VERSION, decode_body};
+use crate::tcp::Gate;
 use crate::time::ClockInfo;
 
 /// How long a client has for the TLS handshake.
@@ -82,6 +84,10 @@ pub struct ControlCounters {
     pub quic_tests: u64,
     /// QUIC test connections refused (no such session, another client, another kind).
     pub quic_refused: u64,
+    /// Reverse traces run toward clients.
+    pub reverse_traces: u64,
+    /// Reverse trace requests refused (a bound, busy) or failed.
+    pub reverse_traces_refused: u64,
 }
 
 #[derive(Default)]
@@ -135,6 +141,8 @@ impl Shared {
             c.tests_accepted = g(&t.counters.accepted);
             c.tests_refused = g(&t.counters.refused);
             c.bad_session = g(&t.counters.bad_session);
+            c.reverse_traces = g(&t.traces.done);
+            c.reverse_traces_refused = g(&t.traces.refused);
         }
         c
     }
@@ -146,7 +154,7 @@ struct Shared {
     max_connections: usize,
     open: AtomicUsize,
     counters: Counters,
-    tests: Option<Tests>,
+    tests: Option<Arc<Tests>>,
     next_owner: AtomicU64,
 }
 
@@ -205,14 +213,26 @@ impl ControlServer {
     #[must_use]
     pub fn serve_tests(mut self, config: TestsConfig) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.tests = Some(Tests::new(config));
+            shared.tests = Some(Arc::new(Tests::new(config)));
         }
         self
     }
 
     /// Negotiated sessions held now.
     pub fn sessions(&self) -> usize {
-        self.shared.tests.as_ref().map_or(0, Tests::sessions)
+        self.shared.tests.as_ref().map_or(0, |t| t.sessions())
+    }
+
+    /// The TCP test server's admission through this control plane's sessions (see
+    /// [`ControlTcpAdmission`]): negotiated TCP throughput tests are admitted by their cookie,
+    /// other tests by `gate` (refused with `--require-auth`), and throughput tests of either
+    /// kind run one at a time. `None` unless [`ControlServer::serve_tests`] was called first.
+    pub fn tcp_admission(&self, gate: Gate) -> Option<Arc<dyn crate::tcp::Admission>> {
+        let tests = self.shared.tests.as_ref()?;
+        *tests.gate_lock() = Some(gate);
+        Some(Arc::new(ControlTcpAdmission {
+            tests: Arc::clone(tests),
+        }))
     }
 
     /// The bound addresses.
@@ -420,7 +440,7 @@ fn is_quic_test(conn: &quinn::Connection) -> bool {
 async fn serve_quic_test(conn: quinn::Connection, shared: &Shared) {
     let source = conn.remote_address();
     let outcome = match &shared.tests {
-        Some(tests) => crate::quic_test::runtime::serve_test_connection(conn, tests).await,
+        Some(tests) => crate::quic_test::runtime::serve_test_connection(conn, tests.as_ref()).await,
         None => {
             conn.close(CLOSE_REFUSED.into(), b"this responder grants no tests");
             Err("this responder grants no tests".into())

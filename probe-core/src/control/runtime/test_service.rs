@@ -12,19 +12,23 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::throughput_service::{self, BlastState, FarBlast};
+use super::trace_service::ReverseTraces;
 use crate::a2a::runtime::{A2aOptions, run_test};
 use crate::a2a::throughput::ThroughputSink;
 use crate::a2a::throughput::packet::HEADER_LEN;
-use crate::a2a::{Admission, Limit, Pace, SessionStats};
+use crate::a2a::{Admission, Limit, Pace, SessionStats, StampKey, StampKeyring};
 use crate::control::handshake::error_message;
 use crate::control::messages::{ClockFacts, ErrorCode, Message};
 use crate::control::negotiation::{
-    FarEndResults, FarEndThroughput, ResultsRequest, TestAccepted, TestKind, TestRequest, is_punch,
+    COOKIE_LEN, FarEndResults, FarEndThroughput, ResultsRequest, SESSION_KEY_LEN, TestAccepted,
+    TestKind, TestRequest, is_punch, to_hex,
 };
 use crate::control::sessions::{Limits, Lookup, Session, SessionTable};
 use crate::quic_test::runtime::{QuicGrant, QuicGrants};
 use crate::report::A2aReport;
+use crate::tcp::Gate;
 use crate::time::ClockInfo;
+use crate::wire::stamp_auth::AUTH_BASE_LEN;
 
 /// How long the far end waits for the client's punch before giving up on a `from` test.
 const PUNCH_WAIT: Duration = Duration::from_secs(10);
@@ -46,6 +50,10 @@ pub struct TestsConfig {
     pub stamp_port: u16,
     /// The responder's clock facts.
     pub clock: ClockInfo,
+    /// The STAMP responder's keyring (shared with it): a negotiated STAMP session that asks
+    /// for authenticated mode, or any when the responder requires auth, gets a fresh key
+    /// registered here for its client and SSID. `None`: no session keys are handed out.
+    pub stamp_keys: Option<StampKeyring>,
 }
 
 /// The far end's Session-Sender of a `from` test.
@@ -61,7 +69,7 @@ enum SenderState {
     Failed(String),
 }
 
-struct Extras {
+pub(super) struct Extras {
     stats: Option<Arc<SessionStats>>,
     sender: Option<watch::Receiver<SenderState>>,
     task: Option<tokio::task::AbortHandle>,
@@ -69,6 +77,12 @@ struct Extras {
     sink: Option<Arc<ThroughputSink>>,
     /// The sender of a UDP throughput `from` test.
     blast: Option<FarBlast>,
+    /// Whether a session key is registered in the keyring.
+    keyed: bool,
+    /// The TCP cookie of a negotiated TCP throughput test.
+    pub(super) cookie: Option<[u8; COOKIE_LEN]>,
+    /// The TCP test id that took the session (its control connection's request).
+    pub(super) tcp_test: Option<u64>,
 }
 
 /// Negotiation counters.
@@ -81,10 +95,14 @@ pub(super) struct TestCounters {
 
 /// The negotiation state shared by the control connections.
 pub(super) struct Tests {
-    config: TestsConfig,
+    pub(super) config: TestsConfig,
     table: Mutex<SessionTable>,
     extras: Mutex<HashMap<u64, Extras>>,
+    /// The TCP test server's own rules for tests not negotiated here, once the server is
+    /// attached ([`super::ControlServer::tcp_admission`]).
+    pub(super) gate: Mutex<Option<Gate>>,
     pub(super) counters: TestCounters,
+    pub(super) traces: ReverseTraces,
 }
 
 impl Tests {
@@ -94,12 +112,17 @@ impl Tests {
             config,
             extras: Mutex::new(HashMap::new()),
             counters: TestCounters::default(),
+            traces: ReverseTraces::new(),
+            gate: Mutex::new(None),
         }
     }
 
     /// Whether this message is one the service answers.
     pub(super) fn serves(msg: &Message) -> bool {
-        matches!(msg, Message::TestRequest(_) | Message::Results(_))
+        matches!(
+            msg,
+            Message::TestRequest(_) | Message::Results(_) | Message::TraceRequest(_)
+        )
     }
 
     /// Answers a request of connection `owner`, whose peer is `client`.
@@ -108,6 +131,9 @@ impl Tests {
         match msg {
             Message::TestRequest(req) => self.grant(&req, owner, client.to_canonical()),
             Message::Results(req) => self.results(req, owner).await,
+            Message::TraceRequest(req) => {
+                self.traces.answer(&req, client, &self.config.limits).await
+            }
             other => error_message(
                 ErrorCode::BadMessage,
                 format!(
@@ -118,13 +144,13 @@ impl Tests {
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, SessionTable> {
+    pub(super) fn table(&self) -> std::sync::MutexGuard<'_, SessionTable> {
         self.table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn extras(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Extras>> {
+    pub(super) fn extras(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Extras>> {
         self.extras
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -136,6 +162,44 @@ impl Tests {
             if id != 0 {
                 break id;
             }
+        };
+        let stamp = req.kind == TestKind::Stamp;
+        let keyed = stamp && (req.auth || self.config.admission.required());
+        if keyed && self.config.stamp_keys.is_none() {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return error_message(
+                ErrorCode::Unsupported,
+                "authenticated STAMP: this responder hands out no session keys (it runs without \
+                 a STAMP keyring); drop --stamp-auth"
+                    .into(),
+            );
+        }
+        let key = keyed.then(|| {
+            let bytes: [u8; SESSION_KEY_LEN] = rand::random();
+            bytes
+        });
+        let mut req = req.clone();
+        if key.is_some() {
+            // Authenticated packets are at least this long: the limits apply to what is sent.
+            req.size = req.size.max(AUTH_BASE_LEN as u32);
+        }
+        if req.kind.exclusive()
+            && let Some(left) = self.tcp_gate_busy()
+        {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Message::Error(crate::control::sessions::busy(
+                left,
+                "tcp_throughput (not negotiated)",
+            ));
+        }
+        let req = &req;
+        let key = key.map(|b| (to_hex(&b), StampKey::new(&b)));
+        let key = match key {
+            Some((hex, Ok(k))) => Some((hex, k)),
+            Some((_, Err(e))) => {
+                return error_message(ErrorCode::Internal, format!("session key: {e}"));
+            }
+            None => None,
         };
         let admitted = self
             .table()
@@ -152,13 +216,23 @@ impl Tests {
         let stamp = req.kind == TestKind::Stamp;
         let stats = (stamp && req.direction.includes_to())
             .then(|| self.config.admission.register(client, req.ssid));
+        let cookie = (req.kind == TestKind::TcpThroughput).then(rand::random::<[u8; COOKIE_LEN]>);
         let mut extras = Extras {
             stats,
             sender: None,
             task: None,
             sink: None,
             blast: None,
+            keyed: false,
+            cookie,
+            tcp_test: None,
         };
+        if let (Some((_, k)), Some(ring)) = (&key, &self.config.stamp_keys)
+            && req.direction.includes_to()
+        {
+            ring.register(client, req.ssid, k.clone());
+            extras.keyed = true;
+        }
         let mut sender_port = None;
         if req.kind == TestKind::UdpThroughput {
             if (req.size as usize) < HEADER_LEN {
@@ -195,15 +269,15 @@ impl Tests {
             }
         }
         if stamp && req.direction.includes_from() {
-            match start_sender(id, client, req) {
+            match start_sender(id, client, req, key.as_ref().map(|(_, k)| k.clone())) {
                 Ok((port, rx, task)) => {
                     sender_port = Some(port);
                     extras.sender = Some(rx);
                     extras.task = Some(task);
                 }
                 Err(e) => {
+                    self.extras().insert(id, extras);
                     self.end(id);
-                    drop(extras);
                     return error_message(
                         ErrorCode::Internal,
                         format!("the far end cannot open its sender socket: {e}"),
@@ -226,6 +300,8 @@ impl Tests {
             sender_port,
             clock: ClockFacts::from_info(&self.config.clock),
             require_auth: self.config.admission.required(),
+            stamp_key: key.map(|(hex, _)| hex),
+            cookie: cookie.map(|c| to_hex(&c)),
         })
     }
 
@@ -368,13 +444,19 @@ impl Tests {
         if session.is_some_and(|s| s.request.kind == TestKind::UdpThroughput) {
             self.config.admission.unregister_throughput(id);
         }
-        if let Some(e) = self.extras().remove(&id) {
-            if let Some(task) = e.task {
-                task.abort();
-            }
-            if let Some(blast) = e.blast {
-                blast.stop();
-            }
+        let Some(e) = self.extras().remove(&id) else {
+            return;
+        };
+        if let Some(blast) = e.blast {
+            blast.stop();
+        }
+        if let Some(task) = e.task {
+            task.abort();
+        }
+        if e.keyed
+            && let (Some(s), Some(ring)) = (session, &self.config.stamp_keys)
+        {
+            ring.unregister(s.client, s.request.ssid);
         }
     }
 
@@ -448,7 +530,12 @@ type Started = (u16, watch::Receiver<SenderState>, tokio::task::AbortHandle);
 
 /// Binds the far end's sender socket and starts the task that waits for the punch and runs
 /// the test toward the address it came from.
-fn start_sender(id: u64, client: IpAddr, req: &TestRequest) -> std::io::Result<Started> {
+fn start_sender(
+    id: u64,
+    client: IpAddr,
+    req: &TestRequest,
+    key: Option<StampKey>,
+) -> std::io::Result<Started> {
     let any = if client.is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
@@ -461,7 +548,7 @@ fn start_sender(id: u64, client: IpAddr, req: &TestRequest) -> std::io::Result<S
     let (tx, rx) = watch::channel(SenderState::WaitingPunch);
     let req = req.clone();
     let task = tokio::spawn(async move {
-        let state = match far_end_sender(id, client, port, sock, &req, &tx).await {
+        let state = match far_end_sender(id, client, port, sock, &req, key, &tx).await {
             Ok(report) => SenderState::Done(Box::new(report)),
             Err(e) => {
                 tracing::info!("control: session {id:016x}: far-end sender: {e}");
@@ -479,6 +566,7 @@ async fn far_end_sender(
     port: u16,
     sock: tokio::net::UdpSocket,
     req: &TestRequest,
+    key: Option<StampKey>,
     state: &watch::Sender<SenderState>,
 ) -> Result<A2aReport, String> {
     let mut buf = [0_u8; 64];
@@ -520,6 +608,7 @@ async fn far_end_sender(
         .size(req.size as usize)
         .dscp(req.dscp)
         .ssid(req.ssid)
+        .stamp_key(key)
         .wait(SENDER_WAIT);
     if let Some(clock) = req.clock.as_ref().and_then(|c| c.to_info().ok()) {
         opts = opts.peer_clock(clock);
