@@ -115,7 +115,9 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let shared = AgentShared::new(info, DEFAULT_RECENT);
     let sargs = serve_args(&cfg)?;
     let responder = serve::bind(&sargs)?;
-    let control = serve::bind_control(&sargs)?;
+    let mesh_links = probe_core::control::MeshLinks::new(probe_agent::mesh_nat::MEMBERSHIP_TTL);
+    shared.set_mesh_links(Arc::clone(&mesh_links));
+    let control = serve::bind_control(&sargs)?.map(|c| c.serve_mesh(mesh_links));
     let http_listener = probe_agent::http::bind(cfg.http_listen).with_context(|| {
         format!(
             "cannot listen on {} (PROBE_HTTP, [http] listen)",
@@ -177,6 +179,12 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let (mesh_cfg, mesh_cfg_rx) = tokio::sync::watch::channel(cfg.clone());
+    let mesh_task = tokio::spawn(probe_agent::mesh_nat::run(
+        mesh_cfg_rx,
+        Arc::clone(&shared),
+        stopped(stop_rx.clone()),
+    ));
     let stamp_task = tokio::spawn(responder.run(stopped(stop_rx)));
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
     let mut loop_task = tokio::spawn(run_loop::run(
@@ -195,6 +203,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             _ = hup.recv() => match Config::load(file.as_deref(), &process_env()) {
                 Ok(new) => {
                     tracing::info!("SIGHUP: the new configuration is valid; reloading");
+                    let _ = mesh_cfg.send(new.clone());
                     let _ = cmd_tx.send(LoopCommand::Reload(Box::new(new))).await;
                 }
                 Err(problems) => tracing::error!(
@@ -214,6 +223,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     stamp_task.await.context("the STAMP responder task")??;
     let _ = http_task.await;
     let _ = metrics_task.await;
+    let _ = mesh_task.await;
     if let Some(t) = remote_write_task {
         let _ = t.await;
     }

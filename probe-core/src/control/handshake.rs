@@ -233,6 +233,10 @@ pub fn kind(msg: &Message) -> &'static str {
         Message::TestAccepted(_) => "test_accepted",
         Message::Results(_) => "results",
         Message::FarEnd(_) => "far_end",
+        Message::MeshJoin(_) => "mesh_join",
+        Message::MeshJoined(_) => "mesh_joined",
+        Message::MeshInvite(_) => "mesh_invite",
+        Message::MeshReady(_) => "mesh_ready",
     }
 }
 

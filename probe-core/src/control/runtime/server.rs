@@ -13,6 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinSet;
 
 use super::error::ControlError;
+use super::mesh_links::MeshLinks;
 use super::frame_io::{ReadFrameError, read_frame, write_message};
 use super::test_service::{Tests, TestsConfig};
 use super::tls;
@@ -139,6 +140,7 @@ struct Shared {
     open: AtomicUsize,
     counters: Counters,
     tests: Option<Tests>,
+    mesh: Option<Arc<MeshLinks>>,
     next_owner: AtomicU64,
 }
 
@@ -187,6 +189,7 @@ impl ControlServer {
                 open: AtomicUsize::new(0),
                 counters: Counters::default(),
                 tests: None,
+                mesh: None,
                 next_owner: AtomicU64::new(1),
             }),
         })
@@ -198,6 +201,16 @@ impl ControlServer {
     pub fn serve_tests(mut self, config: TestsConfig) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.tests = Some(Tests::new(config));
+        }
+        self
+    }
+
+    /// Lets agents behind NAT join this responder's mesh over their control connections
+    /// (`mesh_join`), kept in `links`; without it, joins are refused as unsupported.
+    #[must_use]
+    pub fn serve_mesh(mut self, links: Arc<MeshLinks>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.mesh = Some(links);
         }
         self
     }
@@ -369,6 +382,14 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
                         }
                         continue;
                     }
+                    (_, Ok(Message::MeshJoin(join))) => match &shared.mesh {
+                        Some(mesh) => mesh.join(owner, join, &conn, source),
+                        None => Message::Error(ErrorMessage {
+                            code: ErrorCode::Unsupported,
+                            message: "this responder takes no mesh members".into(),
+                            version: Some(PROTOCOL_VERSION),
+                        }),
+                    },
                     _ => answer_request(&body),
                 },
                 Err(ReadFrameError::Frame(e)) => Message::Error(ErrorMessage {
@@ -387,6 +408,9 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
         }
         if let Some(tests) = &shared.tests {
             tests.release_owner(owner);
+        }
+        if let Some(mesh) = &shared.mesh {
+            mesh.release_owner(owner);
         }
     } else {
         // Give the client time to read the error, then close.
