@@ -107,6 +107,16 @@ pub fn members_of(shared: &AgentShared, test: &TestConfig) -> Vec<Member> {
         .collect()
 }
 
+/// `peers` without the addresses the members of `test` claim as their own (a mesh name may
+/// list a member's address behind its NAT: the member is measured over its connection).
+pub fn without_members(peers: &mut Vec<SocketAddr>, members: &[Member]) {
+    peers.retain(|p| {
+        !members
+            .iter()
+            .any(|m| m.join.addresses.contains(&p.ip().to_canonical()))
+    });
+}
+
 /// One a2a run of `test` toward `member` through its connection.
 pub async fn run_member(test: &TestConfig, links: &MeshLinks, member: &Member) -> Outcome {
     let options = runner::a2a_options(test, member.remote);
@@ -245,6 +255,10 @@ async fn session(
         name: info.name,
         tags: info.tags,
         targets: targets.to_vec(),
+        addresses: crate::targets::own_addresses()
+            .into_iter()
+            .filter(|a| !a.is_loopback() && !a.is_unspecified())
+            .collect(),
     };
     let why = match serve_member(&client, &join, joined).await {
         Ok(()) => "closed".to_owned(),
@@ -265,6 +279,26 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
         b.reset();
         assert_eq!(b.next_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn addresses_members_claim_are_not_measured_as_plain_peers() {
+        let member = Member {
+            join: MeshJoin {
+                id: "a".into(),
+                name: "edge".into(),
+                tags: Vec::new(),
+                targets: vec!["mesh".into()],
+                addresses: vec!["172.17.0.2".parse().expect("ip")],
+            },
+            remote: "198.18.0.1:40000".parse().expect("addr"),
+        };
+        let mut peers: Vec<SocketAddr> = ["172.17.0.2:49153", "198.18.1.2:49153"]
+            .iter()
+            .map(|a| a.parse().expect("addr"))
+            .collect();
+        without_members(&mut peers, &[member]);
+        assert_eq!(peers, ["198.18.1.2:49153".parse().expect("addr")]);
     }
 
     #[test]

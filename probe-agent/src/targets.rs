@@ -113,6 +113,7 @@ impl Targets {
             }
         }
         let members = crate::mesh_nat::members_of(&self.shared, test);
+        crate::mesh_nat::without_members(&mut peers, &members);
         let labels = peers.iter().map(ToString::to_string);
         let names = members.iter().map(|m| m.join.name.clone());
         self.shared.set_peers(&test.name, labels.chain(names).collect());

@@ -8,7 +8,7 @@
 //! (each entry expires unless its member joins again in time, and ends with its connection).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,10 @@ pub struct MeshJoin {
     /// runs its tests of the same targets toward the member.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// The member's own addresses (behind its NAT): a mesh name resolving to one of them
+    /// still names this member, which its peers measure over the connection instead.
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
 }
 
 /// Peer → member: the membership holds this long unless the member joins again.
@@ -176,6 +180,7 @@ mod tests {
                 name: format!("name-{id}"),
                 tags: vec!["edge".into()],
                 targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+                addresses: vec![IpAddr::from([172, 17, 0, 2])],
             },
             remote: "192.0.2.1:40000".parse().expect("addr"),
         }
@@ -223,6 +228,6 @@ mod tests {
         assert!(!m.shares_target(["mesh.example.net"].into_iter()));
         let json = r#"{"id":"a","name":"edge-1"}"#;
         let j: MeshJoin = serde_json::from_str(json).expect("defaults");
-        assert!(j.tags.is_empty() && j.targets.is_empty());
+        assert!(j.tags.is_empty() && j.targets.is_empty() && j.addresses.is_empty());
     }
 }
