@@ -56,7 +56,10 @@ fn wait_metrics(host: &Host, ip: Ipv4Addr, secs: u64, what: &str, cond: impl Fn(
         if cond(&text) {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {secs} s:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -114,9 +117,12 @@ async fn an_agent_behind_nat_without_published_ports_is_a_full_mesh_member() {
         let other = stamp(hosts[1 - i].ipv4());
         let want: BTreeSet<String> = [other, "edge-nat".to_owned()].into();
         let r = tokio::task::block_in_place(|| {
-            wait_for(agent, 30, "a public agent measures the other and the member", |r| {
-                ok_peers(r, "mesh") == want
-            })
+            wait_for(
+                agent,
+                30,
+                "a public agent measures the other and the member",
+                |r| ok_peers(r, "mesh") == want,
+            )
         });
         let to_member: Vec<_> = r
             .iter()
@@ -131,16 +137,22 @@ async fn an_agent_behind_nat_without_published_ports_is_a_full_mesh_member() {
         let ip = hosts[i].ipv4();
         let host = hosts[i];
         tokio::task::block_in_place(|| {
-            wait_metrics(host, ip, 15, "the member's series without its private address", |t| {
-                let private = format!("peer=\"{}", nated.ipv4());
-                ["forward", "reverse"].iter().all(|d| {
+            wait_metrics(
+                host,
+                ip,
+                15,
+                "the member's series without its private address",
+                |t| {
+                    let private = format!("peer=\"{}", nated.ipv4());
+                    ["forward", "reverse"].iter().all(|d| {
                     t.contains(&format!(
                         "probe_loss_ratio{{test=\"mesh\",peer=\"edge-nat\",direction=\"{d}\"}} 0"
                     )) && t.contains(&format!(
                         "probe_one_way_delay_seconds_count{{test=\"mesh\",peer=\"edge-nat\",direction=\"{d}\"}}"
                     ))
                 }) && !t.contains(&private)
-            });
+                },
+            );
         });
     }
 

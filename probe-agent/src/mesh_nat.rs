@@ -207,7 +207,12 @@ async fn resolve(cfg: &Config, shared: &Arc<AgentShared>) -> BTreeMap<SocketAddr
 }
 
 /// One peer's connection, opened again with backoff whenever it fails.
-async fn keep_link(server: SocketAddr, targets: Vec<String>, cfg: Config, shared: Arc<AgentShared>) {
+async fn keep_link(
+    server: SocketAddr,
+    targets: Vec<String>,
+    cfg: Config,
+    shared: Arc<AgentShared>,
+) {
     let mut backoff = Backoff::default();
     loop {
         let mut joined = false;
@@ -317,7 +322,10 @@ mod tests {
             wanted,
             BTreeMap::from([
                 (ca, vec!["mesh.example".to_owned()]),
-                (cb, vec!["mesh.example".to_owned(), "core.example".to_owned()]),
+                (
+                    cb,
+                    vec!["mesh.example".to_owned(), "core.example".to_owned()]
+                ),
             ])
         );
         assert!(wanted_links(&[], 49152).is_empty());

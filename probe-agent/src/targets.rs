@@ -116,12 +116,17 @@ impl Targets {
         crate::mesh_nat::without_members(&mut peers, &members);
         let labels = peers.iter().map(ToString::to_string);
         let names = members.iter().map(|m| m.join.name.clone());
-        self.shared.set_peers(&test.name, labels.chain(names).collect());
+        self.shared
+            .set_peers(&test.name, labels.chain(names).collect());
         Ok(peers)
     }
 
     /// The peers of one target of `test` (not published).
-    pub(crate) async fn peers_of(&self, test: &TestConfig, target: &str) -> Result<Vec<SocketAddr>, Failure> {
+    pub(crate) async fn peers_of(
+        &self,
+        test: &TestConfig,
+        target: &str,
+    ) -> Result<Vec<SocketAddr>, Failure> {
         let spec = PeerSpec::parse(target, test.port)
             .map_err(|e| Failure::new(ErrorClass::Other, e.to_string()))?;
         if let Ok(ip) = spec.host.parse::<IpAddr>() {

@@ -153,9 +153,7 @@ impl<H: Clone> MemberTable<H> {
 
     /// The member with agent id `id` and what reaches it.
     pub fn get(&self, id: &str) -> Option<(&Member, H)> {
-        self.entries
-            .get(id)
-            .map(|e| (&e.member, e.handle.clone()))
+        self.entries.get(id).map(|e| (&e.member, e.handle.clone()))
     }
 
     /// Members held.

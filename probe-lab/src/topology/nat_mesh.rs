@@ -24,12 +24,8 @@ pub fn nat_mesh() -> Result<NatMesh> {
     let (uplink, second) = (LinkNet::new(0), LinkNet::new(1));
     let peer2 = Host::create("peer2", second.right_v4(), second.right_v6())?;
     veth(&nat.host, "eth1", &peer2, "eth0")?;
-    nat.host.ip_batch(&addr_lines(
-        "eth1",
-        second.left_v4(),
-        24,
-        second.left_v6(),
-    ))?;
+    nat.host
+        .ip_batch(&addr_lines("eth1", second.left_v4(), 24, second.left_v6()))?;
     let mut lines = addr_lines("eth0", peer2.ipv4(), 24, peer2.ipv6());
     lines.extend(route_lines(uplink, second.left_v4(), second.left_v6()));
     peer2.ip_batch(&lines)?;

@@ -13,8 +13,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinSet;
 
 use super::error::ControlError;
-use super::mesh_links::MeshLinks;
 use super::frame_io::{ReadFrameError, read_frame, write_message};
+use super::mesh_links::MeshLinks;
 use super::test_service::{Tests, TestsConfig};
 use super::tls;
 use crate::a2a::AllowList;

@@ -364,13 +364,15 @@ async fn far_end_sender(
     req: &TestRequest,
     state: &watch::Sender<SenderState>,
 ) -> Result<A2aReport, String> {
-    let target = wait_punch(&sock, client, id, PUNCH_WAIT).await.ok_or_else(|| {
-        format!(
-            "no punch from {client} within {} s: the client's reflector socket could not reach \
+    let target = wait_punch(&sock, client, id, PUNCH_WAIT)
+        .await
+        .ok_or_else(|| {
+            format!(
+                "no punch from {client} within {} s: the client's reflector socket could not reach \
              the far end's sender port {port}/udp",
-            PUNCH_WAIT.as_secs()
-        )
-    })?;
+                PUNCH_WAIT.as_secs()
+            )
+        })?;
     drop(sock);
     let _ = state.send(SenderState::Running);
     let pace = match req.interval_ns {
