@@ -193,7 +193,7 @@ mod tests {
         assert!(table.join(2, member("b", &["mesh"]), 'b', t0));
         // A join again refreshes the membership; it is not new.
         assert!(!table.join(1, member("a", &["mesh"]), 'a', t0 + Duration::from_secs(20)));
-        assert!(table.expire(t0 + ttl - Duration::from_millis(1)).is_empty());
+        assert!(table.expire(t0 + Duration::from_millis(29_999)).is_empty());
         let gone = table.expire(t0 + ttl);
         assert_eq!(gone, ["name-b"]);
         assert_eq!(table.len(), 1);
