@@ -3,7 +3,8 @@
 //! DNS name served by hickory inside `peer`'s namespace. `edge-nat` (`mesh.behind_nat`)
 //! keeps a control connection to both others and joins their mesh; they measure it over that
 //! connection (the name lists its private address, which they never test directly), and it
-//! measures them. Its series carry its name as the peer label and go when it stops.
+//! measures them. A peer that restarts gets the member back (reconnection with backoff). The
+//! member's series carry its name as the peer label and go when it stops.
 
 mod common;
 
@@ -155,6 +156,25 @@ async fn an_agent_behind_nat_without_published_ports_is_a_full_mesh_member() {
             );
         });
     }
+
+    // peer2 restarts (same state, same identity): the member's connection to it dropped, is
+    // opened again with backoff, and peer2 measures the member again.
+    assert_eq!(agents[1].stop(), Some(0), "{}", agents[1].log());
+    let before = agents[1].records(None).len();
+    agents[1] = Agent::start(peer2, &s.0, "peer2", &public, &dns);
+    tokio::task::block_in_place(|| {
+        wait_for(&agents[1], 45, "peer2 measures the member again", |r| {
+            ok_peers(&r[before.min(r.len())..], "mesh").contains("edge-nat")
+        })
+    });
+    let log = member.log();
+    assert!(
+        log.contains(&format!(
+            "the member connection to {}:49152 ended",
+            peer2.ipv4()
+        )),
+        "{log}"
+    );
 
     // The member stops: its connections close, both peers forget it and its series.
     assert_eq!(member.stop(), Some(0), "{}", member.log());
