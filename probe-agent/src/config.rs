@@ -176,6 +176,9 @@ pub struct MeshConfig {
     /// How often names are resolved again.
     #[serde(with = "humantime_serde_str")]
     pub resolve_interval: Duration,
+    /// `mesh.behind_nat` / `PROBE_BEHIND_NAT`: the agent cannot be reached, so it keeps a
+    /// control connection to each peer and is measured over it (see [`crate::mesh_nat`]).
+    pub behind_nat: bool,
 }
 
 /// The `[spool]` settings.
@@ -397,6 +400,7 @@ impl Config {
             mesh: MeshConfig {
                 max_peers: None,
                 resolve_interval: Duration::from_secs(60),
+                behind_nat: false,
             },
             spool: SpoolConfig {
                 max_file_bytes: 16 << 20,
@@ -459,7 +463,10 @@ impl Config {
             }
         }
         if let Some(m) = t.table("mesh", problems) {
-            m.check_keys(&["max_peers", "resolve_interval"], problems);
+            m.check_keys(&["max_peers", "resolve_interval", "behind_nat"], problems);
+            if let Some(b) = m.boolean("behind_nat", problems) {
+                self.mesh.behind_nat = b;
+            }
             if let Some(n) = m.uint("max_peers", 1 << 20, problems) {
                 self.mesh.max_peers = Some(n as usize);
             }
@@ -547,15 +554,20 @@ impl Config {
         if let Some(v) = get("PROBE_FINGERPRINT") {
             self.fingerprint = Some(v.trim().to_owned());
         }
-        if let Some(v) = get("PROBE_DEBUG") {
-            match v.trim().to_ascii_lowercase().as_str() {
-                "yes" | "true" | "1" => self.debug = true,
-                "no" | "false" | "0" => self.debug = false,
-                _ => problems.push(
-                    at("PROBE_DEBUG"),
-                    format!("`{v}` is not yes or no"),
-                    "set yes, no, true or false",
-                ),
+        for (key, slot) in [
+            ("PROBE_DEBUG", &mut self.debug),
+            ("PROBE_BEHIND_NAT", &mut self.mesh.behind_nat),
+        ] {
+            if let Some(v) = get(key) {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "yes" | "true" | "1" => *slot = true,
+                    "no" | "false" | "0" => *slot = false,
+                    _ => problems.push(
+                        at(key),
+                        format!("`{v}` is not yes or no"),
+                        "set yes, no, true or false",
+                    ),
+                }
             }
         }
         self.log_filter = get("RUST_LOG");

@@ -261,3 +261,24 @@ fn log_rotation_limits_from_the_file_and_the_environment() {
     }
     assert_eq!(p.0.len(), 2, "{text}");
 }
+
+#[test]
+fn behind_nat_from_the_file_and_the_environment() {
+    let (_d, path) = write(
+        &format!("{GOOD}\n[mesh]\nbehind_nat = true\n").replace("[mesh]\nmax_peers = 5\n", ""),
+    );
+    let cfg = Config::load(Some(&path), &env(&[])).expect("valid");
+    assert!(cfg.mesh.behind_nat);
+    let cfg = Config::load(Some(&path), &env(&[("PROBE_BEHIND_NAT", "no")])).expect("valid");
+    assert!(!cfg.mesh.behind_nat);
+    let (_d2, plain) = write(GOOD);
+    let cfg = Config::load(Some(&plain), &env(&[("PROBE_BEHIND_NAT", "yes")])).expect("valid");
+    assert!(cfg.mesh.behind_nat);
+    let p =
+        Config::load(Some(&plain), &env(&[("PROBE_BEHIND_NAT", "perhaps")])).expect_err("invalid");
+    assert!(
+        p.to_string()
+            .contains("PROBE_BEHIND_NAT (environment): `perhaps` is not yes or no"),
+        "{p}"
+    );
+}

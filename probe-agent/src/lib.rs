@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod log_file;
 pub mod mesh;
+pub mod mesh_nat;
 pub mod record;
 pub mod run_loop;
 pub mod runner;

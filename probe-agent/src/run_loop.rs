@@ -3,6 +3,7 @@
 //! configuration between runs; a stop lets in-flight runs finish within a grace period and
 //! records the rest as cut short.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -135,29 +136,34 @@ async fn one_run(
         tracing::debug!(test = %test.name, "no peer to measure (the name resolves to us only)");
     }
     let mut set = JoinSet::new();
-    for peer in peers {
+    let bounded = |peer: String, run: std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>| {
         let (agent, test, stop) = (agent.clone(), test.clone(), stop.clone());
-        let ctx = targets.http_context().clone();
-        set.spawn(async move {
+        async move {
             let start = unix_ns();
             let t0 = Instant::now();
             let outcome = tokio::select! {
-                o = runner::run(&test, peer, &ctx) => o,
+                o = run => o,
                 () = tokio::time::sleep_until(deadline) => cut_short(format!(
                     "the run passed its deadline of {}",
                     humantime::format_duration(test.deadline)
                 )),
                 () = grace_over(stop) => cut_short("the agent stopped before the run finished".into()),
             };
-            record(
-                &agent,
-                &test,
-                Some(peer.to_string()),
-                start,
-                t0.elapsed(),
-                outcome,
-            )
-        });
+            record(&agent, &test, Some(peer), start, t0.elapsed(), outcome)
+        }
+    };
+    for peer in peers {
+        let (test, ctx) = (test.clone(), targets.http_context().clone());
+        let run = async move { runner::run(&test, peer, &ctx).await };
+        set.spawn(bounded(peer.to_string(), Box::pin(run)));
+    }
+    // Members behind NAT, measured over the control connection they keep to us.
+    if let Some(links) = targets.shared().mesh_links() {
+        for member in crate::mesh_nat::members_of(targets.shared(), &test) {
+            let (test, links, name) = (test.clone(), links.clone(), member.join.name.clone());
+            let run = async move { crate::mesh_nat::run_member(&test, &links, &member).await };
+            set.spawn(bounded(name, Box::pin(run)));
+        }
     }
     let mut out = Vec::new();
     while let Some(r) = set.join_next().await {

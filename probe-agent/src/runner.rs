@@ -5,7 +5,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use probe_core::a2a::Limit;
-use probe_core::a2a::runtime::Pace;
+use probe_core::a2a::TestOutcome;
+use probe_core::a2a::runtime::{A2aOptionsBuilder, Pace};
 use probe_core::dns::{DnsError, DnsTest, RecordType, Resolver};
 use probe_core::ping::runtime::{PingError, PingOptions};
 use probe_core::report::dns::{DnsServerReport, DnsStatus};
@@ -287,38 +288,45 @@ pub fn classify_http(c: probe_core::http::FailureClass) -> ErrorClass {
 }
 
 async fn run_a2a(test: &TestConfig, peer: SocketAddr) -> Outcome {
-    let opts = A2aOptions::builder(peer)
-        .limit(Limit::Count(test.count))
-        .pace(Pace::Interval(test.packet_interval))
-        .build();
-    let opts = match opts {
+    let opts = match a2a_options(test, peer).build() {
         Ok(o) => o,
         Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
     };
     match probe_core::run_test(opts).await {
-        Ok(outcome) => {
-            let report = serde_json::to_value(&outcome.report).unwrap_or_default();
-            let failure = (!outcome.answered).then(|| {
-                let class = outcome
-                    .icmp_error
-                    .as_deref()
-                    .map_or(ErrorClass::Timeout, classify_icmp);
-                let why = outcome
-                    .icmp_error
-                    .as_deref()
-                    .map_or_else(|| "no answer".to_owned(), str::to_owned);
-                Failure::new(
-                    class,
-                    format!(
-                        "nothing answered at {peer}/udp ({why}): {} packets sent, all lost",
-                        outcome.report.sent
-                    ),
-                )
-            });
-            Outcome { report, failure }
-        }
+        Ok(outcome) => a2a_outcome(&outcome, &format!("{peer}/udp")),
         Err(e) => failed(classify_a2a(&e)),
     }
+}
+
+/// The STAMP settings of an a2a `test` toward `peer`.
+pub(crate) fn a2a_options(test: &TestConfig, peer: SocketAddr) -> A2aOptionsBuilder {
+    A2aOptions::builder(peer)
+        .limit(Limit::Count(test.count))
+        .pace(Pace::Interval(test.packet_interval))
+}
+
+/// The outcome of an a2a run that ran (toward `peer`, as messages name it): a failure when
+/// nothing answered.
+pub(crate) fn a2a_outcome(outcome: &TestOutcome, peer: &str) -> Outcome {
+    let report = serde_json::to_value(&outcome.report).unwrap_or_default();
+    let failure = (!outcome.answered).then(|| {
+        let class = outcome
+            .icmp_error
+            .as_deref()
+            .map_or(ErrorClass::Timeout, classify_icmp);
+        let why = outcome
+            .icmp_error
+            .as_deref()
+            .map_or_else(|| "no answer".to_owned(), str::to_owned);
+        Failure::new(
+            class,
+            format!(
+                "nothing answered at {peer} ({why}): {} packets sent, all lost",
+                outcome.report.sent
+            ),
+        )
+    });
+    Outcome { report, failure }
 }
 
 async fn run_trace(test: &TestConfig, ip: IpAddr) -> Outcome {
@@ -350,7 +358,7 @@ async fn run_trace(test: &TestConfig, ip: IpAddr) -> Outcome {
     }
 }
 
-fn failed(f: Failure) -> Outcome {
+pub(crate) fn failed(f: Failure) -> Outcome {
     Outcome {
         report: serde_json::Value::Null,
         failure: Some(f),
@@ -399,7 +407,7 @@ pub fn classify_dns(e: &DnsError) -> ErrorClass {
     }
 }
 
-fn classify_a2a(e: &A2aError) -> Failure {
+pub(crate) fn classify_a2a(e: &A2aError) -> Failure {
     let class = match e {
         A2aError::Resolve { .. } => ErrorClass::NameNotFound,
         A2aError::Socket { source, .. } => classify_io(source),

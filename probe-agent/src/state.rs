@@ -64,6 +64,7 @@ pub struct AgentShared {
     recent_cap: usize,
     records: broadcast::Sender<ResultRecord>,
     peers: watch::Sender<Peers>,
+    mesh_links: std::sync::OnceLock<Arc<probe_core::control::MeshLinks>>,
 }
 
 /// The peers each test measures now, by test name (`ADDR:PORT` strings, as in
@@ -84,7 +85,18 @@ impl AgentShared {
             recent_cap: recent.max(1),
             records,
             peers: watch::Sender::new(Peers::new()),
+            mesh_links: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the registry of the members behind NAT joined over the control plane (once).
+    pub fn set_mesh_links(&self, links: Arc<probe_core::control::MeshLinks>) {
+        let _ = self.mesh_links.set(links);
+    }
+
+    /// The members behind NAT joined over the control plane, when it runs.
+    pub fn mesh_links(&self) -> Option<Arc<probe_core::control::MeshLinks>> {
+        self.mesh_links.get().cloned()
     }
 
     /// Sets the peers `test` measures now.

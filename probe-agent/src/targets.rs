@@ -91,6 +91,11 @@ impl Targets {
         }
     }
 
+    /// The state the peers are published to.
+    pub fn shared(&self) -> &AgentShared {
+        &self.shared
+    }
+
     /// What http tests need of the configuration.
     pub fn http_context(&self) -> &HttpContext {
         &self.http
@@ -107,13 +112,21 @@ impl Targets {
                 }
             }
         }
+        let members = crate::mesh_nat::members_of(&self.shared, test);
+        crate::mesh_nat::without_members(&mut peers, &members);
+        let labels = peers.iter().map(ToString::to_string);
+        let names = members.iter().map(|m| m.join.name.clone());
         self.shared
-            .set_peers(&test.name, peers.iter().map(ToString::to_string).collect());
+            .set_peers(&test.name, labels.chain(names).collect());
         Ok(peers)
     }
 
-    /// The peers of one target of `test`.
-    async fn peers_of(&self, test: &TestConfig, target: &str) -> Result<Vec<SocketAddr>, Failure> {
+    /// The peers of one target of `test` (not published).
+    pub(crate) async fn peers_of(
+        &self,
+        test: &TestConfig,
+        target: &str,
+    ) -> Result<Vec<SocketAddr>, Failure> {
         let spec = PeerSpec::parse(target, test.port)
             .map_err(|e| Failure::new(ErrorClass::Other, e.to_string()))?;
         if let Ok(ip) = spec.host.parse::<IpAddr>() {

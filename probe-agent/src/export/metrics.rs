@@ -84,6 +84,8 @@ fn delay_histogram() -> Histogram {
 
 #[derive(Debug)]
 struct Track {
+    /// The series measure a peer (a mesh address or member), not a configured target.
+    peer: bool,
     last: Instant,
     gap: Option<Duration>,
     reason: String,
@@ -204,6 +206,7 @@ impl Metrics {
             let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             let track = tracks.entry(key.clone()).or_insert(Track {
+                peer: record.peer.is_some(),
                 last: now,
                 gap: None,
                 reason: reason.clone(),
@@ -315,7 +318,7 @@ impl Metrics {
     pub fn forget_peers_not_in(&self, peers: &Peers) {
         let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
         tracks.retain(|key, track| {
-            let keep = !looks_like_peer(&key.peer)
+            let keep = !(track.peer || looks_like_peer(&key.peer))
                 || peers
                     .get(&key.test)
                     .is_some_and(|set| set.contains(&key.peer));

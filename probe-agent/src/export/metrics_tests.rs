@@ -117,3 +117,29 @@ fn a_failure_changes_the_reason_and_gone_peers_lose_every_series() {
     assert_eq!(gone.len(), 2);
     assert!(!m.encode().contains("10.0.0.3"));
 }
+
+#[test]
+fn a_member_behind_nat_is_a_peer_by_name_and_goes_with_its_membership() {
+    let m = Metrics::new();
+    m.observe(&record("edge-nat", true, a2a()));
+    m.observe(&record("10.0.0.3:49153", true, a2a()));
+    let t = m.encode();
+    assert!(
+        t.contains(r#"probe_loss_ratio{test="mesh",peer="edge-nat",direction="forward"} 0.2"#),
+        "{t}"
+    );
+    let both = Peers::from([(
+        "mesh".to_owned(),
+        BTreeSet::from(["10.0.0.3:49153".to_owned(), "edge-nat".to_owned()]),
+    )]);
+    m.forget_peers_not_in(&both);
+    assert!(m.encode().contains(r#"peer="edge-nat""#));
+    let left = Peers::from([(
+        "mesh".to_owned(),
+        BTreeSet::from(["10.0.0.3:49153".to_owned()]),
+    )]);
+    m.forget_peers_not_in(&left);
+    let t = m.encode();
+    assert!(!t.contains("edge-nat"), "{t}");
+    assert!(t.contains("10.0.0.3"), "{t}");
+}

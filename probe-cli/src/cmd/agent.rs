@@ -123,6 +123,9 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         tcp,
         control,
     } = serve::bind_all(&sargs)?;
+    let mesh_links = probe_core::control::MeshLinks::new(probe_agent::mesh_nat::MEMBERSHIP_TTL);
+    shared.set_mesh_links(Arc::clone(&mesh_links));
+    let control = control.map(|c| c.serve_mesh(mesh_links));
     let http_listener = probe_agent::http::bind(cfg.http_listen).with_context(|| {
         format!(
             "cannot listen on {} (PROBE_HTTP, [http] listen)",
@@ -185,6 +188,12 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let tcp_task = tokio::spawn(tcp.run(stopped(stop_rx.clone())));
+    let (mesh_cfg, mesh_cfg_rx) = tokio::sync::watch::channel(cfg.clone());
+    let mesh_task = tokio::spawn(probe_agent::mesh_nat::run(
+        mesh_cfg_rx,
+        Arc::clone(&shared),
+        stopped(stop_rx.clone()),
+    ));
     let stamp_task = tokio::spawn(responder.run(stopped(stop_rx)));
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
     let mut loop_task = tokio::spawn(run_loop::run(
@@ -203,6 +212,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             _ = hup.recv() => match Config::load(file.as_deref(), &process_env()) {
                 Ok(new) => {
                     tracing::info!("SIGHUP: the new configuration is valid; reloading");
+                    let _ = mesh_cfg.send(new.clone());
                     let _ = cmd_tx.send(LoopCommand::Reload(Box::new(new))).await;
                 }
                 Err(problems) => tracing::error!(
@@ -223,6 +233,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     tcp_task.await.context("the TCP test server task")?;
     let _ = http_task.await;
     let _ = metrics_task.await;
+    let _ = mesh_task.await;
     if let Some(t) = remote_write_task {
         let _ = t.await;
     }

@@ -235,6 +235,10 @@ pub fn kind(msg: &Message) -> &'static str {
         Message::FarEnd(_) => "far_end",
         Message::TraceRequest(_) => "trace_request",
         Message::TraceReport(_) => "trace_report",
+        Message::MeshJoin(_) => "mesh_join",
+        Message::MeshJoined(_) => "mesh_joined",
+        Message::MeshInvite(_) => "mesh_invite",
+        Message::MeshReady(_) => "mesh_ready",
     }
 }
 

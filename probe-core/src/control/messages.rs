@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::auth::Token;
+use super::mesh::{MeshInvite, MeshJoin, MeshJoined, MeshReady};
 use super::negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestRequest};
 use super::trace_request::TraceRequest;
 use crate::report::trace::TraceReport;
@@ -47,6 +48,14 @@ pub enum Message {
     TraceRequest(TraceRequest),
     /// Server → client: the far end's trace toward the client (the reverse path).
     TraceReport(Box<TraceReport>),
+    /// Client → server: join the server's mesh as a member behind NAT (or refresh).
+    MeshJoin(MeshJoin),
+    /// Server → client: the membership holds.
+    MeshJoined(MeshJoined),
+    /// Server → client (a stream the server opens): reflect one test, punch its sender port.
+    MeshInvite(MeshInvite),
+    /// Client → server: the reflector runs, the punch was sent.
+    MeshReady(MeshReady),
 }
 
 /// The client's first message.

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod handshake;
 pub mod identity;
+pub mod mesh;
 pub mod messages;
 pub mod negotiation;
 pub mod pin;
@@ -29,8 +30,8 @@ pub use messages::{ErrorCode, ErrorMessage, Hello, Message, PROTOCOL_VERSION, We
 pub use negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestKind, TestRequest};
 pub use pin::{KnownPeers, PinError, PinPolicy};
 pub use runtime::{
-    ClientConfig, ControlClient, ControlCounters, ControlError, ControlServer, ServerConfig,
-    TestsConfig, connect,
+    ClientConfig, ControlClient, ControlCounters, ControlError, ControlServer, MeshLinks,
+    MeshTestError, ServerConfig, TestsConfig, connect, serve_member,
 };
 pub use sessions::{Limits, SessionTable};
 pub use state_dir::default_state_dir;

@@ -12,6 +12,7 @@ mod ecmp;
 mod impaired;
 mod macvlan;
 mod nat;
+mod nat_mesh;
 
 pub use chain::{Chain, DEFAULT_MTU, chain};
 pub use direct::{Direct, direct};
@@ -22,6 +23,7 @@ pub use nat::{
     AGENT_V4, AGENT_V6, BRIDGE_V4, BRIDGE_V6, DEFAULT_PUBLISHED, Nat, PublishedPort, Transport,
     nat, nat_with,
 };
+pub use nat_mesh::{NatMesh, nat_mesh};
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -167,6 +167,9 @@ impl Responder {
         shutdown: impl Future<Output = ()>,
     ) -> Result<ReflectorCounters, A2aError> {
         let stop = Arc::new(AtomicBool::new(false));
+        // Dropping this future before `shutdown` completes (an aborted task, a runtime shutting
+        // down) stops the socket threads too, instead of leaving them serving forever.
+        let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
         let mut tasks = Vec::with_capacity(self.sockets.len());
         for sock in self.sockets {
             let mut reflector = Reflector::new(self.config);
@@ -196,6 +199,15 @@ impl Responder {
             Some(e) => Err(e),
             None => Ok(total),
         }
+    }
+}
+
+/// Sets the flag the socket threads poll when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

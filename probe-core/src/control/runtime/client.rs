@@ -11,6 +11,7 @@ use crate::control::auth::Token;
 use crate::control::handshake::kind;
 use crate::control::handshake::{PeerHello, hello, read_welcome};
 use crate::control::identity::Fingerprint;
+use crate::control::mesh::{MeshJoin, MeshJoined};
 use crate::control::messages::{Message, PROTOCOL_VERSION, decode_body, encode};
 use crate::control::negotiation::{FarEndResults, ResultsRequest, TestAccepted, TestRequest};
 use crate::control::pin::{KnownPeers, PinCheck, PinError, PinPolicy};
@@ -240,6 +241,23 @@ impl ControlClient {
             Message::TraceReport(r) => Ok(*r),
             other => Err(self.unexpected(&other)),
         }
+    }
+
+    /// Joins (or joins again) the responder's mesh as a member behind NAT (see
+    /// [`super::serve_member`]).
+    pub async fn join_mesh(&self, join: &MeshJoin) -> Result<MeshJoined, ControlError> {
+        match self
+            .request(&Message::MeshJoin(join.clone()), self.config.timeout)
+            .await?
+        {
+            Message::MeshJoined(j) => Ok(j),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// The QUIC connection (the mesh member answers the streams the responder opens).
+    pub(super) fn connection(&self) -> &quinn::Connection {
+        &self.conn
     }
 
     /// One request and its answer; an error message is [`ControlError::Rejected`].

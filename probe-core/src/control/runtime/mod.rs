@@ -3,6 +3,7 @@
 mod client;
 mod error;
 mod frame_io;
+mod mesh_links;
 mod server;
 mod tcp_gate;
 mod test_service;
@@ -12,6 +13,7 @@ mod trace_service;
 
 pub use client::{ClientConfig, ControlClient, connect};
 pub use error::ControlError;
+pub use mesh_links::{MeshLinks, MeshTestError, serve_member};
 pub use server::{ControlCounters, ControlServer, ServerConfig};
 pub use tcp_gate::ControlTcpAdmission;
 pub use test_service::TestsConfig;

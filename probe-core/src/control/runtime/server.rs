@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use super::error::ControlError;
 use super::frame_io::{ReadFrameError, read_frame, write_message};
 use super::tcp_gate::ControlTcpAdmission;
+use super::mesh_links::MeshLinks;
 use super::test_service::{Tests, TestsConfig};
 use super::tls;
 use crate::a2a::AllowList;
@@ -155,6 +156,7 @@ struct Shared {
     open: AtomicUsize,
     counters: Counters,
     tests: Option<Arc<Tests>>,
+    mesh: Option<Arc<MeshLinks>>,
     next_owner: AtomicU64,
 }
 
@@ -203,6 +205,7 @@ impl ControlServer {
                 open: AtomicUsize::new(0),
                 counters: Counters::default(),
                 tests: None,
+                mesh: None,
                 next_owner: AtomicU64::new(1),
             }),
         })
@@ -214,6 +217,16 @@ impl ControlServer {
     pub fn serve_tests(mut self, config: TestsConfig) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.tests = Some(Arc::new(Tests::new(config)));
+        }
+        self
+    }
+
+    /// Lets agents behind NAT join this responder's mesh over their control connections
+    /// (`mesh_join`), kept in `links`; without it, joins are refused as unsupported.
+    #[must_use]
+    pub fn serve_mesh(mut self, links: Arc<MeshLinks>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.mesh = Some(links);
         }
         self
     }
@@ -401,6 +414,14 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
                         }
                         continue;
                     }
+                    (_, Ok(Message::MeshJoin(join))) => match &shared.mesh {
+                        Some(mesh) => mesh.join(owner, join, &conn, source),
+                        None => Message::Error(ErrorMessage {
+                            code: ErrorCode::Unsupported,
+                            message: "this responder takes no mesh members".into(),
+                            version: Some(PROTOCOL_VERSION),
+                        }),
+                    },
                     _ => answer_request(&body),
                 },
                 Err(ReadFrameError::Frame(e)) => Message::Error(ErrorMessage {
@@ -419,6 +440,9 @@ async fn serve_connection(incoming: quinn::Incoming, shared: &Shared) {
         }
         if let Some(tests) = &shared.tests {
             tests.release_owner(owner);
+        }
+        if let Some(mesh) = &shared.mesh {
+            mesh.release_owner(owner);
         }
     } else {
         // Give the client time to read the error, then close.

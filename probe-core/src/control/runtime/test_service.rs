@@ -560,6 +560,30 @@ fn start_sender(
     Ok((port, rx, task.abort_handle()))
 }
 
+/// The source of the first punch of `session` from `client` that reaches `sock` within
+/// `within` (the client's NAT mapping); `None` when none does.
+pub(super) async fn wait_punch(
+    sock: &tokio::net::UdpSocket,
+    client: IpAddr,
+    session: u64,
+    within: Duration,
+) -> Option<SocketAddr> {
+    let mut buf = [0_u8; 64];
+    let client = client.to_canonical();
+    tokio::time::timeout(within, async {
+        loop {
+            if let Ok((n, src)) = sock.recv_from(&mut buf).await
+                && src.ip().to_canonical() == client
+                && is_punch(&buf[..n], session)
+            {
+                return SocketAddr::new(src.ip().to_canonical(), src.port());
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
 async fn far_end_sender(
     id: u64,
     client: IpAddr,
@@ -569,25 +593,15 @@ async fn far_end_sender(
     key: Option<StampKey>,
     state: &watch::Sender<SenderState>,
 ) -> Result<A2aReport, String> {
-    let mut buf = [0_u8; 64];
-    let target = tokio::time::timeout(PUNCH_WAIT, async {
-        loop {
-            if let Ok((n, src)) = sock.recv_from(&mut buf).await
-                && src.ip().to_canonical() == client
-                && is_punch(&buf[..n], id)
-            {
-                return SocketAddr::new(src.ip().to_canonical(), src.port());
-            }
-        }
-    })
-    .await
-    .map_err(|_| {
-        format!(
-            "no punch from {client} within {} s: the client's reflector socket could not reach \
+    let target = wait_punch(&sock, client, id, PUNCH_WAIT)
+        .await
+        .ok_or_else(|| {
+            format!(
+                "no punch from {client} within {} s: the client's reflector socket could not reach \
              the far end's sender port {port}/udp",
-            PUNCH_WAIT.as_secs()
-        )
-    })?;
+                PUNCH_WAIT.as_secs()
+            )
+        })?;
     drop(sock);
     let _ = state.send(SenderState::Running);
     let pace = match req.interval_ns {
