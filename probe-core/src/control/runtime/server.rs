@@ -14,8 +14,8 @@ use tokio::task::JoinSet;
 
 use super::error::ControlError;
 use super::frame_io::{ReadFrameError, read_frame, write_message};
-use super::tcp_gate::ControlTcpAdmission;
 use super::mesh_links::MeshLinks;
+use super::tcp_gate::ControlTcpAdmission;
 use super::test_service::{Tests, TestsConfig};
 use super::tls;
 use crate::a2a::AllowList;
