@@ -75,7 +75,7 @@ pub(crate) struct KindKeys {
 
 /// The kinds that take each kind-specific key.
 const ONLY: &[(&str, &[Kind], &str)] = &[
-    ("targets", &[Kind::Ping], "ping"),
+    ("targets", &[Kind::A2a, Kind::Ping], "a2a and ping"),
     ("protocol", &[Kind::Ping], "ping"),
     ("timeout", &[Kind::Ping, Kind::Dns], "ping and dns"),
     ("record_type", &[Kind::Dns], "dns"),

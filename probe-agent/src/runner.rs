@@ -45,13 +45,33 @@ pub struct Outcome {
 
 /// Runs `test` against `peer` (the port is the responder's for a2a, the probed port for a
 /// UDP or TCP ping); http and dns tests go to their URL or servers and ignore `peer`.
-pub async fn run(test: &TestConfig, peer: SocketAddr, ctx: &HttpContext) -> Outcome {
+///
+/// When `stop` completes first (with the reason) the run is cut short: the outcome fails with
+/// [`ErrorClass::CutShort`] and the reason, and an a2a run keeps the report of what it
+/// measured up to then (the other kinds have no partial report).
+pub async fn run(
+    test: &TestConfig,
+    peer: SocketAddr,
+    ctx: &HttpContext,
+    stop: impl Future<Output = String>,
+) -> Outcome {
     match test.kind {
-        Kind::A2a => run_a2a(test, peer).await,
-        Kind::Trace => run_trace(test, peer.ip()).await,
-        Kind::Http => run_http(test, ctx).await,
-        Kind::Ping => run_ping(test, peer).await,
-        Kind::Dns => run_dns(test, ctx).await,
+        Kind::A2a => run_a2a(test, peer, stop).await,
+        Kind::Trace => unless_stopped(run_trace(test, peer.ip()), stop).await,
+        Kind::Http => unless_stopped(run_http(test, ctx), stop).await,
+        Kind::Ping => unless_stopped(run_ping(test, peer), stop).await,
+        Kind::Dns => unless_stopped(run_dns(test, ctx), stop).await,
+    }
+}
+
+/// `work`'s outcome, or a cut-short failure with the reason `stop` gives if it completes first.
+async fn unless_stopped(
+    work: impl Future<Output = Outcome>,
+    stop: impl Future<Output = String>,
+) -> Outcome {
+    tokio::select! {
+        o = work => o,
+        why = stop => failed(Failure::new(ErrorClass::CutShort, why)),
     }
 }
 
@@ -281,18 +301,43 @@ pub fn classify_http(c: probe_core::http::FailureClass) -> ErrorClass {
     }
 }
 
-async fn run_a2a(test: &TestConfig, peer: SocketAddr) -> Outcome {
+async fn run_a2a(
+    test: &TestConfig,
+    peer: SocketAddr,
+    stop: impl Future<Output = String>,
+) -> Outcome {
+    // Thousands of these run side by side in a mesh: a timer sleep per packet, no spin (the
+    // spin buys microseconds of schedule precision a packet a second does not need).
     let opts = A2aOptions::builder(peer)
         .limit(Limit::Count(test.count))
         .pace(Pace::Interval(test.packet_interval))
+        .pacer(probe_core::io::PacerConfig::default().no_spin())
         .build();
     let opts = match opts {
         Ok(o) => o,
         Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
     };
-    match probe_core::run_test(opts).await {
-        Ok(outcome) => {
+    let mut why = None;
+    let stop = async {
+        why = Some(stop.await);
+    };
+    let result = probe_core::run_test_until(opts, stop).await;
+    match result {
+        Ok((outcome, cut)) => {
             let report = serde_json::to_value(&outcome.report).unwrap_or_default();
+            if cut {
+                let why = why.unwrap_or_default();
+                return Outcome {
+                    report,
+                    failure: Some(Failure::new(
+                        ErrorClass::CutShort,
+                        format!(
+                            "{why}; the report covers the {} packets sent until then",
+                            outcome.report.sent
+                        ),
+                    )),
+                };
+            }
             let failure = (!outcome.answered).then(|| {
                 let class = outcome
                     .icmp_error

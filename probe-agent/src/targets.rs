@@ -96,19 +96,25 @@ impl Targets {
         &self.http
     }
 
-    /// The peers `test` measures now, over all its targets (not for http and dns: the URL
-    /// names its server, a dns test asks its servers).
-    pub async fn peers(&self, test: &TestConfig) -> Result<Vec<SocketAddr>, Failure> {
+    /// The peers `test` measures now, over all its targets, each with the target it came
+    /// from (not for http and dns: the URL names its server, a dns test asks its servers).
+    pub async fn peers<'t>(
+        &self,
+        test: &'t TestConfig,
+    ) -> Result<Vec<(SocketAddr, &'t str)>, Failure> {
         let mut peers = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for target in test.all_targets() {
             for peer in self.peers_of(test, target).await? {
-                if !peers.contains(&peer) {
-                    peers.push(peer);
+                if seen.insert(peer) {
+                    peers.push((peer, target));
                 }
             }
         }
-        self.shared
-            .set_peers(&test.name, peers.iter().map(ToString::to_string).collect());
+        self.shared.set_peers(
+            &test.name,
+            peers.iter().map(|(p, _)| p.to_string()).collect(),
+        );
         Ok(peers)
     }
 

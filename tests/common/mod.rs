@@ -272,3 +272,5 @@ pub fn dns_zone(
 pub mod agent;
 /// tcpdump captures inside testbed hosts.
 pub mod capture;
+/// The NDJSON collector the upload tests post to.
+pub mod collector;

@@ -12,12 +12,14 @@
 
 mod cert;
 mod client;
+mod connect;
 mod error;
 mod expect;
 mod phases;
 mod proxy;
 mod tls;
 
+pub use connect::{ClientStream, ClientTls, Connection, connect};
 pub use error::{Failure, FailureClass, HttpError};
 pub use expect::{Expect, StatusSet};
 pub use phases::Timeline;
