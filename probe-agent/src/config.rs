@@ -138,7 +138,7 @@ pub struct TestConfig {
     pub port: u16,
     /// The largest TTL (trace).
     pub max_ttl: u8,
-    /// Every target of a ping test written as a list (`targets`); `target` then shows them
+    /// Every target of a ping or a2a test written as a list (`targets`); `target` then shows them
     /// joined. Empty when the test has the single `target`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,

@@ -151,15 +151,14 @@ async fn one_run(
     let mut set = JoinSet::new();
     for (i, (peer, target)) in peers.into_iter().enumerate() {
         let (agent, target, stop) = (agent.clone(), target.to_owned(), stop.clone());
-        let (test, sink) = (Arc::clone(&test), sink.clone());
-        let ctx = targets.http_context().clone();
+        let (test, sink, targets) = (Arc::clone(&test), sink.clone(), Arc::clone(&targets));
         let delay = spread * i as u32 / n.max(1);
         set.spawn(async move {
             tokio::time::sleep(delay).await;
             let start = unix_ns();
             let t0 = Instant::now();
             let stop = cut_reason(deadline, test.deadline, stop);
-            let outcome = runner::run(&test, peer, &ctx, stop).await;
+            let outcome = runner::run(&test, peer, targets.http_context(), stop).await;
             let at = (target.as_str(), Some(peer.to_string()));
             let _ = sink.send(record(&agent, &test, at, start, t0.elapsed(), outcome));
         });

@@ -55,12 +55,14 @@ pub async fn run(
     ctx: &HttpContext,
     stop: impl Future<Output = String>,
 ) -> Outcome {
+    // Each kind's future on the heap at its own size: a mesh keeps thousands of a2a runs in
+    // flight, and the largest kind (http) would make each of them as big.
     match test.kind {
-        Kind::A2a => run_a2a(test, peer, stop).await,
-        Kind::Trace => unless_stopped(run_trace(test, peer.ip()), stop).await,
-        Kind::Http => unless_stopped(run_http(test, ctx), stop).await,
-        Kind::Ping => unless_stopped(run_ping(test, peer), stop).await,
-        Kind::Dns => unless_stopped(run_dns(test, ctx), stop).await,
+        Kind::A2a => Box::pin(run_a2a(test, peer, stop)).await,
+        Kind::Trace => Box::pin(unless_stopped(run_trace(test, peer.ip()), stop)).await,
+        Kind::Http => Box::pin(unless_stopped(run_http(test, ctx), stop)).await,
+        Kind::Ping => Box::pin(unless_stopped(run_ping(test, peer), stop)).await,
+        Kind::Dns => Box::pin(unless_stopped(run_dns(test, ctx), stop)).await,
     }
 }
 

@@ -26,8 +26,9 @@ use crate::time::Nanos;
 /// Datagrams per `sendmmsg` / `recvmmsg` of a flood or a fast schedule.
 pub(super) const BATCH: usize = 32;
 
-/// Datagrams per system call of a schedule of a packet per millisecond or slower.
-pub(super) const SLOW_BATCH: usize = 4;
+/// Datagrams per system call of a schedule of a packet per millisecond or slower: one is
+/// due at a time (a late turn sends the rest on the next ones).
+pub(super) const SLOW_BATCH: usize = 1;
 
 /// The socket side of a session.
 pub(super) struct Io<'a> {
