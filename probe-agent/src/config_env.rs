@@ -15,6 +15,7 @@
 //! missing `KIND`).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::config::{Config, Env, Problems, TEST_KEYS, TestConfig, Where};
@@ -132,7 +133,7 @@ pub(crate) fn read_env_tests(env: &Env, problems: &mut Problems) -> Vec<TestConf
                 groups
                     .entry(name.to_owned())
                     .or_default()
-                    .push((key, var.clone(), value.clone()))
+                    .push((key, var.clone(), value.clone()));
             }
             None => {
                 let last = rest.rsplit('_').next().unwrap_or(rest).to_ascii_lowercase();
@@ -177,11 +178,11 @@ fn read_group(
     let mut line_vars = vec![whole.clone(), whole.clone()];
     if !vars.iter().any(|(k, _, _)| *k == "name") {
         let default = name.to_ascii_lowercase().replace('_', "-");
-        text.push_str(&format!("name = {}\n", quote(&default)));
+        let _ = writeln!(text, "name = {}", quote(&default));
         line_vars.push(whole.clone());
     }
     for (key, var, value) in vars {
-        text.push_str(&format!("{key} = {}\n", toml_value(key, value)));
+        let _ = writeln!(text, "{key} = {}", toml_value(key, value));
         line_vars.push(var.clone());
     }
     let root = match toml::de::DeTable::parse(&text) {
