@@ -5,9 +5,9 @@
 //! local in `b` (`ip route add local 10.80.0.0/20 dev lo`: every one of its 4096 addresses
 //! answers) with `probe serve` bound to all of them, and routes the /20 there from `a`. In `a`
 //! it starts `probe agent` with one a2a test whose `targets` are 4000 of those addresses (one
-//! packet per second to each: `packet_interval = "1s"`, runs of 27 packets every 30 s, each
+//! packet per second to each: `packet_interval = "1s"`, runs of 55 packets every 60 s, each
 //! peer starting at its own point of the first second), and from `b` a `probe a2a` sends the
-//! agent's responder 4000 STAMP packets per second. After a warm-up of 35 s it reads the
+//! agent's responder 4000 STAMP packets per second. After a warm-up of 65 s it reads the
 //! agent's CPU time (`utime + stime` of `/proc/PID/stat`) over a steady 60 s and its resident
 //! set (`VmRSS`, and the peak `VmHWM`, of `/proc/PID/status`), and checks the spool: every
 //! peer measured, with the packets answered.
@@ -38,7 +38,7 @@ fn main() {
         return;
     }
     let (peers, interval, count, warmup, window) = if full {
-        (4000, 30, 27, 35, 60)
+        (4000, 60, 55, 65, 60)
     } else {
         (200, 10, 8, 4, 10)
     };
