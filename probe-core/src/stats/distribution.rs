@@ -251,7 +251,10 @@ impl Distribution {
         if other.count == 0 {
             return;
         }
-        if self.hist.is_none() && self.samples.len() + other.samples.len() <= EXACT_SAMPLES {
+        if self.hist.is_none()
+            && other.hist.is_none()
+            && self.samples.len() + other.samples.len() <= EXACT_SAMPLES
+        {
             self.samples.extend_from_slice(&other.samples);
         } else {
             let hist = self.histograms();
