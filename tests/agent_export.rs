@@ -489,69 +489,6 @@ fn remote_write_buffers_across_a_restart_and_arrives_in_prometheus() {
     });
 }
 
-/// A small NDJSON collector: answers 503 to its first `refuse` requests, then 200, and keeps
-/// every record of the accepted ones.
-struct Collector {
-    addr: std::net::SocketAddr,
-    records: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
-    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-fn start_collector(host: &Host, refuse: usize) -> Collector {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let ip = host.ipv4();
-    let listener = host.run_in(move || std::net::TcpListener::bind((ip, 0)).expect("collector"));
-    let addr = listener.local_addr().expect("addr");
-    let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (rec, req) = (records.clone(), requests.clone());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':')
-                    && k.eq_ignore_ascii_case("content-length")
-                {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let n = req.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let status = if n < refuse {
-                "503 Service Unavailable"
-            } else {
-                let mut all = rec.lock().expect("records");
-                for l in String::from_utf8_lossy(&body).lines() {
-                    all.push(serde_json::from_str::<Value>(l).expect("one JSON record per line"));
-                }
-                "200 OK"
-            };
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
-        }
-    });
-    Collector {
-        addr,
-        records,
-        requests,
-    }
-}
-
 fn seqs(records: &[Value]) -> Vec<u64> {
     records.iter().filter_map(|r| r["seq"].as_u64()).collect()
 }
@@ -564,7 +501,7 @@ fn the_upload_retries_and_resumes_after_a_restart_without_loss_or_repeats() {
     let lab = probe_lab::topology::chain(1, &[]).expect("chain topology");
     let (src_ip, dst_ip) = (lab.src.ipv4(), lab.dst.ipv4());
     let s = Scratch::new("upload");
-    let collector = start_collector(&lab.dst, 2);
+    let collector = common::collector::start(&lab.dst, 2, None);
     let config = a2a_config(
         "mesh",
         dst_ip,

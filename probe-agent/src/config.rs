@@ -13,7 +13,7 @@ use serde::Serialize;
 pub use crate::config_kinds::{Kind, PingProtocol};
 use crate::config_toml::Table;
 use crate::config_values::{
-    check_url, parse_count, parse_inet, parse_listen, read_test, read_token, split_list,
+    check_ca_file, check_url, parse_inet, parse_listen, read_test, read_token,
 };
 
 /// The environment the configuration reads (a snapshot, so tests can give their own).
@@ -138,7 +138,7 @@ pub struct TestConfig {
     pub port: u16,
     /// The largest TTL (trace).
     pub max_ttl: u8,
-    /// Every target of a ping test written as a list (`targets`); `target` then shows them
+    /// Every target of a ping or a2a test written as a list (`targets`); `target` then shows them
     /// joined. Empty when the test has the single `target`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
@@ -199,6 +199,10 @@ pub struct ExportConfig {
     /// `export.upload.url`: where results are `POST`ed as `NDJSON`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_url: Option<String>,
+    /// `export.ca_file`: CA certificates (PEM) trusted for `https` export URLs besides the
+    /// system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The whole, validated configuration.
@@ -364,6 +368,7 @@ impl Config {
             }
         }
         cfg.read_env(env, &mut problems);
+        crate::config_env::merge_env_tests(&mut cfg.tests, env, &mut problems);
         cfg.check(&mut problems);
         if problems.0.is_empty() {
             Ok(cfg)
@@ -484,7 +489,10 @@ impl Config {
             }
         }
         if let Some(e) = t.table("export", problems) {
-            e.check_keys(&["remote_write", "upload"], problems);
+            e.check_keys(&["remote_write", "upload", "ca_file"], problems);
+            if let Some((v, at)) = e.string("ca_file", problems) {
+                self.export.ca_file = check_ca_file(&v, at, problems);
+            }
             for (key, slot) in [
                 ("remote_write", &mut self.export.remote_write_url),
                 ("upload", &mut self.export.upload_url),
@@ -501,83 +509,6 @@ impl Config {
             if let Some(tc) = read_test(&test, problems) {
                 self.tests.push(tc);
             }
-        }
-    }
-
-    fn read_env(&mut self, env: &Env, problems: &mut Problems) {
-        let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
-        let at = |k: &str| Where::Env(k.into());
-        if let Some(v) = get("PROBE_NAME") {
-            v.trim().clone_into(&mut self.name);
-        }
-        if let Some(v) = get("PROBE_TAGS") {
-            self.tags = split_list(&v);
-        }
-        match (get("PROBE_TOKEN"), get("PROBE_TOKEN_FILE")) {
-            (Some(_), Some(_)) => problems.push(
-                at("PROBE_TOKEN_FILE"),
-                "both PROBE_TOKEN and PROBE_TOKEN_FILE are set",
-                "set only one of them",
-            ),
-            (Some(t), None) => self.token = Some(t.trim().to_owned()),
-            (None, Some(f)) => {
-                self.token = read_token(Path::new(&f), at("PROBE_TOKEN_FILE"), problems);
-            }
-            (None, None) => {}
-        }
-        if let Some(v) = get("PROBE_STATE_DIR") {
-            self.state_dir = v.into();
-        }
-        if let Some(v) = get("PROBE_LOG_DIR") {
-            self.log_dir = Some(v.into());
-        }
-        if let Some(v) = get("PROBE_LOG_MAX_FILE_BYTES") {
-            let at = at("PROBE_LOG_MAX_FILE_BYTES");
-            self.log_max_file_bytes =
-                parse_count(&v, 1 << 40, at, problems).unwrap_or(self.log_max_file_bytes);
-        }
-        if let Some(v) = get("PROBE_LOG_KEEP_FILES") {
-            let at = at("PROBE_LOG_KEEP_FILES");
-            self.log_keep_files =
-                parse_count(&v, 10_000, at, problems).map_or(self.log_keep_files, |n| n as usize);
-        }
-        if let Some(v) = get("PROBE_DNS") {
-            self.dns = split_list(&v);
-        }
-        if let Some(v) = get("PROBE_INET") {
-            self.inet = parse_inet(&v, at("PROBE_INET"), problems).unwrap_or(self.inet);
-        }
-        if let Some(v) = get("PROBE_HTTP") {
-            self.http_listen =
-                parse_listen(&v, at("PROBE_HTTP"), problems).unwrap_or(self.http_listen);
-        }
-        if let Some(v) = get("PROBE_FINGERPRINT") {
-            self.fingerprint = Some(v.trim().to_owned());
-        }
-        for (key, slot) in [
-            ("PROBE_DEBUG", &mut self.debug),
-            ("PROBE_BEHIND_NAT", &mut self.mesh.behind_nat),
-        ] {
-            if let Some(v) = get(key) {
-                match v.trim().to_ascii_lowercase().as_str() {
-                    "yes" | "true" | "1" => *slot = true,
-                    "no" | "false" | "0" => *slot = false,
-                    _ => problems.push(
-                        at(key),
-                        format!("`{v}` is not yes or no"),
-                        "set yes, no, true or false",
-                    ),
-                }
-            }
-        }
-        self.log_filter = get("RUST_LOG");
-        match probe_core::http::ProxyConfig::from_env(|k| env.get(k).cloned()) {
-            Ok(p) => self.proxy = p,
-            Err(e) => problems.push(
-                at("HTTP_PROXY/HTTPS_PROXY"),
-                e.to_string(),
-                "give a proxy URL such as http://proxy.example:3128",
-            ),
         }
     }
 

@@ -1,7 +1,7 @@
-//! The test kinds, the keys only some of them take (ping's `targets` and `protocol`, dns's
-//! `record_type`, `servers` and `tcp`, the `timeout` of both) and the check of a test's
-//! targets against its kind: an http test has a URL, a dns test a name to ask for, the others
-//! addresses or names.
+//! The test kinds, the keys only some of them take (the `targets` of ping and a2a, ping's
+//! `protocol`, dns's `record_type`, `servers` and `tcp`, the `timeout` of both) and the check
+//! of a test's targets against its kind: an http test has a URL, a dns test a name to ask
+//! for, the others addresses or names.
 
 use std::time::Duration;
 
@@ -75,7 +75,7 @@ pub(crate) struct KindKeys {
 
 /// The kinds that take each kind-specific key.
 const ONLY: &[(&str, &[Kind], &str)] = &[
-    ("targets", &[Kind::Ping], "ping"),
+    ("targets", &[Kind::A2a, Kind::Ping], "a2a and ping"),
     ("protocol", &[Kind::Ping], "ping"),
     ("timeout", &[Kind::Ping, Kind::Dns], "ping and dns"),
     ("record_type", &[Kind::Dns], "dns"),
@@ -171,7 +171,7 @@ pub(crate) fn read_kind_keys(
 }
 
 /// Checks `target` (and ping's `targets`) against the kind; returns the target as shown in
-/// records and the list of a ping test's targets (empty with a single `target`).
+/// records and the list of a ping or a2a test's targets (empty with a single `target`).
 pub(crate) fn check_targets(
     t: &Table<'_, '_>,
     kind: Option<Kind>,

@@ -185,6 +185,33 @@ pub(crate) fn parse_listen(v: &str, at: Where, problems: &mut Problems) -> Optio
     }
 }
 
+/// A readable CA file, or a problem.
+pub(crate) fn check_ca_file(
+    v: &str,
+    at: Where,
+    problems: &mut Problems,
+) -> Option<std::path::PathBuf> {
+    match std::fs::read_to_string(v) {
+        Ok(pem) if pem.contains("BEGIN CERTIFICATE") => Some(v.into()),
+        Ok(_) => {
+            problems.push(
+                at,
+                format!("{v} holds no certificate"),
+                "give a PEM file with the CA's `BEGIN CERTIFICATE` block",
+            );
+            None
+        }
+        Err(e) => {
+            problems.push(
+                at,
+                format!("cannot read {v}: {e}"),
+                "check the path and its permissions",
+            );
+            None
+        }
+    }
+}
+
 pub(crate) fn check_url(u: &str, at: Where, problems: &mut Problems) -> Option<String> {
     if u.starts_with("http://") || u.starts_with("https://") {
         Some(u.to_owned())

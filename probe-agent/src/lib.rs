@@ -7,6 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod config;
+mod config_env;
 mod config_kinds;
 mod config_toml;
 mod config_values;

@@ -109,11 +109,12 @@ pub fn members_of(shared: &AgentShared, test: &TestConfig) -> Vec<Member> {
 
 /// `peers` without the addresses the members of `test` claim as their own (a mesh name may
 /// list a member's address behind its NAT: the member is measured over its connection).
-pub fn without_members(peers: &mut Vec<SocketAddr>, members: &[Member]) {
+/// `addr` gives a peer entry's address.
+pub fn without_members<T>(peers: &mut Vec<T>, members: &[Member], addr: impl Fn(&T) -> SocketAddr) {
     peers.retain(|p| {
         !members
             .iter()
-            .any(|m| m.join.addresses.contains(&p.ip().to_canonical()))
+            .any(|m| m.join.addresses.contains(&addr(p).ip().to_canonical()))
     });
 }
 
@@ -302,7 +303,7 @@ mod tests {
             .iter()
             .map(|a| a.parse().expect("addr"))
             .collect();
-        without_members(&mut peers, &[member]);
+        without_members(&mut peers, &[member], |p| *p);
         assert_eq!(peers, ["198.18.1.2:49153".parse().expect("addr")]);
     }
 

@@ -3,7 +3,6 @@
 //! configuration between runs; a stop lets in-flight runs finish within a grace period and
 //! records the rest as cut short.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,11 +45,12 @@ fn specs(cfg: &Config) -> Vec<Spec> {
         .collect()
 }
 
-/// A record of `test` toward `peer` that started at `start_unix_ns` and took `took`.
+/// A record of `test` toward `peer` (found through `target`) that started at
+/// `start_unix_ns` and took `took`.
 fn record(
     agent: &str,
     test: &TestConfig,
-    peer: Option<String>,
+    (target, peer): (&str, Option<String>),
     start_unix_ns: u64,
     took: Duration,
     outcome: Outcome,
@@ -66,19 +66,12 @@ fn record(
         agent: agent.to_owned(),
         test: test.name.clone(),
         kind: test.kind.as_str().to_owned(),
-        target: test.target.clone(),
+        target: target.to_owned(),
         peer,
         ok: class.is_none(),
         error_class: class,
         error,
         report: outcome.report,
-    }
-}
-
-fn cut_short(why: String) -> Outcome {
-    Outcome {
-        report: serde_json::Value::Null,
-        failure: Some(Failure::new(ErrorClass::CutShort, why)),
     }
 }
 
@@ -93,87 +86,108 @@ async fn grace_over(mut stop: watch::Receiver<Option<tokio::time::Instant>>) {
     }
 }
 
+/// Completes with the reason when a run must end: its deadline passed or the agent stopped
+/// and the grace period is over.
+async fn cut_reason(
+    deadline: tokio::time::Instant,
+    allowed: Duration,
+    stop: watch::Receiver<Option<tokio::time::Instant>>,
+) -> String {
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => format!(
+            "the run passed its deadline of {}",
+            humantime::format_duration(allowed)
+        ),
+        () = grace_over(stop) => "the agent stopped before the run finished".into(),
+    }
+}
+
 /// One run of `test`: every peer of its target, side by side, each cut short at `deadline`
-/// or when the agent stops.
+/// or when the agent stops. The peers' starts are spread over one packet interval (at most
+/// a second), so a mesh of thousands does not send its packets in one burst. Each peer's
+/// record goes to `sink` as soon as it is done (a run toward thousands of peers never holds
+/// all their reports at once); the run returns when every peer is done.
 async fn one_run(
     agent: String,
     test: TestConfig,
     targets: Arc<Targets>,
     deadline: tokio::time::Instant,
     stop: watch::Receiver<Option<tokio::time::Instant>>,
-) -> Vec<ResultRecord> {
+    sink: mpsc::UnboundedSender<ResultRecord>,
+) {
     let start = unix_ns();
     let t0 = Instant::now();
+    let test = Arc::new(test);
     if !test.kind.has_peers() {
         let ctx = targets.http_context().clone();
-        let outcome = tokio::select! {
-            o = runner::run(&test, std::net::SocketAddr::from(([0, 0, 0, 0], 0)), &ctx) => o,
-            () = tokio::time::sleep_until(deadline) => cut_short(format!(
-                "the run passed its deadline of {}",
-                humantime::format_duration(test.deadline)
-            )),
-            () = grace_over(stop) => cut_short("the agent stopped before the run finished".into()),
-        };
-        return vec![record(&agent, &test, None, start, t0.elapsed(), outcome)];
+        let outcome = runner::run(
+            &test,
+            std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            &ctx,
+            cut_reason(deadline, test.deadline, stop),
+        )
+        .await;
+        let target = (test.target.as_str(), None);
+        let _ = sink.send(record(&agent, &test, target, start, t0.elapsed(), outcome));
+        return;
     }
     let peers = match targets.peers(&test).await {
         Ok(p) => p,
         Err(f) => {
-            return vec![record(
-                &agent,
-                &test,
-                None,
-                start,
-                t0.elapsed(),
-                Outcome {
-                    report: serde_json::Value::Null,
-                    failure: Some(f),
-                },
-            )];
+            let outcome = Outcome {
+                report: serde_json::Value::Null,
+                failure: Some(f),
+            };
+            let target = (test.target.as_str(), None);
+            let _ = sink.send(record(&agent, &test, target, start, t0.elapsed(), outcome));
+            return;
         }
     };
     if peers.is_empty() {
         tracing::debug!(test = %test.name, "no peer to measure (the name resolves to us only)");
     }
+    let spread = test.packet_interval.min(Duration::from_secs(1));
+    let n = peers.len() as u32;
     let mut set = JoinSet::new();
-    let bounded = |peer: String, run: std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>| {
-        let (agent, test, stop) = (agent.clone(), test.clone(), stop.clone());
-        async move {
+    for (i, (peer, target)) in peers.into_iter().enumerate() {
+        let (agent, target, stop) = (agent.clone(), target.to_owned(), stop.clone());
+        let (test, sink, targets) = (Arc::clone(&test), sink.clone(), Arc::clone(&targets));
+        let delay = spread * i as u32 / n.max(1);
+        set.spawn(async move {
+            tokio::time::sleep(delay).await;
             let start = unix_ns();
             let t0 = Instant::now();
-            let outcome = tokio::select! {
-                o = run => o,
-                () = tokio::time::sleep_until(deadline) => cut_short(format!(
-                    "the run passed its deadline of {}",
-                    humantime::format_duration(test.deadline)
-                )),
-                () = grace_over(stop) => cut_short("the agent stopped before the run finished".into()),
-            };
-            record(&agent, &test, Some(peer), start, t0.elapsed(), outcome)
-        }
-    };
-    for peer in peers {
-        let (test, ctx) = (test.clone(), targets.http_context().clone());
-        let run = async move { runner::run(&test, peer, &ctx).await };
-        set.spawn(bounded(peer.to_string(), Box::pin(run)));
+            let stop = cut_reason(deadline, test.deadline, stop);
+            let outcome = runner::run(&test, peer, targets.http_context(), stop).await;
+            let at = (target.as_str(), Some(peer.to_string()));
+            let _ = sink.send(record(&agent, &test, at, start, t0.elapsed(), outcome));
+        });
     }
     // Members behind NAT, measured over the control connection they keep to us.
     if let Some(links) = targets.shared().mesh_links() {
         for member in crate::mesh_nat::members_of(targets.shared(), &test) {
-            let (test, links, name) = (test.clone(), links.clone(), member.join.name.clone());
-            let run = async move { crate::mesh_nat::run_member(&test, &links, &member).await };
-            set.spawn(bounded(name, Box::pin(run)));
+            let (agent, stop, sink) = (agent.clone(), stop.clone(), sink.clone());
+            let (test, links) = (Arc::clone(&test), links.clone());
+            set.spawn(async move {
+                let start = unix_ns();
+                let t0 = Instant::now();
+                let outcome = tokio::select! {
+                    o = crate::mesh_nat::run_member(&test, &links, &member) => o,
+                    why = cut_reason(deadline, test.deadline, stop) => Outcome {
+                        report: serde_json::Value::Null,
+                        failure: Some(Failure::new(ErrorClass::CutShort, why)),
+                    },
+                };
+                let at = (test.target.as_str(), Some(member.join.name.clone()));
+                let _ = sink.send(record(&agent, &test, at, start, t0.elapsed(), outcome));
+            });
         }
     }
-    let mut out = Vec::new();
     while let Some(r) = set.join_next().await {
-        match r {
-            Ok(rec) => out.push(rec),
-            Err(e) => tracing::error!(test = %test.name, "a test task failed: {e}"),
+        if let Err(e) = r {
+            tracing::error!(test = %test.name, "a test task failed: {e}");
         }
     }
-    out.sort_by(|a, b| a.peer.cmp(&b.peer));
-    out
 }
 
 /// Runs the schedule of `cfg` until [`Command::Stop`] (or the sender is dropped); in-flight
@@ -192,25 +206,28 @@ pub async fn run(
     let mut targets = Arc::new(Targets::new(&cfg, Arc::clone(&shared)));
     let mut first_done = vec![false; cfg.tests.len()];
     let (stop_tx, stop_rx) = watch::channel(None);
-    let mut runs: JoinSet<(u64, usize, Vec<ResultRecord>)> = JoinSet::new();
+    let mut runs: JoinSet<(u64, usize)> = JoinSet::new();
+    // The records of the runs, as each peer finishes; written in batches (one fdatasync each).
+    let (sink, mut records) = mpsc::unbounded_channel();
+    let mut batch = Vec::new();
     shared.set_config_loaded();
     if cfg.tests.is_empty() {
         shared.set_first_schedule_run();
     }
-    let store = |spool: &mut Spool, rec: ResultRecord| match spool.append(rec.clone()) {
-        Ok(written) => {
+    let store = |spool: &mut Spool, records: Vec<ResultRecord>| {
+        let (written, failure) = spool.append_all(records);
+        if let Some(e) = failure {
+            tracing::error!("{e}; results not spooled stay in memory only");
+        }
+        for r in written {
             tracing::debug!(
-                seq = written.seq,
-                test = %written.test,
-                peer = written.peer.as_deref().unwrap_or("-"),
-                ok = written.ok,
+                seq = r.seq,
+                test = %r.test,
+                peer = r.peer.as_deref().unwrap_or("-"),
+                ok = r.ok,
                 "result spooled"
             );
-            shared.push(written);
-        }
-        Err(e) => {
-            tracing::error!("{e}; the result stays in memory only");
-            shared.push(rec);
+            shared.push(r);
         }
     };
     loop {
@@ -229,28 +246,39 @@ pub async fn run(
                             let deadline = origin + Duration::from_nanos(deadline_ns);
                             let (name, targets, stop) =
                                 (name.clone(), targets.clone(), stop_rx.clone());
+                            let sink = sink.clone();
                             runs.spawn(async move {
-                                (generation, test, one_run(name, t, targets, deadline, stop).await)
+                                one_run(name, t, targets, deadline, stop, sink).await;
+                                (generation, test)
                             });
                         }
                         Action::Skip { test, reason, .. } => {
                             let t = &cfg.tests[test];
                             tracing::info!(test = %t.name, "skipped: {reason}");
-                            store(&mut spool, record(&name, t, None, unix_ns(), Duration::ZERO, Outcome {
+                            let outcome = Outcome {
                                 report: serde_json::Value::Null,
                                 failure: Some(Failure::new(ErrorClass::Skipped, reason)),
-                            }));
+                            };
+                            let at = (t.target.as_str(), None);
+                            store(&mut spool, vec![record(&name, t, at, unix_ns(), Duration::ZERO, outcome)]);
                             first_done[test] = true;
                         }
                     }
                 }
             }
+            n = records.recv_many(&mut batch, 4096) => {
+                if n > 0 {
+                    store(&mut spool, std::mem::take(&mut batch));
+                }
+            }
             Some(done) = runs.join_next() => {
+                // Its records were sent before it ended: store them first.
+                while let Ok(r) = records.try_recv() {
+                    batch.push(r);
+                }
+                store(&mut spool, std::mem::take(&mut batch));
                 match done {
-                    Ok((g, test, records)) => {
-                        for r in records {
-                            store(&mut spool, r);
-                        }
+                    Ok((g, test)) => {
                         if g == generation {
                             sched.finished(test);
                             first_done[test] = true;
@@ -279,15 +307,14 @@ pub async fn run(
     }
     let _ = stop_tx.send(Some(tokio::time::Instant::now() + grace));
     while let Some(done) = runs.join_next().await {
-        match done {
-            Ok((_, _, records)) => {
-                for r in records {
-                    store(&mut spool, r);
-                }
-            }
-            Err(e) => tracing::error!("a test run task failed: {e}"),
+        if let Err(e) = done {
+            tracing::error!("a test run task failed: {e}");
         }
     }
+    while let Ok(r) = records.try_recv() {
+        batch.push(r);
+    }
+    store(&mut spool, batch);
     tracing::info!(
         next_seq = spool.next_seq(),
         "the run loop stopped; the spool is flushed"

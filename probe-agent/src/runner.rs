@@ -46,13 +46,35 @@ pub struct Outcome {
 
 /// Runs `test` against `peer` (the port is the responder's for a2a, the probed port for a
 /// UDP or TCP ping); http and dns tests go to their URL or servers and ignore `peer`.
-pub async fn run(test: &TestConfig, peer: SocketAddr, ctx: &HttpContext) -> Outcome {
+///
+/// When `stop` completes first (with the reason) the run is cut short: the outcome fails with
+/// [`ErrorClass::CutShort`] and the reason, and an a2a run keeps the report of what it
+/// measured up to then (the other kinds have no partial report).
+pub async fn run(
+    test: &TestConfig,
+    peer: SocketAddr,
+    ctx: &HttpContext,
+    stop: impl Future<Output = String>,
+) -> Outcome {
+    // Each kind's future on the heap at its own size: a mesh keeps thousands of a2a runs in
+    // flight, and the largest kind (http) would make each of them as big.
     match test.kind {
-        Kind::A2a => run_a2a(test, peer).await,
-        Kind::Trace => run_trace(test, peer.ip()).await,
-        Kind::Http => run_http(test, ctx).await,
-        Kind::Ping => run_ping(test, peer).await,
-        Kind::Dns => run_dns(test, ctx).await,
+        Kind::A2a => Box::pin(run_a2a(test, peer, stop)).await,
+        Kind::Trace => Box::pin(unless_stopped(run_trace(test, peer.ip()), stop)).await,
+        Kind::Http => Box::pin(unless_stopped(run_http(test, ctx), stop)).await,
+        Kind::Ping => Box::pin(unless_stopped(run_ping(test, peer), stop)).await,
+        Kind::Dns => Box::pin(unless_stopped(run_dns(test, ctx), stop)).await,
+    }
+}
+
+/// `work`'s outcome, or a cut-short failure with the reason `stop` gives if it completes first.
+async fn unless_stopped(
+    work: impl Future<Output = Outcome>,
+    stop: impl Future<Output = String>,
+) -> Outcome {
+    tokio::select! {
+        o = work => o,
+        why = stop => failed(Failure::new(ErrorClass::CutShort, why)),
     }
 }
 
@@ -287,22 +309,49 @@ pub fn classify_http(c: probe_core::http::FailureClass) -> ErrorClass {
     }
 }
 
-async fn run_a2a(test: &TestConfig, peer: SocketAddr) -> Outcome {
+async fn run_a2a(
+    test: &TestConfig,
+    peer: SocketAddr,
+    stop: impl Future<Output = String>,
+) -> Outcome {
     let opts = match a2a_options(test, peer).build() {
         Ok(o) => o,
         Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
     };
-    match probe_core::run_test(opts).await {
-        Ok(outcome) => a2a_outcome(&outcome, &format!("{peer}/udp")),
+    let mut why = None;
+    let stop = async {
+        why = Some(stop.await);
+    };
+    let result = probe_core::run_test_until(opts, stop).await;
+    match result {
+        Ok((outcome, cut)) => {
+            if cut {
+                let why = why.unwrap_or_default();
+                return Outcome {
+                    report: serde_json::to_value(&outcome.report).unwrap_or_default(),
+                    failure: Some(Failure::new(
+                        ErrorClass::CutShort,
+                        format!(
+                            "{why}; the report covers the {} packets sent until then",
+                            outcome.report.sent
+                        ),
+                    )),
+                };
+            }
+            a2a_outcome(&outcome, &format!("{peer}/udp"))
+        }
         Err(e) => failed(classify_a2a(&e)),
     }
 }
 
 /// The STAMP settings of an a2a `test` toward `peer`.
 pub(crate) fn a2a_options(test: &TestConfig, peer: SocketAddr) -> A2aOptionsBuilder {
+    // Thousands of these run side by side in a mesh: a timer sleep per packet, no spin (the
+    // spin buys microseconds of schedule precision a packet a second does not need).
     A2aOptions::builder(peer)
         .limit(Limit::Count(test.count))
         .pace(Pace::Interval(test.packet_interval))
+        .pacer(probe_core::io::PacerConfig::default().no_spin())
 }
 
 /// The outcome of an a2a run that ran (toward `peer`, as messages name it): a failure when

@@ -3,7 +3,7 @@
 //!
 //! A `kill -9` at any moment loses no completed result and leaves no unreadable line: each
 //! record is written as one whole line with a single `write` on an `O_APPEND` file and
-//! `fdatasync`ed before [`Spool::append`] returns; on open, a torn or unreadable last line
+//! `fdatasync`ed before [`Spool::append`] (or [`Spool::append_all`], for a run's records) returns; on open, a torn or unreadable last line
 //! (a crash during the write, or a power loss) is cut off. The current file is `current.jsonl`;
 //! past the size limit it is renamed `results-<last seq>.jsonl` (zero-padded, so names sort by
 //! age) and the oldest rotated files beyond the retention count are deleted.
@@ -87,7 +87,49 @@ impl Spool {
     }
 
     /// Writes `record` durably (numbering it) and returns it as written.
-    pub fn append(&mut self, mut record: ResultRecord) -> Result<ResultRecord, SpoolError> {
+    pub fn append(&mut self, record: ResultRecord) -> Result<ResultRecord, SpoolError> {
+        let record = self.write_line(record)?;
+        let path = self.dir.join(CURRENT);
+        self.file.sync_data().map_err(err(&path, "fdatasync"))?;
+        Ok(record)
+    }
+
+    /// Writes `records` (numbering them) with one `fdatasync` for all of them, the records of
+    /// one run toward many peers; each is still one whole line of its own. Returns every
+    /// record, numbered if it was written, and the first failure if there was one (the
+    /// records after it are not written).
+    pub fn append_all(
+        &mut self,
+        records: Vec<ResultRecord>,
+    ) -> (Vec<ResultRecord>, Option<SpoolError>) {
+        if records.is_empty() {
+            return (records, None);
+        }
+        let mut out = Vec::with_capacity(records.len());
+        let mut failure = None;
+        for record in records {
+            if failure.is_some() {
+                out.push(record);
+                continue;
+            }
+            match self.write_line(record.clone()) {
+                Ok(written) => out.push(written),
+                Err(e) => {
+                    failure = Some(e);
+                    out.push(record);
+                }
+            }
+        }
+        let path = self.dir.join(CURRENT);
+        if let Err(e) = self.file.sync_data().map_err(err(&path, "fdatasync")) {
+            failure.get_or_insert(e);
+        }
+        (out, failure)
+    }
+
+    /// Numbers `record` and writes it as one line (not yet synced), rotating past the size
+    /// limit.
+    fn write_line(&mut self, mut record: ResultRecord) -> Result<ResultRecord, SpoolError> {
         record.seq = self.next_seq;
         let path = self.dir.join(CURRENT);
         let mut line =
@@ -95,10 +137,11 @@ impl Spool {
         line.push(b'\n');
         // One write of the whole line: with O_APPEND the kernel places it at the end at once.
         self.file.write_all(&line).map_err(err(&path, "write"))?;
-        self.file.sync_data().map_err(err(&path, "fdatasync"))?;
         self.size += line.len() as u64;
         self.next_seq += 1;
         if self.size >= self.max_file_bytes {
+            // The file's lines are durable before it takes its final name.
+            self.file.sync_data().map_err(err(&path, "fdatasync"))?;
             self.rotate(record.seq)?;
         }
         Ok(record)

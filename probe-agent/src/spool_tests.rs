@@ -102,6 +102,31 @@ fn rotation_keeps_the_newest_files_and_reads_in_order() {
 }
 
 #[test]
+fn a_runs_records_are_numbered_in_order_and_rotate_like_single_ones() {
+    let d = Dir::new();
+    let one = serde_json::to_vec(&rec("a", 1)).expect("json").len() as u64;
+    let mut s = Spool::open(&d.0, 3 * one, 8).expect("open");
+    s.append(rec("a", 0)).expect("append");
+    let (written, failure) = s.append_all((1..8).map(|i| rec("b", i)).collect());
+    assert!(failure.is_none(), "{failure:?}");
+    assert_eq!(
+        written.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+    // Rotated mid-run: three records per file, the run's lines split across files in order.
+    assert_eq!(files(&d.0).expect("files").len(), 3);
+    let back = read(&d.0, &Filter::default()).expect("read");
+    assert_eq!(
+        back.iter()
+            .map(|r| (r.seq, r.start_unix_ns))
+            .collect::<Vec<_>>(),
+        (0..8).map(|i| (i, i)).collect::<Vec<_>>()
+    );
+    drop(s);
+    assert_eq!(Spool::open(&d.0, 3 * one, 8).expect("reopen").next_seq(), 8);
+}
+
+#[test]
 fn since_takes_times_and_durations() {
     let now = 1_800_000_000_000_000_000;
     assert_eq!(parse_since("10s", now), Ok(now - 10_000_000_000));

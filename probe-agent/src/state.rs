@@ -60,7 +60,9 @@ pub struct AgentShared {
     responder_bound: AtomicBool,
     config_loaded: AtomicBool,
     first_schedule_run: AtomicBool,
-    recent: Mutex<VecDeque<ResultRecord>>,
+    /// The recent records as their JSON text (a parsed report weighs several times its text,
+    /// and a mesh agent keeps thousands), with their start times.
+    recent: Mutex<VecDeque<(u64, Box<str>)>>,
     recent_cap: usize,
     records: broadcast::Sender<ResultRecord>,
     peers: watch::Sender<Peers>,
@@ -179,7 +181,10 @@ impl AgentShared {
             if ring.len() == self.recent_cap {
                 ring.pop_front();
             }
-            ring.push_back(record.clone());
+            match serde_json::to_string(&record) {
+                Ok(json) => ring.push_back((record.start_unix_ns, json.into())),
+                Err(e) => tracing::warn!("a result cannot be kept for /results: {e}"),
+            }
         }
         // No subscriber is not an error: the ring still has it.
         let _ = self.records.send(record);
@@ -189,8 +194,8 @@ impl AgentShared {
     pub fn recent_since(&self, since_unix_ns: u64) -> Vec<ResultRecord> {
         let ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         ring.iter()
-            .filter(|r| r.start_unix_ns >= since_unix_ns)
-            .cloned()
+            .filter(|(start, _)| *start >= since_unix_ns)
+            .filter_map(|(_, json)| serde_json::from_str(json).ok())
             .collect()
     }
 

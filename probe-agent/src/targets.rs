@@ -101,20 +101,24 @@ impl Targets {
         &self.http
     }
 
-    /// The peers `test` measures now, over all its targets (not for http and dns: the URL
-    /// names its server, a dns test asks its servers).
-    pub async fn peers(&self, test: &TestConfig) -> Result<Vec<SocketAddr>, Failure> {
+    /// The peers `test` measures now, over all its targets, each with the target it came
+    /// from (not for http and dns: the URL names its server, a dns test asks its servers).
+    pub async fn peers<'t>(
+        &self,
+        test: &'t TestConfig,
+    ) -> Result<Vec<(SocketAddr, &'t str)>, Failure> {
         let mut peers = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for target in test.all_targets() {
             for peer in self.peers_of(test, target).await? {
-                if !peers.contains(&peer) {
-                    peers.push(peer);
+                if seen.insert(peer) {
+                    peers.push((peer, target));
                 }
             }
         }
         let members = crate::mesh_nat::members_of(&self.shared, test);
-        crate::mesh_nat::without_members(&mut peers, &members);
-        let labels = peers.iter().map(ToString::to_string);
+        crate::mesh_nat::without_members(&mut peers, &members, |(p, _)| *p);
+        let labels = peers.iter().map(|(p, _)| p.to_string());
         let names = members.iter().map(|m| m.join.name.clone());
         self.shared
             .set_peers(&test.name, labels.chain(names).collect());

@@ -137,7 +137,7 @@ pub mod wire;
 // Agent-to-agent entry points.
 pub use a2a::runtime::{
     A2aError, A2aOptions, A2aOptionsBuilder, ConfigError as A2aConfigError, Responder,
-    ResponderConfig, TestOutcome, run_test,
+    ResponderConfig, TestOutcome, run_test, run_test_until,
 };
 pub use report::{A2aReport, IntervalReport};
 

@@ -48,6 +48,18 @@ impl Agent {
     /// Starts `probe agent --config CONFIG` in `host` as `name`, with `PROBE_DNS=dns`, and
     /// waits for its responder.
     pub fn start(host: &Host, dir: &Path, name: &str, config: &Path, dns: &str) -> Agent {
+        Agent::start_with(host, dir, name, config, dns, &[])
+    }
+
+    /// [`Agent::start`] with more environment variables.
+    pub fn start_with(
+        host: &Host,
+        dir: &Path,
+        name: &str,
+        config: &Path,
+        dns: &str,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let state = dir.join(format!("{name}-state"));
         let log = dir.join(format!(
             "{name}-{}.out",
@@ -61,6 +73,7 @@ impl Agent {
             .env("PROBE_DNS", dns)
             .env("PROBE_INET", "4")
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(file.try_clone().expect("dup")))
             .stderr(Stdio::from(file));
         let bg = host.spawn(&mut cmd).expect("start probe agent");

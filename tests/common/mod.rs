@@ -276,3 +276,5 @@ pub mod browser;
 
 /// tcpdump captures inside testbed hosts.
 pub mod capture;
+/// The NDJSON collector the upload tests post to.
+pub mod collector;

@@ -1,7 +1,8 @@
-//! One HTTP/1.1 `POST` for the exporters, direct or through the `HTTP_PROXY` the agent was
-//! given (`NO_PROXY` honoured). Plain `http://` URLs only: an `https://` export URL is refused
-//! when the exporter starts.
+//! One HTTP/1.1 `POST` for the exporters, to an `http://` or `https://` URL, direct or
+//! through the proxy `HTTP_PROXY` / `HTTPS_PROXY` name (`NO_PROXY` honoured; `https` through a
+//! CONNECT tunnel). TLS trusts the system's CA certificates and `export.ca_file`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,25 +10,44 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::header::{CONTENT_LENGTH, HOST, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
-use probe_core::http::ProxyConfig;
-use tokio::net::TcpStream;
+use probe_core::http::{ClientTls, ProxyConfig, TlsOptions};
 use url::Url;
 
 /// Checks that `url` is one the exporters can `POST` to.
 ///
 /// # Errors
-/// Not `http://`, or no host.
+/// Not `http://` or `https://`, or no host.
 pub fn check_url(url: &str) -> Result<Url, String> {
     let u = Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    if u.scheme() != "http" {
-        return Err(format!(
-            "`{url}`: only http:// export URLs are supported (terminate TLS in a local proxy)"
-        ));
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!("`{url}`: export URLs are http:// or https://"));
     }
     if u.host_str().is_none() {
         return Err(format!("`{url}` has no host"));
     }
     Ok(u)
+}
+
+/// How the exporters reach their URLs: the proxies and the TLS trust.
+#[derive(Clone, Debug)]
+pub struct Client {
+    proxy: ProxyConfig,
+    tls: ClientTls,
+}
+
+impl Client {
+    /// A client through `proxy`, trusting the system's CA certificates and those of `ca_file`.
+    ///
+    /// # Errors
+    /// `ca_file` cannot be read or holds no certificate.
+    pub fn new(proxy: ProxyConfig, ca_file: Option<&Path>) -> Result<Client, String> {
+        let opts = TlsOptions {
+            insecure: false,
+            ca_file: ca_file.map(Path::to_path_buf),
+        };
+        let tls = ClientTls::new(&opts).map_err(|e| e.to_string())?;
+        Ok(Client { proxy, tls })
+    }
 }
 
 /// `POST`s `body` to `url` with `headers`; returns the response status and body.
@@ -36,35 +56,32 @@ pub fn check_url(url: &str) -> Result<Url, String> {
 /// The connection or the exchange failed, or took longer than `timeout`.
 pub async fn post(
     url: &Url,
-    proxy: &ProxyConfig,
+    client: &Client,
     headers: &[(&'static str, &str)],
     body: Bytes,
     timeout: Duration,
 ) -> Result<(u16, Bytes), String> {
-    tokio::time::timeout(timeout, exchange(url, proxy, headers, body))
+    tokio::time::timeout(timeout, exchange(url, client, headers, body))
         .await
         .map_err(|_| format!("no answer from {url} within {timeout:?}"))?
 }
 
 async fn exchange(
     url: &Url,
-    proxy: &ProxyConfig,
+    client: &Client,
     headers: &[(&'static str, &str)],
     body: Bytes,
 ) -> Result<(u16, Bytes), String> {
+    let conn = probe_core::http::connect(url, &client.proxy, Some(&client.tls))
+        .await
+        .map_err(|f| f.message)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn.stream))
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    tokio::spawn(connection);
     let host = url.host_str().unwrap_or_default();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let via = proxy.for_target(false, host);
-    let (connect_host, connect_port) = via.map_or((host, port), |p| (p.host.as_str(), p.port));
-    let stream = TcpStream::connect((connect_host, connect_port))
-        .await
-        .map_err(|e| format!("cannot connect to {connect_host}:{connect_port}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("{connect_host}:{connect_port}: {e}"))?;
-    tokio::spawn(conn);
-    // Through a proxy the request line carries the absolute URL.
-    let target = if via.is_some() {
+    // Through a forward proxy the request line carries the absolute URL.
+    let target = if conn.forward_proxy.is_some() {
         url.as_str().to_owned()
     } else {
         match url.query() {
@@ -79,7 +96,11 @@ async fn exchange(
     let mut req = Request::post(target)
         .header(HOST, authority)
         .header(CONTENT_LENGTH, body.len());
-    if let Some(auth) = via.and_then(|p| p.authorization.as_deref()) {
+    if let Some(auth) = conn
+        .forward_proxy
+        .as_ref()
+        .and_then(|p| p.authorization.as_deref())
+    {
         req = req.header("proxy-authorization", auth);
     }
     for (k, v) in headers {

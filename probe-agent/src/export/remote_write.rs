@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use probe_core::http::ProxyConfig;
 use prost::Message;
 use url::Url;
 
 use super::Metrics;
-use super::post::{backoff, post};
+use super::post::{Client, backoff, post};
 use crate::state::AgentShared;
 
 /// How often a snapshot of the series is taken and pushed.
@@ -219,12 +218,12 @@ pub fn encode(series: Vec<TimeSeries>) -> Result<Vec<u8>, snap::Error> {
 }
 
 /// Sends the queue oldest first until it is empty or a send fails.
-async fn drain(queue: &Queue, url: &Url, proxy: &ProxyConfig) -> Result<(), String> {
+async fn drain(queue: &Queue, url: &Url, client: &Client) -> Result<(), String> {
     for (_, path) in queue.files() {
         let body = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let (status, answer) = post(
             url,
-            proxy,
+            client,
             &[
                 ("content-type", "application/x-protobuf"),
                 ("content-encoding", "snappy"),
@@ -260,7 +259,7 @@ async fn drain(queue: &Queue, url: &Url, proxy: &ProxyConfig) -> Result<(), Stri
 /// Pushes snapshots of `metrics` to `url` every [`PUSH_EVERY`], through `queue`, until `stop`.
 pub async fn run(
     url: Url,
-    proxy: ProxyConfig,
+    client: Client,
     queue: Queue,
     shared: Arc<AgentShared>,
     metrics: Arc<Metrics>,
@@ -294,7 +293,7 @@ pub async fn run(
                 Err(e) => tracing::error!("remote write: cannot compress a snapshot: {e}"),
             }
         }
-        match drain(&queue, &url, &proxy).await {
+        match drain(&queue, &url, &client).await {
             Ok(()) => {
                 failing = None;
                 wake = next_snapshot;

@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use probe_core::http::ProxyConfig;
 use tokio::sync::broadcast::error::RecvError;
 use url::Url;
 
-use super::post::{backoff, post};
+use super::post::{Client, backoff, post};
 use crate::record::ResultRecord;
 use crate::spool::{self, Filter};
 use crate::state::AgentShared;
@@ -85,7 +84,7 @@ fn pending(shared: &AgentShared, state_dir: &Path, next: u64) -> Vec<ResultRecor
 /// `stop`. A `POST` in flight when `stop` completes is finished first.
 pub async fn run(
     url: Url,
-    proxy: ProxyConfig,
+    client: Client,
     state_dir: PathBuf,
     shared: Arc<AgentShared>,
     stop: impl std::future::Future<Output = ()>,
@@ -127,7 +126,7 @@ pub async fn run(
             }
             let sent = post(
                 &url,
-                &proxy,
+                &client,
                 &[
                     ("content-type", "application/x-ndjson"),
                     (

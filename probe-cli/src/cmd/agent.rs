@@ -98,6 +98,12 @@ fn serve_args(cfg: &Config) -> anyhow::Result<ServeArgs> {
     Ok(args)
 }
 
+/// How the exporters reach their URLs (`HTTP(S)_PROXY`, `export.ca_file`).
+fn export_client(cfg: &Config) -> anyhow::Result<probe_agent::export::post::Client> {
+    probe_agent::export::post::Client::new(cfg.proxy.clone(), cfg.export.ca_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("export.ca_file: {e}"))
+}
+
 async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let identity = probe_agent::identity::load(&cfg.state_dir, cfg.fingerprint.as_deref())?;
     let fingerprint = identity.fingerprint().to_string();
@@ -164,7 +170,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                     .context("cannot create the remote-write queue in the state directory")?;
             Some(tokio::spawn(probe_agent::export::remote_write::run(
                 url,
-                cfg.proxy.clone(),
+                export_client(&cfg)?,
                 queue,
                 Arc::clone(&shared),
                 Arc::clone(&metrics),
@@ -179,7 +185,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("export.upload.url: {e}"))?;
             Some(tokio::spawn(probe_agent::export::upload::run(
                 url,
-                cfg.proxy.clone(),
+                export_client(&cfg)?,
                 cfg.state_dir.clone(),
                 Arc::clone(&shared),
                 stopped(stop_rx.clone()),

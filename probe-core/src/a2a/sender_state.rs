@@ -11,7 +11,7 @@
 //!   `REORDER_SLOTS` numbers ahead pushes the oldest waiting numbers out (their replies were
 //!   lost or are very late; a very late one is then fed out of order).
 
-use crate::stats::{Distribution, InterarrivalJitter, Ipdv, SeqTracker};
+use crate::stats::{DEFAULT_WINDOW, Distribution, InterarrivalJitter, Ipdv, SeqTracker};
 use crate::time::{Nanos, NtpTimestamp};
 
 /// Largest ring of in-flight send slots (32 octets each: 2 MiB).
@@ -166,10 +166,23 @@ pub(super) struct ReflOrder {
 
 impl Default for ReflOrder {
     fn default() -> Self {
+        ReflOrder::with_slots(REORDER_SLOTS)
+    }
+}
+
+impl ReflOrder {
+    /// A reorder buffer for a test of `packets` packets: that many slots rounded up to a
+    /// power of two, between 64 and [`REORDER_SLOTS`] (a short test needs no more, and an
+    /// agent runs thousands of them side by side).
+    pub(super) fn with_slots(packets: usize) -> Self {
+        let slots = packets.clamp(64, REORDER_SLOTS).next_power_of_two();
         ReflOrder {
-            buf: vec![ReflEntry::default(); REORDER_SLOTS].into_boxed_slice(),
+            buf: vec![ReflEntry::default(); slots].into_boxed_slice(),
             cursor: 0,
-            fwd_order: SeqTracker::new(0),
+            fwd_order: SeqTracker::with_window(
+                0,
+                u32::try_from(packets).map_or(DEFAULT_WINDOW, |p| p.min(DEFAULT_WINDOW)),
+            ),
             fwd_jitter: InterarrivalJitter::new(),
             rev_ipdv: Ipdv::new(),
         }
@@ -190,7 +203,7 @@ impl ReflOrder {
 
     /// Feeds the entry at the cursor, if any, and moves the cursor on.
     fn advance(&mut self) {
-        let i = self.cursor as usize % REORDER_SLOTS;
+        let i = self.cursor as usize % self.buf.len();
         let e = self.buf[i];
         if e.present && e.refl == self.cursor {
             self.feed(&e);
@@ -216,17 +229,18 @@ impl ReflOrder {
             self.feed(&e);
             return;
         }
-        let window = REORDER_SLOTS as i32;
+        let slots = self.buf.len();
+        let window = slots as i32;
         for _ in 0..(ahead - window + 1).clamp(0, window) {
             self.advance();
         }
         if ahead >= 2 * window {
             // Far ahead: everything waiting was pushed out above; jump.
-            self.cursor = r.refl.wrapping_sub(REORDER_SLOTS as u32 - 1);
+            self.cursor = r.refl.wrapping_sub(slots as u32 - 1);
         }
-        self.buf[r.refl as usize % REORDER_SLOTS] = e;
+        self.buf[r.refl as usize % slots] = e;
         while {
-            let head = &self.buf[self.cursor as usize % REORDER_SLOTS];
+            let head = &self.buf[self.cursor as usize % slots];
             head.present && head.refl == self.cursor
         } {
             self.advance();

@@ -119,6 +119,13 @@ impl SenderSession {
         sender.limit = limit;
         sender.interval = interval;
         sender.timeout = cfg.wait.max(Duration::from_millis(100));
+        // Room for the ids of every datagram of a short test (hellos included); a long one
+        // reuses the slots, whose timestamps arrive long before the ids come round again.
+        let tx_slots = match limit {
+            Limit::Count(n) => (n as usize).saturating_add(64).next_power_of_two(),
+            Limit::Duration(_) => TX_ID_SLOTS,
+        }
+        .min(TX_ID_SLOTS);
         Ok(SenderSession {
             sender: Sender::new(sender, Nanos(u64::MAX / 2))?,
             phase: Phase::Hello { next_at: None },
@@ -132,7 +139,7 @@ impl SenderSession {
             presumed_lost: 0,
             last_progress: Nanos::ZERO,
             last_send: Nanos::ZERO,
-            tx_ids: vec![(u32::MAX, u32::MAX); TX_ID_SLOTS].into_boxed_slice(),
+            tx_ids: vec![(u32::MAX, u32::MAX); tx_slots].into_boxed_slice(),
             intervals: None,
             report: None,
             voice: None,
@@ -285,12 +292,13 @@ impl SenderSession {
 
     /// The transmit id the socket gave the datagram `t` (for its kernel TX timestamp).
     pub fn note_tx_id(&mut self, t: &Transmit, id: u32) {
-        self.tx_ids[id as usize % TX_ID_SLOTS] = (id, t.seq.unwrap_or(u32::MAX));
+        let slots = self.tx_ids.len();
+        self.tx_ids[id as usize % slots] = (id, t.seq.unwrap_or(u32::MAX));
     }
 
     /// A kernel TX timestamp for transmit id `id`.
     pub fn handle_tx_timestamp(&mut self, id: u32, at: Nanos) {
-        let (held, seq) = self.tx_ids[id as usize % TX_ID_SLOTS];
+        let (held, seq) = self.tx_ids[id as usize % self.tx_ids.len()];
         if held == id && seq != u32::MAX {
             self.sender.on_tx_timestamp(seq, at);
         }

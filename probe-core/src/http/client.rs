@@ -348,7 +348,11 @@ async fn drain(
 }
 
 /// Opens a CONNECT tunnel to `target` through the proxy on `tcp`.
-async fn tunnel(tcp: &mut TcpStream, target: &str, proxy: &Proxy) -> Result<(), Failure> {
+pub(super) async fn tunnel(
+    tcp: &mut TcpStream,
+    target: &str,
+    proxy: &Proxy,
+) -> Result<(), Failure> {
     let shown = proxy.display();
     let io_err = |e: std::io::Error| {
         Failure::new(

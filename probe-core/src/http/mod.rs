@@ -12,6 +12,7 @@
 
 mod cert;
 mod client;
+mod connect;
 mod error;
 mod expect;
 mod options;
@@ -19,6 +20,7 @@ mod phases;
 mod proxy;
 mod tls;
 
+pub use connect::{ClientStream, ClientTls, Connection, connect};
 pub use error::{Failure, FailureClass, HttpError};
 pub use expect::{Expect, StatusSet};
 pub use options::{HttpOptions, HttpOptionsBuilder};

@@ -23,8 +23,12 @@ use crate::io::{
 use crate::report::IntervalReport;
 use crate::time::Nanos;
 
-/// Datagrams per `sendmmsg` / `recvmmsg`.
+/// Datagrams per `sendmmsg` / `recvmmsg` of a flood or a fast schedule.
 pub(super) const BATCH: usize = 32;
+
+/// Datagrams per system call of a schedule of a packet per millisecond or slower: one is
+/// due at a time (a late turn sends the rest on the next ones).
+pub(super) const SLOW_BATCH: usize = 1;
 
 /// The socket side of a session.
 pub(super) struct Io<'a> {
@@ -80,19 +84,21 @@ fn drain_replies(io: &Io<'_>, m: &mut SenderSession, rx: &mut RecvBatch) -> bool
     }
 }
 
-/// Runs `m` on `io` until it is done; `pacer` waits for the deadlines (a timerfd sleep, then
+/// Runs `m` on `io` until it is done, `batch` datagrams per system call at most; `pacer` waits for the deadlines (a timerfd sleep, then
 /// a bounded spin: microsecond precision for the isochronous schedule).
 pub(super) async fn drive(
     m: &mut SenderSession,
     io: &Io<'_>,
     pacer: &mut Pacer,
     slot_len: usize,
+    batch: usize,
 ) -> Result<(), A2aError> {
-    let mut tx = SendBatch::new(BATCH, slot_len);
+    let batch = batch.clamp(1, BATCH);
+    let mut tx = SendBatch::new(batch, slot_len);
     // A flood (no per-packet TX timestamps) sends each batch of equal test packets as one
     // segmented buffer (UDP GSO): one trip through the send path instead of one per packet.
     tx.set_segmentation(!io.tx_timestamps);
-    let mut rx = RecvBatch::new(BATCH, slot_len.max(2048));
+    let mut rx = RecvBatch::new(batch, slot_len.max(2048));
     let mut errbuf = [0u8; 2048];
     let mut sent: [Option<Transmit>; BATCH] = [None; BATCH];
     let mut icmp_hint = false;

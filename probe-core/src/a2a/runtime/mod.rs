@@ -22,4 +22,4 @@ pub use local_clock::local_clock_info;
 pub use options::{A2aOptions, A2aOptionsBuilder, ConfigError};
 pub use peer::{Family, PeerSpec};
 pub use responder::{Responder, ResponderConfig};
-pub use session::run_test;
+pub use session::{run_test, run_test_until};

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use super::A2aError;
-use super::driver::{Io, drive};
+use super::driver::{BATCH, Io, SLOW_BATCH, drive};
 use super::local_clock_info;
 use super::options::{A2aOptions, ConfigError};
 use crate::a2a::{Pace, SenderSession, TestOutcome};
@@ -32,6 +32,17 @@ use crate::io::{Pacer, SocketOptions, TimestampedSocket};
 /// # Ok(()) }
 /// ```
 pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
+    let (outcome, _) = run_test_until(opts, std::future::pending()).await?;
+    Ok(outcome)
+}
+
+/// Like [`run_test`], but when `stop` completes first the test ends there and then: nothing
+/// more is sent and the outcome reports what was measured so far (packets still awaiting a
+/// reply count as lost). The flag says whether `stop` cut the test short.
+pub async fn run_test_until(
+    opts: A2aOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<(TestOutcome, bool), A2aError> {
     let mut session = session_for(&opts)?;
     let flood = matches!(opts.pace, Pace::Max { .. });
     let sock = bind_socket(&opts, !flood)?;
@@ -46,8 +57,28 @@ pub async fn run_test(opts: A2aOptions) -> Result<TestOutcome, A2aError> {
     };
     let mut pacer = pacer_for(&opts).map_err(A2aError::Pacer)?;
     // Room for a hello: the base packet (112 octets authenticated) and the clock TLV.
-    drive(&mut session, &io, &mut pacer, opts.size.max(256)).await?;
-    Ok(session.finish())
+    let slot_len = opts.size.max(256);
+    let cut = tokio::select! {
+        r = drive(&mut session, &io, &mut pacer, slot_len, batch_for(opts.pace)) => {
+            r?;
+            false
+        }
+        () = stop => true,
+    };
+    if cut {
+        session.stop();
+    }
+    Ok((session.finish(), cut))
+}
+
+/// Datagrams per system call: a flood or a fast schedule moves many per turn; a schedule of
+/// a packet per millisecond or slower never has more than a few due at once, and small
+/// batches keep thousands of such tests side by side (an agent's mesh) small in memory.
+fn batch_for(pace: Pace) -> usize {
+    match pace {
+        Pace::Interval(i) if i >= Duration::from_millis(1) => SLOW_BATCH,
+        _ => BATCH,
+    }
 }
 
 /// The pacer: the options' settings with the spin capped for the interval; `SCHED_FIFO`
