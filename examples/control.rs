@@ -50,6 +50,9 @@ async fn main() -> anyhow::Result<()> {
     )?)?
     .with_admission(Arc::clone(&admission));
     let stamp_addr = stamp.local_addrs()[0];
+    // Under require-auth each grant carries a fresh session key, registered in the
+    // responder's keyring; the test then runs in authenticated mode (RFC 8762).
+    let keyring = stamp.stamp_keys();
     let server = server.serve_tests(TestsConfig {
         limits: Limits {
             max_rate_pps: Some(1000.0),
@@ -58,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         admission,
         stamp_port: stamp_addr.port(),
         clock: local_clock_info(),
-        stamp_keys: None,
+        stamp_keys: Some(keyring),
     });
     let (stamp_stop, stamp_stopped) = tokio::sync::oneshot::channel::<()>();
     let stamp_task = tokio::spawn(stamp.run(async move {
@@ -107,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         .pace(Pace::Interval(Duration::from_millis(10)))
         .limit(Limit::Count(20))
         .wait(Duration::from_millis(300))
+        .stamp_key(granted.session_key()?)
         .build()?;
     let near = run_test(opts).await?;
     let far = client

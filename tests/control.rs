@@ -427,6 +427,11 @@ fn library_example_runs_a_responder_and_a_client() {
         stdout.contains("wrong token: unauthorized: wrong token"),
         "{stdout}"
     );
+    // The negotiated test ran in authenticated mode with the session's key: all answered.
+    assert!(
+        stdout.contains("sent 20, answered 20; the far end received 20, reflected 20"),
+        "{stdout}"
+    );
     let json = stdout.lines().last().expect("output");
     let v: Value = serde_json::from_str(json).expect("json");
     assert_eq!(
