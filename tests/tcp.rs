@@ -348,13 +348,18 @@ fn server_answers_junk_and_a_wrong_version_and_keeps_serving() {
 
 #[test]
 fn tcp_settings_without_proto_tcp_are_a_clear_error() {
-    let out = output(std::process::Command::new(probe_suite::probe_bin()).args([
-        "a2a",
-        "--throughput",
-        "--peer",
-        "127.0.0.1",
-    ]));
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("add --proto tcp"), "{err}");
+    // `--throughput` alone is the UDP throughput test; streams and MSS are TCP's.
+    for setting in [["--streams", "2"], ["--mss", "1200"]] {
+        let out = output(
+            std::process::Command::new(probe_suite::probe_bin())
+                .args(["a2a", "--peer", "127.0.0.1", "--throughput"])
+                .args(setting),
+        );
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--streams and --mss are TCP test settings: add --proto tcp"),
+            "{err}"
+        );
+    }
 }
