@@ -358,7 +358,7 @@ fn tcp_settings_without_proto_tcp_are_a_clear_error() {
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("--streams and --mss are TCP test settings: add --proto tcp"),
+            err.contains("--streams and --mss are TCP") && err.contains("add --proto tcp"),
             "{err}"
         );
     }
