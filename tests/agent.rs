@@ -11,12 +11,8 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::agent::{Agent, Scratch, ok_peers, wait_for, write};
-use common::{dns_zone, output};
-use hickory_server::Server;
-use hickory_server::proto::rr::RData;
-use hickory_server::proto::rr::rdata::A;
-use hickory_server::zone_handler::Catalog;
+use common::agent::{Agent, Scratch, ok_peers, serve_mesh_name, wait_for, write};
+use common::output;
 use serde_json::Value;
 
 #[test]
@@ -134,26 +130,7 @@ async fn three_agents_found_through_one_name_measure_each_other() {
     let r1 = &lab.routers[0];
     let members = [lab.src.ipv4(), r1.ipv4(), lab.dst.ipv4()];
     // mesh.lab.test: the three agents' addresses, served from src's namespace.
-    let a = |ip: std::net::Ipv4Addr| RData::A(A(ip));
-    let zone = dns_zone(
-        "lab.test.",
-        members
-            .iter()
-            .map(|&ip| ("mesh.lab.test.".into(), a(ip)))
-            .collect(),
-    );
-    let mut catalog = Catalog::new();
-    catalog.upsert(zone.origin().clone(), vec![zone]);
-    let src_ip = lab.src.ipv4();
-    let udp = lab.src.run_in(move || {
-        let s = std::net::UdpSocket::bind((src_ip, 0)).expect("bind dns");
-        s.set_nonblocking(true).expect("nonblocking");
-        s
-    });
-    let udp = tokio::net::UdpSocket::from_std(udp).expect("tokio udp");
-    let dns = udp.local_addr().expect("addr").to_string();
-    let mut server = Server::new(catalog);
-    server.register_socket(udp);
+    let (server, dns) = serve_mesh_name(&lab.src, "mesh.lab.test.", &members);
 
     let s = Scratch::new("mesh");
     let config = s.0.join("agent.toml");

@@ -13,12 +13,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::agent::{Agent, Scratch, ok_peers, wait_for, write};
-use common::dns_zone;
-use hickory_server::Server;
-use hickory_server::proto::rr::RData;
-use hickory_server::proto::rr::rdata::A;
-use hickory_server::zone_handler::Catalog;
+use common::agent::{Agent, Scratch, ok_peers, serve_mesh_name, wait_for, write};
 use probe_lab::Host;
 
 const MESH: &str = r#"
@@ -73,23 +68,11 @@ async fn an_agent_behind_nat_without_published_ports_is_a_full_mesh_member() {
     let lab = probe_lab::topology::nat_mesh().expect("nat_mesh topology");
     let (nated, peer, peer2) = (&lab.nat.agent, &lab.nat.peer, &lab.peer2);
     // mesh.lab.test lists all three, the member by its private address.
-    let a = |ip: Ipv4Addr| ("mesh.lab.test.".to_owned(), RData::A(A(ip)));
-    let zone = dns_zone(
-        "lab.test.",
-        vec![a(nated.ipv4()), a(peer.ipv4()), a(peer2.ipv4())],
+    let (server, dns) = serve_mesh_name(
+        peer,
+        "mesh.lab.test.",
+        &[nated.ipv4(), peer.ipv4(), peer2.ipv4()],
     );
-    let mut catalog = Catalog::new();
-    catalog.upsert(zone.origin().clone(), vec![zone]);
-    let peer_ip = peer.ipv4();
-    let udp = peer.run_in(move || {
-        let s = std::net::UdpSocket::bind((peer_ip, 0)).expect("bind dns");
-        s.set_nonblocking(true).expect("nonblocking");
-        s
-    });
-    let udp = tokio::net::UdpSocket::from_std(udp).expect("tokio udp");
-    let dns = udp.local_addr().expect("addr").to_string();
-    let mut server = Server::new(catalog);
-    server.register_socket(udp);
 
     let s = Scratch::new("nat-mesh");
     let public = s.0.join("public.toml");
