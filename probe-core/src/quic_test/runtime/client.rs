@@ -261,8 +261,11 @@ impl<'a> Client<'a> {
                 }
             };
             tokio::select! {
-                t = tick.tick(), if acc.sent() < plan.count => {
-                    if acc.next(ns(t.max(start)), &mut buf).is_some()
+                _ = tick.tick(), if acc.sent() < plan.count => {
+                    // The send time is taken now, just before the datagram is handed to
+                    // quinn: the tick's own instant is when it was due, and tokio's timer
+                    // wakes up to a millisecond after that.
+                    if acc.next(ns(Instant::now()), &mut buf).is_some()
                         && let Err(e) = conn.send_datagram(Bytes::copy_from_slice(&buf))
                     {
                         report.error = Some(format!("datagram test: {e}"));
