@@ -41,11 +41,7 @@ fn connect_latency_follows_the_configured_rtt() {
     if !probe_lab::require_root() {
         return;
     }
-    let lab = topology::impaired(
-        ImpairConfig::delay(Duration::from_millis(10)),
-        ImpairConfig::delay(Duration::from_millis(5)),
-    )
-    .expect("impaired topology");
+    let lab = common::delayed(10, 5);
     let _srv = serve_tcp(&lab.b);
     let peer = lab.b.ipv4().to_string();
     let v = json_ok(&mut probe(
@@ -105,10 +101,7 @@ fn connect_without_listener_is_refused() {
 /// Goodput bounds for a link of `bps`: TCP/IP headers take 52 of every 1500 bytes, slow
 /// start costs a little of a 2 s test.
 fn assert_near_rate(what: &str, got: f64, bps: f64) {
-    assert!(
-        got > 0.8 * bps && got < 1.0 * bps,
-        "{what}: {got} bit/s through a {bps} bit/s link"
-    );
+    common::assert_near_rate(what, got, bps, 0.8);
 }
 
 #[test]
@@ -116,12 +109,7 @@ fn throughput_each_direction_matches_its_rate_limit() {
     if !probe_lab::require_root() {
         return;
     }
-    let limit = |bps| ImpairConfig {
-        rate_bps: bps,
-        queue_limit: 100,
-        ..ImpairConfig::default()
-    };
-    let lab = topology::impaired(limit(20_000_000), limit(10_000_000)).expect("impaired");
+    let lab = common::rate_limited(20_000_000, 10_000_000);
     let _srv = serve_tcp(&lab.b);
     let peer = lab.b.ipv4().to_string();
 

@@ -268,6 +268,32 @@ pub fn dns_zone(
     std::sync::Arc::new(z)
 }
 
+/// The impaired topology with a fixed delay each way (`forward_ms` a->b, `reverse_ms` b->a).
+pub fn delayed(forward_ms: u64, reverse_ms: u64) -> probe_lab::topology::Impaired {
+    let delay = |ms| probe_lab::impair::ImpairConfig::delay(Duration::from_millis(ms));
+    probe_lab::topology::impaired(delay(forward_ms), delay(reverse_ms)).expect("impaired")
+}
+
+/// The impaired topology with a rate limit each way (`forward_bps` a->b, `reverse_bps` b->a)
+/// and a 100-packet queue, for the throughput tests.
+pub fn rate_limited(forward_bps: u64, reverse_bps: u64) -> probe_lab::topology::Impaired {
+    let limit = |bps| probe_lab::impair::ImpairConfig {
+        rate_bps: bps,
+        queue_limit: 100,
+        ..probe_lab::impair::ImpairConfig::default()
+    };
+    probe_lab::topology::impaired(limit(forward_bps), limit(reverse_bps)).expect("impaired")
+}
+
+/// Asserts goodput `got` through a link of `bps` is above `low` of it (what the protocol's
+/// headers, acknowledgements and slow start leave) and below the link.
+pub fn assert_near_rate(what: &str, got: f64, bps: f64, low: f64) {
+    assert!(
+        got > low * bps && got < bps,
+        "{what}: {got} bit/s through a {bps} bit/s link (want above {low} of it)"
+    );
+}
+
 /// `probe agent` inside testbed hosts.
 pub mod agent;
 

@@ -25,7 +25,7 @@ use probe_core::quic_test::{
 use tokio::sync::oneshot;
 
 use super::a2a_control::connect_peer;
-use super::a2a_tcp::{rate, summary_line};
+use super::a2a_tcp::{direction_line, interval_lines, summary_line};
 use crate::cli::{A2aArgs, Rate, STAMP_PORT};
 
 /// Handshakes timed when --handshakes is not given.
@@ -178,17 +178,15 @@ fn plans(args: &A2aArgs) -> anyhow::Result<(Option<RttPlan>, Option<ThroughputPl
 fn request(rtt: Option<&RttPlan>, throughput: Option<&ThroughputPlan>) -> TestRequest {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let (kind, direction, interval_ns, count, duration_ms, size) = match (rtt, throughput) {
-        (_, Some(t)) => {
-            let legs = if t.direction == Direction::Both { 2 } else { 1 };
-            (
-                TestKind::QuicThroughput,
-                t.direction,
-                None,
-                None,
-                Some(ms(t.duration).saturating_mul(legs)),
-                0,
-            )
-        }
+        // Both directions run at once: the session lasts one duration.
+        (_, Some(t)) => (
+            TestKind::QuicThroughput,
+            t.direction,
+            None,
+            None,
+            Some(ms(t.duration)),
+            0,
+        ),
         (Some(r), None) => (
             TestKind::QuicRtt,
             Direction::Both,
@@ -291,23 +289,9 @@ fn path_line(out: &mut String, name: &str, p: &PathReport) {
 }
 
 fn render_direction(out: &mut String, name: &str, d: &QuicDirectionReport) {
-    let _ = writeln!(
-        out,
-        "  {name:<4} {}  {} bytes in {:.2} s",
-        rate(d.bits_per_second),
-        d.bytes,
-        d.seconds
-    );
+    direction_line(out, name, d.bits_per_second, d.bytes, d.seconds, "");
     path_line(out, "  sender path", &d.sender_path);
-    for i in &d.intervals {
-        let _ = writeln!(
-            out,
-            "    {:>7.2}-{:<7.2} s  {}",
-            i.start_s,
-            i.end_s,
-            rate(i.bits_per_second)
-        );
-    }
+    interval_lines(out, &d.intervals);
 }
 
 fn render(r: &QuicA2aReport) -> String {

@@ -11,7 +11,9 @@ use anyhow::{Context, bail};
 use probe_core::a2a::Direction;
 use probe_core::a2a::runtime::{Family, PeerSpec};
 use probe_core::control::{TestKind, TestRequest};
-use probe_core::report::tcp::{TcpConnectReport, TcpDirectionReport, TcpThroughputReport};
+use probe_core::report::tcp::{
+    TcpConnectReport, TcpDirectionReport, TcpThroughputReport, ThroughputInterval,
+};
 use probe_core::stats::Summary;
 use probe_core::tcp::runtime::{
     BUF_LEN, ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, TcpTestError,
@@ -255,19 +257,45 @@ pub(super) fn rate(bps: f64) -> String {
     format!("{v:.2} {unit}")
 }
 
+/// A direction's first line (`  to   12.00 Mbit/s  N bytes in S s` and `more`, which starts
+/// with its own separator) as TCP and QUIC show it.
+pub(super) fn direction_line(
+    out: &mut String,
+    name: &str,
+    bits_per_second: f64,
+    bytes: u64,
+    seconds: f64,
+    more: &str,
+) {
+    let _ = writeln!(
+        out,
+        "  {name:<4} {}  {bytes} bytes in {seconds:.2} s{more}",
+        rate(bits_per_second)
+    );
+}
+
+/// The receiver's interval lines of a direction.
+pub(super) fn interval_lines(out: &mut String, intervals: &[ThroughputInterval]) {
+    for i in intervals {
+        let _ = writeln!(
+            out,
+            "    {:>7.2}-{:<7.2} s  {}",
+            i.start_s,
+            i.end_s,
+            rate(i.bits_per_second)
+        );
+    }
+}
+
 fn render_direction(out: &mut String, name: &str, d: &TcpDirectionReport) {
     let rtt = d
         .rtt_ms
         .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.3} ms"));
-    let _ = writeln!(
-        out,
-        "  {name:<4} {}  {} bytes in {:.2} s, {} retransmits, rtt {rtt}, cwnd {} bytes",
-        rate(d.bits_per_second),
-        d.bytes,
-        d.seconds,
-        d.retransmits,
-        d.cwnd_bytes
+    let more = format!(
+        ", {} retransmits, rtt {rtt}, cwnd {} bytes",
+        d.retransmits, d.cwnd_bytes
     );
+    direction_line(out, name, d.bits_per_second, d.bytes, d.seconds, &more);
     if d.streams.len() > 1 {
         for s in &d.streams {
             let _ = writeln!(
@@ -279,15 +307,7 @@ fn render_direction(out: &mut String, name: &str, d: &TcpDirectionReport) {
             );
         }
     }
-    for i in &d.intervals {
-        let _ = writeln!(
-            out,
-            "    {:>7.2}-{:<7.2} s  {}",
-            i.start_s,
-            i.end_s,
-            rate(i.bits_per_second)
-        );
-    }
+    interval_lines(out, &d.intervals);
 }
 
 fn render_throughput(r: &TcpThroughputReport) -> String {

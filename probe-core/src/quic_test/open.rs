@@ -1,7 +1,8 @@
 //! The first stream of a QUIC test connection (sans-IO): the client names the session the
 //! control plane granted and what the connection is for; the responder accepts or refuses
-//! with a reason. A throughput connection ends with the responder's view of the transfer
-//! ([`FarEndView`]) on the same stream.
+//! with a reason. A throughput connection ends with the responder's view of each transfer
+//! ([`FarEndView`]) on the same stream: one view, or for [`Mode::Both`] the upload's then the
+//! download's.
 //!
 //! Open request (17 octets): `PQT1`, the session id (64 bits), the mode (one octet), the
 //! transfer length in ms (32 bits), big-endian. Answer: a status octet (0 accepted, 1
@@ -32,6 +33,9 @@ pub enum Mode {
     Upload,
     /// The responder sends on a stream, the client counts (`from`).
     Download,
+    /// Both at once on one connection: the client sends on its first data stream while the
+    /// responder sends on the second, each counted on its own (`both`).
+    Both,
 }
 
 impl Mode {
@@ -41,7 +45,18 @@ impl Mode {
             Mode::Echo => 1,
             Mode::Upload => 2,
             Mode::Download => 3,
+            Mode::Both => 4,
         }
+    }
+
+    /// Whether the client sends a stream on a connection of this mode.
+    pub fn uploads(self) -> bool {
+        matches!(self, Mode::Upload | Mode::Both)
+    }
+
+    /// Whether the responder sends a stream on a connection of this mode.
+    pub fn downloads(self) -> bool {
+        matches!(self, Mode::Download | Mode::Both)
     }
 
     fn from_code(c: u8) -> Option<Self> {
@@ -50,6 +65,7 @@ impl Mode {
             1 => Mode::Echo,
             2 => Mode::Upload,
             3 => Mode::Download,
+            4 => Mode::Both,
             _ => return None,
         })
     }
@@ -210,7 +226,14 @@ mod tests {
 
     #[test]
     fn open_round_trips_and_refuses_strangers() {
-        for mode in [Mode::Handshake, Mode::Echo, Mode::Upload, Mode::Download] {
+        let modes = [
+            Mode::Handshake,
+            Mode::Echo,
+            Mode::Upload,
+            Mode::Download,
+            Mode::Both,
+        ];
+        for mode in modes {
             let r = OpenRequest {
                 session: 0x0102_0304_0506_0708,
                 mode,
@@ -229,6 +252,9 @@ mod tests {
         assert_eq!(OpenRequest::decode(&b[..16]), Err(OpenError::NotOpen));
         b[12] = 9;
         assert_eq!(OpenRequest::decode(&b), Err(OpenError::Mode(9)));
+        assert!(Mode::Both.uploads() && Mode::Both.downloads());
+        assert!(Mode::Upload.uploads() && !Mode::Upload.downloads());
+        assert!(!Mode::Download.uploads() && !Mode::Echo.downloads());
         b[0] = b'X';
         assert_eq!(OpenRequest::decode(&b), Err(OpenError::NotOpen));
     }

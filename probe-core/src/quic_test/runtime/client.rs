@@ -20,8 +20,6 @@ use crate::stats::Distribution;
 
 /// The TLS server name sent (identities are pinned by key, not by name).
 const SERVER_NAME: &str = "probe";
-/// How long a sender waits for its last bytes to be read.
-const DRAIN: Duration = Duration::from_secs(5);
 /// How long, beyond the transfer, the client waits for the far end's view.
 const VIEW_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -41,7 +39,8 @@ pub struct RttPlan {
 /// The stream throughput test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThroughputPlan {
-    /// `to` (upload), `from` (download: the far end sends), or both, one after the other.
+    /// `to` (upload), `from` (download: the far end sends), or both at once (two streams on
+    /// one connection, each counted on its own).
     pub direction: Direction,
     /// How long each direction sends.
     pub duration: Duration,
@@ -309,77 +308,97 @@ impl<'a> Client<'a> {
             to: None,
             from: None,
         };
-        let mut modes = Vec::new();
-        if plan.direction.includes_to() {
-            modes.push(Mode::Upload);
-        }
-        if plan.direction.includes_from() {
-            modes.push(Mode::Download);
-        }
-        for mode in modes {
-            match self.transfer(plan, mode).await {
-                Ok(d) if mode == Mode::Upload => out.to = Some(d),
-                Ok(d) => out.from = Some(d),
-                Err(e @ QuicTestError::Refused(_)) => return Err(e),
-                Err(e) => {
-                    report.error = Some(e.to_string());
-                    break;
-                }
-            }
+        let mode = match plan.direction {
+            Direction::To => Mode::Upload,
+            Direction::From => Mode::Download,
+            Direction::Both => Mode::Both,
+        };
+        match self.transfer(plan, mode).await {
+            Ok((to, from)) => (out.to, out.from) = (to, from),
+            Err(e @ QuicTestError::Refused(_)) => return Err(e),
+            Err(e) => report.error = Some(e.to_string()),
         }
         report.throughput = Some(out);
         Ok(())
     }
 
-    /// One direction on a connection of its own.
+    /// The direction(s) of `mode` on a connection of their own, each on a data stream of its
+    /// own, at once: the `to` and `from` reports.
     async fn transfer(
         &self,
         plan: &ThroughputPlan,
         mode: Mode,
-    ) -> Result<QuicDirectionReport, QuicTestError> {
+    ) -> Result<(Option<QuicDirectionReport>, Option<QuicDirectionReport>), QuicTestError> {
         let (conn, _) = self.connect().await?;
         let (_send, mut results) = self.open(&conn, mode, plan.duration).await?;
-        let (mut data_tx, mut data_rx) = conn
-            .open_bi()
-            .await
-            .map_err(|e| self.failed("data stream", e))?;
-        let patience = plan.duration + VIEW_PATIENCE;
-        let report = if mode == Mode::Upload {
-            send_until(&mut data_tx, Instant::now() + plan.duration, DRAIN)
+        let data_stream = async || {
+            conn.open_bi()
                 .await
-                .map_err(|e| self.failed("upload", e))?;
+                .map_err(|e| self.failed("data stream", e))
+        };
+        // The upload's stream is opened first: the responder tells them apart by their order.
+        let mut upload = None;
+        if mode.uploads() {
+            upload = Some(data_stream().await?);
+        }
+        let mut download = None;
+        if mode.downloads() {
+            let (mut tx, rx) = data_stream().await?;
+            tx.write_all(&[1])
+                .await
+                .map_err(|e| self.failed("data stream", e))?;
+            download = Some((tx, rx));
+        }
+        let patience = plan.duration + VIEW_PATIENCE;
+        let sending = async {
+            match &mut upload {
+                Some((tx, _)) => send_until(tx, Instant::now() + plan.duration)
+                    .await
+                    .map(Some)
+                    .map_err(|e| self.failed("upload", e)),
+                None => Ok(None),
+            }
+        };
+        let counting = async {
+            match &mut download {
+                Some((_, rx)) => count_until(rx, Instant::now() + patience, plan.interval)
+                    .await
+                    .map(Some)
+                    .map_err(|e| self.failed("download", e)),
+                None => Ok(None),
+            }
+        };
+        let (sent, counted) = tokio::join!(sending, counting);
+        let (sent, counted) = (sent?, counted?);
+        let mut to = None;
+        if sent.is_some() {
             let view = read_view(&mut results, patience)
                 .await
                 .map_err(|e| self.failed("the far end's view", e))?;
             let (slices, slice_ns) = regroup(&view.slices, view.slice_ns, plan.interval);
-            QuicDirectionReport::new(
+            to = Some(QuicDirectionReport::new(
                 view.bytes,
                 view.elapsed_ns,
                 slice_ns,
                 &slices,
                 path_report(&conn),
-            )
-        } else {
-            data_tx
-                .write_all(&[1])
-                .await
-                .map_err(|e| self.failed("data stream", e))?;
-            let counter = count_until(&mut data_rx, Instant::now() + patience, plan.interval)
-                .await
-                .map_err(|e| self.failed("download", e))?;
+            ));
+        }
+        let mut from = None;
+        if let Some(counter) = counted {
             let view = read_view(&mut results, patience)
                 .await
                 .map_err(|e| self.failed("the far end's view", e))?;
-            QuicDirectionReport::new(
+            from = Some(QuicDirectionReport::new(
                 counter.total(),
                 u64::try_from(counter.elapsed().as_nanos()).unwrap_or(u64::MAX),
                 u64::try_from(counter.every().as_nanos()).unwrap_or(u64::MAX),
                 counter.slices(),
                 view.path,
-            )
-        };
+            ));
+        }
         conn.close(0_u32.into(), b"done");
-        Ok(report)
+        Ok((to, from))
     }
 }
 

@@ -17,8 +17,6 @@ use crate::quic_test::open::{FarEndView, Mode, OPEN_LEN, OpenAnswer, OpenRequest
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the responder keeps a finished connection for the client to close it.
 const LINGER: Duration = Duration::from_secs(5);
-/// How long a sender waits for its last bytes to be read.
-const DRAIN: Duration = Duration::from_secs(5);
 /// Slice width of the responder's byte counts.
 const SLICE: Duration = Duration::from_millis(100);
 
@@ -89,13 +87,14 @@ pub async fn serve_test_connection(
             let _ = send.finish();
         }
         Mode::Echo => echo(&conn, grant.count, expires).await,
-        Mode::Upload | Mode::Download => {
+        Mode::Upload | Mode::Download | Mode::Both => {
             let asked = Duration::from_millis(u64::from(open.duration_ms));
             let length = grant.duration.map_or(asked, |g| g.min(asked));
-            let view = transfer(&conn, open.mode, length, expires).await?;
-            send.write_all(&view.encode())
-                .await
-                .map_err(|e| e.to_string())?;
+            for view in transfer(&conn, open.mode, length, expires).await? {
+                send.write_all(&view.encode())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             let _ = send.finish();
         }
     }
@@ -110,6 +109,7 @@ fn check_mode(g: &QuicGrant, mode: Mode) -> Result<(), String> {
         Mode::Echo => !g.throughput,
         Mode::Upload => g.throughput && g.direction.includes_to(),
         Mode::Download => g.throughput && g.direction.includes_from(),
+        Mode::Both => g.throughput && g.direction == Direction::Both,
     };
     if ok {
         Ok(())
@@ -143,41 +143,84 @@ async fn echo(conn: &quinn::Connection, count: Option<u64>, expires: Instant) {
     }
 }
 
-/// Counts (`Upload`) or sends (`Download`) one data stream the client opens, for at most
-/// `length` and never past `expires`.
+/// Counts (`Upload`) or sends (`Download`) one data stream the client opens, or both at
+/// once (`Both`: the client's first data stream is counted, its second is sent on), for at
+/// most `length` and never past `expires`. The views: the upload's, then the download's.
 async fn transfer(
     conn: &quinn::Connection,
     mode: Mode,
     length: Duration,
     expires: Instant,
-) -> Result<FarEndView, String> {
-    let (mut send, mut recv) = tokio::time::timeout(OPEN_TIMEOUT, conn.accept_bi())
+) -> Result<Vec<FarEndView>, String> {
+    let mut upload = None;
+    if mode.uploads() {
+        upload = Some(accept_data(conn).await?);
+    }
+    let mut download = None;
+    if mode.downloads() {
+        download = Some(accept_data(conn).await?);
+    }
+    let counting = async {
+        match &mut upload {
+            Some((_, recv)) => count(conn, recv, length, expires).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let sending = async {
+        match &mut download {
+            Some((send, recv)) => write(conn, send, recv, length, expires).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (counted, written) = tokio::join!(counting, sending);
+    Ok([counted?, written?].into_iter().flatten().collect())
+}
+
+/// The next data stream the client opens.
+async fn accept_data(
+    conn: &quinn::Connection,
+) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
+    tokio::time::timeout(OPEN_TIMEOUT, conn.accept_bi())
         .await
         .map_err(|_| "no data stream in time".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Counts the client's stream: it sends for `length`; one more second is allowed for the last
+/// bytes in flight.
+async fn count(
+    conn: &quinn::Connection,
+    recv: &mut quinn::RecvStream,
+    length: Duration,
+    expires: Instant,
+) -> Result<FarEndView, String> {
+    let until = (Instant::now() + length + Duration::from_secs(1)).min(expires);
+    let counter = count_until(recv, until, SLICE)
+        .await
         .map_err(|e| e.to_string())?;
-    if mode == Mode::Upload {
-        // The client sends for `length`; allow one more second for the last bytes in flight.
-        let until = (Instant::now() + length + Duration::from_secs(1)).min(expires);
-        let counter = count_until(&mut recv, until, SLICE)
-            .await
-            .map_err(|e| e.to_string())?;
-        return Ok(FarEndView {
-            bytes: counter.total(),
-            elapsed_ns: u64::try_from(counter.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            slice_ns: u64::try_from(SLICE.as_nanos()).unwrap_or(u64::MAX),
-            slices: counter.slices().to_vec(),
-            path: path_report(conn),
-        });
-    }
-    // The client opened the stream with one octet.
+    Ok(FarEndView {
+        bytes: counter.total(),
+        elapsed_ns: u64::try_from(counter.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        slice_ns: u64::try_from(SLICE.as_nanos()).unwrap_or(u64::MAX),
+        slices: counter.slices().to_vec(),
+        path: path_report(conn),
+    })
+}
+
+/// Sends on the stream the client opened with one octet, for `length`.
+async fn write(
+    conn: &quinn::Connection,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    length: Duration,
+    expires: Instant,
+) -> Result<FarEndView, String> {
     let mut start = [0; 1];
     recv.read_exact(&mut start)
         .await
         .map_err(|e| e.to_string())?;
     let until = (Instant::now() + length).min(expires);
-    let written = send_until(&mut send, until, DRAIN)
-        .await
-        .map_err(|e| e.to_string())?;
+    let written = send_until(send, until).await.map_err(|e| e.to_string())?;
     Ok(FarEndView {
         bytes: written,
         path: path_report(conn),
