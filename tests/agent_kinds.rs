@@ -7,21 +7,13 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::agent::{Agent, Scratch, wait_for, write};
+use common::agent::{Agent, Scratch, ran, wait_for, write};
 use common::dns_zone;
 use hickory_server::Server;
 use hickory_server::proto::rr::RData;
 use hickory_server::proto::rr::rdata::A;
 use hickory_server::zone_handler::Catalog;
 use serde_json::Value;
-
-/// The records of `test` that ran (not skipped).
-fn ran<'a>(records: &'a [Value], test: &str) -> Vec<&'a Value> {
-    records
-        .iter()
-        .filter(|r| r["test"] == test && r["error_class"] != "skipped")
-        .collect()
-}
 
 #[test]
 fn ping_tests_measure_each_address_and_classify_the_unreachable() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::config_kinds::{Kind, PingProtocol};
+pub use crate::config_kinds::{A2aProto, Kind, PingProtocol};
 use crate::config_toml::Table;
 use crate::config_values::{
     check_ca_file, check_url, parse_inet, parse_listen, read_test, read_token,
@@ -134,7 +134,8 @@ pub struct TestConfig {
     pub jitter: Duration,
     /// Latency (continuous) or throughput (exclusive).
     pub class: Class,
-    /// The responder's port when the target has none (a2a).
+    /// The responder's port when the target has none (a2a: 49153, its control port 49152
+    /// with `proto = "quic"`).
     pub port: u16,
     /// The largest TTL (trace).
     pub max_ttl: u8,
@@ -144,6 +145,8 @@ pub struct TestConfig {
     pub targets: Vec<String>,
     /// The probes of a ping test.
     pub protocol: PingProtocol,
+    /// The transport of an a2a test (`udp`: STAMP, `quic`: the QUIC test).
+    pub proto: A2aProto,
     /// How long one probe (ping) or query (dns) waits for its answer.
     #[serde(with = "humantime_serde_str")]
     pub timeout: Duration,
@@ -308,6 +311,7 @@ pub(crate) const TEST_KEYS: &[&str] = &[
     "max_ttl",
     "targets",
     "protocol",
+    "proto",
     "timeout",
     "record_type",
     "servers",

@@ -1,5 +1,5 @@
 //! The test kinds, the keys only some of them take (the `targets` of ping and a2a, ping's
-//! `protocol`, dns's `record_type`, `servers` and `tcp`, the `timeout` of both) and the check
+//! `protocol`, a2a's `proto`, dns's `record_type`, `servers` and `tcp`, the `timeout` of both) and the check
 //! of a test's targets against its kind: an http test has a URL, a dns test a name to ask
 //! for, the others addresses or names.
 
@@ -58,6 +58,17 @@ pub enum PingProtocol {
     Tcp,
 }
 
+/// The transport of an a2a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum A2aProto {
+    /// STAMP over UDP toward the peer's responder (49153/udp).
+    Udp,
+    /// The QUIC test on the peer's control endpoint (49152/udp), negotiated there: handshake
+    /// time and datagram RTT, or with `class = "throughput"` stream throughput both ways.
+    Quic,
+}
+
 /// Record types a dns test may ask for (those of `probe dns --type`).
 pub(crate) const RECORD_TYPES: &[&str] =
     &["A", "AAAA", "MX", "TXT", "NS", "SOA", "PTR", "SRV", "CAA"];
@@ -65,6 +76,7 @@ pub(crate) const RECORD_TYPES: &[&str] =
 /// What the kind-specific keys of one test say (defaults where absent).
 pub(crate) struct KindKeys {
     pub(crate) protocol: PingProtocol,
+    pub(crate) proto: A2aProto,
     pub(crate) timeout: Duration,
     pub(crate) record_type: String,
     pub(crate) servers: Vec<String>,
@@ -77,6 +89,7 @@ pub(crate) struct KindKeys {
 const ONLY: &[(&str, &[Kind], &str)] = &[
     ("targets", &[Kind::A2a, Kind::Ping], "a2a and ping"),
     ("protocol", &[Kind::Ping], "ping"),
+    ("proto", &[Kind::A2a], "a2a"),
     ("timeout", &[Kind::Ping, Kind::Dns], "ping and dns"),
     ("record_type", &[Kind::Dns], "dns"),
     ("servers", &[Kind::Dns], "dns"),
@@ -115,6 +128,21 @@ pub(crate) fn read_kind_keys(
             }
         },
         None => PingProtocol::Icmp,
+    };
+    let proto = match t.string("proto", problems) {
+        Some((p, at)) => match p.to_ascii_lowercase().as_str() {
+            "udp" => A2aProto::Udp,
+            "quic" => A2aProto::Quic,
+            _ => {
+                problems.push(
+                    at,
+                    format!("unknown a2a proto `{p}`"),
+                    "use udp (STAMP) or quic",
+                );
+                A2aProto::Udp
+            }
+        },
+        None => A2aProto::Udp,
     };
     let default_timeout = if kind == Some(Kind::Dns) { 2 } else { 1 };
     let timeout = t
@@ -158,10 +186,12 @@ pub(crate) fn read_kind_keys(
         (Some(Kind::Ping), PingProtocol::Tcp) => 80,
         (Some(Kind::Ping), PingProtocol::Udp) => 33_434,
         (Some(Kind::Ping), PingProtocol::Icmp) => 0,
+        _ if proto == A2aProto::Quic => probe_core::control::CONTROL_PORT,
         _ => probe_core::a2a::DEFAULT_PORT,
     };
     KindKeys {
         protocol,
+        proto,
         timeout,
         record_type,
         servers,

@@ -282,3 +282,59 @@ fn behind_nat_from_the_file_and_the_environment() {
         "{p}"
     );
 }
+
+#[test]
+fn a2a_proto_picks_quic_on_the_control_port_and_is_checked() {
+    let (_d, path) = write(
+        r#"[[tests]]
+name = "q"
+kind = "a2a"
+proto = "QUIC"
+target = "10.0.0.2"
+interval = "5s"
+[[tests]]
+name = "s"
+kind = "a2a"
+target = "10.0.0.2"
+interval = "5s"
+"#,
+    );
+    let cfg = Config::load(Some(&path), &Env::new()).expect("valid");
+    assert_eq!(
+        (cfg.tests[0].proto, cfg.tests[0].port),
+        (A2aProto::Quic, 49152)
+    );
+    assert_eq!(
+        (cfg.tests[1].proto, cfg.tests[1].port),
+        (A2aProto::Udp, 49153)
+    );
+    let json = serde_json::to_value(&cfg).expect("json");
+    assert_eq!(json["tests"][0]["proto"], "quic");
+    let (_d, path) = write(
+        r#"[[tests]]
+name = "q"
+kind = "a2a"
+proto = "tcp"
+target = "10.0.0.2"
+interval = "5s"
+[[tests]]
+name = "p"
+kind = "ping"
+proto = "quic"
+target = "10.0.0.2"
+interval = "5s"
+"#,
+    );
+    let text = Config::load(Some(&path), &Env::new())
+        .expect_err("invalid")
+        .to_string();
+    let file = path.display().to_string();
+    for want in [
+        format!(
+            "{file}:4: tests[0].proto: unknown a2a proto `tcp` (hint: use udp (STAMP) or quic)"
+        ),
+        format!("{file}:10: tests[1].proto: a ping test does not take `proto`"),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in\n{text}");
+    }
+}

@@ -105,6 +105,7 @@ pub(crate) fn read_test(t: &Table<'_, '_>, problems: &mut Problems) -> Option<Te
         max_ttl,
         targets,
         protocol: specific.protocol,
+        proto: specific.proto,
         timeout: specific.timeout,
         record_type: specific.record_type,
         servers: specific.servers,

@@ -20,6 +20,7 @@ pub mod mesh_nat;
 pub mod record;
 pub mod run_loop;
 pub mod runner;
+mod runner_quic;
 pub mod schedule;
 pub mod spool;
 pub mod state;

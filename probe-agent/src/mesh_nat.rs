@@ -21,10 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use probe_core::control::mesh::{Member, MeshJoin};
-use probe_core::control::pin::KNOWN_PEERS_FILE;
-use probe_core::control::{
-    ClientConfig, MeshLinks, MeshTestError, PinPolicy, Token, connect, serve_member,
-};
+use probe_core::control::{MeshLinks, MeshTestError, connect, serve_member};
 use tokio::sync::watch;
 
 use crate::config::{Config, Kind, TestConfig};
@@ -94,7 +91,9 @@ pub fn wanted_links(
 /// The members behind NAT that `test` measures: those joined here that share one of its
 /// targets (a2a tests only: the other kinds cannot reach them).
 pub fn members_of(shared: &AgentShared, test: &TestConfig) -> Vec<Member> {
-    if test.kind != Kind::A2a {
+    // A QUIC test opens connections of its own toward the peer, which a member behind NAT
+    // cannot take.
+    if test.kind != Kind::A2a || test.proto == crate::config::A2aProto::Quic {
         return Vec::new();
     }
     let Some(links) = shared.mesh_links() else {
@@ -235,18 +234,11 @@ async fn session(
     shared: &AgentShared,
     joined: impl FnOnce(),
 ) -> String {
-    let key = server.to_string();
-    let pin = PinPolicy::KnownPeers {
-        file: cfg.state_dir.join(KNOWN_PEERS_FILE),
-        key: key.clone(),
-    };
-    let mut config = ClientConfig::new(server, key, pin);
-    if let Some(t) = &cfg.token {
-        match Token::new(t, "PROBE_TOKEN") {
-            Ok(t) => config.token = Some(t),
-            Err(e) => return e.to_string(),
-        }
-    }
+    let config =
+        match crate::runner_quic::control_config(server, &cfg.state_dir, cfg.token.as_deref()) {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
     let client = match connect(config).await {
         Ok(c) => c,
         Err(e) => return e.to_string(),

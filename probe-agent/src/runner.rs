@@ -12,7 +12,7 @@ use probe_core::ping::runtime::{PingError, PingOptions};
 use probe_core::report::dns::{DnsServerReport, DnsStatus};
 use probe_core::{A2aError, A2aOptions, TraceError, TraceOptions};
 
-use crate::config::{Kind, PingProtocol, TestConfig};
+use crate::config::{A2aProto, Kind, PingProtocol, TestConfig};
 use crate::record::ErrorClass;
 
 /// A run that did not produce a good measurement.
@@ -59,6 +59,10 @@ pub async fn run(
     // Each kind's future on the heap at its own size: a mesh keeps thousands of a2a runs in
     // flight, and the largest kind (http) would make each of them as big.
     match test.kind {
+        Kind::A2a if test.proto == A2aProto::Quic => {
+            let work = crate::runner_quic::run_quic(test, peer, &ctx.control);
+            Box::pin(unless_stopped(work, stop)).await
+        }
         Kind::A2a => Box::pin(run_a2a(test, peer, stop)).await,
         Kind::Trace => Box::pin(unless_stopped(run_trace(test, peer.ip()), stop)).await,
         Kind::Http => Box::pin(unless_stopped(run_http(test, ctx), stop)).await,
@@ -248,7 +252,7 @@ fn dns_failure(s: &DnsServerReport, name: &str, rtype: &str) -> Failure {
     )
 }
 
-/// What an http test takes from the agent's configuration.
+/// What http, dns and QUIC a2a tests take from the agent's configuration.
 #[derive(Clone, Debug, Default)]
 pub struct HttpContext {
     /// The resolver (`PROBE_DNS`).
@@ -257,6 +261,8 @@ pub struct HttpContext {
     pub family: probe_core::dns::Family,
     /// `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`.
     pub proxy: probe_core::http::ProxyConfig,
+    /// What an a2a test with `proto = "quic"` needs to reach a peer's control plane.
+    pub control: crate::runner_quic::ControlContext,
 }
 
 async fn run_http(test: &TestConfig, ctx: &HttpContext) -> Outcome {

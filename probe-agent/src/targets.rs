@@ -81,6 +81,10 @@ impl Targets {
                 dns,
                 family,
                 proxy: cfg.proxy.clone(),
+                control: crate::runner_quic::ControlContext {
+                    state_dir: cfg.state_dir.clone(),
+                    token: cfg.token.clone(),
+                },
             },
             resolver,
             family,

@@ -179,6 +179,14 @@ pub fn wait_for(
     }
 }
 
+/// The records of `test` that ran (not skipped).
+pub fn ran<'a>(records: &'a [Value], test: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["test"] == test && r["error_class"] != "skipped")
+        .collect()
+}
+
 /// The peers of the successful records of `test`.
 pub fn ok_peers(records: &[Value], test: &str) -> BTreeSet<String> {
     records

@@ -101,6 +101,8 @@ pub struct Metrics {
     jitter: GaugeFamily<DirectionLabels>,
     rtt: HistogramFamily<PeerLabels>,
     throughput: GaugeFamily<PeerLabels>,
+    handshake: HistogramFamily<PeerLabels>,
+    quic_throughput: GaugeFamily<DirectionLabels>,
     hops: GaugeFamily<PeerLabels>,
     runs: Family<PeerLabels, Counter>,
     failures: Family<PeerLabels, Counter>,
@@ -124,6 +126,8 @@ impl Metrics {
         let rtt = HistogramFamily::<PeerLabels>::new_with_constructor(delay_histogram);
         let throughput = GaugeFamily::<PeerLabels>::default();
         let hops = GaugeFamily::<PeerLabels>::default();
+        let handshake = HistogramFamily::<PeerLabels>::new_with_constructor(delay_histogram);
+        let quic_throughput = GaugeFamily::<DirectionLabels>::default();
         let runs = Family::<PeerLabels, Counter>::default();
         let failures = Family::<PeerLabels, Counter>::default();
         registry.register(
@@ -157,6 +161,16 @@ impl Metrics {
             throughput.clone(),
         );
         registry.register(
+            "probe_handshake_seconds",
+            "QUIC handshake time of a2a tests with proto quic, every completed handshake once",
+            handshake.clone(),
+        );
+        registry.register(
+            "probe_quic_throughput_bytes_per_second",
+            "Bytes per second of the last QUIC throughput run per direction",
+            quic_throughput.clone(),
+        );
+        registry.register(
             "probe_hops",
             "Hop count to the peer of the last trace that reached it",
             hops.clone(),
@@ -171,6 +185,8 @@ impl Metrics {
             jitter,
             rtt,
             throughput,
+            handshake,
+            quic_throughput,
             hops,
             runs,
             failures,
@@ -264,6 +280,18 @@ impl Metrics {
             let bytes = received as f64 * size;
             self.throughput.get_or_create(&key).set(bytes / secs);
         }
+        if let Some(q) = report.get("quic") {
+            let ok = q.get("handshakes_ok").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(s) = q.get("handshake_ms").filter(|s| s.is_object()) {
+                observe_summary(&self.handshake.get_or_create(&key), s, ok);
+            }
+            for (leg, d) in [("to", "forward"), ("from", "reverse")] {
+                let at = format!("/throughput/{leg}/bits_per_second");
+                if let Some(bps) = q.pointer(&at).and_then(Value::as_f64) {
+                    self.quic_throughput.get_or_create(&dir(d)).set(bps / 8.0);
+                }
+            }
+        }
         if record.kind == "trace" {
             let reached = report.get("reached").and_then(Value::as_bool) == Some(true);
             let last_ttl = report
@@ -304,7 +332,9 @@ impl Metrics {
             self.loss.remove(&labels);
             self.delay.remove(&labels);
             self.jitter.remove(&labels);
+            self.quic_throughput.remove(&labels);
         }
+        self.handshake.remove(key);
         self.rtt.remove(key);
         self.throughput.remove(key);
         self.hops.remove(key);

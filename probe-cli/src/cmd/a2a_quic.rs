@@ -11,17 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use probe_core::a2a::runtime::{Family, PeerSpec, local_clock_info};
 use probe_core::a2a::{Admission, Direction};
-use probe_core::control::messages::ClockFacts;
-use probe_core::control::negotiation::random_ssid;
 use probe_core::control::{
     ClientConfig, ControlClient, ControlServer, Identity, Limits, PeerHello, PinPolicy,
-    ServerConfig, TestKind, TestRequest, TestsConfig, connect,
+    ServerConfig, TestsConfig, connect,
 };
 use probe_core::quic_test::datagram::{MAX_COUNT, MIN_SIZE};
 use probe_core::quic_test::report::{PathReport, QuicDirectionReport};
-use probe_core::quic_test::{
-    QuicA2aReport, QuicTestOptions, RttPlan, ThroughputPlan, run_quic_test,
-};
+use probe_core::quic_test::{Negotiated, QuicA2aReport, RttPlan, ThroughputPlan, run_negotiated};
 use tokio::sync::oneshot;
 
 use super::a2a_control::connect_peer;
@@ -62,39 +58,23 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (client, hello, label, Some((stop, task)))
         }
     };
-    let req = request(rtt.as_ref(), throughput.as_ref());
-    let accepted = match client.request_test(&req).await {
-        Ok(a) => a,
-        Err(e) => {
-            client.close().await;
-            return Err(e).with_context(|| format!("{label} refused the QUIC test"));
-        }
-    };
-    let opts = QuicTestOptions {
-        server: client.server(),
-        fingerprint: client.fingerprint(),
-        session: accepted.session,
-        handshakes: args.handshakes.unwrap_or(DEFAULT_HANDSHAKES),
-        rtt,
-        throughput,
-        timeout: args.control_timeout.max(MIN_TIMEOUT),
-    };
-    let result = run_quic_test(&opts).await;
-    // Ends the session at once (a throughput session holds the responder's exclusive slot).
-    let _ = client
-        .results(accepted.session, true, Duration::from_secs(2))
-        .await;
+    let handshakes = args.handshakes.unwrap_or(DEFAULT_HANDSHAKES);
+    let timeout = args.control_timeout.max(MIN_TIMEOUT);
+    let negotiated = run_negotiated(&client, handshakes, rtt, throughput, timeout).await;
+    let server = client.server();
     client.close().await;
     if let Some((stop, task)) = embedded {
         let _ = stop.send(());
         let _ = task.await;
     }
+    let Negotiated { session, result } =
+        negotiated.with_context(|| format!("{label} refused the QUIC test"))?;
     let quic = result.with_context(|| format!("the QUIC test with {label} failed"))?;
     let report = QuicA2aReport {
         peer: args.peer.clone().unwrap_or_else(|| label.clone()),
-        address: opts.server.to_string(),
+        address: server.to_string(),
         proto: "quic".into(),
-        session: format!("{:016x}", accepted.session),
+        session: format!("{session:016x}"),
         fingerprint: hello.fingerprint,
         quic,
     };
@@ -172,46 +152,6 @@ fn plans(args: &A2aArgs) -> anyhow::Result<(Option<RttPlan>, Option<ThroughputPl
         wait: args.wait,
     };
     Ok((Some(plan), None))
-}
-
-/// The negotiation request of the test.
-fn request(rtt: Option<&RttPlan>, throughput: Option<&ThroughputPlan>) -> TestRequest {
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let (kind, direction, interval_ns, count, duration_ms, size) = match (rtt, throughput) {
-        // Both directions run at once: the session lasts one duration.
-        (_, Some(t)) => (
-            TestKind::QuicThroughput,
-            t.direction,
-            None,
-            None,
-            Some(ms(t.duration)),
-            0,
-        ),
-        (Some(r), None) => (
-            TestKind::QuicRtt,
-            Direction::Both,
-            Some(u64::try_from(r.interval.as_nanos()).unwrap_or(u64::MAX)),
-            Some(r.count),
-            Some(ms(r
-                .interval
-                .saturating_mul(u32::try_from(r.count).unwrap_or(u32::MAX)))),
-            u32::try_from(r.size).unwrap_or(u32::MAX),
-        ),
-        (None, None) => (TestKind::QuicRtt, Direction::Both, None, Some(0), None, 0),
-    };
-    TestRequest {
-        kind,
-        direction,
-        interval_ns,
-        count,
-        duration_ms,
-        size,
-        dscp: None,
-        ssid: random_ssid(),
-        port: None,
-        clock: Some(ClockFacts::from_info(&local_clock_info())),
-        auth: false,
-    }
 }
 
 /// Whether the test measured what it set out to.

@@ -22,7 +22,10 @@ pub mod runtime;
 pub use datagram::{EchoOutcome, RttAccounting};
 pub use open::{Mode, OpenAnswer, OpenRequest};
 pub use report::{DatagramCounts, PathReport, QuicA2aReport, QuicDirectionReport, QuicReport};
-pub use runtime::{QuicTestError, QuicTestOptions, RttPlan, ThroughputPlan, run_quic_test};
+pub use runtime::{
+    Negotiated, QuicTestError, QuicTestOptions, RttPlan, ThroughputPlan, run_negotiated,
+    run_quic_test,
+};
 
 /// The TLS application protocol (ALPN) of QUIC test connections.
 pub const ALPN: &[u8] = b"probe-quic-test/1";

@@ -1,12 +1,14 @@
 //! The QUIC test on quinn: the responder's side of a test connection ([`serve_test_connection`],
 //! run by the control listener for connections under the test ALPN) and the client
-//! ([`run_quic_test`]).
+//! ([`run_quic_test`], or [`run_negotiated`] on a control connection).
 
 mod client;
+mod negotiated;
 mod server;
 mod transfer;
 
 pub use client::{QuicTestError, QuicTestOptions, RttPlan, ThroughputPlan, run_quic_test};
+pub use negotiated::{Negotiated, run_negotiated, test_request};
 pub use server::{QuicGrant, QuicGrants, serve_test_connection};
 
 use super::report::PathReport;
