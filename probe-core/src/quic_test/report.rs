@@ -90,7 +90,7 @@ pub struct PathReport {
     pub mtu: u16,
 }
 
-/// Stream throughput, one or both directions (one after the other, `to` first).
+/// Stream throughput, one or both directions (both at once, on two streams of one connection).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QuicThroughputReport {
     /// The direction(s) tested.
