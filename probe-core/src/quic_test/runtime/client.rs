@@ -260,11 +260,17 @@ impl<'a> Client<'a> {
                 }
             };
             tokio::select! {
-                _ = tick.tick(), if acc.sent() < plan.count => {
+                due = tick.tick(), if acc.sent() < plan.count => {
                     // The send time is taken now, just before the datagram is handed to
                     // quinn: the tick's own instant is when it was due, and tokio's timer
                     // wakes up to a millisecond after that.
-                    if acc.next(ns(Instant::now()), &mut buf).is_some()
+                    let now = Instant::now();
+                    tracing::trace!(
+                        seq = acc.sent(),
+                        late_us = (now - due).as_micros(),
+                        "QUIC echo datagram sent"
+                    );
+                    if acc.next(ns(now), &mut buf).is_some()
                         && let Err(e) = conn.send_datagram(Bytes::copy_from_slice(&buf))
                     {
                         report.error = Some(format!("datagram test: {e}"));
@@ -276,7 +282,8 @@ impl<'a> Client<'a> {
                 }
                 d = conn.read_datagram() => match d {
                     Ok(bytes) => {
-                        acc.on_echo(&bytes, ns(Instant::now()));
+                        let outcome = acc.on_echo(&bytes, ns(Instant::now()));
+                        tracing::trace!(?outcome, "QUIC echo datagram back");
                         if acc.received() == plan.count {
                             break;
                         }
