@@ -2,13 +2,20 @@
 //! wire: a capture in `a` times each connection's TCP and TLS handshakes as the packets show
 //! them.
 //!
-//! Each phase of probe is checked against curl's like phase (medians, within 20% or 0.2 ms),
-//! except the TLS handshake: curl's `time_appconnect - time_connect` also holds curl's own
+//! The `probe` compared is a release-grade build (the static binary of the image when it was
+//! built, see [`probe_suite::release_probe_bin`]): a debug build is slower than curl at
+//! everything but waiting. The two tools run in paired rounds, which one goes first
+//! alternating, and each phase is compared by its minimum over the rounds: this machine's
+//! other work only ever adds time, to the tool that needs more CPU for a phase more often, so
+//! medians compare the load as much as the tools; the minimums compare the tools.
+//!
+//! Each phase of probe is checked against curl's like phase (within 20% or 0.2 ms), except
+//! the TLS handshake: curl's `time_appconnect - time_connect` also holds curl's own
 //! per-connection TLS setup (OpenSSL builds a new context for every connection before it
 //! writes the ClientHello) and OpenSSL's slower processing of the server's flight, both
 //! visible in the capture. probe's TLS phase is checked against the wire instead (TCP
-//! handshake done to the client's Finished sent), and the total without the TLS phase against
-//! curl's.
+//! handshake done to the client's Finished sent), and the total without the TLS phase (the
+//! sum of the other phases) against curl's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +29,7 @@ use super::common::capture::{Capture, Captured, Frame};
 use super::{BLOB_SIZE, Bed, Command, HTTPS, NetnsResolvConf, bed, num, parse, run, run_ok, text};
 
 /// Paired rounds of one curl and one probe run each, which one goes first alternating.
-const ROUNDS: usize = 21;
+const ROUNDS: usize = 61;
 
 /// The bound of the issue: within 20% of the reference or 0.2 ms.
 fn within(ours: f64, reference: f64) -> bool {
@@ -165,7 +172,7 @@ fn release_probe() -> Option<PathBuf> {
 async fn curl_run(bed: &Bed, warm: &str, url: &str) -> [f64; 6] {
     let mut curl = bed.lab.a.command("nice");
     curl.args(["-n", "-15", "curl"]);
-    curl.args(["-sS", "--http1.1", "-k", "-o", "/dev/null", "-o", "/dev/null"])
+    curl.args(["-sS", "--http1.1", "-k", "--no-sessionid", "-o", "/dev/null", "-o", "/dev/null"])
         .arg("-w")
         .arg("%{time_namelookup} %{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total} %{size_download}\\n")
         .args([warm, url]);
@@ -195,14 +202,18 @@ async fn probe_run(bed: &Bed, bin: &Path, url: &str) -> [f64; 6] {
     let days = num(req, "tls.cert_expires_in_days");
     assert!((29.0..=30.0).contains(&days), "{req}");
     let phase = |k: &str| num(&req["phases"], k);
-    [
+    let phases = [
         phase("resolve_ms"),
         phase("connect_ms"),
         phase("tls_ms"),
         phase("ttfb_ms"),
         phase("transfer_ms"),
         phase("total_ms"),
-    ]
+    ];
+    // The phases cover the request without a gap, as curl's do.
+    let sum: f64 = phases[..5].iter().sum();
+    assert!((sum - phases[5]).abs() < 0.01, "{req}");
+    phases
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,12 +233,15 @@ async fn phases_match_curl_on_the_same_request() {
     // the clock starts). curl's warm-up goes to another name (warm.lab.test), so its measured
     // request still resolves and opens a new connection; probe asks the server again for each
     // request (its resolver's cache is emptied), opens a new connection and makes a full
-    // handshake (no resumption). Both skip certificate verification (-k) and write the body
-    // nowhere (curl -o /dev/null; probe keeps no body without a body expression).
+    // handshake (no resumption). Neither keeps TLS sessions: probe has resumption off, curl
+    // gets --no-sessionid (else it stores the server's session tickets, which arrive before the
+    // response, inside its time to first byte). Both skip certificate verification (-k) and
+    // write the body nowhere (curl -o /dev/null; probe keeps no body without a body
+    // expression).
     let warm = format!("https://warm.lab.test:{HTTPS}/small");
     // Both tools and this process (the DNS server) get a high CPU priority, equally.
     run_ok(Command::new("renice").args(["-n", "-15", "-p", &std::process::id().to_string()]));
-    let capture = Capture::start(&bed.lab.a, "eth0", &format!("tcp port {HTTPS}"));
+    let capture = Capture::start_headers(&bed.lab.a, "eth0", &format!("tcp port {HTTPS}"));
     let (mut ours, mut theirs) = (vec![Vec::new(); 6], vec![Vec::new(); 6]);
     for round in 0..ROUNDS {
         // Alternating who goes first cancels what one run leaves warm for the next.
@@ -253,7 +267,8 @@ async fn phases_match_curl_on_the_same_request() {
     assert_eq!(
         blobs.len(),
         3 * ROUNDS,
-        "connections in the capture: {blobs:?}"
+        "connections in the capture ({:?} packets dropped by the kernel): {blobs:?}",
+        captured.dropped_by_kernel
     );
     let (mut curl_wire, mut probe_wire) = (Vec::new(), Vec::new());
     for (round, conns) in blobs.chunks(3).enumerate() {
@@ -265,26 +280,48 @@ async fn phases_match_curl_on_the_same_request() {
         curl_wire.push(c);
         probe_wire.push(p);
     }
-    let without_tls =
-        |v: &[Vec<f64>]| -> Vec<f64> { v[5].iter().zip(&v[2]).map(|(t, s)| t - s).collect() };
-    let on_wire = |conns: &[WireConn], f: fn(&WireConn) -> f64| conns.iter().map(f).collect();
-    // Each row's samples, probe's and curl's.
+    let on_wire =
+        |conns: &[WireConn], f: fn(&WireConn) -> f64| -> Vec<f64> { conns.iter().map(f).collect() };
+    // Each row: probe's minimum, curl's minimum, probe's median, curl's median.
+    let stats = |o: &[f64], t: &[f64]| {
+        [
+            min(o.to_vec()),
+            min(t.to_vec()),
+            median(o.to_vec()),
+            median(t.to_vec()),
+        ]
+    };
     let names = ["resolve", "connect", "tls", "ttfb", "transfer", "total"];
-    let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = names
+    let mut rows: Vec<(&str, [f64; 4])> = names
         .iter()
         .zip(ours.iter().zip(&theirs))
-        .map(|(n, (o, t))| (*n, o.clone(), t.clone()))
+        .map(|(n, (o, t))| (*n, stats(o, t)))
         .collect();
-    rows.push(("total - tls", without_tls(&ours), without_tls(&theirs)));
+    // The total without the TLS phase, from the other phases' statistics: under load a round
+    // in which none of curl's four phases is disturbed is rare (its resolve waits for its
+    // resolver thread to be scheduled), so the minimum of the rounds' sums measures the load.
+    let mut without_tls = [0.0; 4];
+    for (name, st) in &rows {
+        if ["resolve", "connect", "ttfb", "transfer"].contains(name) {
+            for (sum, v) in without_tls.iter_mut().zip(st) {
+                *sum += v;
+            }
+        }
+    }
+    rows.push(("total - tls", without_tls));
     rows.push((
         "wire: SYN to SYN-ACK",
-        on_wire(&probe_wire, |c| c.connect_ms),
-        on_wire(&curl_wire, |c| c.connect_ms),
+        stats(
+            &on_wire(&probe_wire, |c| c.connect_ms),
+            &on_wire(&curl_wire, |c| c.connect_ms),
+        ),
     ));
     rows.push((
         "wire: SYN-ACK to the client's Finished",
-        on_wire(&probe_wire, |c| c.tls_ms),
-        on_wire(&curl_wire, |c| c.tls_ms),
+        stats(
+            &on_wire(&probe_wire, |c| c.tls_ms),
+            &on_wire(&curl_wire, |c| c.tls_ms),
+        ),
     ));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
@@ -295,32 +332,23 @@ async fn phases_match_curl_on_the_same_request() {
     eprintln!(
         "| phase | probe min | curl min | probe median | curl median |\n|---|---|---|---|---|"
     );
-    for (name, o, t) in &rows {
-        eprintln!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            min(o.clone()),
-            min(t.clone()),
-            median(o.clone()),
-            median(t.clone())
-        );
+    for (name, [a, b, c, d]) in &rows {
+        eprintln!("| {name} | {a:.3} | {b:.3} | {c:.3} | {d:.3} |");
     }
     eprintln!();
-    let row = |name: &str| {
-        let (_, o, t) = rows.iter().find(|r| r.0 == name).expect("row");
-        (min(o.clone()), min(t.clone()))
-    };
+    let row = |name: &str| rows.iter().find(|r| r.0 == name).expect("row").1;
     // (what, probe, reference, reference's name): minimums of the rounds.
     let mut checks: Vec<(&str, f64, f64, &str)> =
         ["resolve", "connect", "ttfb", "transfer", "total - tls"]
             .into_iter()
-            .map(|name| {
-                let (o, t) = row(name);
-                (name, o, t, "curl")
-            })
+            .map(|name| (name, row(name)[0], row(name)[1], "curl"))
             .collect();
-    let (probe_tls, _) = row("tls");
-    let (probe_wire_tls, _) = row("wire: SYN-ACK to the client's Finished");
-    checks.push(("tls", probe_tls, probe_wire_tls, "wire"));
+    checks.push((
+        "tls",
+        row("tls")[0],
+        row("wire: SYN-ACK to the client's Finished")[0],
+        "wire",
+    ));
     let mut failures = Vec::new();
     for (what, o, r, against) in &checks {
         let ok = within(*o, *r);
