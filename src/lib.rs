@@ -21,8 +21,8 @@ pub fn probe_bin() -> PathBuf {
 }
 
 /// Path of a release-grade `probe`, for the tests that compare probe's timing with other tools'
-/// (a debug build is several times slower at everything but waiting), or `None` when there is
-/// none: `PROBE_BIN` when set; else the static binary `deploy/build-image.sh` builds (and
+/// (a debug build spends measurably more CPU in each step), or `None` when there is none:
+/// `PROBE_BIN` when set; else the static binary `deploy/build-image.sh` builds (and
 /// `scripts/test-all.sh` before the tests), under `PROBE_STATIC_TARGET_DIR` or `target/static`;
 /// else `target/release/probe`.
 pub fn release_probe_bin() -> Option<PathBuf> {
