@@ -155,15 +155,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         Control::Negotiated(n) => Some(n.finish(planned_duration(plan.0, plan.1)).await),
         Control::None(_) => None,
     };
-    let paths = if args.trace {
-        let client = match &control {
-            Control::Negotiated(n) => Ok(n.client()),
-            Control::None(note) => Err(note.as_str()),
-        };
-        Some(super::a2a_trace::trace_both(args, peer.ip(), client).await)
-    } else {
-        None
-    };
+    let (req, client) = (super::a2a_trace::icmp(), control.client());
+    let paths = super::a2a_trace::trace_if_asked(args, req, peer.ip(), client).await;
     let near_counters = match near {
         Some(r) => Some(r.stop().await?),
         None => None,
@@ -214,8 +207,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     }
     print(args, &views, embedded_note(args))?;
     let mut code = ExitCode::SUCCESS;
-    for e in paths.iter().flat_map(super::a2a_trace::Paths::errors) {
-        eprintln!("probe: --trace: {e}");
+    if paths.as_ref().is_some_and(|p| !p.complete()) {
         code = ExitCode::from(1);
     }
     if let Some(o) = &outcome

@@ -43,6 +43,16 @@ pub enum Control {
     Negotiated(Box<Negotiated>),
 }
 
+impl Control {
+    /// The control connection, or the note saying why the test has none.
+    pub fn client(&self) -> Result<&ControlClient, &str> {
+        match self {
+            Control::Negotiated(n) => Ok(&n.client),
+            Control::None(note) => Err(note),
+        }
+    }
+}
+
 /// A test granted by the peer's control plane.
 pub struct Negotiated {
     client: ControlClient,

@@ -20,6 +20,7 @@ use probe_core::tcp::runtime::{
 use probe_core::tcp::{Gate, LocalAdmission, Refusal};
 
 use super::a2a_control::{self, Control};
+use super::a2a_trace::{self, trace_if_asked};
 use tokio::sync::oneshot;
 
 use crate::cli::{A2aArgs, STAMP_PORT};
@@ -37,9 +38,6 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         bail!(
             "--handshakes counts QUIC handshakes: use --proto quic (--count counts TCP connects)"
         );
-    }
-    if args.trace {
-        bail!("--trace runs with the UDP test: drop --proto tcp");
     }
     if !args.throughput && (args.streams != 1 || args.direction.is_some()) {
         bail!(
@@ -102,16 +100,23 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             Control::None(note) => tracing::info!("TCP throughput without control: {note}"),
         }
         let result = run_throughput(&opts, test).await;
+        if let Control::Negotiated(n) = &control
+            && let Err(e) = n.finish(Some(Duration::ZERO)).await
+        {
+            tracing::warn!("ending the session at {label}: {e}");
+        }
+        // Traced once the session is over, over its control connection.
+        let paths = match &result {
+            Ok(_) => trace_if_asked(args, a2a_trace::tcp(peer), peer.ip(), control.client()).await,
+            Err(_) => None,
+        };
         if let Control::Negotiated(n) = control {
-            if let Err(e) = n.finish(Some(Duration::ZERO)).await {
-                tracing::warn!("ending the session at {label}: {e}");
-            }
             n.close().await;
         }
         let report = result
             .map_err(|e| explain_refusal(e, args))
             .with_context(|| format!("the TCP throughput test against {label} failed"))?;
-        super::print_report(args.json, &report, render_throughput, true)?
+        a2a_trace::print_report(args.json, &report, render_throughput, true, paths.as_ref())?
     } else {
         let count = match args.count {
             Some(0) => bail!("--count must be at least 1"),
@@ -131,7 +136,10 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("the TCP connect test against {label} failed"))?;
         let ok = report.connected > 0;
-        let code = super::print_report(args.json, &report, render_connect, ok)?;
+        let host = embedded.is_none().then_some(host.as_str());
+        let paths =
+            a2a_trace::trace_if_asked_connecting(args, a2a_trace::tcp(peer), peer, host).await;
+        let code = a2a_trace::print_report(args.json, &report, render_connect, ok, paths.as_ref())?;
         if !ok {
             eprintln!(
                 "probe: no connect to {label} ({peer}/tcp) succeeded: {}",
