@@ -1,13 +1,18 @@
 //! `probe a2a`: one agent-to-agent STAMP test, against a peer or an embedded responder.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use probe_core::a2a::runtime::{Family, PeerSpec, Responder, ResponderConfig, run_test};
-use probe_core::a2a::{Direction, ReflectorConfig, StampKey, StampKeyring, planned_duration};
+use probe_core::a2a::runtime::{A2aError, Family, PeerSpec, Responder, ResponderConfig, run_test};
+use probe_core::a2a::{
+    Direction, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring, planned_duration,
+};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinHandle};
 
 use super::a2a_control::{self, Control};
 use super::a2a_intervals::Show;
@@ -51,8 +56,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (addr, spec.to_string(), spec.host.clone(), None)
         }
         None => {
-            let (addr, stop, task) = start_embedded(family, key.clone())?;
-            (addr, addr.to_string(), String::new(), Some((stop, task)))
+            let e = start_embedded(family, key.clone())?;
+            (e.addr, e.addr.to_string(), String::new(), Some(e))
         }
     };
     let control = if embedded.is_some() {
@@ -127,9 +132,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let (outcome, intervals) = tokio::join!(to_test, show.consume(reports_rx));
-    if let Some((stop, task)) = embedded {
-        let _ = stop.send(());
-        match task.await {
+    if let Some(e) = embedded {
+        match e.stop().await {
             Ok(Ok(c)) => tracing::info!("embedded responder: {c:?}"),
             Ok(Err(e)) => tracing::warn!("embedded responder: {e}"),
             Err(e) => tracing::warn!("embedded responder task: {e}"),
@@ -193,27 +197,58 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     Ok(views.exit_code(peer, key.as_ref()))
 }
 
-type Embedded = (
-    SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<
-        Result<probe_core::a2a::ReflectorCounters, probe_core::a2a::runtime::A2aError>,
-    >,
-);
+/// A server of a self-contained run, on loopback: its address and the task serving until
+/// it is stopped.
+pub(super) struct Embedded<T> {
+    /// Where it listens.
+    pub(super) addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<T>,
+}
 
-/// Starts a responder on loopback (ephemeral port) for a self-contained run.
-fn start_embedded(family: Family, key: Option<StampKey>) -> anyhow::Result<Embedded> {
-    let ip = match family {
+/// What a server's run waits on: it completes when the server is told to stop.
+pub(super) type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl<T: Send + 'static> Embedded<T> {
+    /// Spawns `serve(stopped)` for a server listening at `addr`.
+    pub(super) fn spawn<F>(addr: SocketAddr, serve: impl FnOnce(Stopped) -> F) -> Self
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(Box::pin(async move {
+            let _ = stopped.await;
+        })));
+        Embedded { addr, stop, task }
+    }
+
+    /// Stops the server; what its run returned, or why its task failed.
+    pub(super) async fn stop(self) -> Result<T, JoinError> {
+        let _ = self.stop.send(());
+        self.task.await
+    }
+}
+
+/// The loopback address of `family` (IPv4 unless IPv6 is asked for).
+pub(super) fn loopback(family: Family) -> IpAddr {
+    match family {
         Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
+    }
+}
+
+/// Starts a responder on loopback (ephemeral port) for a self-contained run.
+fn start_embedded(
+    family: Family,
+    key: Option<StampKey>,
+) -> anyhow::Result<Embedded<Result<ReflectorCounters, A2aError>>> {
     let reflector = ReflectorConfig::builder()
         .clock(probe_core::a2a::runtime::local_clock_info())
         .rate_limit_pps(0)
         .build()?;
-    let mut responder =
-        Responder::bind(&ResponderConfig::new([SocketAddr::new(ip, 0)], reflector)?)
-            .context("cannot start the embedded responder")?;
+    let listen = [SocketAddr::new(loopback(family), 0)];
+    let mut responder = Responder::bind(&ResponderConfig::new(listen, reflector)?)
+        .context("cannot start the embedded responder")?;
     if let Some(key) = key {
         responder.set_stamp_keys(StampKeyring::with_default(key));
     }
@@ -221,9 +256,5 @@ fn start_embedded(family: Family, key: Option<StampKey>) -> anyhow::Result<Embed
         .local_addrs()
         .first()
         .context("the embedded responder has no address")?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(responder.run(async move {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop, task))
+    Ok(Embedded::spawn(addr, |stopped| responder.run(stopped)))
 }

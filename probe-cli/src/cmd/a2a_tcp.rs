@@ -2,7 +2,7 @@
 //! a peer's 49153/tcp (or an embedded server on loopback).
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +14,14 @@ use probe_core::control::{TestKind, TestRequest};
 use probe_core::report::tcp::{TcpConnectReport, TcpDirectionReport, TcpThroughputReport};
 use probe_core::stats::Summary;
 use probe_core::tcp::runtime::{
-    BUF_LEN, ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, TcpTestError,
-    ThroughputTest, run_connect, run_throughput,
+    BUF_LEN, ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, TcpServerCounters,
+    TcpTestError, ThroughputTest, run_connect, run_throughput,
 };
 use probe_core::tcp::{Gate, LocalAdmission, Refusal};
 
+use super::a2a::{Embedded, loopback};
 use super::a2a_control::{self, Control};
 use super::a2a_trace::{self, trace_if_asked};
-use tokio::sync::oneshot;
 
 use crate::cli::{A2aArgs, STAMP_PORT};
 
@@ -59,8 +59,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (spec.resolve(family).await?, spec.to_string(), host, None)
         }
         None => {
-            let (addr, stop, task) = start_embedded(family)?;
-            (addr, addr.to_string(), String::new(), Some((stop, task)))
+            let e = start_embedded(family)?;
+            (e.addr, e.addr.to_string(), String::new(), Some(e))
         }
     };
     let opts = TcpClientOptions {
@@ -148,9 +148,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         }
         code
     };
-    if let Some((stop, task)) = embedded {
-        let _ = stop.send(());
-        let _ = task.await;
+    if let Some(e) = embedded {
+        let _ = e.stop().await;
     }
     Ok(code)
 }
@@ -188,20 +187,10 @@ fn explain_refusal(e: TcpTestError, args: &A2aArgs) -> anyhow::Error {
     }
 }
 
-type Embedded = (
-    SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<probe_core::tcp::runtime::TcpServerCounters>,
-);
-
 /// Starts a TCP test server on loopback (ephemeral port) for a self-contained run.
-fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
-    let ip = match family {
-        Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
+fn start_embedded(family: Family) -> anyhow::Result<Embedded<TcpServerCounters>> {
     let server = TcpServer::bind(TcpServerConfig {
-        listen: vec![SocketAddr::new(ip, 0)],
+        listen: vec![SocketAddr::new(loopback(family), 0)],
         admission: Arc::new(LocalAdmission::new(Gate::new(Duration::from_secs(
             366 * 86_400,
         )))),
@@ -211,11 +200,7 @@ fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
         .local_addrs()
         .first()
         .context("the embedded TCP server has no address")?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop, task))
+    Ok(Embedded::spawn(addr, |stopped| server.run(stopped)))
 }
 
 pub(super) fn summary_line(out: &mut String, name: &str, s: Option<&Summary>) {
