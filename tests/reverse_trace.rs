@@ -120,9 +120,12 @@ fn syns(host: &Host) -> u64 {
         .packets
 }
 
-fn stopped(srv: common::Served) -> Value {
+/// Stops the responder and checks its counts of reverse traces run and refused.
+fn assert_traces_counted(srv: common::Served, done: u64, refused: u64) {
     let out = srv.terminate(Duration::from_secs(5)).expect("stop serve");
-    serde_json::from_slice(&out.stdout).expect("serve counters JSON")
+    let c: Value = serde_json::from_slice(&out.stdout).expect("serve counters JSON");
+    assert_eq!(c["control"]["reverse_traces"], done, "{c}");
+    assert_eq!(c["control"]["reverse_traces_refused"], refused, "{c}");
 }
 
 #[test]
@@ -136,9 +139,7 @@ fn both_directions_of_a_router_chain() {
     assert_eq!(v["control"], "negotiated", "{v}");
     assert_eq!(v["received"], 20, "the STAMP test ran too: {v}");
     assert_chain_paths(&lab, &v["path"], "icmp");
-    let c = stopped(srv);
-    assert_eq!(c["control"]["reverse_traces"], 1, "{c}");
-    assert_eq!(c["control"]["reverse_traces_refused"], 0, "{c}");
+    assert_traces_counted(srv, 1, 0);
 }
 
 #[test]
@@ -169,8 +170,7 @@ fn behind_nat_the_reverse_trace_ends_at_the_public_address() {
             .contains(&topology::AGENT_V4.to_string()),
         "{reverse}"
     );
-    let c = stopped(srv);
-    assert_eq!(c["control"]["reverse_traces"], 1, "{c}");
+    assert_traces_counted(srv, 1, 0);
 }
 
 #[test]
@@ -214,9 +214,7 @@ fn the_operators_duration_limit_refuses_the_reverse_trace_by_name() {
         why.contains("over the responder's limit --max-duration 2s"),
         "{why}"
     );
-    let c = stopped(srv);
-    assert_eq!(c["control"]["reverse_traces"], 0, "{c}");
-    assert_eq!(c["control"]["reverse_traces_refused"], 1, "{c}");
+    assert_traces_counted(srv, 0, 1);
 }
 
 #[test]
@@ -248,9 +246,7 @@ fn a_tcp_test_traces_tcp_syns_to_its_port_both_ways() {
         syns(&lab.src) >= 1,
         "no reverse trace SYN reached {PORT}/tcp here"
     );
-    let c = stopped(srv);
-    assert_eq!(c["control"]["reverse_traces"], 1, "{c}");
-    assert_eq!(c["control"]["reverse_traces_refused"], 0, "{c}");
+    assert_traces_counted(srv, 1, 0);
 }
 
 #[test]
@@ -319,7 +315,5 @@ fn throughput_and_quic_tests_trace_after_their_test() {
     ));
     assert_eq!(quic["quic"]["datagrams"]["received"], 20, "{quic}");
     one_hop(&quic, "icmp");
-    let c = stopped(srv);
-    assert_eq!(c["control"]["reverse_traces"], 3, "{c}");
-    assert_eq!(c["control"]["reverse_traces_refused"], 0, "{c}");
+    assert_traces_counted(srv, 3, 0);
 }
