@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 
 use super::a2a_control::connect_peer;
 use super::a2a_tcp::{rate, summary_line};
+use super::a2a_trace::{self, trace_if_asked};
 use crate::cli::{A2aArgs, Rate, STAMP_PORT};
 
 /// Handshakes timed when --handshakes is not given.
@@ -84,6 +85,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     let _ = client
         .results(accepted.session, true, Duration::from_secs(2))
         .await;
+    let paths = trace_if_asked(args, a2a_trace::icmp(), opts.server.ip(), Ok(&client)).await;
     client.close().await;
     if let Some((stop, task)) = embedded {
         let _ = stop.send(());
@@ -99,7 +101,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         quic,
     };
     let ok = succeeded(&report);
-    let code = super::print_report(args.json, &report, render, ok)?;
+    let code = a2a_trace::print_report(args.json, &report, render, ok, paths.as_ref())?;
     if let Some(e) = &report.quic.error {
         eprintln!("probe: the QUIC test with {label} stopped early: {e}");
     }
