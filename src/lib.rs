@@ -20,6 +20,28 @@ pub fn probe_bin() -> PathBuf {
     bin
 }
 
+/// Path of a release-grade `probe`, for the tests that compare probe's timing with other tools'
+/// (a debug build spends measurably more CPU in each step), or `None` when there is none:
+/// `PROBE_BIN` when set; else the static binary `deploy/build-image.sh` builds (and
+/// `scripts/test-all.sh` before the tests), under `PROBE_STATIC_TARGET_DIR` or `target/static`;
+/// else `target/release/probe`.
+pub fn release_probe_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PROBE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let static_dir = std::env::var_os("PROBE_STATIC_TARGET_DIR")
+        .map_or_else(|| root.join("target/static"), PathBuf::from);
+    let static_bin = static_dir.join("x86_64-unknown-linux-gnu/container/probe");
+    let release_bin = profile_dir()
+        .parent()
+        .map(|target| target.join("release/probe"));
+    [Some(static_bin), release_bin]
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+}
+
 /// Path of an example built by this workspace (`target/<profile>/examples/<name>`);
 /// `cargo test --all-targets` builds the examples.
 pub fn example_bin(name: &str) -> PathBuf {

@@ -23,6 +23,7 @@
 mod blaster;
 mod peers;
 mod tcp;
+mod turns;
 mod udp;
 
 use std::process::{Command, Output, Stdio};
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use probe_lab::{Background, Host, topology};
 use serde_json::Value;
+use turns::{median, median_and_runs, ratios, take_turns};
 
 const SECONDS: u64 = 3;
 /// Runs of each tool; rates take turns run by run and ratios are medians of per-run ratios,
@@ -40,6 +42,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     peers::self_test();
     tcp::self_test();
+    turns::self_test();
     if !probe_lab::require_root() {
         return;
     }
@@ -58,35 +61,17 @@ fn main() {
         udp::table();
         return;
     }
-    let mut rows = Vec::new();
-    let delays;
     // `--delays`: only the RTT and schedule rows (a quick run for the pacer).
     let only_delays = std::env::args().any(|a| a == "--delays");
-    {
+    let rows = if only_delays {
+        Vec::new()
+    } else {
+        turns::paths(rate_row)
+    };
+    let delays = {
         let lab = topology::direct().expect("direct");
-        if !only_delays {
-            rows.push(rate_row("direct", &lab.a, &lab.b, lab.b.ipv4()));
-        }
-        delays = delay_rows(&lab.a, &lab.b);
-    }
-    if !only_delays {
-        let lab = topology::nat().expect("nat");
-        rows.push(rate_row(
-            "nat (agent → peer)",
-            &lab.agent,
-            &lab.peer,
-            lab.peer.ipv4(),
-        ));
-    }
-    if !only_delays {
-        let lab = topology::macvlan().expect("macvlan");
-        rows.push(rate_row(
-            "macvlan (agent → peer)",
-            &lab.agent,
-            &lab.peer,
-            lab.peer.ipv4(),
-        ));
-    }
+        delay_rows(&lab.a, &lab.b)
+    };
     println!(
         "\n| path | probe reflected round trips/s | blaster one-way packets/s | iperf3 received packets/s | probe ÷ blaster: median (runs) | iperf3 ÷ blaster |"
     );
@@ -187,30 +172,6 @@ fn a2a_json(from: &Host, peer: &str, extra: &[&str]) -> Value {
     peers::json("probe", &out.stdout).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One row per path: direct veth, nat (the agent behind masquerade to the peer) and macvlan,
-/// each topology up only while its row is measured.
-fn paths<R>(row: impl Fn(&'static str, &Host, &Host) -> R) -> Vec<R> {
-    let mut rows = Vec::new();
-    {
-        let lab = topology::direct().expect("direct");
-        rows.push(row("direct", &lab.a, &lab.b));
-    }
-    {
-        let lab = topology::nat().expect("nat");
-        rows.push(row("nat (agent → peer)", &lab.agent, &lab.peer));
-    }
-    {
-        let lab = topology::macvlan().expect("macvlan");
-        rows.push(row("macvlan (agent → peer)", &lab.agent, &lab.peer));
-    }
-    rows
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// One topology's rates, medians of `RUNS`, and probe ÷ blaster of each run.
 struct RateRow {
     name: &'static str,
@@ -223,49 +184,48 @@ struct RateRow {
 
 impl RateRow {
     fn print(&self) {
-        let runs: Vec<String> = self.ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.2} ({}) | {:.2} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {} | {:.2} |",
             self.name,
             self.probe,
             self.blaster,
             self.iperf3,
-            median(self.ratios.clone()),
-            runs.join(", "),
-            median(self.iperf3_ratios.clone())
+            median_and_runs(&self.ratios),
+            median(&self.iperf3_ratios)
         );
     }
 }
 
-fn rate_row(name: &'static str, client: &Host, server: &Host, addr: std::net::Ipv4Addr) -> RateRow {
+/// Reflected round trips/s of probe, the blaster's and iperf3's received packets/s, in turns.
+fn rate_row(name: &'static str, client: &Host, server: &Host) -> RateRow {
     let secs = format!("{SECONDS}s");
-    let peer = addr.to_string();
+    let peer = server.ipv4().to_string();
     let _srv = serve(server);
-    let (mut probe_pps, mut blaster_pps, mut iperf_pps) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut ratios, mut iperf3_ratios) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        let v = a2a_json(
-            client,
-            &peer,
-            &["--rate", "max", "-d", &secs, "--size", "64"],
-        );
-        let p = number("probe", &v, "received") / number("probe", &v, "duration_s").max(1e-9);
-        let b = blaster::blast(client, server, addr, Duration::from_secs(SECONDS)).received_pps();
-        let i = iperf3_pps(client, server, &peer);
-        eprintln!("{name}: probe {p:.0} round trips/s, blaster {b:.0}/s, iperf3 {i:.0}/s");
-        probe_pps.push(p);
-        blaster_pps.push(b);
-        iperf_pps.push(i);
-        ratios.push(p / b);
-        iperf3_ratios.push(i / b);
-    }
+    let [p, b, i] = take_turns(
+        name,
+        [
+            ("probe round trips/s", &|| {
+                let v = a2a_json(
+                    client,
+                    &peer,
+                    &["--rate", "max", "-d", &secs, "--size", "64"],
+                );
+                number("probe", &v, "received") / number("probe", &v, "duration_s").max(1e-9)
+            }),
+            ("blaster received/s", &|| {
+                blaster::blast(client, server, server.ipv4(), Duration::from_secs(SECONDS))
+                    .received_pps()
+            }),
+            ("iperf3 received/s", &|| iperf3_pps(client, server, &peer)),
+        ],
+    );
     RateRow {
         name,
-        probe: median(probe_pps),
-        blaster: median(blaster_pps),
-        iperf3: median(iperf_pps),
-        ratios,
-        iperf3_ratios,
+        ratios: ratios(&p, &b),
+        iperf3_ratios: ratios(&i, &b),
+        probe: median(&p),
+        blaster: median(&b),
+        iperf3: median(&i),
     }
 }
 
@@ -321,8 +281,8 @@ fn delay_rows(client: &Host, server: &Host) -> Vec<(String, Option<f64>, f64)> {
     println!("\nper run: probe rtt_user_ms.p50 µs {user_rtt:.1?}");
     println!("per run: probe schedule error mean µs {sched_mean:.1?}, p99 µs {sched_p99:.1?}");
     println!("per run: irtt timer error mean µs {irtt_runs:.1?}");
-    let irtt = median(irtt_runs);
-    let some = |v: Vec<f64>| (!v.is_empty()).then(|| median(v));
+    let irtt = median(&irtt_runs);
+    let some = |v: Vec<f64>| (!v.is_empty()).then(|| median(&v));
     vec![
         (
             "RTT median, user space to user space, µs (peer: sockperf ping-pong)".into(),
@@ -377,8 +337,8 @@ fn sockperf_rtt_us(client: &Host, server: &Host, addr: &str) -> f64 {
                 + &String::from_utf8_lossy(&out.stderr);
             peers::sockperf_rtt_p50_us(&text).unwrap_or_else(|e| panic!("{e}"))
         })
-        .collect();
-    median(runs)
+        .collect::<Vec<_>>();
+    median(&runs)
 }
 
 /// `ping`'s minimum round trip at a 1 ms interval with 64 bytes of data, µs (median of
@@ -392,8 +352,8 @@ fn ping_min_us(client: &Host, addr: &str) -> f64 {
             peers::ping_min_us(&String::from_utf8_lossy(&out.stdout))
                 .unwrap_or_else(|e| panic!("{e}"))
         })
-        .collect();
-    median(runs)
+        .collect::<Vec<_>>();
+    median(&runs)
 }
 
 /// irtt's mean timer error at `-i 1ms`, µs, of each of `RUNS` runs.

@@ -6,9 +6,10 @@ use std::process::Stdio;
 use probe_lab::Host;
 use serde_json::Value;
 
-use super::{RUNS, SECONDS, a2a_json, median, number, peers, run, serve};
+use super::turns::{median, median_and_runs, paths, ratios, take_turns};
+use super::{SECONDS, a2a_json, number, peers, run, serve};
 
-/// One path's medians (bits/s) and the per-run ratios probe ÷ iperf3, per direction.
+/// One path's medians (Gbit/s) and the per-run ratios probe ÷ iperf3, per direction.
 pub struct TcpRow {
     name: &'static str,
     to: (f64, f64, Vec<f64>),
@@ -70,61 +71,45 @@ fn probe_bps(client: &Host, addr: &str, direction: &str) -> f64 {
     number("probe", &v, &format!("{direction}.bits_per_second"))
 }
 
+/// Bits/s of probe and iperf3 each way, in turns.
 fn row(name: &'static str, client: &Host, server: &Host) -> TcpRow {
     let addr = server.ipv4().to_string();
     let _srv = serve(server);
-    let (mut p_to, mut i_to, mut r_to) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut p_from, mut i_from, mut r_from) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        let (p, i) = (
-            probe_bps(client, &addr, "to"),
-            iperf3_bps(client, server, &addr, false),
-        );
-        eprintln!(
-            "{name} to: probe {:.2} Gbit/s, iperf3 {:.2} Gbit/s",
-            p / 1e9,
-            i / 1e9
-        );
-        p_to.push(p);
-        i_to.push(i);
-        r_to.push(p / i);
-        let (p, i) = (
-            probe_bps(client, &addr, "from"),
-            iperf3_bps(client, server, &addr, true),
-        );
-        eprintln!(
-            "{name} from: probe {:.2} Gbit/s, iperf3 -R {:.2} Gbit/s",
-            p / 1e9,
-            i / 1e9
-        );
-        p_from.push(p);
-        i_from.push(i);
-        r_from.push(p / i);
-    }
+    let [p_to, i_to, p_from, i_from] = take_turns(
+        name,
+        [
+            ("to: probe Gbit/s", &|| probe_bps(client, &addr, "to") / 1e9),
+            ("iperf3 Gbit/s", &|| {
+                iperf3_bps(client, server, &addr, false) / 1e9
+            }),
+            ("from: probe Gbit/s", &|| {
+                probe_bps(client, &addr, "from") / 1e9
+            }),
+            ("iperf3 -R Gbit/s", &|| {
+                iperf3_bps(client, server, &addr, true) / 1e9
+            }),
+        ],
+    );
     TcpRow {
         name,
-        to: (median(p_to), median(i_to), r_to),
-        from: (median(p_from), median(i_from), r_from),
+        to: (median(&p_to), median(&i_to), ratios(&p_to, &i_to)),
+        from: (median(&p_from), median(&i_from), ratios(&p_from, &i_from)),
     }
 }
 
 /// Measures direct, nat (agent → peer, through masquerade) and macvlan and prints the table.
 pub fn table() {
-    let rows = super::paths(row);
+    let rows = paths(row);
     println!(
         "\n| path | direction | probe Gbit/s | iperf3 Gbit/s | probe ÷ iperf3: median (runs) |"
     );
     println!("|---|---|---|---|---|");
     for r in &rows {
         for (dir, peer, (p, i, ratios)) in [("to", "`-c`", &r.to), ("from", "`-c -R`", &r.from)] {
-            let runs: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
             println!(
-                "| {} | {dir} (iperf3 {peer}) | {:.2} | {:.2} | {:.2} ({}) |",
+                "| {} | {dir} (iperf3 {peer}) | {p:.2} | {i:.2} | {} |",
                 r.name,
-                p / 1e9,
-                i / 1e9,
-                median(ratios.clone()),
-                runs.join(", ")
+                median_and_runs(ratios)
             );
         }
     }

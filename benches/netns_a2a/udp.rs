@@ -8,7 +8,8 @@ use std::time::Duration;
 use probe_lab::{Host, topology};
 use serde_json::Value;
 
-use super::{RUNS, SECONDS, blaster, iperf3_pps, median, number, peers, probe, run, serve};
+use super::turns::{median, median_and_runs, paths, ratios, take_turns};
+use super::{SECONDS, blaster, iperf3_pps, number, peers, probe, run, serve};
 
 /// `probe a2a --throughput --direction to --rate max` from `client` to `addr` for `secs`:
 /// the JSON report.
@@ -62,42 +63,35 @@ struct UdpRow {
     vs_blaster: Vec<f64>,
 }
 
+/// Received packets/s of probe, iperf3 and the blaster, in turns.
 fn row(name: &'static str, client: &Host, server: &Host) -> UdpRow {
     let addr = server.ipv4().to_string();
     let secs = format!("{SECONDS}s");
     let _srv = serve(server);
-    let (mut p, mut i, mut b) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut vs_i, mut vs_b) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        let pp = probe_pps(client, &addr, &secs);
-        let ip = iperf3_pps(client, server, &addr);
-        let bp = blaster::blast(client, server, server.ipv4(), Duration::from_secs(SECONDS))
-            .received_pps();
-        eprintln!("{name}: probe {pp:.0}/s, iperf3 {ip:.0}/s, blaster {bp:.0}/s received");
-        p.push(pp);
-        i.push(ip);
-        b.push(bp);
-        vs_i.push(pp / ip);
-        vs_b.push(pp / bp);
-    }
+    let [p, i, b] = take_turns(
+        name,
+        [
+            ("probe received/s", &|| probe_pps(client, &addr, &secs)),
+            ("iperf3 received/s", &|| iperf3_pps(client, server, &addr)),
+            ("blaster received/s", &|| {
+                blaster::blast(client, server, server.ipv4(), Duration::from_secs(SECONDS))
+                    .received_pps()
+            }),
+        ],
+    );
     UdpRow {
         name,
-        probe: median(p),
-        iperf3: median(i),
-        blaster: median(b),
-        vs_iperf3: vs_i,
-        vs_blaster: vs_b,
+        vs_iperf3: ratios(&p, &i),
+        vs_blaster: ratios(&p, &b),
+        probe: median(&p),
+        iperf3: median(&i),
+        blaster: median(&b),
     }
-}
-
-fn runs(v: &[f64]) -> String {
-    let r: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
-    format!("{:.2} ({})", median(v.to_vec()), r.join(", "))
 }
 
 /// Measures direct, nat (agent → peer) and macvlan and prints the table.
 pub fn table() {
-    let rows = super::paths(row);
+    let rows = paths(row);
     println!(
         "\n| path | probe UDP throughput received packets/s | iperf3 -u -l 64 -b 0 received packets/s | blaster received packets/s | probe ÷ iperf3: median (runs) | probe ÷ blaster: median (runs) |"
     );
@@ -109,8 +103,8 @@ pub fn table() {
             r.probe,
             r.iperf3,
             r.blaster,
-            runs(&r.vs_iperf3),
-            runs(&r.vs_blaster)
+            median_and_runs(&r.vs_iperf3),
+            median_and_runs(&r.vs_blaster)
         );
     }
 }

@@ -350,10 +350,11 @@ pub struct A2aArgs {
     /// (default 10s).
     #[arg(long)]
     pub throughput: bool,
-    /// Also show the path both ways: a trace from this end toward the peer, and one from the
-    /// peer back toward this end's address as the peer sees it (a NAT in front of this end
-    /// shows as its public address), asked for over the peer's control plane. ICMP echo, up to
-    /// 30 hops, 3 probes per hop; JSON `path.forward` and `path.reverse`.
+    /// Also show the path both ways, once the test is over: a trace from this end toward the
+    /// peer, and one from the peer back toward this end's address as the peer sees it (a NAT
+    /// in front of this end shows as its public address), asked for over the peer's control
+    /// plane. Up to 30 hops, 3 probes per hop: TCP SYNs toward the test's port with --proto
+    /// tcp, ICMP echo with the other tests; JSON `path.forward` and `path.reverse`.
     #[arg(long)]
     pub trace: bool,
     /// Parallel TCP connections per direction of a throughput test (1-128).

@@ -32,6 +32,10 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// handed over when tcpdump stops are lost, so [`Capture::stop`] waits this long first.
 const BLOCK_TIMEOUT: Duration = Duration::from_millis(1200);
 
+/// Bytes [`Capture::start_headers`] keeps of a frame: Ethernet (14), IPv4 with options (60)
+/// and TCP with options (60).
+pub const HEADERS_SNAPLEN: u32 = 134;
+
 /// One captured frame.
 #[derive(Clone, Debug)]
 pub struct Frame {
@@ -85,6 +89,17 @@ impl Capture {
     /// Starts capturing `filter` (tcpdump filter syntax) on `ifname` in `host` and returns
     /// once tcpdump is listening.
     pub fn start(host: &Host, ifname: &str, filter: &str) -> Capture {
+        Self::start_snapped(host, ifname, filter, None)
+    }
+
+    /// [`Capture::start`] keeping only the first [`HEADERS_SNAPLEN`] bytes of each frame (the
+    /// Ethernet, IP and TCP headers with options): for bulk transfers whose timing is wanted,
+    /// not their payload, so that tcpdump keeps up (the headers' length fields stay whole).
+    pub fn start_headers(host: &Host, ifname: &str, filter: &str) -> Capture {
+        Self::start_snapped(host, ifname, filter, Some(HEADERS_SNAPLEN))
+    }
+
+    fn start_snapped(host: &Host, ifname: &str, filter: &str, snaplen: Option<u32>) -> Capture {
         let label = format!("{}/{ifname}", host.name());
         let path = std::env::temp_dir().join(format!(
             "probe-capture-{}-{}-{ifname}.pcap",
@@ -93,7 +108,9 @@ impl Capture {
         ));
         let mut cmd = host.command("tcpdump");
         cmd.args(["-i", ifname, "-nn", "-Z", "root", "-U"])
-            .args(["--time-stamp-precision=nano", "-w"])
+            .args(["--time-stamp-precision=nano"])
+            .args(snaplen.map(|n| format!("--snapshot-length={n}")))
+            .arg("-w")
             .arg(&path)
             .arg(filter)
             .stdin(Stdio::null())
@@ -165,10 +182,17 @@ impl Capture {
             self.label
         );
         let mut frames = Vec::new();
-        while let Some(packet) = reader.next_packet() {
+        // Raw records: pcap-file rejects a frame longer on the wire than the snapshot length,
+        // which is what a snapshot length is for.
+        while let Some(packet) = reader.next_raw_packet() {
             let packet = packet.unwrap_or_else(|e| panic!("bad pcap record ({}): {e}", self.label));
+            assert!(
+                packet.ts_frac < 1_000_000_000,
+                "bad pcap timestamp ({}): {packet:?}",
+                self.label
+            );
             frames.push(Frame {
-                time: packet.timestamp,
+                time: Duration::new(u64::from(packet.ts_sec), packet.ts_frac),
                 data: packet.data.into_owned(),
             });
         }

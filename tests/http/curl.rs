@@ -2,15 +2,23 @@
 //! wire: a capture in `a` times each connection's TCP and TLS handshakes as the packets show
 //! them.
 //!
-//! Each phase of probe is checked against curl's like phase (medians, within 20% or 0.2 ms),
-//! except the TLS handshake: curl's `time_appconnect - time_connect` also holds curl's own
+//! The `probe` compared is a release-grade build (the static binary of the image when it was
+//! built, see [`probe_suite::release_probe_bin`]): a debug build's lookups alone are about
+//! 0.2 ms slower than curl's. The two tools run in paired rounds, which one goes first
+//! alternating, and each phase is compared by its minimum over the rounds: this machine's
+//! other work only ever adds time, to the tool that needs more CPU for a phase more often, so
+//! medians compare the load as much as the tools; the minimums compare the tools.
+//!
+//! Each phase of probe is checked against curl's like phase (within 20% or 0.2 ms), except
+//! the TLS handshake: curl's `time_appconnect - time_connect` also holds curl's own
 //! per-connection TLS setup (OpenSSL builds a new context for every connection before it
 //! writes the ClientHello) and OpenSSL's slower processing of the server's flight, both
 //! visible in the capture. probe's TLS phase is checked against the wire instead (TCP
-//! handshake done to the client's Finished sent), and the total without the TLS phase against
-//! curl's.
+//! handshake done to the client's Finished sent), and the total without the TLS phase (the
+//! sum of the other phases) against curl's.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pnet_packet::Packet;
@@ -18,10 +26,10 @@ use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::tcp::{TcpFlags, TcpPacket};
 
 use super::common::capture::{Capture, Captured, Frame};
-use super::{BLOB_SIZE, Command, HTTPS, NetnsResolvConf, bed, num, parse, run, run_ok, text};
+use super::{BLOB_SIZE, Bed, Command, HTTPS, NetnsResolvConf, bed, num, parse, run, run_ok, text};
 
-/// Interleaved rounds of one curl and one probe run each.
-const ROUNDS: usize = 7;
+/// Paired rounds of one curl and one probe run each, which one goes first alternating.
+const ROUNDS: usize = 61;
 
 /// The bound of the issue: within 20% of the reference or 0.2 ms.
 fn within(ours: f64, reference: f64) -> bool {
@@ -31,6 +39,10 @@ fn within(ours: f64, reference: f64) -> bool {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+fn min(v: Vec<f64>) -> f64 {
+    v.into_iter().fold(f64::INFINITY, f64::min)
 }
 
 /// One TCP segment of a capture: when, whether the client sent it, its flags, its payload size.
@@ -132,12 +144,86 @@ fn curl_phases(stdout: &str) -> [f64; 6] {
     ]
 }
 
+/// The `probe` to compare with curl: a release-grade build ([`probe_suite::release_probe_bin`]),
+/// or `None` (the test is skipped, saying why) when there is none outside CI.
+fn release_probe() -> Option<PathBuf> {
+    if let Some(bin) = probe_suite::release_probe_bin() {
+        let age = std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map_or_else(String::new, |d| format!(", built {} s ago", d.as_secs()));
+        eprintln!("probe under test: {}{age}", bin.display());
+        return Some(bin);
+    }
+    let why = "no release-grade probe: a debug build resolves about 0.2 ms slower than curl, \
+               outside the bound, so the comparison needs the static binary \
+               (`deploy/build-image.sh` builds it, `scripts/test-all.sh` runs that first), \
+               `cargo build --release -p probe-cli`, or PROBE_BIN=/path/to/probe";
+    assert!(
+        std::env::var(probe_lab::REQUIRE_ROOT_ENV).as_deref() != Ok("1"),
+        "{why}"
+    );
+    eprintln!("skipping: {why}");
+    None
+}
+
+/// One `curl -w` run: a warm-up request to another name, then `url`; its phases.
+async fn curl_run(bed: &Bed, warm: &str, url: &str) -> [f64; 6] {
+    let mut curl = bed.lab.a.command("nice");
+    curl.args(["-n", "-15", "curl"]);
+    curl.args(["-sS", "--http1.1", "-k", "--no-sessionid", "-o", "/dev/null", "-o", "/dev/null"])
+        .arg("-w")
+        .arg("%{time_namelookup} %{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total} %{size_download}\\n")
+        .args([warm, url]);
+    let out = run(curl).await;
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    curl_phases(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// One `probe http -c 2` run (the first request warms up); the second request's phases.
+async fn probe_run(bed: &Bed, bin: &Path, url: &str) -> [f64; 6] {
+    let mut cmd = bed.lab.a.command("nice");
+    cmd.args(["-n", "-15"])
+        .arg(bin)
+        .args(["http", "--json", "-c", "2", "-i", "0s", "-k", url]);
+    let out = run(cmd).await;
+    let (code, report) = (out.status.code(), parse(&out));
+    assert_eq!(code, Some(0), "{report}");
+    let req = &report["requests"][1];
+    assert_eq!(req["status"], 200);
+    assert_eq!(req["size_bytes"], BLOB_SIZE);
+    assert_eq!(req["http_version"], "HTTP/1.1");
+    assert_eq!(text(req, "tls.version"), "TLSv1.3");
+    let days = num(req, "tls.cert_expires_in_days");
+    assert!((29.0..=30.0).contains(&days), "{req}");
+    let phase = |k: &str| num(&req["phases"], k);
+    let phases = [
+        phase("resolve_ms"),
+        phase("connect_ms"),
+        phase("tls_ms"),
+        phase("ttfb_ms"),
+        phase("transfer_ms"),
+        phase("total_ms"),
+    ];
+    // The phases cover the request without a gap, as curl's do.
+    let sum: f64 = phases[..5].iter().sum();
+    assert!((sum - phases[5]).abs() < 0.01, "{req}");
+    phases
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not met yet: probe's resolve (hickory, a fresh resolver and a socket per query, debug build) is ~0.3 ms slower than curl's getaddrinfo, and its transfer is at the edge of the bound under load; connect, ttfb and tls (against the wire) are within it (README, Phases next to curl); run with --ignored"]
 async fn phases_match_curl_on_the_same_request() {
     if !probe_lab::require_root() {
         return;
     }
+    let Some(bin) = release_probe() else {
+        return;
+    };
     let bed = bed("curl");
     // probe and curl both resolve www.lab.test through /etc/resolv.conf (the test's server).
     let _resolv = NetnsResolvConf::new(&bed.lab.a, &bed.lab.b.ipv4().to_string());
@@ -145,54 +231,27 @@ async fn phases_match_curl_on_the_same_request() {
     // Each process first makes one warm-up request and the second is compared: curl's first
     // TLS phase includes OpenSSL loading its configuration (probe loads its trust store before
     // the clock starts). curl's warm-up goes to another name (warm.lab.test), so its measured
-    // request still resolves and opens a new connection; probe uses a fresh resolver, a new
-    // connection and a full handshake (no resumption) per request. Both skip certificate
-    // verification (-k) and write the body nowhere (curl -o /dev/null; probe keeps no body
-    // without a body expression).
+    // request still resolves and opens a new connection; probe asks the server again for each
+    // request (its resolver's cache is emptied), opens a new connection and makes a full
+    // handshake (no resumption). Neither keeps TLS sessions: probe has resumption off, curl
+    // gets --no-sessionid (else it stores the server's session tickets, which arrive before the
+    // response, inside its time to first byte). Both skip certificate verification (-k) and
+    // write the body nowhere (curl -o /dev/null; probe keeps no body without a body
+    // expression).
     let warm = format!("https://warm.lab.test:{HTTPS}/small");
     // Both tools and this process (the DNS server) get a high CPU priority, equally.
     run_ok(Command::new("renice").args(["-n", "-15", "-p", &std::process::id().to_string()]));
-    let capture = Capture::start(&bed.lab.a, "eth0", &format!("tcp port {HTTPS}"));
+    let capture = Capture::start_headers(&bed.lab.a, "eth0", &format!("tcp port {HTTPS}"));
     let (mut ours, mut theirs) = (vec![Vec::new(); 6], vec![Vec::new(); 6]);
-    for _ in 0..ROUNDS {
-        let mut curl = bed.lab.a.command("nice");
-        curl.args(["-n", "-15", "curl"]);
-        curl.args(["-sS", "--http1.1", "-k", "-o", "/dev/null", "-o", "/dev/null"])
-            .arg("-w")
-            .arg("%{time_namelookup} %{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total} %{size_download}\\n")
-            .args([&warm, &url]);
-        let out = run(curl).await;
-        assert!(
-            out.status.success(),
-            "curl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let curl_w = curl_phases(&String::from_utf8_lossy(&out.stdout));
-
-        let mut ours_cmd = bed.lab.a.command("nice");
-        ours_cmd
-            .args(["-n", "-15"])
-            .arg(probe_suite::probe_bin())
-            .args(["http", "--json", "-c", "2", "-i", "0s", "-k", &url]);
-        let out = run(ours_cmd).await;
-        let (code, report) = (out.status.code(), parse(&out));
-        assert_eq!(code, Some(0), "{report}");
-        let req = &report["requests"][1];
-        assert_eq!(req["status"], 200);
-        assert_eq!(req["size_bytes"], BLOB_SIZE);
-        assert_eq!(req["http_version"], "HTTP/1.1");
-        assert_eq!(text(req, "tls.version"), "TLSv1.3");
-        let days = num(req, "tls.cert_expires_in_days");
-        assert!((29.0..=30.0).contains(&days), "{req}");
-        let phase = |k: &str| num(&req["phases"], k);
-        let probe_now = [
-            phase("resolve_ms"),
-            phase("connect_ms"),
-            phase("tls_ms"),
-            phase("ttfb_ms"),
-            phase("transfer_ms"),
-            phase("total_ms"),
-        ];
+    for round in 0..ROUNDS {
+        // Alternating who goes first cancels what one run leaves warm for the next.
+        let (curl_w, probe_now) = if round % 2 == 0 {
+            let c = curl_run(&bed, &warm, &url).await;
+            (c, probe_run(&bed, &bin, &url).await)
+        } else {
+            let p = probe_run(&bed, &bin, &url).await;
+            (curl_run(&bed, &warm, &url).await, p)
+        };
         eprintln!("probe {probe_now:.3?}\ncurl  {curl_w:.3?}");
         for i in 0..6 {
             ours[i].push(probe_now[i]);
@@ -200,7 +259,7 @@ async fn phases_match_curl_on_the_same_request() {
         }
     }
     let captured = capture.stop();
-    // Per round, in order: curl's /blob, probe's first and probe's second request.
+    // Per round, in order: curl's /blob then probe's two requests, or probe's then curl's.
     let blobs: Vec<WireConn> = connections(&captured)
         .into_iter()
         .filter(|c| c.blob)
@@ -208,41 +267,88 @@ async fn phases_match_curl_on_the_same_request() {
     assert_eq!(
         blobs.len(),
         3 * ROUNDS,
-        "connections in the capture: {blobs:?}"
+        "connections in the capture ({:?} packets dropped by the kernel): {blobs:?}",
+        captured.dropped_by_kernel
     );
-    let wire = |offset: usize, f: fn(&WireConn) -> f64| {
-        median(blobs.iter().skip(offset).step_by(3).map(f).collect())
-    };
-    let (curl_wire_tls, probe_wire_tls) = (wire(0, |c| c.tls_ms), wire(2, |c| c.tls_ms));
-    let (curl_wire_connect, probe_wire_connect) =
-        (wire(0, |c| c.connect_ms), wire(2, |c| c.connect_ms));
-
-    let names = ["resolve", "connect", "tls", "ttfb", "transfer", "total"];
-    let m = |v: &[Vec<f64>], i: usize| median(v[i].clone());
-    let without_tls = |v: &[Vec<f64>]| median(v[5].iter().zip(&v[2]).map(|(t, s)| t - s).collect());
-    // (what, probe, reference, reference's name)
-    let mut checks: Vec<(String, f64, f64, &str)> = [0, 1, 3, 4]
-        .iter()
-        .map(|&i| (names[i].to_owned(), m(&ours, i), m(&theirs, i), "curl"))
-        .collect();
-    checks.push(("tls".into(), m(&ours, 2), probe_wire_tls, "wire"));
-    checks.push((
-        "total - tls".into(),
-        without_tls(&ours),
-        without_tls(&theirs),
-        "curl",
-    ));
-    eprintln!(
-        "{:>12}  {:>8}  {:>8}  (ms, medians of {ROUNDS})",
-        "phase", "probe", "curl"
-    );
-    for (i, name) in names.iter().enumerate() {
-        eprintln!("{name:>12}  {:8.3}  {:8.3}", m(&ours, i), m(&theirs, i));
+    let (mut curl_wire, mut probe_wire) = (Vec::new(), Vec::new());
+    for (round, conns) in blobs.chunks(3).enumerate() {
+        let (c, p) = if round % 2 == 0 {
+            (conns[0], conns[2])
+        } else {
+            (conns[2], conns[1])
+        };
+        curl_wire.push(c);
+        probe_wire.push(p);
     }
+    let on_wire =
+        |conns: &[WireConn], f: fn(&WireConn) -> f64| -> Vec<f64> { conns.iter().map(f).collect() };
+    // Each row: probe's minimum, curl's minimum, probe's median, curl's median.
+    let stats = |o: &[f64], t: &[f64]| {
+        [
+            min(o.to_vec()),
+            min(t.to_vec()),
+            median(o.to_vec()),
+            median(t.to_vec()),
+        ]
+    };
+    let names = ["resolve", "connect", "tls", "ttfb", "transfer", "total"];
+    let mut rows: Vec<(&str, [f64; 4])> = names
+        .iter()
+        .zip(ours.iter().zip(&theirs))
+        .map(|(n, (o, t))| (*n, stats(o, t)))
+        .collect();
+    // The total without the TLS phase, from the other phases' statistics: under load a round
+    // in which none of curl's four phases is disturbed is rare (its resolve waits for its
+    // resolver thread to be scheduled), so the minimum of the rounds' sums measures the load.
+    let mut without_tls = [0.0; 4];
+    for (name, st) in &rows {
+        if ["resolve", "connect", "ttfb", "transfer"].contains(name) {
+            for (sum, v) in without_tls.iter_mut().zip(st) {
+                *sum += v;
+            }
+        }
+    }
+    rows.push(("total - tls", without_tls));
+    rows.push((
+        "wire: SYN to SYN-ACK",
+        stats(
+            &on_wire(&probe_wire, |c| c.connect_ms),
+            &on_wire(&curl_wire, |c| c.connect_ms),
+        ),
+    ));
+    rows.push((
+        "wire: SYN-ACK to the client's Finished",
+        stats(
+            &on_wire(&probe_wire, |c| c.tls_ms),
+            &on_wire(&curl_wire, |c| c.tls_ms),
+        ),
+    ));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
-        "{:>12}  {probe_wire_connect:8.3}  {curl_wire_connect:8.3}\n{:>12}  {probe_wire_tls:8.3}  {curl_wire_tls:8.3}",
-        "wire connect", "wire tls"
+        "\n{} against curl, {ROUNDS} paired rounds, load average {}; ms:\n",
+        bin.display(),
+        load.split_whitespace().next().unwrap_or("?")
     );
+    eprintln!(
+        "| phase | probe min | curl min | probe median | curl median |\n|---|---|---|---|---|"
+    );
+    for (name, [a, b, c, d]) in &rows {
+        eprintln!("| {name} | {a:.3} | {b:.3} | {c:.3} | {d:.3} |");
+    }
+    eprintln!();
+    let row = |name: &str| rows.iter().find(|r| r.0 == name).expect("row").1;
+    // (what, probe, reference, reference's name): minimums of the rounds.
+    let mut checks: Vec<(&str, f64, f64, &str)> =
+        ["resolve", "connect", "ttfb", "transfer", "total - tls"]
+            .into_iter()
+            .map(|name| (name, row(name)[0], row(name)[1], "curl"))
+            .collect();
+    checks.push((
+        "tls",
+        row("tls")[0],
+        row("wire: SYN-ACK to the client's Finished")[0],
+        "wire",
+    ));
     let mut failures = Vec::new();
     for (what, o, r, against) in &checks {
         let ok = within(*o, *r);
@@ -256,6 +362,6 @@ async fn phases_match_curl_on_the_same_request() {
     }
     assert!(
         failures.is_empty(),
-        "phases off by more than 20% and 0.2 ms: {failures:?}"
+        "phases off by more than 20% and 0.2 ms (minimums of {ROUNDS} rounds): {failures:?}"
     );
 }

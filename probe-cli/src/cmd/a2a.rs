@@ -1,35 +1,24 @@
 //! `probe a2a`: one agent-to-agent STAMP test, against a peer or an embedded responder.
 
-use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use probe_core::a2a::runtime::{
-    A2aOptions, A2aOptionsBuilder, Family, Pace, PeerSpec, Responder, ResponderConfig, TestOutcome,
-    run_test,
-};
+use probe_core::a2a::runtime::{A2aError, Family, PeerSpec, Responder, ResponderConfig, run_test};
 use probe_core::a2a::{
-    Direction, Limit, MAX_SIZE, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring,
-    VoiceConfig, planned_duration,
+    Direction, ReflectorConfig, ReflectorCounters, StampKey, StampKeyring, planned_duration,
 };
-use probe_core::control::FarEndResults;
-use probe_core::io::PacerConfig;
-use probe_core::report::IntervalReport;
-use probe_core::stats::emodel::Codec;
-use probe_core::wire::stamp::BASE_LEN;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinHandle};
 
 use super::a2a_control::{self, Control};
-use super::a2a_table;
-use crate::cli::{A2aArgs, A2aProto, Profile, Rate, STAMP_PORT};
-
-/// Packets allowed unanswered in a `--rate max` flood.
-const FLOOD_WINDOW: u32 = 256;
-/// Packets sent when neither --count nor --duration is given.
-const DEFAULT_COUNT: u32 = 100;
+use super::a2a_intervals::Show;
+use super::a2a_stamp_options::options_from;
+use super::a2a_views::Views;
+use crate::cli::{A2aArgs, A2aProto, STAMP_PORT};
 
 pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     if args.proto == A2aProto::Tcp {
@@ -67,8 +56,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (addr, spec.to_string(), spec.host.clone(), None)
         }
         None => {
-            let (addr, stop, task) = start_embedded(family, key.clone())?;
-            (addr, addr.to_string(), String::new(), Some((stop, task)))
+            let e = start_embedded(family, key.clone())?;
+            (e.addr, e.addr.to_string(), String::new(), Some(e))
         }
     };
     let control = if embedded.is_some() {
@@ -143,9 +132,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let (outcome, intervals) = tokio::join!(to_test, show.consume(reports_rx));
-    if let Some((stop, task)) = embedded {
-        let _ = stop.send(());
-        match task.await {
+    if let Some(e) = embedded {
+        match e.stop().await {
             Ok(Ok(c)) => tracing::info!("embedded responder: {c:?}"),
             Ok(Err(e)) => tracing::warn!("embedded responder: {e}"),
             Err(e) => tracing::warn!("embedded responder task: {e}"),
@@ -155,15 +143,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         Control::Negotiated(n) => Some(n.finish(planned_duration(plan.0, plan.1)).await),
         Control::None(_) => None,
     };
-    let paths = if args.trace {
-        let client = match &control {
-            Control::Negotiated(n) => Ok(n.client()),
-            Control::None(note) => Err(note.as_str()),
-        };
-        Some(super::a2a_trace::trace_both(args, peer.ip(), client).await)
-    } else {
-        None
-    };
+    let (req, client) = (super::a2a_trace::icmp(), control.client());
+    let paths = super::a2a_trace::trace_if_asked(args, req, peer.ip(), client).await;
     let near_counters = match near {
         Some(r) => Some(r.stop().await?),
         None => None,
@@ -212,331 +193,62 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     {
         eprintln!("probe: direction both: `from` did not run: {note}");
     }
-    print(args, &views, embedded_note(args))?;
-    let mut code = ExitCode::SUCCESS;
-    for e in paths.iter().flat_map(super::a2a_trace::Paths::errors) {
-        eprintln!("probe: --trace: {e}");
-        code = ExitCode::from(1);
-    }
-    if let Some(o) = &outcome
-        && !o.answered
+    views.print(args)?;
+    Ok(views.exit_code(peer, key.as_ref()))
+}
+
+/// A server of a self-contained run, on loopback: its address and the task serving until
+/// it is stopped.
+pub(super) struct Embedded<T> {
+    /// Where it listens.
+    pub(super) addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<T>,
+}
+
+/// What a server's run waits on: it completes when the server is told to stop.
+pub(super) type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl<T: Send + 'static> Embedded<T> {
+    /// Spawns `serve(stopped)` for a server listening at `addr`.
+    pub(super) fn spawn<F>(addr: SocketAddr, serve: impl FnOnce(Stopped) -> F) -> Self
+    where
+        F: Future<Output = T> + Send + 'static,
     {
-        eprintln!("{}", no_answer_message(&label, peer, o, key.as_ref()));
-        code = ExitCode::from(1);
-    }
-    if let Some((_, r)) = &far {
-        match r {
-            Err(e) => {
-                eprintln!("probe: the far end's results from {label} are missing: {e}");
-                code = ExitCode::from(1);
-            }
-            Ok(f) if direction.includes_from() => {
-                if let Some(e) = &f.sender_error {
-                    eprintln!("probe: the `from` direction failed at the far end: {e}");
-                    code = ExitCode::from(1);
-                } else if f.sender.as_ref().is_none_or(|r| r.received == 0) {
-                    eprintln!(
-                        "probe: nothing of the far end's test toward this end came back                          (direction from)"
-                    );
-                    code = ExitCode::from(1);
-                }
-            }
-            Ok(_) => {}
-        }
-    }
-    Ok(code)
-}
-
-/// Everything one run measured, for the table and the JSON.
-struct Views<'a> {
-    direction: Direction,
-    /// The `to` direction (this end's Session-Sender).
-    outcome: Option<&'a TestOutcome>,
-    /// The far end's view (`far_end` JSON) or why it is missing.
-    far: Option<(
-        Option<&'a serde_json::Value>,
-        Result<&'a FarEndResults, String>,
-    )>,
-    /// This end's reflector of the `from` direction.
-    near: Option<&'a ReflectorCounters>,
-    label: &'a str,
-    /// Why the test ran without the control plane (against a peer).
-    control_note: Option<&'a str>,
-    /// Why `from` did not run although the default (both) asked for it.
-    direction_note: Option<&'a str>,
-    /// The paths both ways (`--trace`).
-    paths: Option<&'a super::a2a_trace::Paths>,
-}
-
-impl Views<'_> {
-    fn json(&self) -> anyhow::Result<serde_json::Value> {
-        let mut v = match self.outcome {
-            Some(o) => serde_json::to_value(&o.report)?,
-            None => serde_json::json!({ "peer": self.label }),
-        };
-        let Some(obj) = v.as_object_mut() else {
-            return Ok(v);
-        };
-        obj.insert("direction".into(), self.direction.as_str().into());
-        let negotiated = self.far.is_some();
-        obj.insert(
-            "control".into(),
-            if negotiated { "negotiated" } else { "none" }.into(),
-        );
-        if let Some(note) = self.direction_note {
-            obj.insert("direction_note".into(), note.into());
-        }
-        if let Some(note) = self.control_note {
-            obj.insert("control_note".into(), note.into());
-        }
-        if let Some((far_end, result)) = &self.far {
-            match (far_end, result) {
-                (Some(j), _) => {
-                    obj.insert("far_end".into(), (*j).clone());
-                }
-                (None, Err(e)) => {
-                    obj.insert("far_end_error".into(), e.clone().into());
-                }
-                (None, Ok(_)) => {}
-            }
-            if self.direction.includes_from() {
-                obj.insert(
-                    "from".into(),
-                    a2a_control::from_json(result.as_ref().ok().copied(), self.near),
-                );
-            }
-        }
-        if let Some(p) = self.paths {
-            obj.insert("path".into(), p.json());
-        }
-        Ok(v)
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(Box::pin(async move {
+            let _ = stopped.await;
+        })));
+        Embedded { addr, stop, task }
     }
 
-    fn table(&self, note: &str) -> String {
-        let mut out = String::new();
-        if let Some(o) = self.outcome {
-            out.push_str(&a2a_table::render(o, note));
-        }
-        if let Some((_, result)) = &self.far {
-            match result {
-                Ok(f) => {
-                    if let Some(r) = &f.reflector {
-                        let _ = writeln!(
-                            out,
-                            "\nfar end (its own view): received {}, reflected {}, rate-limited {}; clock {}{}",
-                            r.received,
-                            r.reflected,
-                            r.rate_limited,
-                            if f.clock.synced {
-                                "synchronized"
-                            } else {
-                                "not synchronized"
-                            },
-                            f.clock.max_error_ns.map_or_else(String::new, |ns| format!(
-                                ", max error {} us",
-                                ns / 1000
-                            ))
-                        );
-                    }
-                    if let Some(r) = &f.sender {
-                        let _ = writeln!(
-                            out,
-                            "\ndirection from: the far end sent toward this end (forward = toward this end)"
-                        );
-                        out.push_str(&a2a_table::render_report(r, None, ""));
-                    }
-                    if let Some(e) = &f.sender_error {
-                        let _ = writeln!(out, "\ndirection from failed at the far end: {e}");
-                    }
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "\nfar end's view missing: {e}");
-                }
-            }
-        }
-        if let Some(c) = self.near {
-            let _ = writeln!(
-                out,
-                "this end's reflector: received {}, reflected {}",
-                c.received, c.reflected
-            );
-        }
-        if let Some(p) = self.paths {
-            out.push_str(&p.table());
-        }
-        out
+    /// Stops the server; what its run returned, or why its task failed.
+    pub(super) async fn stop(self) -> Result<T, JoinError> {
+        let _ = self.stop.send(());
+        self.task.await
     }
 }
 
-/// The test settings the flags describe (peer filled in later, settings checked then), and
-/// the planned `(pace, limit)`.
-fn options_from(args: &A2aArgs) -> anyhow::Result<(A2aOptionsBuilder, (Pace, Limit))> {
-    if !(BASE_LEN..=MAX_SIZE).contains(&args.size) {
-        bail!(
-            "--size {} is outside {BASE_LEN}..={MAX_SIZE}: a STAMP test packet needs at least {BASE_LEN} bytes of UDP payload",
-            args.size
-        );
-    }
-    let limit = match (args.count, args.duration) {
-        (Some(0), _) => bail!("--count must be at least 1"),
-        (Some(c), _) => Limit::Count(
-            u32::try_from(c)
-                .ok()
-                .filter(|&c| c < u32::MAX)
-                .with_context(|| format!("--count {c} is too large (at most {})", u32::MAX - 1))?,
-        ),
-        (None, Some(d)) if d.is_zero() => bail!("--duration must be positive"),
-        (None, Some(d)) => Limit::Duration(d),
-        (None, None) => Limit::Count(DEFAULT_COUNT),
-    };
-    let pace = match args.rate {
-        Some(Rate::Max) => Pace::Max {
-            window: FLOOD_WINDOW,
-        },
-        Some(Rate::Pps(pps)) => Pace::Interval(
-            // The parser keeps pps within MIN_RATE..=MAX_RATE, so this cannot fail.
-            Duration::try_from_secs_f64(1.0 / pps)
-                .with_context(|| format!("--rate {pps} gives no valid interval"))?
-                .max(Duration::from_nanos(1)),
-        ),
-        None if args.interval.is_zero() => bail!("--interval must be positive (or use --rate max)"),
-        None => Pace::Interval(args.interval),
-    };
-    let mut o = A2aOptions::builder(SocketAddr::from(([127, 0, 0, 1], STAMP_PORT)))
-        .size(args.size)
-        .dscp(args.dscp)
-        .source(args.source)
-        .wait(args.wait);
-    if let Some(dev) = &args.interface {
-        o = o.interface(dev.clone());
-    }
-    if let Some(margin) = args.spin {
-        let pacer = PacerConfig::default();
-        o = o.pacer(if margin.is_zero() {
-            pacer.no_spin()
-        } else {
-            pacer.spin(margin).max_spin(margin.saturating_mul(2))
-        });
-    }
-    let (o, pace, limit) = if args.profile == Some(Profile::Voice) {
-        voice_options(args, o)?
-    } else {
-        (o, pace, limit)
-    };
-    let o = o.timeline(args.timeline || args.html.is_some());
-    Ok((o.pace(pace).limit(limit), (pace, limit)))
-}
-
-/// Voice profile bounds on --duration.
-const VOICE_DURATION: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(30));
-/// Expedited Forwarding, the DSCP of voice.
-const VOICE_DSCP: u8 = 46;
-
-/// `--profile voice`: the codec's packet every 20 ms, DSCP 46, 5 to 30 s (10 s by default).
-fn voice_options(
-    args: &A2aArgs,
-    o: A2aOptionsBuilder,
-) -> anyhow::Result<(A2aOptionsBuilder, Pace, Limit)> {
-    let d = args.duration.unwrap_or(Duration::from_secs(10));
-    let (lo, hi) = VOICE_DURATION;
-    if !(lo..=hi).contains(&d) {
-        bail!(
-            "--duration {} is outside 5s..=30s: a --profile voice test runs 5 to 30 seconds",
-            humantime::format_duration(d)
-        );
-    }
-    let voice = VoiceConfig {
-        codec: args.codec.codec(),
-        jitter_buffer: args.jitter_buffer,
-    };
-    let o = o
-        .size(voice.packet_size())
-        .dscp(args.dscp.unwrap_or(VOICE_DSCP))
-        .voice(voice);
-    let pace = Pace::Interval(Duration::from_millis(Codec::PACKET_MS));
-    Ok((o, pace, Limit::Duration(d)))
-}
-
-/// How interval reports show while the test runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Show {
-    /// Nowhere (collected for the JSON, if asked for).
-    Nothing,
-    /// A line per interval on stdout (`--report-interval` without `--json`).
-    Lines,
-    /// One live progress line on stderr, rewritten each second (a terminal, a long run).
-    Progress,
-}
-
-impl Show {
-    fn choose(args: &A2aArgs, (pace, limit): (Pace, Limit)) -> Show {
-        if args.report_interval.is_some() && !args.json {
-            return Show::Lines;
-        }
-        let long = planned_duration(pace, limit).is_none_or(|d| d > Duration::from_secs(2));
-        if !args.quiet && long && std::io::stderr().is_terminal() {
-            Show::Progress
-        } else {
-            Show::Nothing
-        }
-    }
-
-    /// The interval the engine reports at.
-    fn every(self, args: &A2aArgs) -> Option<Duration> {
-        match (self, args.report_interval) {
-            (_, Some(every)) => Some(every),
-            (Show::Progress, None) => Some(Duration::from_secs(1)),
-            _ => None,
-        }
-    }
-
-    /// Shows each report as it comes; returns them all once the channel closes.
-    async fn consume(self, mut rx: mpsc::Receiver<IntervalReport>) -> Vec<IntervalReport> {
-        let mut all = Vec::new();
-        let mut stderr = std::io::stderr();
-        if self == Show::Lines {
-            println!("{}", a2a_table::interval_header());
-        }
-        while let Some(r) = rx.recv().await {
-            match self {
-                Show::Lines => println!("{}", a2a_table::interval_line(&r)),
-                Show::Progress => {
-                    let _ = write!(stderr, "\r\x1b[2K{}", a2a_table::progress_line(&r));
-                    let _ = stderr.flush();
-                }
-                Show::Nothing => {}
-            }
-            all.push(r);
-        }
-        if self == Show::Progress && !all.is_empty() {
-            let _ = write!(stderr, "\r\x1b[2K");
-            let _ = stderr.flush();
-        }
-        all
-    }
-}
-
-type Embedded = (
-    SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<
-        Result<probe_core::a2a::ReflectorCounters, probe_core::a2a::runtime::A2aError>,
-    >,
-);
-
-/// Starts a responder on loopback (ephemeral port) for a self-contained run.
-fn start_embedded(family: Family, key: Option<StampKey>) -> anyhow::Result<Embedded> {
-    let ip = match family {
+/// The loopback address of `family` (IPv4 unless IPv6 is asked for).
+pub(super) fn loopback(family: Family) -> IpAddr {
+    match family {
         Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
+    }
+}
+
+/// Starts a responder on loopback (ephemeral port) for a self-contained run.
+fn start_embedded(
+    family: Family,
+    key: Option<StampKey>,
+) -> anyhow::Result<Embedded<Result<ReflectorCounters, A2aError>>> {
     let reflector = ReflectorConfig::builder()
         .clock(probe_core::a2a::runtime::local_clock_info())
         .rate_limit_pps(0)
         .build()?;
-    let mut responder =
-        Responder::bind(&ResponderConfig::new([SocketAddr::new(ip, 0)], reflector)?)
-            .context("cannot start the embedded responder")?;
+    let listen = [SocketAddr::new(loopback(family), 0)];
+    let mut responder = Responder::bind(&ResponderConfig::new(listen, reflector)?)
+        .context("cannot start the embedded responder")?;
     if let Some(key) = key {
         responder.set_stamp_keys(StampKeyring::with_default(key));
     }
@@ -544,70 +256,5 @@ fn start_embedded(family: Family, key: Option<StampKey>) -> anyhow::Result<Embed
         .local_addrs()
         .first()
         .context("the embedded responder has no address")?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(responder.run(async move {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop, task))
-}
-
-fn embedded_note(args: &A2aArgs) -> &'static str {
-    if args.peer.is_none() {
-        " (embedded responder)"
-    } else {
-        ""
-    }
-}
-
-fn print(args: &A2aArgs, views: &Views<'_>, note: &str) -> anyhow::Result<()> {
-    if let Some(path) = &args.html {
-        if let Some(o) = views.outcome {
-            super::report::write_html(path, &probe_core::report::html::a2a_page(&o.report)?)?;
-        } else {
-            eprintln!("probe: --html: no report of this end's test to draw (--direction from)");
-        }
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&views.json()?)?);
-    } else {
-        print!("{}", views.table(note));
-    }
-    Ok(())
-}
-
-fn no_answer_message(
-    label: &str,
-    addr: SocketAddr,
-    outcome: &TestOutcome,
-    key: Option<&StampKey>,
-) -> String {
-    if let Some(key) = key {
-        let mut m = format!(
-            "probe: nothing answered at {label} ({addr}/udp) in STAMP authenticated mode: {} packets sent, 100% lost.\nLikely cause: authentication. The peer does not hold this key (key id {}), or does not run authenticated mode: it drops packets with a wrong HMAC without a reply. Give `probe serve` there the same --stamp-key-file (it prints its key id at start).",
-            outcome.report.sent,
-            key.id()
-        );
-        if outcome.report.auth_failed > 0 {
-            let _ = write!(
-                m,
-                "\n{} replies came back with a wrong HMAC: the peer answers with another key.",
-                outcome.report.auth_failed
-            );
-        }
-        let _ = write!(
-            m,
-            "\nOtherwise: no responder runs there, or a firewall drops UDP to port {}.",
-            addr.port()
-        );
-        return m;
-    }
-    let mut m = format!(
-        "probe: nothing answered at {label} ({addr}/udp): {} packets sent, 100% lost.\nLikely causes:\n  - no `probe serve` (or other STAMP responder) runs there, or it listens on another port;\n  - a firewall drops UDP to port {port};\n  - the peer is behind NAT without a published port (docker run --publish {port}:{port}/udp).",
-        outcome.report.sent,
-        port = addr.port()
-    );
-    if let Some(icmp) = &outcome.icmp_error {
-        let _ = write!(m, "\nThe network said: {icmp}.");
-    }
-    m
+    Ok(Embedded::spawn(addr, |stopped| responder.run(stopped)))
 }

@@ -12,16 +12,15 @@ use probe_core::a2a::{
 };
 use probe_core::control::messages::ClockFacts;
 use probe_core::control::negotiation::{punch, random_ssid};
-use probe_core::control::pin::KNOWN_PEERS_FILE;
 use probe_core::control::{
-    ClientConfig, ControlClient, ControlError, FarEndResults, Fingerprint, PeerHello, PinPolicy,
-    TestAccepted, TestKind, TestRequest, connect,
+    ControlClient, ControlError, FarEndResults, PeerHello, TestAccepted, TestKind, TestRequest,
+    connect,
 };
 use probe_core::time::ClockInfo;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::control::{state_dir, token};
+use super::control::client_config;
 use crate::cli::A2aArgs;
 
 /// Punches sent (a lost one would cost the whole `from` direction).
@@ -41,6 +40,16 @@ pub enum Control {
     None(String),
     /// Negotiated over the control plane.
     Negotiated(Box<Negotiated>),
+}
+
+impl Control {
+    /// The control connection, or the note saying why the test has none.
+    pub fn client(&self) -> Result<&ControlClient, &str> {
+        match self {
+            Control::Negotiated(n) => Ok(&n.client),
+            Control::None(note) => Err(note),
+        }
+    }
 }
 
 /// A test granted by the peer's control plane.
@@ -122,17 +131,12 @@ pub async fn connect_peer(
     } else {
         format!("{host}:{}", args.control_port)
     };
-    let pin = match &args.peer_fingerprint {
-        Some(fp) => {
-            PinPolicy::Fingerprint(fp.parse::<Fingerprint>().context("--peer-fingerprint")?)
-        }
-        None => PinPolicy::KnownPeers {
-            file: state_dir(&args.control)?.join(KNOWN_PEERS_FILE),
-            key: key.clone(),
-        },
-    };
-    let mut config = ClientConfig::new(server, key.clone(), pin);
-    config.token = token(&args.control)?;
+    let mut config = client_config(
+        &args.control,
+        args.peer_fingerprint.as_deref(),
+        server,
+        &key,
+    )?;
     config.timeout = args.control_timeout;
     let client = match connect(config).await {
         Ok(c) => c,

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::a2a_control::connect_peer;
 use super::a2a_tcp::{direction_line, interval_lines, summary_line};
+use super::a2a_trace::{self, trace_if_asked};
 use crate::cli::{A2aArgs, Rate, STAMP_PORT};
 
 /// Handshakes timed when --handshakes is not given.
@@ -62,6 +63,10 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
     let timeout = args.control_timeout.max(MIN_TIMEOUT);
     let negotiated = run_negotiated(&client, handshakes, rtt, throughput, timeout).await;
     let server = client.server();
+    let paths = match &negotiated {
+        Ok(_) => trace_if_asked(args, a2a_trace::icmp(), server.ip(), Ok(&client)).await,
+        Err(_) => None,
+    };
     client.close().await;
     if let Some((stop, task)) = embedded {
         let _ = stop.send(());
@@ -79,7 +84,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         quic,
     };
     let ok = succeeded(&report);
-    let code = super::print_report(args.json, &report, render, ok)?;
+    let code = a2a_trace::print_report(args.json, &report, render, ok, paths.as_ref())?;
     if let Some(e) = &report.quic.error {
         eprintln!("probe: the QUIC test with {label} stopped early: {e}");
     }

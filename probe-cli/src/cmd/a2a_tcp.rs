@@ -2,7 +2,7 @@
 //! a peer's 49153/tcp (or an embedded server on loopback).
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +16,14 @@ use probe_core::report::tcp::{
 };
 use probe_core::stats::Summary;
 use probe_core::tcp::runtime::{
-    BUF_LEN, ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, TcpTestError,
-    ThroughputTest, run_connect, run_throughput,
+    BUF_LEN, ConnectTest, TcpClientOptions, TcpServer, TcpServerConfig, TcpServerCounters,
+    TcpTestError, ThroughputTest, run_connect, run_throughput,
 };
 use probe_core::tcp::{Gate, LocalAdmission, Refusal};
 
+use super::a2a::{Embedded, loopback};
 use super::a2a_control::{self, Control};
-use tokio::sync::oneshot;
+use super::a2a_trace::{self, trace_if_asked};
 
 use crate::cli::{A2aArgs, STAMP_PORT};
 
@@ -39,9 +40,6 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         bail!(
             "--handshakes counts QUIC handshakes: use --proto quic (--count counts TCP connects)"
         );
-    }
-    if args.trace {
-        bail!("--trace runs with the UDP test: drop --proto tcp");
     }
     if !args.throughput && (args.streams != 1 || args.direction.is_some()) {
         bail!(
@@ -63,8 +61,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             (spec.resolve(family).await?, spec.to_string(), host, None)
         }
         None => {
-            let (addr, stop, task) = start_embedded(family)?;
-            (addr, addr.to_string(), String::new(), Some((stop, task)))
+            let e = start_embedded(family)?;
+            (e.addr, e.addr.to_string(), String::new(), Some(e))
         }
     };
     let opts = TcpClientOptions {
@@ -104,16 +102,23 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             Control::None(note) => tracing::info!("TCP throughput without control: {note}"),
         }
         let result = run_throughput(&opts, test).await;
+        if let Control::Negotiated(n) = &control
+            && let Err(e) = n.finish(Some(Duration::ZERO)).await
+        {
+            tracing::warn!("ending the session at {label}: {e}");
+        }
+        // Traced once the session is over, over its control connection.
+        let paths = match &result {
+            Ok(_) => trace_if_asked(args, a2a_trace::tcp(peer), peer.ip(), control.client()).await,
+            Err(_) => None,
+        };
         if let Control::Negotiated(n) = control {
-            if let Err(e) = n.finish(Some(Duration::ZERO)).await {
-                tracing::warn!("ending the session at {label}: {e}");
-            }
             n.close().await;
         }
         let report = result
             .map_err(|e| explain_refusal(e, args))
             .with_context(|| format!("the TCP throughput test against {label} failed"))?;
-        super::print_report(args.json, &report, render_throughput, true)?
+        a2a_trace::print_report(args.json, &report, render_throughput, true, paths.as_ref())?
     } else {
         let count = match args.count {
             Some(0) => bail!("--count must be at least 1"),
@@ -133,7 +138,10 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("the TCP connect test against {label} failed"))?;
         let ok = report.connected > 0;
-        let code = super::print_report(args.json, &report, render_connect, ok)?;
+        let host = embedded.is_none().then_some(host.as_str());
+        let paths =
+            a2a_trace::trace_if_asked_connecting(args, a2a_trace::tcp(peer), peer, host).await;
+        let code = a2a_trace::print_report(args.json, &report, render_connect, ok, paths.as_ref())?;
         if !ok {
             eprintln!(
                 "probe: no connect to {label} ({peer}/tcp) succeeded: {}",
@@ -142,9 +150,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         }
         code
     };
-    if let Some((stop, task)) = embedded {
-        let _ = stop.send(());
-        let _ = task.await;
+    if let Some(e) = embedded {
+        let _ = e.stop().await;
     }
     Ok(code)
 }
@@ -182,20 +189,10 @@ fn explain_refusal(e: TcpTestError, args: &A2aArgs) -> anyhow::Error {
     }
 }
 
-type Embedded = (
-    SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<probe_core::tcp::runtime::TcpServerCounters>,
-);
-
 /// Starts a TCP test server on loopback (ephemeral port) for a self-contained run.
-fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
-    let ip = match family {
-        Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
+fn start_embedded(family: Family) -> anyhow::Result<Embedded<TcpServerCounters>> {
     let server = TcpServer::bind(TcpServerConfig {
-        listen: vec![SocketAddr::new(ip, 0)],
+        listen: vec![SocketAddr::new(loopback(family), 0)],
         admission: Arc::new(LocalAdmission::new(Gate::new(Duration::from_secs(
             366 * 86_400,
         )))),
@@ -205,11 +202,7 @@ fn start_embedded(family: Family) -> anyhow::Result<Embedded> {
         .local_addrs()
         .first()
         .context("the embedded TCP server has no address")?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop, task))
+    Ok(Embedded::spawn(addr, |stopped| server.run(stopped)))
 }
 
 pub(super) fn summary_line(out: &mut String, name: &str, s: Option<&Summary>) {

@@ -27,6 +27,7 @@ use probe_core::time::{ClockMode, PeerClock, decide_mode};
 
 use super::a2a_control::{self, Control, Negotiated};
 use super::a2a_tcp::rate as bit_rate;
+use super::a2a_trace;
 use crate::cli::{A2aArgs, Rate, STAMP_PORT};
 
 /// Sending time when neither --duration nor --count is given.
@@ -160,6 +161,8 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
             .from
             .map(|(s, r)| UdpDirectionReport::from_counts(&s, &r, plan.size, owd)),
     };
+    // Traced once the session is over, over its control connection.
+    let paths = a2a_trace::trace_if_asked(args, a2a_trace::icmp(), peer.ip(), Ok(n.client())).await;
     n.close().await;
     let ok = errors.is_empty();
     let report = UdpThroughputReport {
@@ -174,7 +177,7 @@ pub async fn run(args: &A2aArgs) -> anyhow::Result<ExitCode> {
         throughput: section,
         errors,
     };
-    super::print_report(args.json, &report, render, ok)
+    a2a_trace::print_report(args.json, &report, render, ok, paths.as_ref())
 }
 
 /// Each direction's (sender, receiver) counts.

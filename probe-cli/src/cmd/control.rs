@@ -1,9 +1,11 @@
 //! Control-plane settings shared by `probe serve` and the control clients.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use probe_core::control::{Token, default_state_dir};
+use probe_core::control::pin::KNOWN_PEERS_FILE;
+use probe_core::control::{ClientConfig, Fingerprint, PinPolicy, Token, default_state_dir};
 
 use crate::cli::ControlAccessArgs;
 
@@ -22,4 +24,27 @@ pub fn token(args: &ControlAccessArgs) -> anyhow::Result<Option<Token>> {
         args.token_file.as_deref(),
         env.as_deref(),
     )?)
+}
+
+/// The settings of a control connection to `server`, known as `key` (`HOST:PORT`): pinned to
+/// `--peer-fingerprint` when given, else trusted on first use in the known-peers file of the
+/// state directory, with the shared token.
+pub fn client_config(
+    args: &ControlAccessArgs,
+    peer_fingerprint: Option<&str>,
+    server: SocketAddr,
+    key: &str,
+) -> anyhow::Result<ClientConfig> {
+    let pin = match peer_fingerprint {
+        Some(fp) => {
+            PinPolicy::Fingerprint(fp.parse::<Fingerprint>().context("--peer-fingerprint")?)
+        }
+        None => PinPolicy::KnownPeers {
+            file: state_dir(args)?.join(KNOWN_PEERS_FILE),
+            key: key.to_owned(),
+        },
+    };
+    let mut config = ClientConfig::new(server, key.to_owned(), pin);
+    config.token = token(args)?;
+    Ok(config)
 }

@@ -4,16 +4,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use probe_core::a2a::runtime::{Family, PeerSpec};
 use probe_core::control::handshake::HelloError;
-use probe_core::control::pin::KNOWN_PEERS_FILE;
-use probe_core::control::{
-    CONTROL_PORT, ClientConfig, ControlError, Fingerprint, PinError, PinPolicy, connect,
-};
+use probe_core::control::{CONTROL_PORT, ControlError, PinError, connect};
 use serde_json::json;
 
-use super::control::{state_dir, token};
+use super::control::client_config;
 use crate::cli::ControlPingArgs;
 
 /// Exit code: the token was refused.
@@ -27,17 +23,12 @@ pub async fn run(args: &ControlPingArgs) -> anyhow::Result<ExitCode> {
     let spec = PeerSpec::parse(&args.peer, CONTROL_PORT)?;
     let server = spec.resolve(Family::Any).await?;
     let key = spec.to_string();
-    let pin = match &args.peer_fingerprint {
-        Some(fp) => {
-            PinPolicy::Fingerprint(fp.parse::<Fingerprint>().context("--peer-fingerprint")?)
-        }
-        None => PinPolicy::KnownPeers {
-            file: state_dir(&args.control)?.join(KNOWN_PEERS_FILE),
-            key: key.clone(),
-        },
-    };
-    let mut config = ClientConfig::new(server, key.clone(), pin);
-    config.token = token(&args.control)?;
+    let mut config = client_config(
+        &args.control,
+        args.peer_fingerprint.as_deref(),
+        server,
+        &key,
+    )?;
     config.timeout = args.timeout;
     if let Some(v) = args.protocol_version {
         config.version = v;

@@ -2,11 +2,14 @@
 
 mod a2a;
 mod a2a_control;
+mod a2a_intervals;
 mod a2a_quic;
+mod a2a_stamp_options;
 mod a2a_table;
 mod a2a_tcp;
 mod a2a_trace;
 mod a2a_udp_throughput;
+mod a2a_views;
 mod agent;
 mod control;
 mod control_ping;

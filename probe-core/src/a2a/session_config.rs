@@ -118,42 +118,54 @@ impl SessionConfig {
 #[must_use]
 pub struct SessionConfigBuilder(SessionConfig);
 
+/// The setters of the settings a [`SessionConfigBuilder`] and an
+/// [`A2aOptionsBuilder`](super::runtime::A2aOptionsBuilder) share, written once: both are a
+/// newtype over a struct with the fields `pace`, `limit`, `hellos`, `wait` and
+/// `no_answer_timeout`, with the same defaults.
+macro_rules! session_setters {
+    () => {
+        /// Pacing: an interval or a flood (default every 10 ms).
+        pub fn pace(mut self, pace: $crate::a2a::Pace) -> Self {
+            self.0.pace = pace;
+            self
+        }
+
+        /// Test length: a packet count or a duration (default 100 packets).
+        pub fn limit(mut self, limit: $crate::a2a::Limit) -> Self {
+            self.0.limit = limit;
+            self
+        }
+
+        /// Hello packets (clock exchange) sent before the test, one per hello interval
+        /// (200 ms) until one is answered (default 3).
+        pub fn hellos(mut self, hellos: u32) -> Self {
+            self.0.hellos = hellos;
+            self
+        }
+
+        /// Final wait for replies after the last packet; also the late-reply timeout, at
+        /// least 100 ms (default 1 s).
+        pub fn wait(mut self, wait: std::time::Duration) -> Self {
+            self.0.wait = wait;
+            self
+        }
+
+        /// The test stops early when nothing at all answered this long after it started
+        /// (default 2 s).
+        pub fn no_answer_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.0.no_answer_timeout = timeout;
+            self
+        }
+    };
+}
+pub(crate) use session_setters;
+
 impl SessionConfigBuilder {
-    /// Pacing: an interval or a flood (default every 10 ms).
-    pub fn pace(mut self, pace: Pace) -> Self {
-        self.0.pace = pace;
-        self
-    }
-
-    /// Test length: a packet count or a duration (default 100 packets).
-    pub fn limit(mut self, limit: Limit) -> Self {
-        self.0.limit = limit;
-        self
-    }
-
-    /// Hellos (clock exchange) sent before the test, until one is answered (default 3).
-    pub fn hellos(mut self, hellos: u32) -> Self {
-        self.0.hellos = hellos;
-        self
-    }
+    session_setters!();
 
     /// Time between hellos (default 200 ms).
     pub fn hello_interval(mut self, interval: Duration) -> Self {
         self.0.hello_interval = interval;
-        self
-    }
-
-    /// Final wait for replies after the last packet; also the late-reply timeout, at least
-    /// 100 ms (default 1 s).
-    pub fn wait(mut self, wait: Duration) -> Self {
-        self.0.wait = wait;
-        self
-    }
-
-    /// The test stops early when nothing at all answered this long after it started
-    /// (default 2 s).
-    pub fn no_answer_timeout(mut self, timeout: Duration) -> Self {
-        self.0.no_answer_timeout = timeout;
         self
     }
 

@@ -34,6 +34,11 @@ pub struct TraceRequest {
     pub queries: u8,
     /// How long a probe's answer is waited for, ms (1 to [`MAX_WAIT`]).
     pub wait_ms: u32,
+    /// Destination port of UDP and TCP probes at this end (absent: the trace's default, 33434
+    /// for UDP, 80 for TCP). A TCP test asks for its own port, so that the path back is
+    /// probed as the test's packets are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 impl Default for TraceRequest {
@@ -44,6 +49,7 @@ impl Default for TraceRequest {
             max_hops: 30,
             queries: 3,
             wait_ms: 1000,
+            port: None,
         }
     }
 }
@@ -61,6 +67,8 @@ pub struct TracePlan {
     pub wait: Duration,
     /// Probes per second.
     pub rate_pps: u32,
+    /// Destination port of UDP and TCP probes (absent: the trace's default).
+    pub port: Option<u16>,
 }
 
 impl TracePlan {
@@ -110,6 +118,7 @@ impl TraceRequest {
             queries: self.queries,
             wait,
             rate_pps,
+            port: self.port,
         };
         if let Some(max) = limits.max_duration
             && plan.worst_case() > max
@@ -169,6 +178,23 @@ mod tests {
         );
         let plan = req.plan(&Limits::default()).expect("granted");
         assert_eq!(plan.rate_pps, TRACE_RATE_PPS);
+        assert_eq!(plan.port, None);
+        // A TCP test's request names its port; the plan keeps it.
+        let tcp = TraceRequest {
+            protocol: Protocol::Tcp,
+            port: Some(49153),
+            ..TraceRequest::default()
+        };
+        let text = serde_json::to_string(&tcp).expect("json");
+        assert!(text.ends_with(r#""wait_ms":1000,"port":49153}"#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<TraceRequest>(&text).expect("parse"),
+            tcp
+        );
+        assert_eq!(
+            tcp.plan(&Limits::default()).expect("granted").port,
+            Some(49153)
+        );
         // 90 probes at 100/s, then the last 1 s wait.
         assert_eq!(plan.worst_case(), Duration::from_millis(1900));
     }

@@ -77,6 +77,12 @@ impl Resolver {
         &self.inner.config
     }
 
+    /// Empties hickory's answer cache (the PTR cache of [`Resolver::reverse`] stays), so that
+    /// the next lookup asks a server: for tests that time lookups one after another.
+    pub fn clear_cache(&self) {
+        self.inner.hickory.clear_cache();
+    }
+
     pub(super) fn inner(&self) -> &Inner {
         &self.inner
     }

@@ -104,10 +104,13 @@ pub async fn run_http(opts: &HttpOptions) -> Result<HttpReport, HttpError> {
     let count = opts.count();
     let start = tokio::time::Instant::now();
     let mut requests: Vec<HttpRequestReport> = Vec::with_capacity(count as usize);
+    // One resolver for the run, built before any clock starts: the resolve phase times the
+    // lookup, not reading the configuration or setting up hickory. Its cache is emptied before
+    // each request, so every request asks the server again.
+    let resolver = Resolver::new(opts.dns())?;
     for i in 0..count {
         tokio::time::sleep_until(start + opts.interval() * i).await;
-        // A fresh resolver per request: each one measures a lookup, not hickory's cache.
-        let resolver = Resolver::new(opts.dns())?;
+        resolver.clear_cache();
         let r = client::one_request(p, &resolver).await;
         tracing::debug!(ok = r.ok, total_ms = r.phases.total_ms, "http request");
         requests.push(r);

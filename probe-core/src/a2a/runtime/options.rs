@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::a2a::session_config::session_setters;
 use crate::a2a::{
     Limit, Pace, SenderConfig, SenderError, SenderSession, SessionConfig, VoiceConfig,
 };
@@ -103,18 +104,19 @@ impl A2aOptions {
     /// 100 packets every 10 ms of 44 octets to `peer`, 1 s final wait, 2 s no-answer
     /// timeout, 3 hellos, no interval reports.
     pub fn new(peer: SocketAddr) -> Self {
+        let session = SessionConfig::default();
         A2aOptions {
             peer,
             peer_label: peer.to_string(),
-            limit: Limit::Count(100),
-            pace: Pace::Interval(Duration::from_millis(10)),
+            limit: session.limit,
+            pace: session.pace,
             size: crate::wire::stamp::BASE_LEN,
             dscp: None,
             source: None,
             interface: None,
-            wait: Duration::from_secs(1),
-            no_answer_timeout: Duration::from_secs(2),
-            hellos: 3,
+            wait: session.wait,
+            no_answer_timeout: session.no_answer_timeout,
+            hellos: session.hellos,
             ssid: None,
             report_interval: None,
             interval_reports: None,
@@ -187,10 +189,10 @@ impl A2aOptions {
             pace: self.pace,
             limit: self.limit,
             hellos: self.hellos,
-            hello_interval: Duration::from_millis(200),
             wait: self.wait,
             no_answer_timeout: self.no_answer_timeout,
             report_interval: self.report_interval,
+            ..SessionConfig::default()
         };
         (cfg, session)
     }
@@ -218,6 +220,8 @@ impl A2aOptions {
 pub struct A2aOptionsBuilder(A2aOptions);
 
 impl A2aOptionsBuilder {
+    session_setters!();
+
     /// The peer's STAMP responder (replaces the one given to [`A2aOptions::builder`]; the
     /// label follows unless [`peer_label`](Self::peer_label) is called after).
     pub fn peer(mut self, peer: SocketAddr) -> Self {
@@ -229,18 +233,6 @@ impl A2aOptionsBuilder {
     /// The peer as the user named it, for the report (default: the address).
     pub fn peer_label(mut self, label: impl Into<String>) -> Self {
         self.0.peer_label = label.into();
-        self
-    }
-
-    /// Test length: a packet count or a duration (default 100 packets).
-    pub fn limit(mut self, limit: Limit) -> Self {
-        self.0.limit = limit;
-        self
-    }
-
-    /// Pacing: an interval or a flood (default every 10 ms).
-    pub fn pace(mut self, pace: Pace) -> Self {
-        self.0.pace = pace;
         self
     }
 
@@ -265,27 +257,6 @@ impl A2aOptionsBuilder {
     /// Interface to bind to (`SO_BINDTODEVICE`).
     pub fn interface(mut self, name: impl Into<String>) -> Self {
         self.0.interface = Some(name.into());
-        self
-    }
-
-    /// How long to wait for replies after the last packet; also the late-reply timeout, at
-    /// least 100 ms (default 1 s).
-    pub fn wait(mut self, wait: Duration) -> Self {
-        self.0.wait = wait;
-        self
-    }
-
-    /// The test stops early when nothing at all has answered this long after it started
-    /// (default 2 s).
-    pub fn no_answer_timeout(mut self, timeout: Duration) -> Self {
-        self.0.no_answer_timeout = timeout;
-        self
-    }
-
-    /// Hello packets (clock exchange) sent before the test, one per 200 ms until answered
-    /// (default 3).
-    pub fn hellos(mut self, hellos: u32) -> Self {
-        self.0.hellos = hellos;
         self
     }
 

@@ -55,6 +55,7 @@ impl ReverseTraces {
             .queries(plan.queries)
             .wait(plan.wait)
             .rate_pps(plan.rate_pps)
+            .port(plan.port)
             .build();
         let report = match opts {
             Ok(o) => run_trace(&o).await,

@@ -2,6 +2,9 @@
 //! draws one circle per data point (the browser tests count them), bands and lines as
 //! single paths, so that a 1000-bucket timeline stays small.
 
+use std::ops::Range;
+
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::HtmlError;
@@ -59,6 +62,59 @@ fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> std::ops::Range<
     lo..hi
 }
 
+/// A chart's plotting area: both axes in `f64`.
+type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// What drawing on the SVG backend can fail with.
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
+/// The x axis of the charts over time.
+const TIME_AXIS: &str = "time since the first packet, s";
+
+/// The axes of a chart: their ranges and descriptions, and how many x labels at most
+/// (plotters' default when `None`).
+struct Axes<'a> {
+    x: Range<f64>,
+    y: Range<f64>,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_labels: Option<usize>,
+}
+
+/// The frame every chart shares: a white canvas of `size`, margins, the labelled axes
+/// (no light grid lines); `series` then draws on it. The SVG text, or an error naming
+/// `chart`.
+fn draw(
+    chart: &'static str,
+    size: (u32, u32),
+    axes: Axes<'_>,
+    series: impl FnOnce(&mut Plot<'_, '_>) -> Result<(), DrawError>,
+) -> Result<String, HtmlError> {
+    let e = err(chart);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let mut c = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(34)
+            .y_label_area_size(58)
+            .build_cartesian_2d(axes.x, axes.y)
+            .map_err(|x| e(&x))?;
+        let mut mesh = c.configure_mesh();
+        mesh.x_desc(axes.x_desc)
+            .y_desc(axes.y_desc)
+            .light_line_style(WHITE.mix(0.0));
+        if let Some(n) = axes.x_labels {
+            mesh.x_labels(n);
+        }
+        mesh.draw().map_err(|x| e(&x))?;
+        series(&mut c).map_err(|x| e(&x))?;
+        root.present().map_err(|x| e(&x))?;
+    }
+    Ok(svg)
+}
+
 /// Delays over time: a band from min to max, a circle at each mean, and a cross at the
 /// top of the chart where packets were lost (`lost_at`).
 pub(crate) fn over_time(
@@ -68,50 +124,36 @@ pub(crate) fn over_time(
     lost_at: &[f64],
     x_end: f64,
 ) -> Result<String, HtmlError> {
-    let e = err(chart);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let xs = 0.0..x_end.max(1e-3);
-        let ys = range(band.points.iter().flat_map(|p| [p.1, p.3]), false);
-        let top = ys.end;
-        let mut c = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(58)
-            .build_cartesian_2d(xs, ys)
-            .map_err(|x| e(&x))?;
-        c.configure_mesh()
-            .x_desc("time since the first packet, s")
-            .y_desc(y_desc)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|x| e(&x))?;
+    let ys = range(band.points.iter().flat_map(|p| [p.1, p.3]), false);
+    let top = ys.end;
+    let axes = Axes {
+        x: 0.0..x_end.max(1e-3),
+        y: ys,
+        x_desc: TIME_AXIS,
+        y_desc,
+        x_labels: None,
+    };
+    draw(chart, SIZE, axes, |c| {
         if band.points.len() > 1 {
             let mut outline: Vec<(f64, f64)> = band.points.iter().map(|p| (p.0, p.3)).collect();
             outline.extend(band.points.iter().rev().map(|p| (p.0, p.1)));
             c.draw_series(std::iter::once(Polygon::new(
                 outline,
                 band.color.mix(0.22).filled(),
-            )))
-            .map_err(|x| e(&x))?;
+            )))?;
         }
         c.draw_series(
             band.points
                 .iter()
                 .map(|p| Circle::new((p.0, p.2), 2, band.color.filled())),
-        )
-        .map_err(|x| e(&x))?;
+        )?;
         c.draw_series(
             lost_at
                 .iter()
                 .map(|&x| Cross::new((x, top), 4, LOSS.stroke_width(2))),
-        )
-        .map_err(|x| e(&x))?;
-        root.present().map_err(|x| e(&x))?;
-    }
-    Ok(svg)
+        )?;
+        Ok(())
+    })
 }
 
 /// Lines over a shared x axis (`x_desc`), e.g. distributions or rates.
@@ -122,49 +164,30 @@ pub(crate) fn lines(
     lines: &[Line],
     y_from_zero: bool,
 ) -> Result<String, HtmlError> {
-    let e = err(chart);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let xs = range(
-            lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)),
-            false,
-        );
-        let ys = range(
-            lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)),
-            y_from_zero,
-        );
-        let mut c = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(58)
-            .build_cartesian_2d(xs, ys)
-            .map_err(|x| e(&x))?;
-        c.configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|x| e(&x))?;
+    let points = || lines.iter().flat_map(|l| l.points.iter());
+    let axes = Axes {
+        x: range(points().map(|p| p.0), false),
+        y: range(points().map(|p| p.1), y_from_zero),
+        x_desc,
+        y_desc,
+        x_labels: None,
+    };
+    draw(chart, SIZE, axes, |c| {
         for l in lines {
             c.draw_series(LineSeries::new(
                 l.points.iter().copied(),
                 l.color.stroke_width(2),
-            ))
-            .map_err(|x| e(&x))?;
+            ))?;
             if l.marks {
                 c.draw_series(
                     l.points
                         .iter()
                         .map(|&p| Circle::new(p, 3, l.color.filled())),
-                )
-                .map_err(|x| e(&x))?;
+                )?;
             }
         }
-        root.present().map_err(|x| e(&x))?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Counts per bucket as bars from `x` to the next `x` (e.g. lost packets).
@@ -175,33 +198,21 @@ pub(crate) fn bars(
     color: RGBColor,
     x_end: f64,
 ) -> Result<String, HtmlError> {
-    let e = err(chart);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (SIZE.0, SIZE.1 * 2 / 3)).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let ys = range(bars.iter().map(|b| b.2).chain([1.0]), true);
-        let mut c = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(58)
-            .build_cartesian_2d(0.0..x_end.max(1e-3), ys)
-            .map_err(|x| e(&x))?;
-        c.configure_mesh()
-            .x_desc("time since the first packet, s")
-            .y_desc(y_desc)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|x| e(&x))?;
+    let axes = Axes {
+        x: 0.0..x_end.max(1e-3),
+        y: range(bars.iter().map(|b| b.2).chain([1.0]), true),
+        x_desc: TIME_AXIS,
+        y_desc,
+        x_labels: None,
+    };
+    draw(chart, (SIZE.0, SIZE.1 * 2 / 3), axes, |c| {
         c.draw_series(
             bars.iter()
                 .filter(|b| b.2 > 0.0)
                 .map(|&(x0, x1, y)| Rectangle::new([(x0, 0.0), (x1, y)], color.filled())),
-        )
-        .map_err(|x| e(&x))?;
-        root.present().map_err(|x| e(&x))?;
-    }
-    Ok(svg)
+        )?;
+        Ok(())
+    })
 }
 
 /// Per-hop RTT spread: for each `(ttl, min, p50, max)` a vertical line from min to max and
@@ -212,40 +223,23 @@ pub(crate) fn hop_spread(
     (first, last): (u8, u8),
 ) -> Result<String, HtmlError> {
     let columns = usize::from(last.saturating_sub(first)) + 1;
-    let e = err(chart);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(
-            &mut svg,
-            (SIZE.0.min(120 + 60 * columns as u32).max(320), SIZE.1),
-        )
-        .into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let ys = range(points.iter().flat_map(|p| [p.1, p.3]), true);
-        let mut c = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(58)
-            .build_cartesian_2d(f64::from(first) - 0.5..f64::from(last) + 0.5, ys)
-            .map_err(|x| e(&x))?;
-        c.configure_mesh()
-            .x_desc("TTL")
-            .y_desc("round trip, ms")
-            .x_labels(columns.min(30))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|x| e(&x))?;
+    let size = (SIZE.0.min(120 + 60 * columns as u32).max(320), SIZE.1);
+    let axes = Axes {
+        x: f64::from(first) - 0.5..f64::from(last) + 0.5,
+        y: range(points.iter().flat_map(|p| [p.1, p.3]), true),
+        x_desc: "TTL",
+        y_desc: "round trip, ms",
+        x_labels: Some(columns.min(30)),
+    };
+    draw(chart, size, axes, |c| {
         c.draw_series(points.iter().map(|&(x, lo, _, hi)| {
             PathElement::new(vec![(x, lo), (x, hi)], ROUND_TRIP.stroke_width(3))
-        }))
-        .map_err(|x| e(&x))?;
+        }))?;
         c.draw_series(
             points
                 .iter()
                 .map(|&(x, _, mid, _)| Circle::new((x, mid), 4, ROUND_TRIP.filled())),
-        )
-        .map_err(|x| e(&x))?;
-        root.present().map_err(|x| e(&x))?;
-    }
-    Ok(svg)
+        )?;
+        Ok(())
+    })
 }
