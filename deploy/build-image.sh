@@ -6,7 +6,8 @@
 # Environment: PROBE_IMAGE (default localhost/probe:latest); PROBE_STATIC_TARGET_DIR (cargo
 # target directory of the static build, default target/static, kept apart so the static
 # RUSTFLAGS do not invalidate the normal build); PROBE_BINARY (use this static binary instead
-# of building one).
+# of building one); PROBE_IMAGE_MAX_BYTES (the size the image must stay under, as podman reports
+# it; default 15000000, the target of the container issue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -28,7 +29,10 @@ binary=${PROBE_BINARY:-}
 if [[ -z $binary ]]; then
   target_dir=${PROBE_STATIC_TARGET_DIR:-$root/target/static}
   # glibc, statically linked: the image has no libc. probe resolves names with hickory (no NSS).
-  RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --profile container \
+  # Packed relative relocations (DT_RELR, glibc 2.36+): the static PIE's ~35,000 relocations in
+  # 8 bytes each instead of 24 (0.8 MB less), still loaded at a random address.
+  RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" \
+    cargo build --locked --profile container \
     -p probe-cli --target "$triple" --target-dir "$target_dir"
   binary=$target_dir/$triple/container/probe
 fi
@@ -55,4 +59,11 @@ else
     --label "probe.inputs=$inputs" -f deploy/Dockerfile -t "$image" "$context"
 fi
 size=$(podman image inspect --format '{{.Size}}' "$image")
-echo "build-image: $image: $((size / 1024)) KiB"
+max=${PROBE_IMAGE_MAX_BYTES:-15000000}
+echo "build-image: $image: $size bytes ($((size / 1024)) KiB; limit $max bytes)"
+if ((size > max)); then
+  echo "build-image: $image is $size bytes, over its $max-byte limit by $((size - max)) bytes." >&2
+  echo "build-image: see what grew with cargo bloat (README, \"Image size\"): a new dependency," \
+    "a default feature, or code of probe's own; trim it rather than raise the limit." >&2
+  exit 1
+fi
