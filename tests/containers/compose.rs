@@ -34,6 +34,8 @@ fn podman_compose() -> PathBuf {
 struct Project {
     podman: Podman,
     name: String,
+    /// podman-compose, found before the project starts (so the drop never fails to find it).
+    compose: PathBuf,
 }
 
 impl Project {
@@ -44,7 +46,7 @@ impl Project {
         all.extend_from_slice(args);
         let out = self
             .podman
-            .tool(&podman_compose(), &all, Duration::from_mins(2))
+            .tool(&self.compose, &all, Duration::from_mins(2))
             .current_dir(repo().join("deploy"))
             .env("PROBE_DNS", PEER_V4.to_string())
             .env("PROBE_PARENT", "eth0")
@@ -117,7 +119,7 @@ impl Drop for Project {
         all.extend(["--profile", "macvlan", "down", "-v", "-t", "0"]);
         let _ = self
             .podman
-            .tool(&podman_compose(), &all, Duration::from_mins(1))
+            .tool(&self.compose, &all, Duration::from_mins(1))
             .current_dir(repo().join("deploy"))
             .output();
     }
@@ -130,9 +132,11 @@ impl Drop for Project {
 #[test]
 fn compose_file_runs_with_podman_compose() {
     let Some(lab) = setup() else { return };
+    let compose = podman_compose();
     let project = Project {
         podman: lab.podman.clone(),
         name: unique("compose").replace('-', "_"),
+        compose,
     };
     project.run(&["up", "-d"]);
     project.wait_healthy("agent");
