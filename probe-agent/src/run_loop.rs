@@ -123,7 +123,7 @@ async fn one_run(
         let outcome = runner::run(
             &test,
             std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-            &ctx,
+            (&ctx, targets.shared().a2a_pool()),
             cut_reason(deadline, test.deadline, stop),
         )
         .await;
@@ -158,7 +158,8 @@ async fn one_run(
             let start = unix_ns();
             let t0 = Instant::now();
             let stop = cut_reason(deadline, test.deadline, stop);
-            let outcome = runner::run(&test, peer, targets.http_context(), stop).await;
+            let io = (targets.http_context(), targets.shared().a2a_pool());
+            let outcome = runner::run(&test, peer, io, stop).await;
             let at = (target.as_str(), Some(peer.to_string()));
             let _ = sink.send(record(&agent, &test, at, start, t0.elapsed(), outcome));
         });

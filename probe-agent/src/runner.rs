@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use probe_core::a2a::Limit;
 use probe_core::a2a::TestOutcome;
-use probe_core::a2a::runtime::{A2aOptionsBuilder, Pace};
+use probe_core::a2a::runtime::{A2aOptionsBuilder, Pace, SessionPool};
 use probe_core::dns::{DnsError, DnsTest, RecordType, Resolver};
 use probe_core::ping::runtime::{PingError, PingOptions};
 use probe_core::report::dns::{DnsServerReport, DnsStatus};
@@ -53,13 +53,13 @@ pub struct Outcome {
 pub async fn run(
     test: &TestConfig,
     peer: SocketAddr,
-    ctx: &HttpContext,
+    (ctx, pool): (&HttpContext, &SessionPool),
     stop: impl Future<Output = String>,
 ) -> Outcome {
     // Each kind's future on the heap at its own size: a mesh keeps thousands of a2a runs in
     // flight, and the largest kind (http) would make each of them as big.
     match test.kind {
-        Kind::A2a => Box::pin(run_a2a(test, peer, stop)).await,
+        Kind::A2a => Box::pin(run_a2a(test, peer, pool, stop)).await,
         Kind::Trace => Box::pin(unless_stopped(run_trace(test, peer.ip()), stop)).await,
         Kind::Http => Box::pin(unless_stopped(run_http(test, ctx), stop)).await,
         Kind::Ping => Box::pin(unless_stopped(run_ping(test, peer), stop)).await,
@@ -312,6 +312,7 @@ pub fn classify_http(c: probe_core::http::FailureClass) -> ErrorClass {
 async fn run_a2a(
     test: &TestConfig,
     peer: SocketAddr,
+    pool: &SessionPool,
     stop: impl Future<Output = String>,
 ) -> Outcome {
     let opts = match a2a_options(test, peer).build() {
@@ -322,7 +323,7 @@ async fn run_a2a(
     let stop = async {
         why = Some(stop.await);
     };
-    let result = probe_core::run_test_until(opts, stop).await;
+    let result = pool.run_test_until(opts, stop).await;
     match result {
         Ok((outcome, cut)) => {
             if cut {
@@ -346,8 +347,9 @@ async fn run_a2a(
 
 /// The STAMP settings of an a2a `test` toward `peer`.
 pub(crate) fn a2a_options(test: &TestConfig, peer: SocketAddr) -> A2aOptionsBuilder {
-    // Thousands of these run side by side in a mesh: a timer sleep per packet, no spin (the
-    // spin buys microseconds of schedule precision a packet a second does not need).
+    // Thousands of these run side by side in a mesh, on the agent's shared pool; a run that
+    // has its own socket sleeps on a timer per packet, no spin (the spin buys microseconds of
+    // schedule precision a packet a second does not need).
     A2aOptions::builder(peer)
         .limit(Limit::Count(test.count))
         .pace(Pace::Interval(test.packet_interval))
