@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::Serialize;
 use probe_core::a2a::runtime::SessionPool;
+use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
 use crate::record::ResultRecord;

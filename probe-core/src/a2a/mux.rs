@@ -53,7 +53,8 @@ impl SessionKey {
 
 #[derive(Debug)]
 struct Entry<T> {
-    session: SenderSession,
+    /// Boxed: the table's spare capacity then costs a pointer per slot, not a session.
+    session: Box<SenderSession>,
     peer: SocketAddr,
     ssid: u16,
     ssid_at: usize,
@@ -143,7 +144,7 @@ impl<T> SessionMux<T> {
         self.sessions.insert(
             key,
             Entry {
-                session,
+                session: Box::new(session),
                 peer,
                 ssid,
                 ssid_at,
@@ -160,7 +161,7 @@ impl<T> SessionMux<T> {
 
     /// The session of `key`, while it is in the table.
     pub fn get(&self, key: SessionKey) -> Option<&SenderSession> {
-        self.sessions.get(&key).map(|e| &e.session)
+        self.sessions.get(&key).map(|e| &*e.session)
     }
 
     /// Takes a session out of the table (done or not), with its tag.
@@ -173,7 +174,7 @@ impl<T> SessionMux<T> {
             }
         }
         // Its heap and queue entries are skipped when they surface.
-        Some((e.session, e.tag))
+        Some((*e.session, e.tag))
     }
 
     /// A session that is done, taken out of the table with its tag.

@@ -150,7 +150,11 @@ fn many_sessions_each_get_exactly_their_replies() {
     assert_eq!(outcomes.len(), peers as usize);
     for (tag, o) in &outcomes {
         assert!(o.answered, "session {tag}");
-        assert_eq!((o.report.sent, o.report.received), (20, 20), "session {tag}");
+        assert_eq!(
+            (o.report.sent, o.report.received),
+            (20, 20),
+            "session {tag}"
+        );
         assert!(o.icmp_error.is_none());
     }
     assert_eq!(mux.unmatched(), 0);
@@ -262,4 +266,22 @@ fn an_icmp_error_reaches_every_session_toward_its_destination_only() {
         assert!(outcomes[&tag].icmp_error.is_none());
         assert_eq!(outcomes[&tag].report.received, 10);
     }
+}
+
+#[test]
+fn a_mesh_session_keeps_windows_for_its_timeout_not_its_length() {
+    // A packet a second for 55 s with a 1 s reply timeout: a few packets in flight at once.
+    let mut sc = SenderConfig::new("sim", 7);
+    sc.clock = clock();
+    let cfg = SessionConfig::builder()
+        .pace(Pace::Interval(Duration::from_secs(1)))
+        .limit(Limit::Count(55))
+        .wait(Duration::from_secs(1))
+        .build()
+        .expect("valid session settings");
+    let s = SenderSession::new(sc, cfg).expect("valid session");
+    assert_eq!(s.sender().ring_capacity(), 16);
+    // A packet every 10 ms with a 500 ms timeout: room for the 50 within it, not all 1000.
+    let faster = session(1, 1000);
+    assert_eq!(faster.sender().ring_capacity(), 64);
 }

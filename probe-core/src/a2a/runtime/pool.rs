@@ -106,7 +106,9 @@ impl SessionPool {
         stop: impl Future<Output = ()>,
     ) -> Result<(TestOutcome, bool), A2aError> {
         if !Self::can_share(&opts) {
-            return super::run_test_until(opts, stop).await;
+            // On the heap: the own-socket loop's buffers would otherwise make every pooled
+            // test's future as large (thousands are in flight).
+            return Box::pin(super::run_test_until(opts, stop)).await;
         }
         let requests = self.requests_for(opts.peer.is_ipv6())?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
