@@ -173,9 +173,10 @@ fn check_targets(s: &Sample) -> Vec<String> {
 
 /// The first three fields of `/proc/loadavg`.
 fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
+    fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 /// CPU time of `pid` over `window` as a percentage of one core, and its memory at the end.

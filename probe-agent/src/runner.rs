@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 
 use probe_core::a2a::Limit;
 use probe_core::a2a::TestOutcome;
@@ -309,39 +310,49 @@ pub fn classify_http(c: probe_core::http::FailureClass) -> ErrorClass {
     }
 }
 
-async fn run_a2a(
-    test: &TestConfig,
+/// An a2a run on the agent's pool. The options are built and the test handed to the pool
+/// before the returned future is polled: the future keeps only what waiting needs (a mesh
+/// keeps thousands in flight).
+fn run_a2a<'a>(
+    test: &'a TestConfig,
     peer: SocketAddr,
-    pool: &SessionPool,
-    stop: impl Future<Output = String>,
-) -> Outcome {
-    let opts = match a2a_options(test, peer).build() {
-        Ok(o) => o,
-        Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
-    };
-    let mut why = None;
-    let stop = async {
-        why = Some(stop.await);
-    };
-    let result = pool.run_test_until(opts, stop).await;
-    match result {
-        Ok((outcome, cut)) => {
-            if cut {
-                let why = why.unwrap_or_default();
-                return Outcome {
-                    report: serde_json::to_value(&outcome.report).unwrap_or_default(),
-                    failure: Some(Failure::new(
-                        ErrorClass::CutShort,
-                        format!(
-                            "{why}; the report covers the {} packets sent until then",
-                            outcome.report.sent
-                        ),
-                    )),
-                };
-            }
-            a2a_outcome(&outcome, &format!("{peer}/udp"))
+    pool: &'a SessionPool,
+    stop: impl Future<Output = String> + 'a,
+) -> impl Future<Output = Outcome> + 'a {
+    let why = Arc::new(OnceLock::new());
+    let cut = {
+        let why = Arc::clone(&why);
+        async move {
+            let _ = why.set(stop.await);
         }
-        Err(e) => failed(classify_a2a(&e)),
+    };
+    let run = a2a_options(test, peer)
+        .build()
+        .map(|opts| pool.run_test_until(opts, cut));
+    async move {
+        let result = match run {
+            Ok(run) => run.await,
+            Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
+        };
+        match result {
+            Ok((outcome, cut)) => {
+                if cut {
+                    let why = why.get().cloned().unwrap_or_default();
+                    return Outcome {
+                        report: serde_json::to_value(&outcome.report).unwrap_or_default(),
+                        failure: Some(Failure::new(
+                            ErrorClass::CutShort,
+                            format!(
+                                "{why}; the report covers the {} packets sent until then",
+                                outcome.report.sent
+                            ),
+                        )),
+                    };
+                }
+                a2a_outcome(&outcome, &format!("{peer}/udp"))
+            }
+            Err(e) => failed(classify_a2a(&e)),
+        }
     }
 }
 

@@ -34,8 +34,9 @@ use crate::io::{
 };
 use crate::time::Nanos;
 
-/// What a test's caller hears: the outcome and whether it was cut short.
-type Done = Result<(TestOutcome, bool), A2aError>;
+/// What a test's caller hears: the outcome (boxed: the channel holds a slot for it from the
+/// start) and whether it was cut short.
+type Done = Result<(Box<TestOutcome>, bool), A2aError>;
 
 /// Room per datagram: a hello (base packet and clock TLV) or a test packet of the size the
 /// shared socket serves.
@@ -98,42 +99,59 @@ impl SessionPool {
     }
 
     /// Runs one test like [`run_test_until`](super::run_test_until), on the pool's socket
-    /// when [`SessionPool::can_share`] allows. Dropping the future stops the test at the
-    /// pool's next turn.
-    pub async fn run_test_until(
-        &self,
+    /// when [`SessionPool::can_share`] allows. A pooled test is handed to the pool's loop
+    /// when this is called (the future only waits for it: a few words, as thousands are in
+    /// flight); dropping the future stops the test at the loop's next turn.
+    pub fn run_test_until<'a>(
+        &'a self,
         opts: A2aOptions,
-        stop: impl Future<Output = ()>,
-    ) -> Result<(TestOutcome, bool), A2aError> {
-        if !Self::can_share(&opts) {
-            // On the heap: the own-socket loop's buffers would otherwise make every pooled
-            // test's future as large (thousands are in flight).
-            return Box::pin(super::run_test_until(opts, stop)).await;
+        stop: impl Future<Output = ()> + 'a,
+    ) -> impl Future<Output = Result<(TestOutcome, bool), A2aError>> + 'a {
+        let (own, pooled) = if Self::can_share(&opts) {
+            (None, Some(self.start(opts)))
+        } else {
+            (Some(Box::new(opts)), None)
+        };
+        async move {
+            if let Some(opts) = own {
+                // On the heap: the own-socket loop's buffers would otherwise make every
+                // pooled test's future as large.
+                return Box::pin(super::run_test_until(*opts, stop)).await;
+            }
+            let Some(ticket) = pooled else {
+                return Err(A2aError::PoolStopped);
+            };
+            let mut ticket = ticket?;
+            let done = tokio::select! {
+                r = &mut ticket.done => r,
+                () = stop => {
+                    let _ = ticket.requests.send(Request::Stop { id: ticket.id });
+                    (&mut ticket.done).await
+                }
+            };
+            ticket.finished = true;
+            let (outcome, cut) = done.map_err(|_| A2aError::PoolStopped)??;
+            Ok((*outcome, cut))
         }
+    }
+
+    /// Hands a test of `opts` to its family's loop.
+    fn start(&self, opts: A2aOptions) -> Result<Ticket, A2aError> {
         let requests = self.requests_for(opts.peer.is_ipv6())?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (done_tx, mut done_rx) = oneshot::channel();
-        let gone = || A2aError::PoolStopped;
+        let (done_tx, done) = oneshot::channel();
         let start = Request::Start {
             id,
             opts: Box::new(opts),
             done: done_tx,
         };
-        requests.send(start).map_err(|_| gone())?;
-        let mut guard = StopOnDrop {
-            requests: &requests,
+        requests.send(start).map_err(|_| A2aError::PoolStopped)?;
+        Ok(Ticket {
+            requests,
             id,
-            armed: true,
-        };
-        let done = tokio::select! {
-            r = &mut done_rx => r,
-            () = stop => {
-                let _ = requests.send(Request::Stop { id });
-                done_rx.await
-            }
-        };
-        guard.armed = false;
-        done.map_err(|_| gone())?
+            done,
+            finished: false,
+        })
     }
 
     /// The request channel of the family's loop, started (socket bound) when needed.
@@ -151,16 +169,18 @@ impl SessionPool {
     }
 }
 
-/// Tells the loop to stop a test whose caller went away before it ended.
-struct StopOnDrop<'a> {
-    requests: &'a mpsc::UnboundedSender<Request>,
+/// A test handed to the pool's loop: where its outcome comes from. Dropped before the
+/// outcome came (its caller went away), it tells the loop to stop the test.
+struct Ticket {
+    requests: mpsc::UnboundedSender<Request>,
     id: u64,
-    armed: bool,
+    done: oneshot::Receiver<Done>,
+    finished: bool,
 }
 
-impl Drop for StopOnDrop<'_> {
+impl Drop for Ticket {
     fn drop(&mut self) {
-        if self.armed {
+        if !self.finished {
             let _ = self.requests.send(Request::Stop { id: self.id });
         }
     }
@@ -218,7 +238,7 @@ impl Pool {
                     self.ids.remove(&id).and_then(|k| self.mux.remove(k))
                 {
                     s.stop();
-                    let _ = done.send(Ok((s.finish(), true)));
+                    let _ = done.send(Ok((Box::new(s.finish()), true)));
                 }
             }
         }
@@ -244,7 +264,7 @@ impl Pool {
     fn finish_done(&mut self) {
         while let Some((_, s, (id, done))) = self.mux.poll_done() {
             self.ids.remove(&id);
-            let _ = done.send(Ok((s.finish(), false)));
+            let _ = done.send(Ok((Box::new(s.finish()), false)));
         }
     }
 }
@@ -343,7 +363,7 @@ async fn run_loop(
                 Some(r) => pool.request(r),
                 None => open = false,
             },
-            _ = sleep_until(&mut pacer, wake) => {}
+            () = sleep_until(&mut pacer, wake) => {}
         }
     }
 }
