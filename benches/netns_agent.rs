@@ -12,6 +12,11 @@
 //! set (`VmRSS`, and the peak `VmHWM`, of `/proc/PID/status`), and checks the spool: every
 //! peer measured, with the packets answered.
 //!
+//! With `--bench` it checks the targets of the agent at this scale: under 10% of one core and
+//! under 64 MB resident (`VmRSS` and the peak `VmHWM`); a target missed is printed as MISSED
+//! and the bench fails. The load average and the binary measured are printed with the table
+//! (the machine may be shared: the agent's own CPU time is what counts).
+//!
 //! Run without `--bench` (as `cargo test --benches` does) it makes one short bounded run: 200
 //! peers, 8 packets every 10 s, the responder loaded at 200 packets per second.
 
@@ -24,6 +29,11 @@ use std::time::{Duration, Instant};
 use probe_lab::topology;
 
 const PREFIX: &str = "10.80.0.0/20";
+
+/// The agent's CPU target at full scale, percent of one core.
+const MAX_CPU_PCT: f64 = 10.0;
+/// The agent's memory target at full scale (resident and peak), MB.
+const MAX_RSS_MB: f64 = 64.0;
 
 /// One steady measurement: CPU seconds used over the window, and memory.
 struct Sample {
@@ -124,6 +134,11 @@ fn main() {
         sample.hwm_mb,
         measured.len()
     );
+    println!(
+        "\nbinary: {}; load average (1, 5, 15 min): {}",
+        probe.display(),
+        load_average()
+    );
     assert_eq!(
         measured.len(),
         peers,
@@ -132,6 +147,36 @@ fn main() {
     );
     drop(agent);
     let _ = fs::remove_dir_all(&dir);
+    if full {
+        let missed = check_targets(&sample);
+        assert!(missed.is_empty(), "targets MISSED: {}", missed.join("; "));
+    }
+}
+
+/// Prints each target as met or MISSED; returns the missed ones.
+fn check_targets(s: &Sample) -> Vec<String> {
+    let checks = [
+        ("CPU", s.cpu_pct, MAX_CPU_PCT, "% of one core"),
+        ("RSS", s.rss_mb, MAX_RSS_MB, " MB"),
+        ("peak RSS", s.hwm_mb, MAX_RSS_MB, " MB"),
+    ];
+    let mut missed = Vec::new();
+    for (what, got, max, unit) in checks {
+        let verdict = if got < max { "met" } else { "MISSED" };
+        println!("{what}: {got:.1}{unit} (target under {max}{unit}): {verdict}");
+        if got >= max {
+            missed.push(format!("{what} {got:.1}{unit} >= {max}{unit}"));
+        }
+    }
+    missed
+}
+
+/// The first three fields of `/proc/loadavg`.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 /// CPU time of `pid` over `window` as a percentage of one core, and its memory at the end.

@@ -123,7 +123,7 @@ async fn one_run(
         let outcome = runner::run(
             &test,
             std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-            &ctx,
+            (&ctx, targets.shared().a2a_pool()),
             cut_reason(deadline, test.deadline, stop),
         )
         .await;
@@ -157,8 +157,11 @@ async fn one_run(
             tokio::time::sleep(delay).await;
             let start = unix_ns();
             let t0 = Instant::now();
-            let stop = cut_reason(deadline, test.deadline, stop);
-            let outcome = runner::run(&test, peer, targets.http_context(), stop).await;
+            // On the heap once: each layer of the run then keeps a pointer, not a copy of
+            // the timers inside (thousands of runs are in flight).
+            let stop = Box::pin(cut_reason(deadline, test.deadline, stop));
+            let io = (targets.http_context(), targets.shared().a2a_pool());
+            let outcome = runner::run(&test, peer, io, stop).await;
             let at = (target.as_str(), Some(peer.to_string()));
             let _ = sink.send(record(&agent, &test, at, start, t0.elapsed(), outcome));
         });

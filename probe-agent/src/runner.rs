@@ -3,10 +3,11 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 
 use probe_core::a2a::Limit;
 use probe_core::a2a::TestOutcome;
-use probe_core::a2a::runtime::{A2aOptionsBuilder, Pace};
+use probe_core::a2a::runtime::{A2aOptionsBuilder, Pace, SessionPool};
 use probe_core::dns::{DnsError, DnsTest, RecordType, Resolver};
 use probe_core::ping::runtime::{PingError, PingOptions};
 use probe_core::report::dns::{DnsServerReport, DnsStatus};
@@ -53,7 +54,7 @@ pub struct Outcome {
 pub async fn run(
     test: &TestConfig,
     peer: SocketAddr,
-    ctx: &HttpContext,
+    (ctx, pool): (&HttpContext, &SessionPool),
     stop: impl Future<Output = String>,
 ) -> Outcome {
     // Each kind's future on the heap at its own size: a mesh keeps thousands of a2a runs in
@@ -63,7 +64,8 @@ pub async fn run(
             let work = crate::runner_quic::run_quic(test, peer, &ctx.control);
             Box::pin(unless_stopped(work, stop)).await
         }
-        Kind::A2a => Box::pin(run_a2a(test, peer, stop)).await,
+        Kind::A2a => Box::pin(run_a2a(test, peer, pool, stop)).await,
+
         Kind::Trace => Box::pin(unless_stopped(run_trace(test, peer.ip()), stop)).await,
         Kind::Http => Box::pin(unless_stopped(run_http(test, ctx), stop)).await,
         Kind::Ping => Box::pin(unless_stopped(run_ping(test, peer), stop)).await,
@@ -315,45 +317,57 @@ pub fn classify_http(c: probe_core::http::FailureClass) -> ErrorClass {
     }
 }
 
-async fn run_a2a(
-    test: &TestConfig,
+/// An a2a run on the agent's pool. The options are built and the test handed to the pool
+/// before the returned future is polled: the future keeps only what waiting needs (a mesh
+/// keeps thousands in flight).
+fn run_a2a<'a>(
+    test: &'a TestConfig,
     peer: SocketAddr,
-    stop: impl Future<Output = String>,
-) -> Outcome {
-    let opts = match a2a_options(test, peer).build() {
-        Ok(o) => o,
-        Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
-    };
-    let mut why = None;
-    let stop = async {
-        why = Some(stop.await);
-    };
-    let result = probe_core::run_test_until(opts, stop).await;
-    match result {
-        Ok((outcome, cut)) => {
-            if cut {
-                let why = why.unwrap_or_default();
-                return Outcome {
-                    report: serde_json::to_value(&outcome.report).unwrap_or_default(),
-                    failure: Some(Failure::new(
-                        ErrorClass::CutShort,
-                        format!(
-                            "{why}; the report covers the {} packets sent until then",
-                            outcome.report.sent
-                        ),
-                    )),
-                };
-            }
-            a2a_outcome(&outcome, &format!("{peer}/udp"))
+    pool: &'a SessionPool,
+    stop: impl Future<Output = String> + 'a,
+) -> impl Future<Output = Outcome> + 'a {
+    let why = Arc::new(OnceLock::new());
+    let cut = {
+        let why = Arc::clone(&why);
+        async move {
+            let _ = why.set(stop.await);
         }
-        Err(e) => failed(classify_a2a(&e)),
+    };
+    let run = a2a_options(test, peer)
+        .build()
+        .map(|opts| pool.run_test_until(opts, cut));
+    async move {
+        let result = match run {
+            Ok(run) => run.await,
+            Err(e) => return failed(Failure::new(ErrorClass::Other, e.to_string())),
+        };
+        match result {
+            Ok((outcome, cut)) => {
+                if cut {
+                    let why = why.get().cloned().unwrap_or_default();
+                    return Outcome {
+                        report: serde_json::to_value(&outcome.report).unwrap_or_default(),
+                        failure: Some(Failure::new(
+                            ErrorClass::CutShort,
+                            format!(
+                                "{why}; the report covers the {} packets sent until then",
+                                outcome.report.sent
+                            ),
+                        )),
+                    };
+                }
+                a2a_outcome(&outcome, &format!("{peer}/udp"))
+            }
+            Err(e) => failed(classify_a2a(&e)),
+        }
     }
 }
 
 /// The STAMP settings of an a2a `test` toward `peer`.
 pub(crate) fn a2a_options(test: &TestConfig, peer: SocketAddr) -> A2aOptionsBuilder {
-    // Thousands of these run side by side in a mesh: a timer sleep per packet, no spin (the
-    // spin buys microseconds of schedule precision a packet a second does not need).
+    // Thousands of these run side by side in a mesh, on the agent's shared pool; a run that
+    // has its own socket sleeps on a timer per packet, no spin (the spin buys microseconds of
+    // schedule precision a packet a second does not need).
     A2aOptions::builder(peer)
         .limit(Limit::Count(test.count))
         .pace(Pace::Interval(test.packet_interval))

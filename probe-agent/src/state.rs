@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use probe_core::a2a::runtime::SessionPool;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
@@ -19,6 +20,12 @@ pub const DEFAULT_RECENT: usize = 4096;
 
 /// How many records a slow broadcast subscriber may lag before it loses the oldest.
 const BROADCAST_DEPTH: usize = 1024;
+
+/// How late the a2a pool may serve a deadline so that the packets due within it leave in one
+/// batch and one wake-up: thousands of peers at a packet a second each are due every few
+/// hundred microseconds. The packets' send times are their (kernel) timestamps, so a later
+/// send does not change the delays measured; the report's schedule error shows it.
+pub const A2A_POOL_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Who the agent is, as `GET /` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -67,6 +74,10 @@ pub struct AgentShared {
     records: broadcast::Sender<ResultRecord>,
     peers: watch::Sender<Peers>,
     mesh_links: std::sync::OnceLock<Arc<probe_core::control::MeshLinks>>,
+    /// The metrics every record updates as it is pushed (never behind the results).
+    metrics: std::sync::OnceLock<Arc<crate::export::Metrics>>,
+    /// The a2a runs toward the peers: one socket per family, one loop, one timer.
+    a2a_pool: SessionPool,
 }
 
 /// The peers each test measures now, by test name (`ADDR:PORT` strings, as in
@@ -88,7 +99,19 @@ impl AgentShared {
             records,
             peers: watch::Sender::new(Peers::new()),
             mesh_links: std::sync::OnceLock::new(),
+            metrics: std::sync::OnceLock::new(),
+            a2a_pool: SessionPool::new(A2A_POOL_SLACK),
         })
+    }
+
+    /// Sets the metrics that every pushed record updates (once).
+    pub fn set_metrics(&self, metrics: Arc<crate::export::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The pool the a2a runs toward the peers share.
+    pub fn a2a_pool(&self) -> &SessionPool {
+        &self.a2a_pool
     }
 
     /// Sets the registry of the members behind NAT joined over the control plane (once).
@@ -173,9 +196,12 @@ impl AgentShared {
         self.first_schedule_run.store(true, Ordering::Release);
     }
 
-    /// Records a finished run: into the ring (dropping the oldest beyond the bound) and to
-    /// every subscriber.
+    /// Records a finished run: into the metrics, into the ring (dropping the oldest beyond
+    /// the bound) and to every subscriber.
     pub fn push(&self, record: ResultRecord) {
+        if let Some(m) = self.metrics.get() {
+            m.observe(&record);
+        }
         {
             let mut ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
             if ring.len() == self.recent_cap {

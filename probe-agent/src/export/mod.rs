@@ -9,22 +9,21 @@ pub mod upload;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast::error::RecvError;
-
 use crate::state::AgentShared;
 pub use metrics::Metrics;
 
 /// How often series without recent results are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Feeds `metrics` from the records of `shared` and drops the series of peers that left, until
-/// `stop` completes.
+/// Feeds `metrics` from the records of `shared` (each record updates them as it is pushed, so
+/// they never fall behind a burst of results) and drops the series of peers that left or have
+/// no recent result, until `stop` completes.
 pub async fn follow_metrics(
     shared: Arc<AgentShared>,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let mut records = shared.subscribe();
+    shared.set_metrics(Arc::clone(&metrics));
     let mut peers = shared.watch_peers();
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -32,13 +31,6 @@ pub async fn follow_metrics(
     loop {
         tokio::select! {
             () = &mut stop => return,
-            r = records.recv() => match r {
-                Ok(rec) => metrics.observe(&rec),
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!("the metrics fell {n} records behind; they continue with newer ones");
-                }
-                Err(RecvError::Closed) => return,
-            },
             changed = peers.changed() => {
                 if changed.is_err() {
                     return;

@@ -139,6 +139,7 @@ async fn run(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         )
     })?;
     let metrics = Arc::new(probe_agent::export::Metrics::new());
+    shared.set_metrics(Arc::clone(&metrics));
     shared.set_responder_bound();
     let spool = Spool::open(
         &spool::spool_dir(&cfg.state_dir),

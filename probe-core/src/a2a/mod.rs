@@ -7,6 +7,7 @@ mod admission;
 mod allow_list;
 mod direction;
 mod interval;
+mod mux;
 mod rate_limit;
 mod reflect_tlv;
 mod reflector;
@@ -26,6 +27,7 @@ pub use crate::wire::stamp_hmac::{StampKey, StampKeyError};
 pub use admission::{Admission, SessionCounts, SessionStats};
 pub use allow_list::{AllowList, AllowListError, MAX_ALLOW_PREFIXES};
 pub use direction::{Direction, ParseDirectionError};
+pub use mux::{SessionKey, SessionMux, TX_OWNERS};
 pub use rate_limit::RateLimiter;
 pub use reflector::{
     Datagram, DropReason, Reflector, ReflectorConfig, ReflectorConfigBuilder, ReflectorCounters,

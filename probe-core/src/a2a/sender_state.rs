@@ -20,6 +20,9 @@ pub const MAX_RING: usize = 1 << 16;
 /// Reflector numbers the reorder buffer holds (32 octets each).
 pub const REORDER_SLOTS: usize = 1 << 10;
 
+/// Fewest slots of the send ring and of the reorder buffer.
+const MIN_WINDOW: usize = 16;
+
 /// What the sender keeps per in-flight test packet.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Slot {
@@ -47,11 +50,12 @@ pub(super) struct SendRing {
 }
 
 impl SendRing {
-    /// A ring of `want` slots rounded up to a power of two, between 64 and [`MAX_RING`].
+    /// A ring of `want` slots rounded up to a power of two, between [`MIN_WINDOW`] and
+    /// [`MAX_RING`].
     pub(super) fn new(want: u64) -> Self {
         let cap = usize::try_from(want)
             .unwrap_or(MAX_RING)
-            .clamp(64, MAX_RING)
+            .clamp(MIN_WINDOW, MAX_RING)
             .next_power_of_two();
         SendRing {
             slots: vec![Slot::default(); cap].into_boxed_slice(),
@@ -62,6 +66,15 @@ impl SendRing {
     /// Slots in the ring (fixed at creation).
     pub(super) fn capacity(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Makes a ring that holds nothing yet smaller: `want` slots (as [`SendRing::new`]) when
+    /// that is fewer than it has.
+    pub(super) fn shrink_to(&mut self, want: u64) {
+        let smaller = SendRing::new(want);
+        if smaller.capacity() < self.capacity() && !self.slots.iter().any(|s| s.used) {
+            *self = smaller;
+        }
     }
 
     fn index(&self, seq: u32) -> usize {
@@ -172,10 +185,10 @@ impl Default for ReflOrder {
 
 impl ReflOrder {
     /// A reorder buffer for a test of `packets` packets: that many slots rounded up to a
-    /// power of two, between 64 and [`REORDER_SLOTS`] (a short test needs no more, and an
-    /// agent runs thousands of them side by side).
+    /// power of two, between [`MIN_WINDOW`] and [`REORDER_SLOTS`] (a short test needs no
+    /// more, and an agent runs thousands of them side by side).
     pub(super) fn with_slots(packets: usize) -> Self {
-        let slots = packets.clamp(64, REORDER_SLOTS).next_power_of_two();
+        let slots = packets.clamp(MIN_WINDOW, REORDER_SLOTS).next_power_of_two();
         ReflOrder {
             buf: vec![ReflEntry::default(); slots].into_boxed_slice(),
             cursor: 0,
@@ -190,6 +203,16 @@ impl ReflOrder {
 }
 
 impl ReflOrder {
+    /// Makes a buffer that holds nothing yet smaller: `slots` (a power of two, at least
+    /// [`MIN_WINDOW`]) when that is fewer than it has. A reply cannot be more reflector numbers
+    /// ahead of the oldest one awaited than there are packets within the reply timeout.
+    pub(super) fn shrink_to(&mut self, slots: usize) {
+        let slots = slots.clamp(MIN_WINDOW, REORDER_SLOTS).next_power_of_two();
+        if slots < self.buf.len() && self.cursor == 0 && !self.buf.iter().any(|e| e.present) {
+            self.buf = vec![ReflEntry::default(); slots].into_boxed_slice();
+        }
+    }
+
     fn feed(&mut self, e: &ReflEntry) {
         if !e.counted {
             return;

@@ -28,6 +28,13 @@ use crate::time::{Nanos, duration_ns};
 /// send, so a few hundred suffice).
 pub const TX_ID_SLOTS: usize = 1024;
 
+/// A schedule at least this slow gets windows sized for the packets within its timeout.
+const SLOW_PACE: Duration = Duration::from_millis(1);
+
+/// Transmit ids remembered by a slow schedule (its TX timestamps arrive long before the next
+/// packets).
+const SLOW_TX_ID_SLOTS: usize = 16;
+
 /// A flood presumes its in-flight packets lost after this long without any progress.
 const FLOOD_STALL_NS: i64 = 10_000_000;
 
@@ -126,8 +133,25 @@ impl SenderSession {
             Limit::Duration(_) => TX_ID_SLOTS,
         }
         .min(TX_ID_SLOTS);
+        let mut s = Sender::new(sender, Nanos(u64::MAX / 2))?;
+        // A schedule of a packet per millisecond or slower has few packets within the reply
+        // timeout and few TX timestamps awaited (they come microseconds after the send): its
+        // windows need no room for the whole test (an agent runs thousands of such tests).
+        let tx_slots = match cfg.pace {
+            Pace::Interval(i) if i >= SLOW_PACE => {
+                let in_timeout = s.config().timeout.as_nanos() / i.as_nanos().max(1);
+                let in_flight = u64::try_from(in_timeout)
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(8);
+                s.ring.shrink_to(in_flight);
+                s.refl_order
+                    .shrink_to(usize::try_from(in_flight).unwrap_or(usize::MAX));
+                tx_slots.min(SLOW_TX_ID_SLOTS)
+            }
+            _ => tx_slots,
+        };
         Ok(SenderSession {
-            sender: Sender::new(sender, Nanos(u64::MAX / 2))?,
+            sender: s,
             phase: Phase::Hello { next_at: None },
             no_answer_after: Nanos(u64::MAX),
             flood_end: None,

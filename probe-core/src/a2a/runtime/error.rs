@@ -52,6 +52,9 @@ pub enum A2aError {
     /// The settings cannot work.
     #[error("invalid settings: {0}")]
     Config(#[from] ConfigError),
+    /// The session pool's loop is gone (its runtime is shutting down).
+    #[error("the A2A session pool stopped before the test ended (the runtime is shutting down)")]
+    PoolStopped,
     /// A responder socket task ended abnormally (panicked or was cancelled).
     #[error("a responder socket task failed: {0}")]
     Task(#[source] tokio::task::JoinError),

@@ -43,7 +43,7 @@ pub async fn run_test_until(
     opts: A2aOptions,
     stop: impl Future<Output = ()>,
 ) -> Result<(TestOutcome, bool), A2aError> {
-    let mut session = session_for(&opts)?;
+    let mut session = session_for(&opts, opts.ssid.unwrap_or_else(rand::random))?;
     let flood = matches!(opts.pace, Pace::Max { .. });
     let sock = bind_socket(&opts, !flood)?;
     session.set_timestamps(sock.timestamp_mode().rx_source());
@@ -98,9 +98,9 @@ fn pacer_for(opts: &A2aOptions) -> std::io::Result<Pacer> {
     }
 }
 
-/// The sans-IO session the options describe.
-fn session_for(opts: &A2aOptions) -> Result<SenderSession, A2aError> {
-    let (mut cfg, session) = opts.session_configs(opts.ssid.unwrap_or_else(rand::random));
+/// The sans-IO session the options describe, with SSID `ssid`.
+pub(super) fn session_for(opts: &A2aOptions, ssid: u16) -> Result<SenderSession, A2aError> {
+    let (mut cfg, session) = opts.session_configs(ssid);
     cfg.clock = local_clock_info();
     let mut s = SenderSession::new(cfg, session)?;
     if let Some(v) = opts.voice {
