@@ -14,8 +14,10 @@
 //! per-connection TLS setup (OpenSSL builds a new context for every connection before it
 //! writes the ClientHello) and OpenSSL's slower processing of the server's flight, both
 //! visible in the capture. probe's TLS phase is checked against the wire instead (TCP
-//! handshake done to the client's Finished sent), and the total without the TLS phase (the
-//! sum of the other phases) against curl's.
+//! handshake done to the client's Finished sent). probe's total is checked to be the sum of
+//! its phases in every run, so with each phase checked the total is too; the table also shows
+//! the total without the TLS phase next to curl's, for reading, not as a check: it adds four
+//! phases' differences, each within the bound, so it may not be.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -338,11 +340,10 @@ async fn phases_match_curl_on_the_same_request() {
     eprintln!();
     let row = |name: &str| rows.iter().find(|r| r.0 == name).expect("row").1;
     // (what, probe, reference, reference's name): minimums of the rounds.
-    let mut checks: Vec<(&str, f64, f64, &str)> =
-        ["resolve", "connect", "ttfb", "transfer", "total - tls"]
-            .into_iter()
-            .map(|name| (name, row(name)[0], row(name)[1], "curl"))
-            .collect();
+    let mut checks: Vec<(&str, f64, f64, &str)> = ["resolve", "connect", "ttfb", "transfer"]
+        .into_iter()
+        .map(|name| (name, row(name)[0], row(name)[1], "curl"))
+        .collect();
     checks.push((
         "tls",
         row("tls")[0],
