@@ -67,9 +67,10 @@ pub struct AgentShared {
     responder_bound: AtomicBool,
     config_loaded: AtomicBool,
     first_schedule_run: AtomicBool,
-    /// The recent records as their JSON text (a parsed report weighs several times its text,
-    /// and a mesh agent keeps thousands), with their start times.
-    recent: Mutex<VecDeque<(u64, Box<str>)>>,
+    /// The recent records as their JSON text compressed with Snappy (a parsed report weighs
+    /// several times its text, the text about three times its compressed form, and a mesh
+    /// agent keeps thousands), with their start times.
+    recent: Mutex<VecDeque<(u64, Box<[u8]>)>>,
     recent_cap: usize,
     records: broadcast::Sender<ResultRecord>,
     peers: watch::Sender<Peers>,
@@ -202,15 +203,23 @@ impl AgentShared {
         if let Some(m) = self.metrics.get() {
             m.observe(&record);
         }
-        {
-            let mut ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-            if ring.len() == self.recent_cap {
-                ring.pop_front();
+        // Encoded before the lock is taken: readers wait only for the push.
+        let packed = serde_json::to_vec(&record)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                snap::raw::Encoder::new()
+                    .compress_vec(&json)
+                    .map_err(|e| e.to_string())
+            });
+        match packed {
+            Ok(packed) => {
+                let mut ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                if ring.len() == self.recent_cap {
+                    ring.pop_front();
+                }
+                ring.push_back((record.start_unix_ns, packed.into_boxed_slice()));
             }
-            match serde_json::to_string(&record) {
-                Ok(json) => ring.push_back((record.start_unix_ns, json.into())),
-                Err(e) => tracing::warn!("a result cannot be kept for /results: {e}"),
-            }
+            Err(e) => tracing::warn!("a result cannot be kept for /results: {e}"),
         }
         // No subscriber is not an error: the ring still has it.
         let _ = self.records.send(record);
@@ -218,10 +227,19 @@ impl AgentShared {
 
     /// The recent results that started at or after `since_unix_ns`, oldest first.
     pub fn recent_since(&self, since_unix_ns: u64) -> Vec<ResultRecord> {
-        let ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        ring.iter()
-            .filter(|(start, _)| *start >= since_unix_ns)
-            .filter_map(|(_, json)| serde_json::from_str(json).ok())
+        // The matching entries are copied out under the lock and decoded after it.
+        let packed: Vec<Box<[u8]>> = {
+            let ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            ring.iter()
+                .filter(|(start, _)| *start >= since_unix_ns)
+                .map(|(_, packed)| packed.clone())
+                .collect()
+        };
+        let mut decoder = snap::raw::Decoder::new();
+        packed
+            .iter()
+            .filter_map(|p| decoder.decompress_vec(p).ok())
+            .filter_map(|json| serde_json::from_slice(&json).ok())
             .collect()
     }
 
@@ -259,7 +277,7 @@ mod tests {
             ok: true,
             error_class: None,
             error: None,
-            report: serde_json::Value::Null,
+            report: serde_json::json!({"rtt_ms": {"p50": seq as f64 / 4.0}, "peer": "x".repeat(200)}),
         }
     }
 
@@ -274,6 +292,8 @@ mod tests {
         assert_eq!(seqs, [2, 3, 4]);
         let seqs: Vec<u64> = s.recent_since(3000).iter().map(|r| r.seq).collect();
         assert_eq!(seqs, [3, 4]);
+        // What comes out of the compressed ring is what went in.
+        assert_eq!(s.recent_since(4000), [record(4)]);
         for i in 0..5 {
             assert_eq!(rx.try_recv().expect("record").seq, i);
         }

@@ -14,11 +14,14 @@ mod reflector;
 pub mod runtime;
 mod schedule;
 mod sender;
+mod sender_config;
 mod sender_report;
 mod sender_state;
 mod session;
 mod session_config;
 mod stamp_keys;
+#[cfg(test)]
+mod test_fixture;
 pub mod throughput;
 mod timeline;
 mod voice;

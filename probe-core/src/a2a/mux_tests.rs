@@ -7,36 +7,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::*;
+use crate::a2a::test_fixture::{MS, T0, US, clock, test_session};
 use crate::a2a::{
     Datagram, Limit, Pace, Reflector, ReflectorConfig, SenderConfig, SessionConfig, TestOutcome,
 };
-use crate::time::{BootId, ClockInfo};
-
-const T0: u64 = 1_700_000_000_000_000_000;
-const MS: u64 = 1_000_000;
-const US: u64 = 1_000;
-
-fn clock() -> ClockInfo {
-    ClockInfo {
-        boot_id: BootId([3; 16]),
-        synchronized: false,
-        max_error: None,
-    }
-}
 
 fn session(ssid: u16, count: u32) -> SenderSession {
-    let mut sc = SenderConfig::new("sim", ssid);
-    sc.clock = clock();
-    let cfg = SessionConfig::builder()
-        .pace(Pace::Interval(Duration::from_millis(10)))
-        .limit(Limit::Count(count))
-        .hellos(3)
-        .hello_interval(Duration::from_millis(200))
-        .wait(Duration::from_millis(500))
-        .no_answer_timeout(Duration::from_secs(2))
-        .build()
-        .expect("valid session settings");
-    SenderSession::new(sc, cfg).expect("valid session")
+    let pace = Pace::Interval(Duration::from_millis(10));
+    test_session(ssid, pace, Limit::Count(count), None)
 }
 
 fn peer(i: u32) -> SocketAddr {

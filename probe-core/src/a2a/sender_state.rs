@@ -132,6 +132,17 @@ pub(super) struct DelayStats {
     pub(super) ipdv: Ipdv,
 }
 
+impl DelayStats {
+    /// Accumulators with room for `expected` delays (see [`Distribution::with_capacity`]).
+    pub(super) fn with_capacity(expected: usize) -> Self {
+        DelayStats {
+            delay: Distribution::with_capacity(expected),
+            jitter: InterarrivalJitter::default(),
+            ipdv: Ipdv::with_capacity(expected),
+        }
+    }
+}
+
 /// One reply waiting in the reorder buffer.
 #[derive(Clone, Copy, Debug, Default)]
 struct ReflEntry {

@@ -4,13 +4,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::*;
+use crate::a2a::test_fixture::{MS, T0};
 use crate::a2a::{Datagram, Reflector, ReflectorConfig};
 use crate::report::A2aReport;
-use crate::time::BootId;
+use crate::time::{BootId, ClockMode};
 use crate::wire::stamp::ReflectorRepr;
-
-const T0: u64 = 1_700_000_000_000_000_000;
-const MS: u64 = 1_000_000;
 const TURNAROUND: u64 = 50_000;
 
 /// A simulated path: the reflector's clock runs `peer_offset` ns ahead of the sender's.

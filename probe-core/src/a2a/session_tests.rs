@@ -5,35 +5,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::*;
+use crate::a2a::test_fixture::{MS, T0, US, clock, test_session};
 use crate::a2a::{Datagram, MAX_RING, Reflector, ReflectorConfig};
-use crate::time::{BootId, ClockInfo, ClockMode};
-
-const T0: u64 = 1_700_000_000_000_000_000;
-const MS: u64 = 1_000_000;
-const US: u64 = 1_000;
-
-fn clock() -> ClockInfo {
-    ClockInfo {
-        boot_id: BootId([3; 16]),
-        synchronized: false,
-        max_error: None,
-    }
-}
+use crate::time::ClockMode;
 
 fn session(pace: Pace, limit: Limit, report_interval: Option<Duration>) -> SenderSession {
-    let mut sc = SenderConfig::new("sim", 0x4242);
-    sc.clock = clock();
-    let cfg = SessionConfig::builder()
-        .pace(pace)
-        .limit(limit)
-        .hellos(3)
-        .hello_interval(Duration::from_millis(200))
-        .wait(Duration::from_millis(500))
-        .no_answer_timeout(Duration::from_secs(2))
-        .report_interval(report_interval)
-        .build()
-        .expect("valid session settings");
-    SenderSession::new(sc, cfg).expect("valid session")
+    test_session(0x4242, pace, limit, report_interval)
 }
 
 /// A loopback path through the sans-IO reflector (same clock: mode `shared`), with per-packet

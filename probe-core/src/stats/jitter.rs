@@ -55,6 +55,14 @@ impl Ipdv {
         Self::default()
     }
 
+    /// An IPDV tracker with room for `expected` pairs (see [`Distribution::with_capacity`]).
+    pub fn with_capacity(expected: usize) -> Self {
+        Ipdv {
+            abs: Distribution::with_capacity(expected),
+            ..Self::default()
+        }
+    }
+
     /// Feeds packet `seq` (numbers increasing; gaps allowed) with its one-way delay in ns.
     /// A pair counts only when `seq` directly follows the previous packet fed.
     pub fn on_delay(&mut self, seq: u64, delay_ns: i64) {

@@ -88,6 +88,15 @@ impl OffsetEstimator {
         }
     }
 
+    /// An estimator as [`OffsetEstimator::new`] with room for the minima of `expected`
+    /// windows (at most [`MAX_POINTS`]), allocated once.
+    pub fn with_capacity(window_ns: u64, expected: usize) -> Self {
+        OffsetEstimator {
+            points: Vec::with_capacity(expected.min(MAX_POINTS)),
+            ..Self::new(window_ns)
+        }
+    }
+
     /// Feeds one exchange. Exchanges with a negative round trip (inconsistent timestamps) are
     /// rejected; the return value tells whether this one was accepted.
     pub fn add(&mut self, t1: Nanos, t2: Nanos, t3: Nanos, t4: Nanos) -> bool {
@@ -202,6 +211,17 @@ impl OffsetEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_for_the_expected_windows_is_bounded() {
+        assert!(OffsetEstimator::with_capacity(1, 56).points.capacity() >= 56);
+        assert_eq!(
+            OffsetEstimator::with_capacity(1, usize::MAX)
+                .points
+                .capacity(),
+            MAX_POINTS
+        );
+    }
 
     const MS: u64 = 1_000_000;
     const START: u64 = 1_700_000_000_000_000_000;
