@@ -30,10 +30,20 @@ impl Schedule {
             next: 0,
             err_sum_ns: 0,
             err_max_ns: i64::MIN,
-            errors: Distribution::new(),
+            errors: Distribution::with_capacity(count as usize),
             first_send: None,
             last_send: None,
         }
+    }
+
+    /// Moves the first packet to `start`; only before any was sent (then nothing else is
+    /// kept yet). Returns whether it moved.
+    pub fn move_start(&mut self, start: Nanos) -> bool {
+        let unsent = self.next == 0;
+        if unsent {
+            self.start = start;
+        }
+        unsent
     }
 
     /// Planned send time of packet `n`.

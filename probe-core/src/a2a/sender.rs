@@ -177,9 +177,15 @@ impl Sender {
             .ok()
             .filter(|&c| c > 0 && c < u32::MAX)
             .ok_or(SenderError::Count(count))?;
-        // The ring holds what can be in flight: the packets within the timeout (plus room).
+        // The ring holds what can be in flight: the packets within the timeout plus room for
+        // a batch sent before the replies are read (a slow schedule sends no batches); so
+        // does the reorder buffer of a slow schedule, while a fast one gets room for its
+        // whole test (up to the buffer's bound).
         let interval_ns = duration_ns(config.interval).max(1);
-        let in_timeout = duration_ns(config.timeout) / interval_ns + 64;
+        let slow = config.interval >= super::sender_config::SLOW_PACE;
+        let in_timeout = duration_ns(config.timeout) / interval_ns + if slow { 8 } else { 64 };
+        let in_flight = u64::from(count).min(in_timeout);
+        let reorder = if slow { in_flight } else { u64::from(count) };
         // The statistics get room for the run's samples at once (a run of a few dozen packets,
         // as a mesh agent makes toward each of thousands of peers, then costs one allocation
         // per buffer); the offset estimator for one minimum per window of the run.
@@ -190,12 +196,15 @@ impl Sender {
         Ok(Sender {
             schedule: super::Schedule::new(start, config.interval, count),
             error_estimate: config.clock.error_estimate(),
-            ring: SendRing::new(u64::from(count).min(in_timeout)),
+            ring: SendRing::new(in_flight),
             rtt: Distribution::with_capacity(samples),
             rtt_user: Distribution::with_capacity(samples),
             fwd: DelayStats::with_capacity(samples),
             rev: DelayStats::with_capacity(samples),
-            refl_order: ReflOrder::with_slots(samples),
+            refl_order: ReflOrder::with_slots(
+                samples,
+                usize::try_from(reorder).unwrap_or(usize::MAX),
+            ),
             offset: OffsetEstimator::with_capacity(
                 duration_ns(config.offset_window),
                 usize::try_from(windows).unwrap_or(usize::MAX),
@@ -237,11 +246,11 @@ impl Sender {
     /// Moves the first test packet to `start` (e.g. once the hellos are answered); only before
     /// any test packet was sent.
     pub fn reschedule(&mut self, start: Nanos) -> Result<(), SenderError> {
-        if self.schedule.sent() > 0 {
-            return Err(SenderError::Started);
+        if self.schedule.move_start(start) {
+            Ok(())
+        } else {
+            Err(SenderError::Started)
         }
-        self.schedule = super::Schedule::new(start, self.config.interval, self.schedule.count());
-        Ok(())
     }
 
     /// Planned time of the next test packet; `None` when all were sent.

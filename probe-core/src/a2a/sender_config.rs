@@ -11,6 +11,11 @@ use crate::wire::stamp_hmac::StampKey;
 /// Flipped in the test SSID (exclusive or) to get the hello SSID.
 pub const HELLO_SSID_FLIP: u16 = 0x8000;
 
+/// A schedule at least this slow has few packets within its reply timeout: the sender's
+/// windows (send ring, reorder buffer) are sized for those, not for the whole test, and have
+/// a small margin (an agent runs thousands of such tests side by side).
+pub(super) const SLOW_PACE: Duration = Duration::from_millis(1);
+
 /// Largest UDP payload over IPv4.
 pub const MAX_SIZE: usize = 65_507;
 

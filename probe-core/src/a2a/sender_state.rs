@@ -68,15 +68,6 @@ impl SendRing {
         self.slots.len()
     }
 
-    /// Makes a ring that holds nothing yet smaller: `want` slots (as [`SendRing::new`]) when
-    /// that is fewer than it has.
-    pub(super) fn shrink_to(&mut self, want: u64) {
-        let smaller = SendRing::new(want);
-        if smaller.capacity() < self.capacity() && !self.slots.iter().any(|s| s.used) {
-            *self = smaller;
-        }
-    }
-
     fn index(&self, seq: u32) -> usize {
         seq as usize & self.mask
     }
@@ -190,16 +181,21 @@ pub(super) struct ReflOrder {
 
 impl Default for ReflOrder {
     fn default() -> Self {
-        ReflOrder::with_slots(REORDER_SLOTS)
+        ReflOrder::with_slots(REORDER_SLOTS, REORDER_SLOTS)
     }
 }
 
 impl ReflOrder {
-    /// A reorder buffer for a test of `packets` packets: that many slots rounded up to a
-    /// power of two, between [`MIN_WINDOW`] and [`REORDER_SLOTS`] (a short test needs no
-    /// more, and an agent runs thousands of them side by side).
-    pub(super) fn with_slots(packets: usize) -> Self {
-        let slots = packets.clamp(MIN_WINDOW, REORDER_SLOTS).next_power_of_two();
+    /// A reorder buffer of `slots` slots rounded up to a power of two, between [`MIN_WINDOW`]
+    /// and [`REORDER_SLOTS`], for a test of `packets` packets (its statistics get room for
+    /// that many). A short test needs no more slots than packets, and a slow one no more than
+    /// it has within the reply timeout: a reply cannot be more reflector numbers ahead of the
+    /// oldest one awaited than that (an agent runs thousands of such tests side by side).
+    pub(super) fn with_slots(packets: usize, slots: usize) -> Self {
+        let slots = slots
+            .min(packets)
+            .clamp(MIN_WINDOW, REORDER_SLOTS)
+            .next_power_of_two();
         ReflOrder {
             buf: vec![ReflEntry::default(); slots].into_boxed_slice(),
             cursor: 0,
@@ -208,19 +204,7 @@ impl ReflOrder {
                 u32::try_from(packets).map_or(DEFAULT_WINDOW, |p| p.min(DEFAULT_WINDOW)),
             ),
             fwd_jitter: InterarrivalJitter::new(),
-            rev_ipdv: Ipdv::new(),
-        }
-    }
-}
-
-impl ReflOrder {
-    /// Makes a buffer that holds nothing yet smaller: `slots` (a power of two, at least
-    /// [`MIN_WINDOW`]) when that is fewer than it has. A reply cannot be more reflector numbers
-    /// ahead of the oldest one awaited than there are packets within the reply timeout.
-    pub(super) fn shrink_to(&mut self, slots: usize) {
-        let slots = slots.clamp(MIN_WINDOW, REORDER_SLOTS).next_power_of_two();
-        if slots < self.buf.len() && self.cursor == 0 && !self.buf.iter().any(|e| e.present) {
-            self.buf = vec![ReflEntry::default(); slots].into_boxed_slice();
+            rev_ipdv: Ipdv::with_capacity(packets),
         }
     }
 

@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use super::interval::{Intervals, Totals};
+use super::sender_config::SLOW_PACE;
 pub use super::session_config::{SessionConfig, SessionConfigBuilder};
 use super::{Limit, ReplyOutcome, Sender, SenderConfig, SenderError, VoiceConfig, VoiceMonitor};
 use crate::io::IcmpError;
@@ -27,9 +28,6 @@ use crate::time::{Nanos, duration_ns};
 /// Transmit ids remembered to match kernel TX timestamps (they arrive microseconds after the
 /// send, so a few hundred suffice).
 pub const TX_ID_SLOTS: usize = 1024;
-
-/// A schedule at least this slow gets windows sized for the packets within its timeout.
-const SLOW_PACE: Duration = Duration::from_millis(1);
 
 /// Transmit ids remembered by a slow schedule (its TX timestamps arrive long before the next
 /// packets).
@@ -105,9 +103,11 @@ pub struct SenderSession {
     last_progress: Nanos,
     last_send: Nanos,
     tx_ids: Box<[(u32, u32)]>,
-    intervals: Option<Intervals>,
-    report: Option<IntervalReport>,
-    voice: Option<VoiceMonitor>,
+    // The optional parts are boxed: most sessions (an agent runs thousands at once) have none,
+    // and each costs a pointer then.
+    intervals: Option<Box<Intervals>>,
+    report: Option<Box<IntervalReport>>,
+    voice: Option<Box<VoiceMonitor>>,
     timeline: Option<super::timeline::Recorder>,
 }
 
@@ -133,21 +133,12 @@ impl SenderSession {
             Limit::Duration(_) => TX_ID_SLOTS,
         }
         .min(TX_ID_SLOTS);
-        let mut s = Sender::new(sender, Nanos(u64::MAX / 2))?;
-        // A schedule of a packet per millisecond or slower has few packets within the reply
-        // timeout and few TX timestamps awaited (they come microseconds after the send): its
-        // windows need no room for the whole test (an agent runs thousands of such tests).
+        // A slow schedule (see `SLOW_PACE`) has its windows sized for the packets within the
+        // reply timeout by the sender, and few TX timestamps awaited (they come microseconds
+        // after the send).
+        let s = Sender::new(sender, Nanos(u64::MAX / 2))?;
         let tx_slots = match cfg.pace {
-            Pace::Interval(i) if i >= SLOW_PACE => {
-                let in_timeout = s.config().timeout.as_nanos() / i.as_nanos().max(1);
-                let in_flight = u64::try_from(in_timeout)
-                    .unwrap_or(u64::MAX)
-                    .saturating_add(8);
-                s.ring.shrink_to(in_flight);
-                s.refl_order
-                    .shrink_to(usize::try_from(in_flight).unwrap_or(usize::MAX));
-                tx_slots.min(SLOW_TX_ID_SLOTS)
-            }
+            Pace::Interval(i) if i >= SLOW_PACE => tx_slots.min(SLOW_TX_ID_SLOTS),
             _ => tx_slots,
         };
         Ok(SenderSession {
@@ -180,7 +171,7 @@ impl SenderSession {
     /// Rates the test as a voice stream (`--profile voice`): the report gets a `voice`
     /// section.
     pub fn enable_voice(&mut self, cfg: VoiceConfig) {
-        self.voice = Some(VoiceMonitor::new(cfg));
+        self.voice = Some(Box::new(VoiceMonitor::new(cfg)));
     }
 
     /// Takes the reflector's clock facts from the control plane (set no hellos then).
@@ -234,7 +225,7 @@ impl SenderSession {
         self.intervals = self
             .cfg
             .report_interval
-            .map(|every| Intervals::new(every, start));
+            .map(|every| Box::new(Intervals::new(every, start)));
         self.last_progress = start;
         self.phase = Phase::Test;
     }
@@ -431,7 +422,7 @@ impl SenderSession {
         let report_at = self
             .intervals
             .as_ref()
-            .map_or(Nanos(u64::MAX), Intervals::end);
+            .map_or(Nanos(u64::MAX), |iv| iv.end());
         Some(phase_at.min(report_at))
     }
 
@@ -476,7 +467,7 @@ impl SenderSession {
             let cutoff = end.saturating_add_ns(-self.sender.last_rtt_ns.max(0));
             let totals = self.totals(cutoff);
             if let Some(iv) = &mut self.intervals {
-                self.report = Some(iv.close(end, totals));
+                self.report = Some(Box::new(iv.close(end, totals)));
             }
         }
         if self.phase == Phase::Done
@@ -486,7 +477,7 @@ impl SenderSession {
             let totals = Self::totals_of(&self.sender, Nanos(u64::MAX));
             if iv.has_news(&totals) {
                 let end = now.max(self.last_send);
-                self.report = Some(iv.close(end, totals));
+                self.report = Some(Box::new(iv.close(end, totals)));
             }
             self.intervals = None;
         }
@@ -512,7 +503,7 @@ impl SenderSession {
     /// The interval report that became ready, if any (poll after each
     /// [`SenderSession::handle_timeout`]).
     pub fn poll_report(&mut self) -> Option<IntervalReport> {
-        self.report.take()
+        self.report.take().map(|r| *r)
     }
 
     /// Whether the test is over.

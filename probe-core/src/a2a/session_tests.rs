@@ -375,3 +375,11 @@ fn planned_durations() {
         Some(d)
     );
 }
+
+#[test]
+fn a_session_stays_small() {
+    // An agent keeps one session per peer in flight, thousands at once: the optional parts
+    // are boxed, so a plain session is about 2 KB on 64-bit targets.
+    let size = std::mem::size_of::<SenderSession>();
+    assert!(size <= 2304, "a SenderSession takes {size} bytes");
+}
