@@ -25,7 +25,7 @@ const BROADCAST_DEPTH: usize = 1024;
 /// batch and one wake-up: thousands of peers at a packet a second each are due every few
 /// hundred microseconds. The packets' send times are their (kernel) timestamps, so a later
 /// send does not change the delays measured; the report's schedule error shows it.
-pub const A2A_POOL_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
+pub const A2A_POOL_SLACK: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// Who the agent is, as `GET /` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -20,10 +20,11 @@
 //! intervals, are removed ([`Metrics::forget_peers_not_in`], [`Metrics::sweep`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -43,35 +44,65 @@ const STALE_INTERVALS: u32 = 3;
 /// The stale age of a series whose interval is not known yet (one result so far).
 const STALE_UNKNOWN: Duration = Duration::from_secs(600);
 
+/// A label value that the series of one test and peer share: one allocation for the dozen
+/// series of a peer rather than one each (an agent of a large mesh has thousands of peers).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        Label(Arc::from(s))
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        encoder.write_str(&self.0)
+    }
+}
+
 /// Labels of a per-peer series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct PeerLabels {
     /// The test's name.
-    pub test: String,
+    pub test: Label,
     /// The peer measured (`ADDR:PORT`), else the configured target.
-    pub peer: String,
+    pub peer: Label,
 }
 
 /// Labels of a per-direction series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabels {
     /// The test's name.
-    pub test: String,
+    pub test: Label,
     /// The peer measured, else the configured target.
-    pub peer: String,
+    pub peer: Label,
     /// `forward`, `reverse` or `round_trip`.
-    pub direction: String,
+    pub direction: &'static str,
 }
 
 /// Labels of the up/down series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SuccessLabels {
     /// The test's name.
-    pub test: String,
+    pub test: Label,
     /// The peer measured, else the configured target.
-    pub peer: String,
+    pub peer: Label,
     /// The failure class of the last run (`ErrorClass::as_str`), empty when it succeeded.
-    pub reason: String,
+    pub reason: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -88,7 +119,7 @@ struct Track {
     peer: bool,
     last: Instant,
     gap: Option<Duration>,
-    reason: String,
+    reason: &'static str,
 }
 
 /// The metric families and the registry that encodes them.
@@ -210,22 +241,26 @@ impl Metrics {
             return;
         }
         let key = PeerLabels {
-            test: record.test.clone(),
-            peer: record.peer.clone().unwrap_or_else(|| record.target.clone()),
+            test: record.test.as_str().into(),
+            peer: record.peer.as_deref().unwrap_or(&record.target).into(),
         };
         let reason = match (record.ok, record.error_class) {
-            (true, _) => String::new(),
-            (false, Some(c)) => c.as_str().to_owned(),
-            (false, None) => "other".to_owned(),
+            (true, _) => "",
+            (false, Some(c)) => c.as_str(),
+            (false, None) => "other",
         };
-        {
+        let key = {
             let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
+            // The labels the series already have, shared (a new peer's become them).
+            let key = tracks
+                .get_key_value(&key)
+                .map_or(key, |(known, _)| known.clone());
             let track = tracks.entry(key.clone()).or_insert(Track {
                 peer: record.peer.is_some(),
                 last: now,
                 gap: None,
-                reason: reason.clone(),
+                reason,
             });
             if track.last != now {
                 track.gap = Some(now.duration_since(track.last));
@@ -233,12 +268,13 @@ impl Metrics {
             track.last = now;
             if track.reason != reason {
                 self.success
-                    .remove(&self.success_labels(&key, &track.reason));
-                track.reason.clone_from(&reason);
+                    .remove(&self.success_labels(&key, track.reason));
+                track.reason = reason;
             }
-        }
+            key
+        };
         self.success
-            .get_or_create(&self.success_labels(&key, &reason))
+            .get_or_create(&self.success_labels(&key, reason))
             .set(if record.ok { 1.0 } else { 0.0 });
         self.runs.get_or_create(&key).inc();
         if !record.ok {
@@ -248,10 +284,10 @@ impl Metrics {
         if report.is_null() {
             return;
         }
-        let dir = |d: &str| DirectionLabels {
+        let dir = |d: &'static str| DirectionLabels {
             test: key.test.clone(),
             peer: key.peer.clone(),
-            direction: d.to_owned(),
+            direction: d,
         };
         if let Some(pct) = report.get("loss_pct").and_then(Value::as_f64) {
             self.loss.get_or_create(&dir("round_trip")).set(pct / 100.0);
@@ -311,23 +347,23 @@ impl Metrics {
         }
     }
 
-    fn success_labels(&self, key: &PeerLabels, reason: &str) -> SuccessLabels {
+    fn success_labels(&self, key: &PeerLabels, reason: &'static str) -> SuccessLabels {
         let _ = self;
         SuccessLabels {
             test: key.test.clone(),
             peer: key.peer.clone(),
-            reason: reason.to_owned(),
+            reason,
         }
     }
 
     /// Removes every series of `key`.
-    fn forget(&self, key: &PeerLabels, reason: &str) {
+    fn forget(&self, key: &PeerLabels, reason: &'static str) {
         self.success.remove(&self.success_labels(key, reason));
         for d in DIRECTIONS {
             let labels = DirectionLabels {
                 test: key.test.clone(),
                 peer: key.peer.clone(),
-                direction: d.to_owned(),
+                direction: d,
             };
             self.loss.remove(&labels);
             self.delay.remove(&labels);
@@ -348,12 +384,12 @@ impl Metrics {
     pub fn forget_peers_not_in(&self, peers: &Peers) {
         let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
         tracks.retain(|key, track| {
-            let keep = !(track.peer || looks_like_peer(&key.peer))
+            let keep = !(track.peer || looks_like_peer(key.peer.as_str()))
                 || peers
-                    .get(&key.test)
-                    .is_some_and(|set| set.contains(&key.peer));
+                    .get(key.test.as_str())
+                    .is_some_and(|set| set.contains(key.peer.as_str()));
             if !keep {
-                self.forget(key, &track.reason);
+                self.forget(key, track.reason);
             }
             keep
         });
@@ -368,7 +404,7 @@ impl Metrics {
             let max_age = track.gap.map_or(STALE_UNKNOWN, |g| g * STALE_INTERVALS);
             let keep = now.saturating_duration_since(track.last) <= max_age;
             if !keep {
-                self.forget(key, &track.reason);
+                self.forget(key, track.reason);
                 gone.insert(key.clone());
             }
             keep

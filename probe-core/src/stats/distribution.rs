@@ -9,6 +9,8 @@
 //! be): negative magnitudes go to a second histogram and percentiles are read across both.
 
 use hdrhistogram::Histogram;
+
+use super::exact::ExactSamples;
 use serde::{Deserialize, Serialize};
 
 /// Highest magnitude the histograms track: one hour in nanoseconds. Larger samples saturate.
@@ -51,7 +53,7 @@ impl Histograms {
 #[derive(Clone, Debug)]
 pub struct Distribution {
     /// The samples while there are at most `EXACT_SAMPLES` (empty once `hist` is in use).
-    samples: Vec<i64>,
+    samples: ExactSamples,
     /// The histograms, from the first sample beyond `EXACT_SAMPLES`.
     hist: Option<Box<Histograms>>,
     count: u64,
@@ -110,7 +112,7 @@ impl Distribution {
     /// An empty distribution.
     pub fn new() -> Self {
         Distribution {
-            samples: Vec::new(),
+            samples: ExactSamples::default(),
             hist: None,
             count: 0,
             sum: 0,
@@ -126,7 +128,7 @@ impl Distribution {
     /// short tests do not leave the allocator's heap fragmented by growing buffers.
     pub fn with_capacity(expected: usize) -> Self {
         Distribution {
-            samples: Vec::with_capacity(expected.min(EXACT_SAMPLES)),
+            samples: ExactSamples::with_capacity(expected.min(EXACT_SAMPLES)),
             ..Self::new()
         }
     }
@@ -157,7 +159,7 @@ impl Distribution {
         let samples = std::mem::take(&mut self.samples);
         self.hist.get_or_insert_with(|| {
             let mut h = Histograms::new();
-            for &s in &samples {
+            for s in samples.to_vec() {
                 h.record(s);
             }
             h
@@ -238,7 +240,7 @@ impl Distribution {
         let q = q.clamp(0.0, 1.0);
         let Some(hist) = &self.hist else {
             // The nearest rank, as the histograms count it.
-            let mut sorted = self.samples.clone();
+            let mut sorted = self.samples.to_vec();
             sorted.sort_unstable();
             let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
             return Some(sorted[rank - 1]);
@@ -266,10 +268,12 @@ impl Distribution {
             && other.hist.is_none()
             && self.samples.len() + other.samples.len() <= EXACT_SAMPLES
         {
-            self.samples.extend_from_slice(&other.samples);
+            for s in other.samples.to_vec() {
+                self.samples.push(s);
+            }
         } else {
             let hist = self.histograms();
-            for &s in &other.samples {
+            for s in other.samples.to_vec() {
                 hist.record(s);
             }
             if let Some(o) = &other.hist {

@@ -3,6 +3,7 @@
 
 mod distribution;
 pub mod emodel;
+mod exact;
 mod jitter;
 mod jitter_buffer;
 mod loss;
