@@ -37,8 +37,8 @@ pub use reflector::{
 };
 pub use schedule::Schedule;
 pub use sender::{
-    HELLO_SSID_FLIP, IgnoreReason, Limit, MAX_SIZE, ReplyOutcome, Sender, SenderConfig,
-    SenderError, Sent,
+    HELLO_SSID_FLIP, IgnoreReason, Limit, MAX_SIZE, OFFSET_WINDOW_EXCHANGES, ReplyOutcome, Sender,
+    SenderConfig, SenderError, Sent,
 };
 pub use sender_state::{MAX_RING, REORDER_SLOTS};
 pub use session::{

@@ -31,7 +31,9 @@
 //! per packet, so its largest effect, `|drift| x` the longest time from the reference to a
 //! packet, is added to the reported error bound.
 
-pub use super::sender_config::{HELLO_SSID_FLIP, Limit, MAX_SIZE, SenderConfig, SenderError};
+pub use super::sender_config::{
+    HELLO_SSID_FLIP, Limit, MAX_SIZE, OFFSET_WINDOW_EXCHANGES, SenderConfig, SenderError,
+};
 use super::sender_state::{DelayStats, ReflOrder, ReflReply, SendRing};
 use crate::stats::{Arrival, Distribution, SeqTracker};
 use crate::time::{ClockInfo, ErrorEstimate, Nanos, NtpTimestamp, OffsetEstimator, duration_ns};
@@ -190,9 +192,8 @@ impl Sender {
         // as a mesh agent makes toward each of thousands of peers, then costs one allocation
         // per buffer); the offset estimator for one minimum per window of the run.
         let samples = count as usize;
-        let windows = u64::from(count).saturating_mul(interval_ns)
-            / duration_ns(config.offset_window).max(1)
-            + 1;
+        let window_ns = duration_ns(config.effective_offset_window()).max(1);
+        let windows = u64::from(count).saturating_mul(interval_ns) / window_ns + 1;
         Ok(Sender {
             schedule: super::Schedule::new(start, config.interval, count),
             error_estimate: config.clock.error_estimate(),
@@ -206,7 +207,7 @@ impl Sender {
                 usize::try_from(reorder).unwrap_or(usize::MAX),
             ),
             offset: OffsetEstimator::with_capacity(
-                duration_ns(config.offset_window),
+                window_ns,
                 usize::try_from(windows).unwrap_or(usize::MAX),
             ),
             provisional: None,

@@ -16,6 +16,9 @@ pub const HELLO_SSID_FLIP: u16 = 0x8000;
 /// a small margin (an agent runs thousands of such tests side by side).
 pub(super) const SLOW_PACE: Duration = Duration::from_millis(1);
 
+/// Exchanges an offset estimator window holds at least (see [`SenderConfig::offset_window`]).
+pub const OFFSET_WINDOW_EXCHANGES: u32 = 8;
+
 /// Largest UDP payload over IPv4.
 pub const MAX_SIZE: usize = 65_507;
 
@@ -50,7 +53,9 @@ pub struct SenderConfig {
     pub clock_mode: Option<ClockMode>,
     /// Where the timestamps fed in come from (reported as is).
     pub timestamps: TimestampSource,
-    /// Window of the offset estimator's minimum filter (estimated clock mode).
+    /// Window of the offset estimator's minimum filter (estimated clock mode). A slow
+    /// schedule's windows are widened to hold [`OFFSET_WINDOW_EXCHANGES`] exchanges each: a
+    /// minimum over one exchange filters nothing.
     pub offset_window: Duration,
     /// Authenticated mode (RFC 8762 section 4.2.2) with this key: packets are at least 112
     /// octets (a smaller `size` is raised), replies with a wrong HMAC are dropped and counted.
@@ -83,6 +88,13 @@ impl SenderConfig {
         } else {
             BASE_LEN
         }
+    }
+
+    /// The offset estimator's window: `offset_window`, widened to hold
+    /// [`OFFSET_WINDOW_EXCHANGES`] packets of the schedule.
+    pub fn effective_offset_window(&self) -> Duration {
+        self.offset_window
+            .max(self.interval.saturating_mul(OFFSET_WINDOW_EXCHANGES))
     }
 
     /// Packets the limit plans.

@@ -523,3 +523,20 @@ fn user_space_round_trip_brackets_the_kernel_one() {
 }
 #[path = "sender_auth_tests.rs"]
 mod auth;
+
+#[test]
+fn a_slow_schedule_widens_the_offset_windows_to_hold_several_exchanges() {
+    let mut c = SenderConfig::new("sim", 1);
+    c.interval = Duration::from_secs(1);
+    c.limit = Limit::Count(55);
+    assert_eq!(c.effective_offset_window(), Duration::from_secs(8));
+    let s = Sender::new(c.clone(), Nanos(T0)).expect("valid config");
+    // 55 s of packets: room for 7 windows' minima, not 56.
+    assert!(
+        s.offset.points_capacity() < 16,
+        "{}",
+        s.offset.points_capacity()
+    );
+    c.interval = Duration::from_millis(10);
+    assert_eq!(c.effective_offset_window(), c.offset_window);
+}

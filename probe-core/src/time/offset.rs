@@ -97,6 +97,12 @@ impl OffsetEstimator {
         }
     }
 
+    /// Window minima it has room for without growing.
+    #[cfg(test)]
+    pub(crate) fn points_capacity(&self) -> usize {
+        self.points.capacity()
+    }
+
     /// Feeds one exchange. Exchanges with a negative round trip (inconsistent timestamps) are
     /// rejected; the return value tells whether this one was accepted.
     pub fn add(&mut self, t1: Nanos, t2: Nanos, t3: Nanos, t4: Nanos) -> bool {
