@@ -7,10 +7,11 @@
 //! it starts `probe agent` with one a2a test whose `targets` are 4000 of those addresses (one
 //! packet per second to each: `packet_interval = "1s"`, runs of 55 packets every 60 s, each
 //! peer starting at its own point of the first second), and from `b` a `probe a2a` sends the
-//! agent's responder 4000 STAMP packets per second. After a warm-up of 65 s it reads the
-//! agent's CPU time (`utime + stime` of `/proc/PID/stat`) over a steady 60 s and its resident
-//! set (`VmRSS`, and the peak `VmHWM`, of `/proc/PID/status`), and checks the spool: every
-//! peer measured, with the packets answered.
+//! agent's responder 4000 STAMP packets per second. Once every peer's first run has ended
+//! (the spool has a successful record of each: every peer measured, with packets answered) it
+//! reads the agent's CPU time (`utime + stime` of `/proc/PID/stat`) over 75 s, a whole run
+//! and its end, and then its resident set (`VmRSS`, and the peak since the start, `VmHWM`,
+//! of `/proc/PID/status`).
 //!
 //! With `--bench` it checks the targets of the agent at this scale: under 10% of one core and
 //! under 64 MB resident (`VmRSS` and the peak `VmHWM`); a target missed is printed as MISSED
@@ -47,10 +48,12 @@ fn main() {
     if !probe_lab::require_root() {
         return;
     }
-    let (peers, interval, count, warmup, window) = if full {
-        (4000, 60, 55, 65, 60)
+    // The window is one interval and a quarter: it holds a whole run and its end, when the
+    // run's reports are stored, exported and kept.
+    let (peers, interval, count, window) = if full {
+        (4000, 60, 55, 75)
     } else {
-        (200, 10, 8, 4, 10)
+        (200, 10, 8, 12)
     };
     let lab = topology::direct().expect("direct");
     lab.b
@@ -97,8 +100,9 @@ fn main() {
     let mut agent = lab.a.spawn(&mut cmd).expect("probe agent");
     let pid = agent.pid();
 
-    // The agent's own responder gets the same load: `peers` packets per second.
-    let duration = warmup + window + 5;
+    // The agent's own responder gets the same load: `peers` packets per second, until after
+    // the window (the first run ends within two intervals of the start).
+    let duration = 2 * interval + window + 10;
     let mut load = lab.b.command(&probe);
     load.args(["a2a", "--no-control", "--quiet", "--spin", "0"])
         .arg(lab.a.ipv4().to_string())
@@ -107,21 +111,20 @@ fn main() {
         .stderr(Stdio::null());
     let _load = lab.b.spawn(&mut load).expect("probe a2a load");
 
-    std::thread::sleep(Duration::from_secs(warmup));
-    let sample = measure(pid, Duration::from_secs(window));
-    let out = agent
-        .try_wait()
-        .expect("wait")
-        .map(|s| format!("the agent exited early: {s}"));
-    assert!(out.is_none(), "{out:?}\n{}", agent_log(&dir));
-
-    // Every peer's first run ends within two intervals of the start.
+    // The warm-up: every peer's first run has ended (the test's random start offset puts it
+    // anywhere within two intervals of the start); the window then holds the second run.
     let until = Instant::now() + Duration::from_secs(2 * interval);
     let mut measured = measured_peers(&probe, &state);
     while measured.len() < peers && Instant::now() < until {
         std::thread::sleep(Duration::from_secs(1));
         measured = measured_peers(&probe, &state);
     }
+    let sample = measure(pid, Duration::from_secs(window));
+    let out = agent
+        .try_wait()
+        .expect("wait")
+        .map(|s| format!("the agent exited early: {s}"));
+    assert!(out.is_none(), "{out:?}\n{}", agent_log(&dir));
     println!(
         "## probe agent: {peers} peers x 1 STAMP packet/s, responder answering {peers} packets/s\n"
     );
