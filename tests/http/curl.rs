@@ -9,7 +9,11 @@
 //! other work only ever adds time, to the tool that needs more CPU for a phase more often, so
 //! medians compare the load as much as the tools; the minimums compare the tools.
 //!
-//! Each phase of probe is checked against curl's like phase (within 20% or 0.2 ms), except
+//! Each phase of probe is checked against curl's like phase (within 20% or 0.2 ms), with two
+//! exceptions. The lookup may be faster than curl's by more: curl's `time_namelookup` starts
+//! a resolver thread for every lookup and waits for it to be scheduled (on a loaded 2-core
+//! machine up to 0.25 ms more than probe's in-process lookup, at the minimum over the rounds),
+//! so the lookup is checked one way: never slower than curl's beyond the bound. And
 //! the TLS handshake: curl's `time_appconnect - time_connect` also holds curl's own
 //! per-connection TLS setup (OpenSSL builds a new context for every connection before it
 //! writes the ClientHello) and OpenSSL's slower processing of the server's flight, both
@@ -344,6 +348,8 @@ async fn phases_match_curl_on_the_same_request() {
         .into_iter()
         .map(|name| (name, row(name)[0], row(name)[1], "curl"))
         .collect();
+    // The lookup, one way (see the module documentation): faster than curl's is within.
+    let one_way = |what: &str, ours: f64, reference: f64| what == "resolve" && ours < reference;
     checks.push((
         "tls",
         row("tls")[0],
@@ -352,7 +358,7 @@ async fn phases_match_curl_on_the_same_request() {
     ));
     let mut failures = Vec::new();
     for (what, o, r, against) in &checks {
-        let ok = within(*o, *r);
+        let ok = within(*o, *r) || one_way(what, *o, *r);
         eprintln!(
             "{what:>12}: probe {o:8.3} ms  {against} {r:8.3} ms  {}",
             if ok { "ok" } else { "OFF" }
