@@ -249,15 +249,28 @@ async fn phases_match_curl_on_the_same_request() {
     run_ok(Command::new("renice").args(["-n", "-15", "-p", &std::process::id().to_string()]));
     let capture = Capture::start_headers(&bed.lab.a, "eth0", &format!("tcp port {HTTPS}"));
     let (mut ours, mut theirs) = (vec![Vec::new(); 6], vec![Vec::new(); 6]);
+    // When each tool's runs were under way (the capture's clock), to find their connections.
+    let (mut curl_spans, mut probe_spans) = (Vec::new(), Vec::new());
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+    };
     for round in 0..ROUNDS {
         // Alternating who goes first cancels what one run leaves warm for the next.
-        let (curl_w, probe_now) = if round % 2 == 0 {
-            let c = curl_run(&bed, &warm, &url).await;
-            (c, probe_run(&bed, &bin, &url).await)
-        } else {
-            let p = probe_run(&bed, &bin, &url).await;
-            (curl_run(&bed, &warm, &url).await, p)
-        };
+        let curl_first = round % 2 == 0;
+        let mut curl_w = [0.0; 6];
+        let mut probe_now = [0.0; 6];
+        for tool_is_curl in [curl_first, !curl_first] {
+            let start = now();
+            if tool_is_curl {
+                curl_w = curl_run(&bed, &warm, &url).await;
+                curl_spans.push((start, now()));
+            } else {
+                probe_now = probe_run(&bed, &bin, &url).await;
+                probe_spans.push((start, now()));
+            }
+        }
         eprintln!("probe {probe_now:.3?}\ncurl  {curl_w:.3?}");
         for i in 0..6 {
             ours[i].push(probe_now[i]);
@@ -265,26 +278,33 @@ async fn phases_match_curl_on_the_same_request() {
         }
     }
     let captured = capture.stop();
-    // Per round, in order: curl's /blob then probe's two requests, or probe's then curl's.
+    // Each run's /blob connection is the last one that opened while it ran (probe's first is
+    // its warm-up). A run whose connection the capture lacks gives no wire sample.
     let blobs: Vec<WireConn> = connections(&captured)
         .into_iter()
         .filter(|c| c.blob)
         .collect();
-    assert_eq!(
-        blobs.len(),
-        3 * ROUNDS,
-        "connections in the capture ({:?} packets dropped by the kernel): {blobs:?}",
-        captured.dropped_by_kernel
-    );
-    let (mut curl_wire, mut probe_wire) = (Vec::new(), Vec::new());
-    for (round, conns) in blobs.chunks(3).enumerate() {
-        let (c, p) = if round % 2 == 0 {
-            (conns[0], conns[2])
-        } else {
-            (conns[2], conns[1])
-        };
-        curl_wire.push(c);
-        probe_wire.push(p);
+    let measured = |spans: &[(Duration, Duration)]| -> Vec<WireConn> {
+        spans
+            .iter()
+            .filter_map(|&(start, end)| {
+                blobs
+                    .iter()
+                    .rev()
+                    .find(|c| c.syn >= start && c.syn <= end)
+                    .copied()
+            })
+            .collect()
+    };
+    let (curl_wire, probe_wire) = (measured(&curl_spans), measured(&probe_spans));
+    // Nearly every run's connection is in the capture (one may be missed as tcpdump starts).
+    for (who, got) in [("curl", curl_wire.len()), ("probe", probe_wire.len())] {
+        assert!(
+            got + 2 >= ROUNDS,
+            "{who}: {got} of {ROUNDS} connections in the capture ({:?} packets dropped by the \
+             kernel): {blobs:?}",
+            captured.dropped_by_kernel
+        );
     }
     let on_wire =
         |conns: &[WireConn], f: fn(&WireConn) -> f64| -> Vec<f64> { conns.iter().map(f).collect() };
