@@ -7,7 +7,9 @@
 //! it starts `probe agent` with one a2a test whose `targets` are 4000 of those addresses (one
 //! packet per second to each: `packet_interval = "1s"`, runs of 55 packets every 60 s, each
 //! peer starting at its own point of the first second), and from `b` a `probe a2a` sends the
-//! agent's responder 4000 STAMP packets per second. Once every peer's first run has ended
+//! agent's responder 4000 STAMP packets per second (the load runs past the window; its report
+//! says how many were sent and answered, and the bench fails unless 95% of the packets planned
+//! were sent and 95% of those answered). Once every peer's first run has ended
 //! (the spool has a successful record of each: every peer measured, with packets answered) it
 //! reads the agent's CPU time (`utime + stime` of `/proc/PID/stat`) over 75 s, a whole run
 //! and its end, and then its resident set (`VmRSS`, and the peak since the start, `VmHWM`,
@@ -100,16 +102,35 @@ fn main() {
     let mut agent = lab.a.spawn(&mut cmd).expect("probe agent");
     let pid = agent.pid();
 
+    // The load starts once the agent's responder listens (else the first packet meets a
+    // closed port and the load gives up).
+    let bound = Instant::now() + Duration::from_secs(30);
+    while !listening(&lab.a, 49153) {
+        assert!(Instant::now() < bound, "no responder\n{}", agent_log(&dir));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The agent's own responder gets the same load: `peers` packets per second, until after
     // the window (the first run ends within two intervals of the start).
     let duration = 2 * interval + window + 10;
     let mut load = lab.b.command(&probe);
-    load.args(["a2a", "--no-control", "--quiet", "--spin", "0"])
-        .arg(lab.a.ipv4().to_string())
-        .args(["--rate", &peers.to_string(), "-d", &format!("{duration}s")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _load = lab.b.spawn(&mut load).expect("probe a2a load");
+    load.args([
+        "a2a",
+        "--no-control",
+        "--quiet",
+        "--json",
+        "--spin",
+        "0",
+        "--peer",
+    ])
+    .arg(lab.a.ipv4().to_string())
+    .args(["--rate", &peers.to_string(), "-d", &format!("{duration}s")])
+    .stdout(Stdio::from(
+        fs::File::create(dir.join("load.json")).expect("load report"),
+    ))
+    .stderr(Stdio::from(
+        fs::File::create(dir.join("load.err")).expect("load log"),
+    ));
+    let mut load = lab.b.spawn(&mut load).expect("probe a2a load");
 
     // The warm-up: every peer's first run has ended (the test's random start offset puts it
     // anywhere within two intervals of the start); the window then holds the second run.
@@ -120,6 +141,12 @@ fn main() {
         measured = measured_peers(&probe, &state);
     }
     let sample = measure(pid, Duration::from_secs(window));
+    let gone = load.try_wait().expect("wait load");
+    assert!(
+        gone.is_none(),
+        "the load on the agent's responder ended early ({gone:?}): {}",
+        fs::read_to_string(dir.join("load.err")).unwrap_or_default()
+    );
     let out = agent
         .try_wait()
         .expect("wait")
@@ -147,6 +174,14 @@ fn main() {
         peers,
         "every peer measured with answers\n{}",
         agent_log(&dir)
+    );
+    // The responder carried its load: the load's own report, once it has ended.
+    let (sent, answered) = load_report(&mut load, &dir, duration);
+    println!("responder: answered {answered} of {sent} packets sent over the load's {duration} s");
+    let planned = peers as u64 * duration;
+    assert!(
+        sent as f64 >= 0.95 * planned as f64 && answered as f64 >= 0.95 * sent as f64,
+        "the load on the agent's responder: {sent} sent of {planned} planned, {answered} answered"
     );
     drop(agent);
     let _ = fs::remove_dir_all(&dir);
@@ -240,6 +275,34 @@ fn measured_peers(probe: &Path, state: &Path) -> BTreeSet<String> {
         .filter(|r| r["ok"] == true)
         .filter_map(|r| r["peer"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// Whether a UDP socket in `host` is bound to `port`.
+fn listening(host: &probe_lab::Host, port: u16) -> bool {
+    let out = host
+        .command("ss")
+        .args(["-Hlun", &format!("sport = :{port}")])
+        .output()
+        .expect("ss");
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+/// Waits for the load (bounded) and reads its report: packets sent and answered.
+fn load_report(load: &mut probe_lab::Background, dir: &Path, duration: u64) -> (u64, u64) {
+    let until = Instant::now() + Duration::from_secs(duration + 30);
+    while load.try_wait().expect("wait load").is_none() {
+        assert!(Instant::now() < until, "the load did not end");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let text = fs::read_to_string(dir.join("load.json")).unwrap_or_default();
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "no report from the load ({e}): {text}\n{}",
+            fs::read_to_string(dir.join("load.err")).unwrap_or_default()
+        )
+    });
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("no {k} in {r}"));
+    (n("sent"), n("received"))
 }
 
 fn agent_log(dir: &Path) -> String {

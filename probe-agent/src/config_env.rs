@@ -21,7 +21,8 @@ use std::path::Path;
 use crate::config::{Config, Env, Problems, TEST_KEYS, TestConfig, Where};
 use crate::config_toml::{Table, did_you_mean};
 use crate::config_values::{
-    check_ca_file, parse_count, parse_inet, parse_listen, read_test, read_token, split_list,
+    check_ca_file, parse_coalesce, parse_count, parse_inet, parse_listen, read_test, read_token,
+    split_list,
 };
 
 impl Config {
@@ -72,6 +73,10 @@ impl Config {
         if let Some(v) = get("PROBE_HTTP") {
             self.http_listen =
                 parse_listen(&v, at("PROBE_HTTP"), problems).unwrap_or(self.http_listen);
+        }
+        if let Some(v) = get("PROBE_RESPONDER_COALESCE") {
+            self.responder_coalesce = parse_coalesce(&v, at("PROBE_RESPONDER_COALESCE"), problems)
+                .unwrap_or(self.responder_coalesce);
         }
         if let Some(v) = get("PROBE_FINGERPRINT") {
             self.fingerprint = Some(v.trim().to_owned());

@@ -126,6 +126,36 @@ max_peers = "many"
 }
 
 #[test]
+fn the_responders_hold_from_file_and_environment() {
+    let (_d, path) = write(GOOD);
+    let default = Config::load(Some(&path), &Env::new()).expect("valid");
+    assert_eq!(default.responder_coalesce, Duration::from_millis(1));
+    let (_d, path) = write(&format!("{GOOD}[responder]\ncoalesce = \"250us\"\n"));
+    let file = Config::load(Some(&path), &Env::new()).expect("valid");
+    assert_eq!(file.responder_coalesce, Duration::from_micros(250));
+    let json = serde_json::to_value(&file).expect("json");
+    assert_eq!(json["responder_coalesce"], "250us", "{json}");
+    let env_wins =
+        Config::load(Some(&path), &env(&[("PROBE_RESPONDER_COALESCE", "0s")])).expect("valid");
+    assert_eq!(env_wins.responder_coalesce, Duration::ZERO);
+    let (_d, bad) = write(&format!("{GOOD}[responder]\ncoalesce = \"1s\"\n"));
+    let p = Config::load(Some(&bad), &env(&[("PROBE_RESPONDER_COALESCE", "soon")]))
+        .expect_err("invalid");
+    let text = p.to_string();
+    for want in [
+        format!(
+            "{}:{}: responder.coalesce: `1s` is longer than the 10ms the responder may hold requests",
+            bad.display(),
+            GOOD.lines().count() + 2
+        ),
+        "PROBE_RESPONDER_COALESCE (environment): `soon` is not a duration".to_owned(),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in\n{text}");
+    }
+    assert_eq!(p.0.len(), 2, "{text}");
+}
+
+#[test]
 fn syntax_errors_name_the_line() {
     let (_d, path) = write("name = \"x\"\n[http\nlisten = 1\n");
     let p = Config::load(Some(&path), &Env::new()).expect_err("invalid");

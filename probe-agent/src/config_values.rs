@@ -186,6 +186,33 @@ pub(crate) fn parse_listen(v: &str, at: Where, problems: &mut Problems) -> Optio
     }
 }
 
+/// The longest `responder.coalesce`: a hold beyond it would make replies look lost to
+/// senders with short timeouts.
+pub(crate) const MAX_RESPONDER_COALESCE: Duration = Duration::from_millis(10);
+
+/// `responder.coalesce`: a duration from 0 to [`MAX_RESPONDER_COALESCE`].
+pub(crate) fn parse_coalesce(v: &str, at: Where, problems: &mut Problems) -> Option<Duration> {
+    match humantime::parse_duration(v.trim()) {
+        Ok(d) if d <= MAX_RESPONDER_COALESCE => Some(d),
+        Ok(_) => {
+            problems.push(
+                at,
+                format!("`{v}` is longer than the 10ms the responder may hold requests"),
+                r#"write e.g. "1ms", or "0s" to answer each request at once"#,
+            );
+            None
+        }
+        Err(e) => {
+            problems.push(
+                at,
+                format!("`{v}` is not a duration: {e}"),
+                r#"write e.g. "1ms", or "0s" to answer each request at once"#,
+            );
+            None
+        }
+    }
+}
+
 /// A readable CA file, or a problem.
 pub(crate) fn check_ca_file(
     v: &str,

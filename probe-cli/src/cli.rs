@@ -119,6 +119,14 @@ pub struct ServeArgs {
     /// UDP port of the STAMP reflector.
     #[arg(long, default_value_t = STAMP_PORT)]
     pub port: u16,
+    /// Let requests gather for up to this long before answering them, once requests are
+    /// coming (0s to 10ms; `0s`, the default, answers each at once). At thousands of
+    /// requests a second this is one wake-up and one send call per hold instead of per
+    /// request; the hold is part of the reflector's turnaround (T3 - T2), which STAMP takes
+    /// out of the round trip, so only a sender's user-space round trip grows by it. A flood
+    /// is never held. `probe agent` holds 1ms (`responder.coalesce`).
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_up_to_10ms)]
+    pub coalesce: Duration,
     /// Most concurrent sender sessions kept; the oldest is evicted beyond it.
     #[arg(long, default_value_t = 65_536)]
     pub max_sessions: usize,
@@ -284,7 +292,7 @@ pub struct A2aArgs {
     /// before the send time (longer while wake-ups come late) and the rest is spun, e.g.
     /// `150us` (the default), `0s` never spins. The spin is capped at twice this and at a
     /// fifth of the interval, so it takes at most 20% of a core.
-    #[arg(long, value_name = "DURATION", value_parser = parse_spin)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_up_to_10ms)]
     pub spin: Option<Duration>,
     /// Report every this long while the test runs (a line per interval, as iperf3 does;
     /// with --json, the `intervals` array), e.g. `1s` (100ms to 1h).
@@ -702,8 +710,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e}: write a duration with a unit, e.g. 3s, 500ms, 200us"))
 }
 
-/// Parses `--spin`: 0 to 10 ms.
-fn parse_spin(s: &str) -> Result<Duration, String> {
+/// Parses `--spin` and `serve --coalesce`: 0 to 10 ms.
+fn parse_up_to_10ms(s: &str) -> Result<Duration, String> {
     parse_duration_within(s, Duration::ZERO, Duration::from_millis(10))
 }
 

@@ -89,6 +89,8 @@ fn serve_args(cfg: &Config) -> anyhow::Result<ServeArgs> {
         cfg.stamp_port.to_string(),
         "--control-port".to_owned(),
         cfg.control_port.to_string(),
+        "--coalesce".to_owned(),
+        humantime::format_duration(cfg.responder_coalesce).to_string(),
     ];
     let Command::Serve(mut args) = Cli::try_parse_from(argv)?.command else {
         anyhow::bail!("the responder settings did not parse as `probe serve`");

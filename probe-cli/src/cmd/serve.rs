@@ -48,7 +48,7 @@ pub fn bind(args: &ServeArgs) -> anyhow::Result<Responder> {
         .transpose()
         .context("--stamp-key-file")?;
     let mut responder = bind_listen(args, args.port, |listen| {
-        Responder::bind(&ResponderConfig::new(listen, reflector)?)
+        Responder::bind(&ResponderConfig::new(listen, reflector)?.with_coalesce(args.coalesce))
     })
     .context("cannot start the STAMP responder")?;
     if let Some(key) = key {

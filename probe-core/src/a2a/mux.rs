@@ -214,13 +214,15 @@ impl<T> SessionMux<T> {
     }
 
     /// A datagram from `from`, received at `rx` (kernel time when known), read by user space
-    /// at `user_rx`. Returns the session it went to; `None` when none matched (dropped).
+    /// at `user_rx` (`None` when it was read at the reader's pace, not when it came: then no
+    /// user-space round trip is taken from it). Returns the session it went to; `None` when
+    /// none matched (dropped).
     pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
         bytes: &[u8],
         rx: Nanos,
-        user_rx: Nanos,
+        user_rx: Option<Nanos>,
     ) -> Option<SessionKey> {
         let Some(key) = self.route(from, bytes) else {
             self.unmatched += 1;

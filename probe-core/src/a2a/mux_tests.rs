@@ -53,7 +53,7 @@ impl Net {
             self.inflight.sort_by_key(|(at, _, _)| *at);
             let due = self.inflight.partition_point(|(at, _, _)| *at <= now);
             for (at, from, bytes) in self.inflight.drain(..due) {
-                mux.handle_datagram(from, &bytes, Nanos(at), Nanos(at));
+                mux.handle_datagram(from, &bytes, Nanos(at), Some(Nanos(at)));
             }
             mux.handle_timeout(Nanos(now));
             while let Some((key, to, t)) = mux.poll_transmit(Nanos(now), &mut buf) {
@@ -166,14 +166,11 @@ fn a_reply_to_no_session_is_dropped_and_counted() {
     mux.insert(p, session(0x0202, 10), 2);
     // From an address nobody measures.
     let stray = [0u8; 44];
-    assert_eq!(
-        mux.handle_datagram(peer(9), &stray, Nanos(T0), Nanos(T0)),
-        None
-    );
+    assert_eq!(mux.handle_datagram(peer(9), &stray, Nanos(T0), None), None);
     // From a measured peer with an SSID no session toward it has (all zero), and too short
     // to hold one.
-    assert_eq!(mux.handle_datagram(p, &stray, Nanos(T0), Nanos(T0)), None);
-    assert_eq!(mux.handle_datagram(p, &[1, 2], Nanos(T0), Nanos(T0)), None);
+    assert_eq!(mux.handle_datagram(p, &stray, Nanos(T0), None), None);
+    assert_eq!(mux.handle_datagram(p, &[1, 2], Nanos(T0), None), None);
     assert_eq!(mux.unmatched(), 3);
     // A TX timestamp for an id nobody sent, and for a removed session: ignored.
     mux.handle_tx_timestamp(12_345, Nanos(T0));

@@ -420,13 +420,15 @@ impl Sender {
     /// Takes a datagram received at `rx` (kernel timestamp when available), which is also
     /// taken as the user-space receive time (see [`Sender::on_reply_at`]).
     pub fn on_reply(&mut self, bytes: &[u8], rx: Nanos) -> ReplyOutcome {
-        self.on_reply_at(bytes, rx, rx)
+        self.on_reply_at(bytes, rx, Some(rx))
     }
 
     /// Takes a datagram received at `rx` (kernel timestamp when available) that user space
     /// got at `user_rx` (the time read when the receive call returned): the user-space round
-    /// trip (`rtt_user_ms`) runs from the user-space send time to `user_rx`.
-    pub fn on_reply_at(&mut self, bytes: &[u8], rx: Nanos, user_rx: Nanos) -> ReplyOutcome {
+    /// trip (`rtt_user_ms`) runs from the user-space send time to `user_rx`. `None` when the
+    /// reader took it at its own pace rather than when it came (a pooled test reads replies
+    /// when its timer wakes it): then the reply gives no user-space round trip.
+    pub fn on_reply_at(&mut self, bytes: &[u8], rx: Nanos, user_rx: Option<Nanos>) -> ReplyOutcome {
         let outcome = self.classify_reply(bytes, rx, user_rx);
         if matches!(outcome, ReplyOutcome::Ignored(_)) {
             self.ignored += 1;
@@ -453,7 +455,7 @@ impl Sender {
         }
     }
 
-    fn classify_reply(&mut self, bytes: &[u8], rx: Nanos, user_rx: Nanos) -> ReplyOutcome {
+    fn classify_reply(&mut self, bytes: &[u8], rx: Nanos, user_rx: Option<Nanos>) -> ReplyOutcome {
         let (p, tlv_at) = match self.parse_reply(bytes) {
             Ok(parsed) => parsed,
             Err(why) => return ReplyOutcome::Ignored(why),
@@ -515,7 +517,9 @@ impl Sender {
             self.forward_duplicates += 1;
         } else {
             self.on_first_reply(seq, slot.t1, fwd, rtt_ns);
-            self.rtt_user.record(user_rx.since(slot.user_t1));
+            if let Some(user_rx) = user_rx {
+                self.rtt_user.record(user_rx.since(slot.user_t1));
+            }
             self.offset.add_raw(slot.t1, fwd_raw, rev_raw);
         }
         self.rev.delay.record(rev);

@@ -508,7 +508,7 @@ fn user_space_round_trip_brackets_the_kernel_one() {
         let rx = t3 + 2 * MS;
         let out = sim
             .sender
-            .on_reply_at(&reply, Nanos(rx), Nanos(rx + 20_000));
+            .on_reply_at(&reply, Nanos(rx), Some(Nanos(rx + 20_000)));
         assert!(matches!(out, ReplyOutcome::Test { .. }), "{out:?}");
     }
     let r = sim.sender.finish();
@@ -520,6 +520,23 @@ fn user_space_round_trip_brackets_the_kernel_one() {
     assert!(u.min >= k.max.min(k.min) && u.p50 > k.p50);
     let json = serde_json::to_value(&r).expect("json");
     assert!(json["rtt_user_ms"]["p50"].is_number(), "{json}");
+}
+
+#[test]
+fn replies_read_at_the_readers_pace_give_no_user_space_round_trip() {
+    let mut sim = Sim::new(config(10), clock(9, false, 0), 0);
+    sim.sender.set_clock(clock(9, false, 0));
+    hello(&mut sim);
+    for _ in 0..10 {
+        let (_, pkt, t1) = sim.send();
+        let (reply, t3) = sim.reflect(&pkt, t1 + MS);
+        let out = sim.sender.on_reply_at(&reply, Nanos(t3 + MS), None);
+        assert!(matches!(out, ReplyOutcome::Test { .. }), "{out:?}");
+    }
+    let r = sim.sender.finish();
+    assert_eq!(r.received, 10);
+    assert!(r.rtt_ms.is_some());
+    assert_eq!(r.rtt_user_ms, None);
 }
 #[path = "sender_auth_tests.rs"]
 mod auth;

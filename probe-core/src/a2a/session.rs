@@ -343,12 +343,17 @@ impl SenderSession {
     /// A datagram received at `rx` (kernel timestamp when available), also taken as the
     /// user-space receive time.
     pub fn handle_datagram(&mut self, bytes: &[u8], rx: Nanos) -> ReplyOutcome {
-        self.handle_datagram_at(bytes, rx, rx)
+        self.handle_datagram_at(bytes, rx, Some(rx))
     }
 
     /// A datagram received at `rx` (kernel timestamp when available) that user space got at
     /// `user_rx` (read when the receive call returned; see [`Sender::on_reply_at`]).
-    pub fn handle_datagram_at(&mut self, bytes: &[u8], rx: Nanos, user_rx: Nanos) -> ReplyOutcome {
+    pub fn handle_datagram_at(
+        &mut self,
+        bytes: &[u8],
+        rx: Nanos,
+        user_rx: Option<Nanos>,
+    ) -> ReplyOutcome {
         let outcome = self.sender.on_reply_at(bytes, rx, user_rx);
         match outcome {
             ReplyOutcome::Test {

@@ -20,18 +20,80 @@ use std::os::fd::BorrowedFd;
 use crate::io::cmsg::{self, RECV_CONTROL_LEN, SEND_CONTROL_LEN, SendOptions};
 use crate::io::meta::RecvMeta;
 use crate::io::sockaddr::{self, SOCKADDR_LEN, SockaddrBuf};
-use crate::io::sys::{InMsg, MmsgHeaders, OutMsg, retry_async_errors};
+use crate::io::sys::{InMsg, MmsgHeaders, OutMsg, Received, retry_async_errors};
 use crate::io::timestamp::TxId;
 use crate::time::Nanos;
 
-/// Preallocated buffers for receiving up to `capacity` datagrams in one `recvmmsg`.
-pub struct RecvBatch {
+/// The buffers of one `recvmmsg` of up to `capacity` messages: payload slots, addresses and
+/// control bytes (shared by [`RecvBatch`] and the error queue's batch).
+pub(crate) struct RecvSlots {
     slot_len: usize,
     data: Box<[u8]>,
     names: Box<[SockaddrBuf]>,
     control: Box<[u8]>,
-    meta: Box<[RecvMeta]>,
     headers: MmsgHeaders,
+}
+
+impl RecvSlots {
+    /// Slots for `capacity` messages of up to `slot_len` bytes (both at least 1).
+    pub(crate) fn new(capacity: usize, slot_len: usize) -> Self {
+        let capacity = capacity.max(1);
+        let slot_len = slot_len.max(1);
+        RecvSlots {
+            slot_len,
+            data: vec![0; capacity * slot_len].into_boxed_slice(),
+            names: vec![[0; SOCKADDR_LEN]; capacity].into_boxed_slice(),
+            control: vec![0; capacity * RECV_CONTROL_LEN].into_boxed_slice(),
+            headers: MmsgHeaders::new(capacity),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.names.len()
+    }
+
+    pub(crate) fn slot_len(&self) -> usize {
+        self.slot_len
+    }
+
+    /// One `recvmmsg` on `fd` with `flags` into every slot (retried on `EINTR` and on a
+    /// pending asynchronous ICMP error); returns how many messages came.
+    pub(crate) fn recv(&mut self, fd: BorrowedFd<'_>, flags: i32) -> io::Result<usize> {
+        let slot_len = self.slot_len;
+        retry_async_errors(|| {
+            let msgs = self
+                .data
+                .chunks_mut(slot_len)
+                .zip(self.names.iter_mut())
+                .zip(self.control.chunks_mut(RECV_CONTROL_LEN))
+                .map(|((data, name), control)| InMsg {
+                    data,
+                    name,
+                    control,
+                });
+            self.headers.recv(fd, msgs, flags)
+        })
+    }
+
+    /// Message `i` of the last [`RecvSlots::recv`]: its result fields, and its address and
+    /// control bytes as the kernel filled them in.
+    pub(crate) fn message(&self, i: usize) -> (Received, &SockaddrBuf, &[u8]) {
+        let r = self.headers.received(i);
+        let control = &self.control[i * RECV_CONTROL_LEN..(i + 1) * RECV_CONTROL_LEN];
+        (r, &self.names[i], control)
+    }
+
+    /// The first `len` bytes of slot `i` (at most the slot's length).
+    pub(crate) fn payload(&self, i: usize, len: usize) -> &[u8] {
+        let start = i * self.slot_len;
+        &self.data[start..start + len.min(self.slot_len)]
+    }
+}
+
+/// Preallocated buffers for receiving up to `capacity` datagrams in one `recvmmsg`.
+pub struct RecvBatch {
+    slots: RecvSlots,
+    meta: Box<[RecvMeta]>,
     len: usize,
     user_time: Nanos,
 }
@@ -39,15 +101,10 @@ pub struct RecvBatch {
 impl RecvBatch {
     /// Buffers for `capacity` datagrams of up to `slot_len` bytes each (both at least 1).
     pub fn new(capacity: usize, slot_len: usize) -> Self {
-        let capacity = capacity.max(1);
-        let slot_len = slot_len.max(1);
+        let slots = RecvSlots::new(capacity, slot_len);
         RecvBatch {
-            slot_len,
-            data: vec![0; capacity * slot_len].into_boxed_slice(),
-            names: vec![[0; SOCKADDR_LEN]; capacity].into_boxed_slice(),
-            control: vec![0; capacity * RECV_CONTROL_LEN].into_boxed_slice(),
-            meta: vec![RecvMeta::default(); capacity].into_boxed_slice(),
-            headers: MmsgHeaders::new(capacity),
+            meta: vec![RecvMeta::default(); slots.capacity()].into_boxed_slice(),
+            slots,
             len: 0,
             user_time: Nanos(0),
         }
@@ -60,7 +117,7 @@ impl RecvBatch {
 
     /// Bytes per datagram slot; longer datagrams are truncated.
     pub fn slot_len(&self) -> usize {
-        self.slot_len
+        self.slots.slot_len()
     }
 
     /// Datagrams received by the last call.
@@ -86,8 +143,7 @@ impl RecvBatch {
             return None;
         }
         let meta = &self.meta[i];
-        let start = i * self.slot_len;
-        Some((&self.data[start..start + meta.len], meta))
+        Some((self.slots.payload(i, meta.len), meta))
     }
 
     /// The datagrams of the last call, in arrival order.
@@ -102,31 +158,13 @@ impl RecvBatch {
     /// after the call.
     pub fn recv_from_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
         self.len = 0;
-        let slot_len = self.slot_len;
-        let n = retry_async_errors(|| {
-            let msgs = self
-                .data
-                .chunks_mut(slot_len)
-                .zip(self.names.iter_mut())
-                .zip(self.control.chunks_mut(RECV_CONTROL_LEN))
-                .map(|((data, name), control)| InMsg {
-                    data,
-                    name,
-                    control,
-                });
-            self.headers.recv(fd, msgs, libc::MSG_DONTWAIT)
-        })?;
+        let n = self.slots.recv(fd, libc::MSG_DONTWAIT)?;
         let user_time = Nanos::now_realtime();
         self.user_time = user_time;
+        let slot_len = self.slots.slot_len();
         for i in 0..n {
-            let control = &self.control[i * RECV_CONTROL_LEN..(i + 1) * RECV_CONTROL_LEN];
-            self.meta[i] = RecvMeta::from_parts(
-                self.headers.received(i),
-                slot_len,
-                &self.names[i],
-                control,
-                user_time,
-            );
+            let (received, name, control) = self.slots.message(i);
+            self.meta[i] = RecvMeta::from_parts(received, slot_len, name, control, user_time);
         }
         self.len = n;
         Ok(n)

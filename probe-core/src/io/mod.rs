@@ -42,6 +42,7 @@ mod batch;
 mod cmsg;
 mod error;
 mod errqueue;
+mod errqueue_batch;
 mod meta;
 mod pacer;
 mod polled_socket;
@@ -63,6 +64,7 @@ pub use error::{IoError, is_async_icmp_error};
 pub use errqueue::{
     ErrQueueMessage, IcmpError, LocalError, TxStampKind, TxTimestamp, recv_errqueue_fd,
 };
+pub use errqueue_batch::ErrQueueBatch;
 pub use meta::RecvMeta;
 pub use pacer::{Pacer, PacerConfig};
 pub use polled_socket::PolledSocket;

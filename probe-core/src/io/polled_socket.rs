@@ -11,12 +11,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
 use crate::io::batch::{RecvBatch, SendBatch, SendReport};
 use crate::io::error::IoError;
+use crate::io::errqueue_batch::ErrQueueBatch;
 use crate::io::socket::{SocketOptions, udp_socket};
 use crate::io::timestamp::{TimestampMode, TxId, enable_timestamps};
 
@@ -35,30 +37,45 @@ pub(crate) fn poll_fd(fd: BorrowedFd<'_>, events: libc::c_short, timeout_ms: u16
 }
 
 /// A non-blocking UDP socket with kernel receive timestamps, for one thread that receives
-/// and sends on it and sleeps in [`PolledSocket::wait_readable`] when idle.
+/// and sends on it and sleeps in [`PolledSocket::wait_readable`] when idle (or, with
+/// kernel timestamps dating every datagram, only reads at its own pace).
 #[derive(Debug)]
 pub struct PolledSocket {
     socket: Socket,
     v6: bool,
     local: Option<SocketAddr>,
     mode: TimestampMode,
+    /// The mirror of the kernel's transmit id counter (see [`TxId`]).
+    next_id: AtomicU32,
 }
 
 impl PolledSocket {
     /// A UDP socket bound to `bind_to` with `opts` and kernel receive timestamps.
     pub fn bind_udp(bind_to: SocketAddr, opts: &SocketOptions) -> Result<Self, IoError> {
+        Self::bind(bind_to, opts, false)
+    }
+
+    /// [`PolledSocket::bind_udp`] with transmit timestamps too: each datagram sent queues
+    /// one on the error queue, read with [`PolledSocket::try_recv_errors`] and matched by
+    /// the [`SendBatch::tx_id`] of its send.
+    pub fn bind_udp_tx(bind_to: SocketAddr, opts: &SocketOptions) -> Result<Self, IoError> {
+        Self::bind(bind_to, opts, true)
+    }
+
+    fn bind(bind_to: SocketAddr, opts: &SocketOptions, tx: bool) -> Result<Self, IoError> {
         let socket = udp_socket(bind_to, opts)?;
         socket
             .set_nonblocking(true)
             .map_err(IoError::sockopt("O_NONBLOCK"))?;
         let v6 = socket.domain().map_err(IoError::sockopt("SO_DOMAIN"))? == socket2::Domain::IPV6;
         let local = crate::io::async_socket::canonical_local_addr(&socket);
-        let mode = enable_timestamps(&socket, false);
+        let mode = enable_timestamps(&socket, tx);
         Ok(PolledSocket {
             socket,
             v6,
             local,
             mode,
+            next_id: AtomicU32::new(0),
         })
     }
 
@@ -87,6 +104,21 @@ impl PolledSocket {
         batch.recv_from_fd(self.socket.as_fd())
     }
 
+    /// One non-blocking `recvmmsg(MSG_ERRQUEUE)`: transmit timestamps, ICMP and local
+    /// errors (`WouldBlock` when none is queued).
+    pub fn try_recv_errors(&self, batch: &mut ErrQueueBatch) -> io::Result<usize> {
+        batch.recv_from_fd(self.socket.as_fd())
+    }
+
+    /// Sends what is left of `batch` with non-blocking `sendmmsg` calls until all is sent or
+    /// the send buffer is full (`WouldBlock`: call again later with the same batch).
+    pub fn try_send_batch(&self, batch: &mut SendBatch, report: &mut SendReport) -> io::Result<()> {
+        let mut ids = TxId(self.next_id.load(Ordering::Relaxed));
+        let r = batch.send_on_fd(self.socket.as_fd(), self.v6, &mut ids, report);
+        self.next_id.store(ids.0, Ordering::Relaxed);
+        r
+    }
+
     /// Sleeps until a datagram is queued or `timeout_ms` passed; returns whether one is.
     pub fn wait_readable(&self, timeout_ms: u16) -> bool {
         poll_fd(self.socket.as_fd(), libc::POLLIN, timeout_ms)
@@ -97,11 +129,9 @@ impl PolledSocket {
     /// counted as failed with a `WouldBlock` error (a reflector never stalls on one peer).
     pub fn send_batch(&self, batch: &mut SendBatch, patience: Duration) -> SendReport {
         let mut report = SendReport::default();
-        // No transmit timestamps on this socket: the id mirror is not needed.
-        let mut ids = TxId(0);
         let give_up = Instant::now() + patience;
         loop {
-            match batch.send_on_fd(self.socket.as_fd(), self.v6, &mut ids, &mut report) {
+            match self.try_send_batch(batch, &mut report) {
                 Ok(()) => return report,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let left = give_up.saturating_duration_since(Instant::now());

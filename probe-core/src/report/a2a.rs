@@ -191,7 +191,9 @@ pub struct A2aReport {
     /// Round-trip time as user space sees it, the reflector's turnaround included: from the
     /// time read just before the send call to the time read when the receive call returned
     /// (what a user-space ping-pong such as sockperf measures). Never below `rtt_ms` for a
-    /// packet.
+    /// packet. Absent for tests on the agent's shared socket, which reads replies when its
+    /// timer wakes it rather than when they come (their kernel timestamps keep every other
+    /// figure exact).
     #[serde(default)]
     pub rtt_user_ms: Option<Summary>,
     /// Toward the peer.

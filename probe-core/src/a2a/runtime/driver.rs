@@ -63,7 +63,7 @@ fn deliver(m: &mut SenderSession, batch: &RecvBatch, n: usize) {
         if let Some(d) = meta.drops {
             m.handle_local_drops(d);
         }
-        m.handle_datagram_at(bytes, meta.time, user_rx);
+        m.handle_datagram_at(bytes, meta.time, Some(user_rx));
     }
 }
 

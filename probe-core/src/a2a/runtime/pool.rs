@@ -10,6 +10,14 @@
 //! all its sessions plus the pool's timer slack, so that packets due within the slack of each
 //! other leave in one batch and one wake-up.
 //!
+//! The loop wakes for its timer and for new tests only, never for a datagram: the socket is
+//! a [`PolledSocket`], in no epoll set, so neither a reply nor a transmit timestamp wakes a
+//! thread (at a mesh's thousands of replies a second, those wake-ups were most of the
+//! agent's CPU time). Replies and timestamps wait in the socket's queues until the next
+//! turn, dated by the kernel as they came; only the user-space round trip, which would say
+//! when the turn came, is not taken (`rtt_user_ms` is absent). A host whose sockets lack
+//! kernel receive timestamps has no pool: each test gets its own socket.
+//!
 //! A family's socket and task start with its first test and live as long as the pool. Tests
 //! the shared socket cannot serve (a source address, interface, DSCP, local port, a flood,
 //! interval reports, real-time scheduling) run on their own socket as before.
@@ -29,9 +37,10 @@ use super::session::session_for;
 use crate::a2a::mux::{SessionKey, SessionMux};
 use crate::a2a::{Pace, TestOutcome, Transmit};
 use crate::io::{
-    ErrQueueMessage, Pacer, PacerConfig, RecvBatch, SendBatch, SendOptions, SocketOptions,
-    TimestampedSocket,
+    ErrQueueBatch, ErrQueueMessage, Pacer, PacerConfig, PolledSocket, RecvBatch, SendBatch,
+    SendOptions, SendReport, SocketOptions,
 };
+use crate::report::TimestampSource;
 use crate::time::Nanos;
 
 /// What a test's caller hears: the outcome (boxed: the channel holds a slot for it from the
@@ -41,6 +50,12 @@ type Done = Result<(Box<TestOutcome>, bool), A2aError>;
 /// Room per datagram: a hello (base packet and clock TLV) or a test packet of the size the
 /// shared socket serves.
 const SLOT_LEN: usize = 2048;
+/// Room for the part of a datagram an ICMP error quotes back.
+const QUOTE_LEN: usize = 256;
+/// How often a full send buffer is waited for before the rest of a batch is dropped.
+const SEND_TRIES: u32 = 50;
+/// The wait between those tries (10 ms in all: a buffer of megabytes drains far sooner).
+const SEND_RETRY: Duration = Duration::from_micros(200);
 
 enum Request {
     Start {
@@ -57,10 +72,27 @@ enum Request {
 /// share behind an `Arc`; each test is a call to [`SessionPool::run_test_until`].
 #[derive(Debug)]
 pub struct SessionPool {
-    v4: Mutex<Option<mpsc::UnboundedSender<Request>>>,
-    v6: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    v4: Mutex<Family>,
+    v6: Mutex<Family>,
     next_id: AtomicU64,
     slack: Duration,
+}
+
+/// A family's part of the pool.
+#[derive(Debug)]
+enum Family {
+    /// No test of the family yet.
+    Unbound,
+    /// The loop's request channel.
+    Running(mpsc::UnboundedSender<Request>),
+    /// The socket got no kernel receive timestamps: every test runs on its own socket.
+    Unshared,
+}
+
+/// Where a test runs.
+enum Start {
+    Pooled(Ticket),
+    Own(Box<A2aOptions>),
 }
 
 impl std::fmt::Debug for Request {
@@ -79,8 +111,8 @@ impl SessionPool {
     /// error shows it). Zero wakes for every deadline.
     pub fn new(slack: Duration) -> Self {
         SessionPool {
-            v4: Mutex::new(None),
-            v6: Mutex::new(None),
+            v4: Mutex::new(Family::Unbound),
+            v6: Mutex::new(Family::Unbound),
             next_id: AtomicU64::new(0),
             slack,
         }
@@ -99,29 +131,27 @@ impl SessionPool {
     }
 
     /// Runs one test like [`run_test_until`](super::run_test_until), on the pool's socket
-    /// when [`SessionPool::can_share`] allows. A pooled test is handed to the pool's loop
-    /// when this is called (the future only waits for it: a few words, as thousands are in
-    /// flight); dropping the future stops the test at the loop's next turn.
+    /// when [`SessionPool::can_share`] allows (and the host gives the socket kernel receive
+    /// timestamps). A pooled test is handed to the pool's loop when this is called (the
+    /// future only waits for it: a few words, as thousands are in flight); dropping the
+    /// future stops the test at the loop's next turn.
     pub fn run_test_until<'a>(
         &'a self,
         opts: A2aOptions,
         stop: impl Future<Output = ()> + 'a,
     ) -> impl Future<Output = Result<(TestOutcome, bool), A2aError>> + 'a {
-        let (own, pooled) = if Self::can_share(&opts) {
-            (None, Some(self.start(opts)))
+        let start = if Self::can_share(&opts) {
+            self.start(opts)
         } else {
-            (Some(Box::new(opts)), None)
+            Ok(Start::Own(Box::new(opts)))
         };
         async move {
-            if let Some(opts) = own {
+            let mut ticket = match start? {
+                Start::Pooled(ticket) => ticket,
                 // On the heap: the own-socket loop's buffers would otherwise make every
                 // pooled test's future as large.
-                return Box::pin(super::run_test_until(*opts, stop)).await;
-            }
-            let Some(ticket) = pooled else {
-                return Err(A2aError::PoolStopped);
+                Start::Own(opts) => return Box::pin(super::run_test_until(*opts, stop)).await,
             };
-            let mut ticket = ticket?;
             let done = tokio::select! {
                 r = &mut ticket.done => r,
                 () = stop => {
@@ -135,9 +165,11 @@ impl SessionPool {
         }
     }
 
-    /// Hands a test of `opts` to its family's loop.
-    fn start(&self, opts: A2aOptions) -> Result<Ticket, A2aError> {
-        let requests = self.requests_for(opts.peer.is_ipv6())?;
+    /// Hands a test of `opts` to its family's loop (or back, when the family has none).
+    fn start(&self, opts: A2aOptions) -> Result<Start, A2aError> {
+        let Some(requests) = self.requests_for(opts.peer.is_ipv6())? else {
+            return Ok(Start::Own(Box::new(opts)));
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done_tx, done) = oneshot::channel();
         let start = Request::Start {
@@ -146,26 +178,37 @@ impl SessionPool {
             done: done_tx,
         };
         requests.send(start).map_err(|_| A2aError::PoolStopped)?;
-        Ok(Ticket {
+        Ok(Start::Pooled(Ticket {
             requests,
             id,
             done,
             finished: false,
-        })
+        }))
     }
 
-    /// The request channel of the family's loop, started (socket bound) when needed.
-    fn requests_for(&self, v6: bool) -> Result<mpsc::UnboundedSender<Request>, A2aError> {
+    /// The request channel of the family's loop, started (socket bound) when needed; `None`
+    /// when the family's tests run on their own sockets.
+    fn requests_for(&self, v6: bool) -> Result<Option<mpsc::UnboundedSender<Request>>, A2aError> {
         let slot = if v6 { &self.v6 } else { &self.v4 };
         let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = slot.as_ref().filter(|tx| !tx.is_closed()) {
-            return Ok(tx.clone());
+        match &*slot {
+            Family::Running(tx) if !tx.is_closed() => return Ok(Some(tx.clone())),
+            Family::Unshared => return Ok(None),
+            Family::Running(_) | Family::Unbound => {}
         }
         let sock = bind_shared(v6)?;
+        if sock.timestamp_mode().rx_source() != TimestampSource::Kernel {
+            tracing::info!(
+                "no kernel receive timestamps: each A2A test runs on its own socket instead \
+                 of the shared one"
+            );
+            *slot = Family::Unshared;
+            return Ok(None);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_loop(sock, rx, self.slack));
-        *slot = Some(tx.clone());
-        Ok(tx)
+        *slot = Family::Running(tx.clone());
+        Ok(Some(tx))
     }
 }
 
@@ -186,7 +229,7 @@ impl Drop for Ticket {
     }
 }
 
-fn bind_shared(v6: bool) -> Result<TimestampedSocket, A2aError> {
+fn bind_shared(v6: bool) -> Result<PolledSocket, A2aError> {
     let ip = if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {
@@ -198,18 +241,14 @@ fn bind_shared(v6: bool) -> Result<TimestampedSocket, A2aError> {
         recv_err: true,
         ..SocketOptions::default()
     };
-    Ok(TimestampedSocket::bind_udp(
-        SocketAddr::new(ip, 0),
-        &sopts,
-        true,
-    )?)
+    Ok(PolledSocket::bind_udp_tx(SocketAddr::new(ip, 0), &sopts)?)
 }
 
 /// The loop's state besides the socket.
 struct Pool {
     mux: SessionMux<(u64, oneshot::Sender<Done>)>,
     ids: HashMap<u64, SessionKey>,
-    source: crate::report::TimestampSource,
+    source: TimestampSource,
 }
 
 impl Pool {
@@ -252,11 +291,31 @@ impl Pool {
         }
     }
 
+    /// Replies read at the loop's pace: their kernel times say when they came, the time of
+    /// the read would not (so no user-space round trip).
     fn deliver(&mut self, rx: &RecvBatch, n: usize) {
-        let user_rx = rx.received_at();
         for (bytes, meta) in rx.iter().take(n) {
             if let Some(from) = meta.source {
-                self.mux.handle_datagram(from, bytes, meta.time, user_rx);
+                self.mux.handle_datagram(from, bytes, meta.time, None);
+            }
+        }
+    }
+
+    /// Everything queued on the socket: the error queue first (a reply's transmit timestamp
+    /// comes before the reply), then the replies.
+    fn read_queued(&mut self, sock: &PolledSocket, errs: &mut ErrQueueBatch, rx: &mut RecvBatch) {
+        while sock.try_recv_errors(errs).is_ok() {
+            for (msg, _) in errs.iter() {
+                self.on_error_message(msg);
+            }
+            if !errs.is_full() {
+                break;
+            }
+        }
+        while let Ok(n) = sock.try_recv_batch(rx) {
+            self.deliver(rx, n);
+            if n < rx.capacity() {
+                break;
             }
         }
     }
@@ -271,7 +330,7 @@ impl Pool {
 
 /// The loop of one family's socket: until the pool is dropped and its last test ended.
 async fn run_loop(
-    sock: TimestampedSocket,
+    sock: PolledSocket,
     mut requests: mpsc::UnboundedReceiver<Request>,
     slack: Duration,
 ) {
@@ -290,20 +349,12 @@ async fn run_loop(
     let slack_ns = i64::try_from(slack.as_nanos()).unwrap_or(i64::MAX);
     let mut tx = SendBatch::new(BATCH, SLOT_LEN);
     let mut rx = RecvBatch::new(BATCH, SLOT_LEN);
-    let mut errbuf = [0u8; 2048];
+    let mut errs = ErrQueueBatch::new(BATCH, QUOTE_LEN);
     let mut scratch = vec![0u8; SLOT_LEN];
     let mut sent: [Option<(SessionKey, Transmit)>; BATCH] = [None; BATCH];
     let mut open = true;
     loop {
-        while let Ok(msg) = sock.try_recv_error(&mut errbuf) {
-            pool.on_error_message(msg);
-        }
-        while let Ok(n) = sock.try_recv_batch(&mut rx) {
-            if n == 0 {
-                break;
-            }
-            pool.deliver(&rx, n);
-        }
+        pool.read_queued(&sock, &mut errs, &mut rx);
         while let Ok(r) = requests.try_recv() {
             pool.request(r);
         }
@@ -320,13 +371,9 @@ async fn run_loop(
             if tx.is_empty() {
                 break;
             }
-            match sock.send_batch(&mut tx).await {
-                Ok(report) => {
-                    if let Some(e) = report.first_error {
-                        tracing::debug!("{} packets not sent: {e}", report.failed);
-                    }
-                }
-                Err(e) => tracing::debug!("send: {e}"),
+            let report = send_all(&sock, &mut tx).await;
+            if let Some(e) = report.first_error {
+                tracing::debug!("{} packets not sent: {e}", report.failed);
             }
             for (i, s) in sent.iter().take(tx.len()).enumerate() {
                 if let (Some((key, t)), Some(id)) = (s, tx.tx_id(i)) {
@@ -351,14 +398,6 @@ async fn run_loop(
             continue;
         }
         tokio::select! {
-            r = sock.recv_batch(&mut rx) => match r {
-                Ok(n) => pool.deliver(&rx, n),
-                Err(e) => tracing::debug!("receive: {e}"),
-            },
-            r = sock.recv_error(&mut errbuf) => match r {
-                Ok(msg) => pool.on_error_message(msg),
-                Err(e) => tracing::debug!("error queue: {e}"),
-            },
             r = requests.recv(), if open => match r {
                 Some(r) => pool.request(r),
                 None => open = false,
@@ -366,6 +405,27 @@ async fn run_loop(
             () = sleep_until(&mut pacer, wake) => {}
         }
     }
+}
+
+/// Sends `tx` whole, waiting a little while the send buffer is full; what is still unsent
+/// after [`SEND_TRIES`] waits is dropped and counted as failed.
+async fn send_all(sock: &PolledSocket, tx: &mut SendBatch) -> SendReport {
+    let mut report = SendReport::default();
+    for _ in 0..SEND_TRIES {
+        match sock.try_send_batch(tx, &mut report) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(SEND_RETRY).await;
+            }
+            Ok(()) | Err(_) => return report,
+        }
+    }
+    let unsent = tx.len() - tx.sent_count();
+    tx.skip_rest();
+    report.failed += unsent;
+    report
+        .first_error
+        .get_or_insert_with(|| std::io::ErrorKind::WouldBlock.into());
+    report
 }
 
 /// Sleeps until `at`, forever without one.
@@ -377,3 +437,7 @@ async fn sleep_until(pacer: &mut Pacer, at: Option<Nanos>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;
