@@ -69,10 +69,12 @@ fn main() {
     fs::create_dir_all(&dir).expect("temp dir");
     let probe = probe_suite::probe_bin();
 
-    // The peers' side: one responder bound to every address of the /20.
+    // The peers' side: one responder bound to every address of the /20, holding requests
+    // as the peers' agents do (`responder.coalesce`): on veth the sender's send call also
+    // delivers into the peer, and would otherwise pay for waking its responder each time.
     let mut serve = lab.b.command(&probe);
     serve
-        .args(["serve", "--no-control"])
+        .args(["serve", "--no-control", "--coalesce", "1ms"])
         .env("PROBE_STATE_DIR", dir.join("serve-state"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -98,5 +98,5 @@ async fn the_responders_hold_is_turnaround_not_round_trip() {
         user.mean > rtt.mean + 0.5,
         "the user-space round trip shows the hold: {user:?} against {rtt:?}"
     );
-    assert!(user.max < 3.0 * 5.0, "bounded by the hold: {user:?}");
+    assert!(user.max < 40.0, "bounded by the hold: {user:?}");
 }
