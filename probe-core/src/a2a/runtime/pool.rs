@@ -15,7 +15,9 @@
 //! thread (at a mesh's thousands of replies a second, those wake-ups were most of the
 //! agent's CPU time). Replies and timestamps wait in the socket's queues until the next
 //! turn, dated by the kernel as they came; only the user-space round trip, which would say
-//! when the turn came, is not taken (`rtt_user_ms` is absent). A host whose sockets lack
+//! when the turn came, is not taken (`rtt_user_ms` is absent). While tests are in flight
+//! the loop sleeps at most 10 ms, so a test learns within that that its replies are all in.
+//! A host whose sockets lack
 //! kernel receive timestamps has no pool: each test gets its own socket.
 //!
 //! A family's socket and task start with its first test and live as long as the pool. Tests
@@ -56,6 +58,11 @@ const QUOTE_LEN: usize = 256;
 const SEND_TRIES: u32 = 50;
 /// The wait between those tries (10 ms in all: a buffer of megabytes drains far sooner).
 const SEND_RETRY: Duration = Duration::from_micros(200);
+/// The longest the loop sleeps while tests are in flight: no reply wakes it, so a test whose
+/// replies have all come (a hello answered, a run's last reply in) learns it within this,
+/// not at its next deadline (which may be the end of its final wait). A mesh's thousands
+/// of tests have deadlines closer than this anyway.
+const MAX_NAP: i64 = 10_000_000;
 
 enum Request {
     Start {
@@ -390,11 +397,12 @@ async fn run_loop(
         if !open && pool.mux.is_empty() {
             return;
         }
-        let wake = pool
-            .mux
-            .poll_timeout()
-            .map(|at| at.saturating_add_ns(slack_ns));
-        if wake.is_some_and(|at| at <= Nanos::now_realtime()) {
+        let now = Nanos::now_realtime();
+        let wake = pool.mux.poll_timeout().map(|at| {
+            at.saturating_add_ns(slack_ns)
+                .min(now.saturating_add_ns(MAX_NAP))
+        });
+        if wake.is_some_and(|at| at <= now) {
             continue;
         }
         tokio::select! {

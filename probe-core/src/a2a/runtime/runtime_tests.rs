@@ -71,6 +71,38 @@ async fn pooled_tests_share_one_socket_and_lose_nothing() {
     );
 }
 
+/// A pooled run whose replies have all come ends then, not at the end of its final wait
+/// (no reply wakes the loop; its nap is bounded instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_run_ends_when_its_last_reply_is_in() {
+    let (refl, addr) = responder(Duration::ZERO);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let served = tokio::spawn(refl.run(async {
+        let _ = stop_rx.await;
+    }));
+    let pool = SessionPool::new(Duration::from_millis(4));
+    let quick = A2aOptions::builder(addr)
+        .limit(Limit::Count(5))
+        .pace(Pace::Interval(Duration::from_millis(10)))
+        .wait(Duration::from_secs(3))
+        .build()
+        .expect("options");
+    let started = std::time::Instant::now();
+    let (outcome, cut) = pool
+        .run_test_until(quick, std::future::pending())
+        .await
+        .expect("pooled test");
+    let took = started.elapsed();
+    let _ = stop_tx.send(());
+    served.await.expect("join").expect("responder");
+    assert!(!cut);
+    assert_eq!(outcome.report.received, 5, "{:?}", outcome.report);
+    assert!(
+        took < Duration::from_secs(1),
+        "took {took:?}: the 3 s final wait was sat out"
+    );
+}
+
 /// A responder holding requests 3 ms: the user-space round trip grows by the hold, the
 /// STAMP round trip (which takes the turnaround out) does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
