@@ -292,13 +292,11 @@ impl SendBatch {
         self.sent == self.len
     }
 
-    /// Datagrams sent or skipped so far.
-    pub(crate) fn sent_count(&self) -> usize {
-        self.sent
-    }
-
-    /// Gives up on the datagrams not sent yet (they count as done).
-    pub(crate) fn skip_rest(&mut self) {
+    /// Gives up on the datagrams not sent yet: they count as done, and as failed in
+    /// `report` with `why` (unless an earlier error is there).
+    pub(crate) fn give_up(&mut self, report: &mut SendReport, why: io::Error) {
+        report.failed += self.len - self.sent;
+        report.first_error.get_or_insert(why);
         self.sent = self.len;
     }
 

@@ -136,10 +136,7 @@ impl PolledSocket {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let left = give_up.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        let unsent = batch.len() - batch.sent_count();
-                        batch.skip_rest();
-                        report.failed += unsent;
-                        report.first_error.get_or_insert(e);
+                        batch.give_up(&mut report, e);
                         return report;
                     }
                     let ms = left.as_millis().clamp(1, u128::from(u16::MAX)) as u16;

@@ -427,12 +427,7 @@ async fn send_all(sock: &PolledSocket, tx: &mut SendBatch) -> SendReport {
             Ok(()) | Err(_) => return report,
         }
     }
-    let unsent = tx.len() - tx.sent_count();
-    tx.skip_rest();
-    report.failed += unsent;
-    report
-        .first_error
-        .get_or_insert_with(|| std::io::ErrorKind::WouldBlock.into());
+    tx.give_up(&mut report, std::io::ErrorKind::WouldBlock.into());
     report
 }
 

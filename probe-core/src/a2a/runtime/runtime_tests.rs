@@ -7,15 +7,26 @@ use super::*;
 use crate::a2a::runtime::{Responder, ResponderConfig, run_test};
 use crate::a2a::{Limit, ReflectorConfig};
 
-/// A responder on an ephemeral loopback port holding requests `hold`, and its address.
-fn responder(hold: Duration) -> (Responder, SocketAddr) {
+/// A responder serving on an ephemeral loopback port and holding requests `hold`: its
+/// address, what stops it, and its task.
+fn serve(
+    hold: Duration,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<crate::a2a::ReflectorCounters, A2aError>>,
+) {
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("literal");
     let cfg = ResponderConfig::new([listen], ReflectorConfig::default())
         .expect("config")
         .with_coalesce(hold);
-    let r = Responder::bind(&cfg).expect("bind responder");
-    let addr = r.local_addrs()[0];
-    (r, addr)
+    let refl = Responder::bind(&cfg).expect("bind responder");
+    let addr = refl.local_addrs()[0];
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let served = tokio::spawn(refl.run(async {
+        let _ = stop_rx.await;
+    }));
+    (addr, stop_tx, served)
 }
 
 fn opts(peer: SocketAddr, count: u32, every: Duration) -> A2aOptions {
@@ -32,11 +43,7 @@ fn opts(peer: SocketAddr, count: u32, every: Duration) -> A2aOptions {
 /// replies kept apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_tests_share_one_socket_and_lose_nothing() {
-    let (refl, addr) = responder(Duration::ZERO);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let served = tokio::spawn(refl.run(async {
-        let _ = stop_rx.await;
-    }));
+    let (addr, stop_tx, served) = serve(Duration::ZERO);
     let pool = SessionPool::new(Duration::from_millis(4));
     let each = opts(addr, 40, Duration::from_millis(5));
     assert!(SessionPool::can_share(&each));
@@ -75,11 +82,7 @@ async fn pooled_tests_share_one_socket_and_lose_nothing() {
 /// (no reply wakes the loop; its nap is bounded instead).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pooled_run_ends_when_its_last_reply_is_in() {
-    let (refl, addr) = responder(Duration::ZERO);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let served = tokio::spawn(refl.run(async {
-        let _ = stop_rx.await;
-    }));
+    let (addr, stop_tx, served) = serve(Duration::ZERO);
     let pool = SessionPool::new(Duration::from_millis(4));
     let quick = A2aOptions::builder(addr)
         .limit(Limit::Count(5))
@@ -108,11 +111,7 @@ async fn a_pooled_run_ends_when_its_last_reply_is_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_responders_hold_is_turnaround_not_round_trip() {
     let hold = Duration::from_millis(3);
-    let (r, addr) = responder(hold);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let served = tokio::spawn(r.run(async {
-        let _ = stop_rx.await;
-    }));
+    let (addr, stop_tx, served) = serve(hold);
     // One packet a millisecond: most arrive while the responder sleeps after a reply.
     let out = run_test(opts(addr, 300, Duration::from_millis(1)))
         .await
