@@ -28,6 +28,12 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/deploy/containers.conf}
 binary=${PROBE_BINARY:-}
 if [[ -z $binary ]]; then
   target_dir=${PROBE_STATIC_TARGET_DIR:-$root/target/static}
+  # Under `cargo test` (tests/containers.rs calls this script) cargo hands the test its package's
+  # CARGO_MANIFEST_DIR, CARGO_PKG_* and LD_LIBRARY_PATH. Build scripts watch some of them (ring's
+  # watches CARGO_MANIFEST_DIR), so with them set the build below would differ from the one
+  # scripts/test-all.sh made a step earlier and start again from ring up (minutes of every CI run).
+  while read -r var; do unset "$var"; done < <(compgen -e | grep -E \
+    '^(CARGO_(PKG_|MANIFEST_|CRATE_NAME|BIN_NAME|PRIMARY_PACKAGE|TARGET_TMPDIR)|LD_LIBRARY_PATH$)')
   # glibc, statically linked: the image has no libc. probe resolves names with hickory (no NSS).
   # Packed relative relocations (DT_RELR, glibc 2.36+): the static PIE's ~35,000 relocations in
   # 8 bytes each instead of 24 (0.8 MB less), still loaded at a random address.
