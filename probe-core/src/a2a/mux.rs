@@ -27,6 +27,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use foldhash::fast::RandomState;
+
 use super::{HELLO_SSID_FLIP, SenderSession, Transmit};
 use crate::io::IcmpError;
 use crate::time::Nanos;
@@ -71,8 +73,11 @@ struct Entry<T> {
 /// tag of each session, handed back when it is done.
 #[derive(Debug)]
 pub struct SessionMux<T> {
-    sessions: HashMap<SessionKey, Entry<T>>,
-    by_peer: HashMap<SocketAddr, Vec<SessionKey>>,
+    /// Looked up several times per datagram: foldhash, not the standard hasher (the keys are the
+    /// multiplexer's own numbers and the configured peers' addresses, which a sender of
+    /// datagrams cannot choose, so flooding the tables with collisions is not a concern).
+    sessions: HashMap<SessionKey, Entry<T>, RandomState>,
+    by_peer: HashMap<SocketAddr, Vec<SessionKey>, RandomState>,
     timers: BinaryHeap<Reverse<(Nanos, SessionKey)>>,
     /// Sessions to serve: time to let pass, datagrams to send, deadlines to re-arm.
     ready: VecDeque<SessionKey>,
@@ -92,8 +97,8 @@ impl<T> SessionMux<T> {
     /// An empty multiplexer.
     pub fn new() -> Self {
         SessionMux {
-            sessions: HashMap::new(),
-            by_peer: HashMap::new(),
+            sessions: HashMap::default(),
+            by_peer: HashMap::default(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
             done: VecDeque::new(),

@@ -6,13 +6,25 @@
 //! large the kernel believes its error is — what one-way delay figures can be trusted to.
 
 use std::io;
+use std::sync::OnceLock;
 
 use crate::io::error::IoError;
 
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
-/// Reads the kernel boot id (a random UUID made at boot) as 16 bytes.
+/// The kernel boot id (a random UUID made at boot) as 16 bytes. Read once per process:
+/// it cannot change while the process lives, and every A2A session states it (an agent
+/// starts thousands of sessions a minute). A failed read is tried again next time.
 pub fn boot_id() -> Result<[u8; 16], IoError> {
+    static BOOT_ID: OnceLock<[u8; 16]> = OnceLock::new();
+    if let Some(id) = BOOT_ID.get() {
+        return Ok(*id);
+    }
+    let id = read_boot_id()?;
+    Ok(*BOOT_ID.get_or_init(|| id))
+}
+
+fn read_boot_id() -> Result<[u8; 16], IoError> {
     let text = std::fs::read_to_string(BOOT_ID_PATH).map_err(|source| IoError::ReadSystemFile {
         path: BOOT_ID_PATH,
         source,
@@ -125,6 +137,8 @@ mod tests {
         let a = boot_id().expect("boot id readable");
         let b = boot_id().expect("boot id readable");
         assert_eq!(a, b);
+        // The kept id is the file's.
+        assert_eq!(a, read_boot_id().expect("boot id readable"));
         assert_ne!(a, [0; 16]);
         // Random (version 4) UUID: version nibble 4, variant bits 10.
         assert_eq!(a[6] >> 4, 4);
