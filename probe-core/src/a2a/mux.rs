@@ -247,7 +247,10 @@ impl<T> SessionMux<T> {
         }
     }
 
-    /// A kernel TX timestamp for transmit id `id`.
+    /// A kernel TX timestamp for transmit id `id`. The session is not queued to be served:
+    /// a timestamp changes neither what it sends nor when it needs the clock
+    /// ([`SenderSession::handle_tx_timestamp`]), and serving it again for each would cost a
+    /// pass over its state per datagram.
     pub fn handle_tx_timestamp(&mut self, id: u32, at: Nanos) {
         let (held, key) = self.tx_owners[id as usize % TX_OWNERS];
         if held != id {
@@ -255,7 +258,6 @@ impl<T> SessionMux<T> {
         }
         if let Some(e) = self.sessions.get_mut(&key) {
             e.session.handle_tx_timestamp(id, at);
-            self.enqueue(key);
         }
     }
 

@@ -311,7 +311,9 @@ impl SenderSession {
         self.tx_ids[id as usize % slots] = (id, t.seq.unwrap_or(u32::MAX));
     }
 
-    /// A kernel TX timestamp for transmit id `id`.
+    /// A kernel TX timestamp for transmit id `id`. It refines the statistics only: what the
+    /// session sends and when it next needs the clock ([`SenderSession::poll_timeout`]) do
+    /// not depend on it, so a driver need not serve the session after one.
     pub fn handle_tx_timestamp(&mut self, id: u32, at: Nanos) {
         let (held, seq) = self.tx_ids[id as usize % self.tx_ids.len()];
         if held == id && seq != u32::MAX {

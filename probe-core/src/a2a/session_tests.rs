@@ -77,7 +77,11 @@ fn run(
         reports.extend(s.poll_report());
         while let Some(tx) = s.poll_transmit(Nanos(now), &mut buf) {
             s.note_tx_id(&tx, id);
+            // A timestamp never moves the deadline (the session multiplexer does not serve a
+            // session again for one).
+            let due = s.poll_timeout();
             s.handle_tx_timestamp(id, Nanos(now + 2 * US));
+            assert_eq!(s.poll_timeout(), due, "a TX timestamp moved the deadline");
             id = id.wrapping_add(1);
             if let Some((fwd, rev)) = fate(tx.seq) {
                 path.carry(&buf[..tx.len], now + 2 * US, fwd, rev);
