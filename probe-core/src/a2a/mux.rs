@@ -69,6 +69,17 @@ struct Entry<T> {
     needs_time: bool,
 }
 
+impl<T> Entry<T> {
+    /// Queues the session (its entry, `key`) to be served, once, with time owed first.
+    fn enqueue(&mut self, key: SessionKey, ready: &mut VecDeque<SessionKey>) {
+        if !self.queued {
+            self.queued = true;
+            self.needs_time = true;
+            ready.push_back(key);
+        }
+    }
+}
+
 /// Many sender sessions on one socket (see the module documentation). `T` is the caller's
 /// tag of each session, handed back when it is done.
 #[derive(Debug)]
@@ -193,12 +204,8 @@ impl<T> SessionMux<T> {
     }
 
     fn enqueue(&mut self, key: SessionKey) {
-        if let Some(e) = self.sessions.get_mut(&key)
-            && !e.queued
-        {
-            e.queued = true;
-            e.needs_time = true;
-            self.ready.push_back(key);
+        if let Some(e) = self.sessions.get_mut(&key) {
+            e.enqueue(key, &mut self.ready);
         }
     }
 
@@ -235,7 +242,7 @@ impl<T> SessionMux<T> {
         };
         let e = self.sessions.get_mut(&key)?;
         e.session.handle_datagram_at(bytes, rx, user_rx);
-        self.enqueue(key);
+        e.enqueue(key, &mut self.ready);
         Some(key)
     }
 
@@ -269,7 +276,7 @@ impl<T> SessionMux<T> {
         for key in keys {
             if let Some(entry) = self.sessions.get_mut(&key) {
                 entry.session.handle_icmp_error(e);
-                self.enqueue(key);
+                entry.enqueue(key, &mut self.ready);
             }
         }
     }
@@ -301,7 +308,7 @@ impl<T> SessionMux<T> {
                 && e.armed == Some(at)
             {
                 e.armed = None;
-                self.enqueue(key);
+                e.enqueue(key, &mut self.ready);
             }
         }
     }
